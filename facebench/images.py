@@ -1,0 +1,215 @@
+"""Images: decode, 5-point alignment onto a chip template, and the list of a benchmark's images.
+
+Alignment rule (PROTOCOLS 1.4): the similarity transform that maps the 5 landmarks (left eye, right eye,
+nose, left mouth corner, right mouth corner, as seen in the image) onto the chip template in the least
+squares sense (Umeyama, no reflection), then a bilinear ``cv2.warpAffine`` with border value 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from facebench.errors import FacebenchError
+
+cv2.setNumThreads(1)
+
+ARCFACE_TEMPLATE = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+"""The ArcFace 112x112 5-point template (insightface)."""
+
+ARCFACE_SIZE = 112
+
+
+@dataclass(frozen=True)
+class ChipGeometry:
+    """Where the 5 ArcFace-convention landmarks land in a chip of ``size`` x ``size`` pixels.
+
+    ``fit`` lists the landmark indices the similarity is fitted on (all five for ArcFace chips; the two eye
+    centres for chips whose own template differs below the eyes, such as dlib's).
+    """
+
+    name: str
+    size: int
+    template: np.ndarray
+    fit: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+
+def arcface_chip(size: int = ARCFACE_SIZE) -> ChipGeometry:
+    """The ArcFace template scaled to a ``size`` x ``size`` chip."""
+    return ChipGeometry("arcface", size, ARCFACE_TEMPLATE * (size / ARCFACE_SIZE))
+
+
+def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 matrix of the least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
+
+    Umeyama (1991), without reflection; the same estimate as ``skimage.transform.SimilarityTransform``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
+        raise ValueError(f"need matching (K>=2, 2) point sets, got {src.shape} and {dst.shape}")
+    n = src.shape[0]
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / n
+    d = np.ones(2)
+    if np.linalg.det(cov) < 0:
+        d[1] = -1.0
+    u, s, vt = np.linalg.svd(cov)
+    rank = np.linalg.matrix_rank(cov)
+    if rank == 0:
+        raise ValueError("degenerate landmarks: all points coincide")
+    if rank == 1:
+        if np.linalg.det(u) * np.linalg.det(vt) > 0:
+            rot = u @ vt
+        else:
+            dd = d[1]
+            d[1] = -1.0
+            rot = u @ np.diag(d) @ vt
+            d[1] = dd
+    else:
+        rot = u @ np.diag(d) @ vt
+    var_src = src_c.var(axis=0).sum()
+    scale = (s @ d) / var_src
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = dst_mean - scale * rot @ src_mean
+    return matrix
+
+
+def decode_image(data: bytes | np.ndarray, origin: str) -> np.ndarray:
+    """Decode an encoded image (JPEG/PNG/...) to uint8 RGB ``(H, W, 3)``; an undecodable one is an error."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if buffer.dtype != np.uint8 or buffer.ndim != 1 or buffer.size == 0:
+        raise FacebenchError(f"{origin}: not an encoded image (expected bytes or a 1-D uint8 array)")
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is None:
+        raise FacebenchError(f"{origin}: cannot decode the image (corrupt or not an image file)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str, origin: str | None = None) -> np.ndarray:
+    """Read and decode an image file to uint8 RGB; a missing or corrupt file is an error naming it."""
+    origin = origin or path
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise FacebenchError(f"{origin}: image file not found: {path}") from None
+    except OSError as exc:
+        raise FacebenchError(f"{origin}: cannot read image {path}: {exc}") from None
+    return decode_image(data, origin)
+
+
+def warp_to_chip(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear warp with a 2x3 matrix into a ``size`` x ``size`` chip, border value 0."""
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+def align(image: np.ndarray, landmarks: np.ndarray, chip: ChipGeometry) -> np.ndarray:
+    """Align a raw image with its 5 landmarks onto ``chip`` (similarity fitted on ``chip.fit``)."""
+    idx = list(chip.fit)
+    matrix = umeyama_similarity(np.asarray(landmarks, dtype=np.float64)[idx], chip.template[idx])
+    return warp_to_chip(image, matrix, chip.size)
+
+
+def to_arcface_crop(image: np.ndarray) -> np.ndarray:
+    """A pack image as a 112x112 ArcFace crop: used as is when 112x112, else resized on the short side to
+    112 (bilinear) and centre-cropped."""
+    h, w = image.shape[:2]
+    if (h, w) == (ARCFACE_SIZE, ARCFACE_SIZE):
+        return image
+    scale = ARCFACE_SIZE / min(h, w)
+    nh, nw = max(ARCFACE_SIZE, round(h * scale)), max(ARCFACE_SIZE, round(w * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    top, left = (nh - ARCFACE_SIZE) // 2, (nw - ARCFACE_SIZE) // 2
+    return np.ascontiguousarray(resized[top : top + ARCFACE_SIZE, left : left + ARCFACE_SIZE])
+
+
+def crop_to_chip(crop: np.ndarray, chip: ChipGeometry) -> np.ndarray:
+    """Map an ArcFace 112x112 crop onto another chip geometry (identity for the 112 ArcFace chip)."""
+    if chip.name == "arcface" and chip.size == ARCFACE_SIZE:
+        return crop
+    return align(crop, ARCFACE_TEMPLATE, chip)
+
+
+@dataclass
+class ImageList:
+    """The images of a benchmark in benchmark order: files on disk or encoded blobs from a pack.
+
+    Exactly one of ``paths`` and ``blobs`` is set. ``landmarks`` (``(N, 5, 2)`` float, NaN rows where
+    absent) marks raw images to align; images without landmarks must already be ArcFace crops.
+    ``scores`` optionally carries a per-image detector score (IJB). ``crops`` says the images are already
+    aligned crops (packs): a size other than 112x112 is then resized on the short side; for raw images
+    (``crops=False``, the default for files) a non-112x112 image without landmarks is an error.
+    """
+
+    origin: str
+    paths: Sequence[str] | None = None
+    blobs: Sequence[bytes | np.ndarray] | None = None
+    landmarks: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    names: Sequence[str] | None = field(default=None, repr=False)
+    crops: bool | None = None
+
+    def __post_init__(self) -> None:
+        if (self.paths is None) == (self.blobs is None):
+            raise ValueError("ImageList needs exactly one of paths and blobs")
+        if self.landmarks is not None and self.landmarks.shape != (len(self), 5, 2):
+            raise ValueError(f"landmarks must be ({len(self)}, 5, 2), got {self.landmarks.shape}")
+        if self.crops is None:
+            self.crops = self.blobs is not None
+
+    def __len__(self) -> int:
+        return len(self.paths if self.paths is not None else self.blobs)  # type: ignore[arg-type]
+
+    def describe(self, i: int) -> str:
+        """Human-readable location of image ``i`` for error messages."""
+        if self.paths is not None:
+            return f"{self.origin}: {self.paths[i]}"
+        name = f" ({self.names[i]})" if self.names is not None else ""
+        return f"{self.origin} item {i}{name}"
+
+    def load_chip(self, i: int, chip: ChipGeometry) -> np.ndarray:
+        """Decode image ``i`` and return it as a uint8 RGB chip."""
+        if self.paths is not None:
+            image = read_image(self.paths[i], self.describe(i))
+        else:
+            image = decode_image(self.blobs[i], self.describe(i))  # type: ignore[index]
+        lmk = self.landmarks[i] if self.landmarks is not None else None
+        if lmk is not None and np.isfinite(lmk).all():
+            return align(image, lmk, chip)
+        if not self.crops and image.shape[:2] != (ARCFACE_SIZE, ARCFACE_SIZE):
+            raise FacebenchError(
+                f"{self.describe(i)}: a raw {image.shape[1]}x{image.shape[0]} image without landmarks; "
+                "facebench does not guess a face box: give a landmark file (--landmarks, lines "
+                "'path x1 y1 ... x5 y5') or use 112x112 aligned crops"
+            )
+        return crop_to_chip(to_arcface_crop(image), chip)
+
+    def fingerprint(self) -> str:
+        """sha256 identifying this exact list (paths or blob bytes, landmarks), for cache keys."""
+        digest = hashlib.sha256()
+        if self.paths is not None:
+            for p in self.paths:
+                digest.update(p.encode("utf-8") + b"\0")
+        else:
+            for b in self.blobs:  # type: ignore[union-attr]
+                raw = b.tobytes() if isinstance(b, np.ndarray) else bytes(b)
+                digest.update(hashlib.sha256(raw).digest())
+        if self.landmarks is not None:
+            digest.update(np.ascontiguousarray(self.landmarks, dtype=np.float64).tobytes())
+        return digest.hexdigest()

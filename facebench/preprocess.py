@@ -1,0 +1,167 @@
+"""Input contracts: colour order, pixel normalisation, chip geometry and flip mode.
+
+A checkpoint's input contract is a property of how it was trained, so it is always explicit and recorded.
+Named profiles:
+
+- ``insightface``: RGB, ``(x/255 - 0.5)/0.5`` (= ``(x - 127.5)/127.5``), ArcFace 112x112 chip.
+- ``facexzoo``: BGR, ``(x - 127.5)/128``, ArcFace 112x112 chip.
+- ``raw``: RGB, pixels as float ``0..255`` (graphs that normalise inside).
+- ``dlib``: RGB, ``(x - mean_c)/256`` with dlib's channel means, dlib's 150x150 chip.
+
+A sidecar file ``<checkpoint>.facebench.json`` next to a checkpoint overrides the default profile;
+a ``--profile`` flag overrides both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from facebench.errors import FacebenchError
+from facebench.fileio import write_json
+
+Colour = Literal["rgb", "bgr"]
+Chip = Literal["arcface", "dlib"]
+FlipMode = Literal["add", "concat", "none"]
+
+FLIP_MODES: tuple[str, ...] = ("add", "concat", "none")
+SIDECAR_SUFFIX = ".facebench.json"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One input contract. Pixels are normalised as ``(x - mean[c]) / std[c]`` in the profile's colour order."""
+
+    name: str
+    colour: Colour = "rgb"
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    std: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    chip: Chip = "arcface"
+    size: int = 112
+    flip: FlipMode = "add"
+
+    def __post_init__(self) -> None:
+        if self.colour not in ("rgb", "bgr"):
+            raise FacebenchError(f"profile {self.name!r}: colour must be 'rgb' or 'bgr', got {self.colour!r}")
+        if self.chip not in ("arcface", "dlib"):
+            raise FacebenchError(f"profile {self.name!r}: chip must be 'arcface' or 'dlib', got {self.chip!r}")
+        if self.flip not in FLIP_MODES:
+            raise FacebenchError(f"profile {self.name!r}: flip must be one of {FLIP_MODES}, got {self.flip!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
+            raise FacebenchError(f"profile {self.name!r}: mean and std need 3 values each, std non-zero")
+        if not 16 <= int(self.size) <= 1024:
+            raise FacebenchError(f"profile {self.name!r}: size {self.size} is outside 16..1024")
+
+    def normalise(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 ``(N, H, W, 3)`` RGB chips -> float32 ``(N, 3, H, W)`` in this profile's colour order and scale."""
+        if batch.ndim != 4 or batch.shape[-1] != 3:
+            raise ValueError(f"expected (N, H, W, 3) RGB chips, got shape {batch.shape}")
+        if self.colour == "bgr":
+            batch = batch[..., ::-1]
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(1, 3, 1, 1)
+        if self.colour == "bgr":
+            # mean/std are given in RGB order; the channels are now BGR
+            mean, std = mean[:, ::-1], std[:, ::-1]
+        x -= mean
+        x /= std
+        return x
+
+    def with_flip(self, flip: str) -> "Profile":
+        """The same profile with another flip mode."""
+        return dataclasses.replace(self, flip=flip)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (recorded in every result)."""
+        return {
+            "name": self.name,
+            "colour": self.colour,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "chip": self.chip,
+            "size": self.size,
+            "flip": self.flip,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "profile") -> "Profile":
+        """Build a profile from its dict form; unknown keys are an error naming ``source``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FacebenchError(f"{source}: unknown profile field(s) {unknown}; known: {sorted(known)}")
+        base = PROFILES.get(str(data.get("name", "")), PROFILES["insightface"])
+        merged = {**base.to_dict(), **data}
+        try:
+            return cls(
+                name=str(merged["name"]),
+                colour=str(merged["colour"]).lower(),  # type: ignore[arg-type]
+                mean=tuple(float(v) for v in merged["mean"]),  # type: ignore[arg-type]
+                std=tuple(float(v) for v in merged["std"]),  # type: ignore[arg-type]
+                chip=str(merged["chip"]),  # type: ignore[arg-type]
+                size=int(merged["size"]),
+                flip=str(merged["flip"]),  # type: ignore[arg-type]
+            )
+        except (TypeError, ValueError) as exc:
+            raise FacebenchError(f"{source}: invalid profile value: {exc}") from exc
+
+
+DLIB_MEAN = (122.782, 117.001, 104.298)
+
+PROFILES: dict[str, Profile] = {
+    "insightface": Profile("insightface", "rgb", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
+    "facexzoo": Profile("facexzoo", "bgr", (127.5, 127.5, 127.5), (128.0, 128.0, 128.0)),
+    "raw": Profile("raw", "rgb", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "dlib": Profile("dlib", "rgb", DLIB_MEAN, (256.0, 256.0, 256.0), chip="dlib", size=150),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """A named profile; an unknown name is an error listing the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise FacebenchError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+
+
+def sidecar_path(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's sidecar profile lives: ``<checkpoint>.facebench.json``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + SIDECAR_SUFFIX)
+
+
+def read_sidecar(checkpoint: str | Path) -> Profile | None:
+    """The profile stored beside ``checkpoint``, or ``None`` when there is no sidecar file."""
+    path = sidecar_path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FacebenchError(f"{path}: not a readable JSON profile: {exc}") from exc
+    if not isinstance(data, dict):
+        raise FacebenchError(f"{path}: expected a JSON object with profile fields")
+    data = data.get("profile", data)
+    return Profile.from_dict(data, source=str(path))
+
+
+def write_sidecar(checkpoint: str | Path, profile: Profile) -> Path:
+    """Store ``profile`` as the sidecar of ``checkpoint`` (atomically); return its path."""
+    path = sidecar_path(checkpoint)
+    write_json(path, {"profile": profile.to_dict()})
+    return path
+
+
+def resolve_profile(checkpoint: str | Path | None, name: str | None = None, flip: str | None = None) -> Profile:
+    """The profile for a run: ``--profile`` flag, else the sidecar, else ``insightface``; then ``--flip``."""
+    if name:
+        profile = get_profile(name)
+    else:
+        profile = (read_sidecar(checkpoint) if checkpoint else None) or PROFILES["insightface"]
+    return profile.with_flip(flip) if flip else profile
