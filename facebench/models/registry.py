@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from facebench.errors import FacebenchError
-from facebench.models.backbones import iresnet
+from facebench.models.backbones import attention_irse, iresnet, mobilefacenet
 
 BACKBONES: Mapping[str, Callable[..., torch.nn.Module]] = MappingProxyType(
     {
@@ -23,6 +23,10 @@ BACKBONES: Mapping[str, Callable[..., torch.nn.Module]] = MappingProxyType(
         "iresnet50": iresnet.iresnet50,
         "iresnet100": iresnet.iresnet100,
         "iresnet200": iresnet.iresnet200,
+        "mobilefacenet": mobilefacenet.mobilefacenet,
+        "mobilefacenet_large": mobilefacenet.mobilefacenet_large,
+        "attention56_irse": attention_irse.attention56_irse,
+        "attention92_irse": attention_irse.attention92_irse,
     }
 )
 
