@@ -24,6 +24,7 @@ import numpy as np
 
 from facebench.errors import FacebenchError
 from facebench.fileio import write_json
+from facebench.images import ChipGeometry, arcface_chip
 
 Colour = Literal["rgb", "bgr"]
 Chip = Literal["arcface", "dlib"]
@@ -118,8 +119,17 @@ PROFILES: dict[str, Profile] = {
     "insightface": Profile("insightface", "rgb", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
     "facexzoo": Profile("facexzoo", "bgr", (127.5, 127.5, 127.5), (128.0, 128.0, 128.0)),
     "raw": Profile("raw", "rgb", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-    "dlib": Profile("dlib", "rgb", DLIB_MEAN, (256.0, 256.0, 256.0), chip="dlib", size=150),
+    "dlib": Profile("dlib", "rgb", DLIB_MEAN, (256.0, 256.0, 256.0), chip="dlib", size=150, flip="none"),
 }
+
+
+def chip_geometry(profile: Profile) -> ChipGeometry:
+    """The chip a profile's images are aligned onto: the ArcFace template at ``size``, or dlib's chip."""
+    if profile.chip == "dlib":
+        from facebench.models.dlib import dlib_chip
+
+        return dlib_chip(profile.size)
+    return arcface_chip(profile.size)
 
 
 def get_profile(name: str) -> Profile:

@@ -1,0 +1,230 @@
+"""Benchmark specs: one declarative file per benchmark in ``protocols/<name>.toml``.
+
+A spec names the protocol kind (which evaluator runs it), the file layouts it can be read from (tried in
+order under ``--data-root``), the known counts and official checksums, the table columns it contributes
+and, for verification sets, the accuracy below which a result is implausible. Unknown keys are errors.
+
+Schema (top level)::
+
+    name = "lfw"                # must equal the file stem
+    version = 1                 # bumped whenever the protocol's numbers could change
+    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface
+    title = "LFW"
+    citation = "..."
+    description = "..."         # optional
+    groups = ["verification"]   # optional: names usable in --benchmark (e.g. all-verification)
+    order = 10                  # optional: position in tables and in group expansion (then by name)
+    [counts]                    # known figures, checked against what is read (a mismatch is reported)
+    [[source]]                  # one per distribution, tried in order
+    reader = "binpack"
+    files = { pack = "lfw.bin" }          # role -> path relative to --data-root
+    optional = ["landmarks"]              # roles that may be absent
+    [checksums]                 # file role or name -> list of known official sha256
+    [columns]                   # metric key -> column label in tables
+    [plausible]                 # e.g. min_accuracy = 0.9
+    [options]                   # kind-specific settings, validated by the evaluator
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from facebench.errors import FacebenchError
+
+KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface")
+_TOP_KEYS = {
+    "name", "version", "kind", "title", "citation", "description", "groups", "order", "counts", "source",
+    "checksums", "columns", "plausible", "options",
+}
+_SOURCE_KEYS = {"reader", "files", "optional", "note"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One distribution of a benchmark: a reader and the files it needs (role -> relative path)."""
+
+    reader: str
+    files: Mapping[str, str]
+    optional: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A validated benchmark spec."""
+
+    name: str
+    version: int
+    kind: str
+    title: str
+    citation: str
+    sources: tuple[Source, ...]
+    description: str = ""
+    groups: tuple[str, ...] = ()
+    counts: Mapping[str, int] = field(default_factory=dict)
+    checksums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    columns: Mapping[str, str] = field(default_factory=dict)
+    plausible: Mapping[str, float] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    order: int = 1000
+    path: str = ""
+
+
+def protocols_dir() -> Path:
+    """The directory holding the shipped ``*.toml`` specs (``protocols/`` at the repository top)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "protocols", here / "protocols"):
+        if candidate.is_dir():
+            return candidate
+    try:
+        return Path(str(resources.files("facebench") / "protocols"))
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover
+        raise FacebenchError("cannot find the protocols/ directory of this installation") from None
+
+
+def parse_spec(data: dict[str, Any], origin: str) -> Benchmark:
+    """Validate one spec's TOML table; every problem names ``origin`` and the field."""
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise FacebenchError(f"{origin}: unknown key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}")
+    for key in ("name", "version", "kind", "title", "citation", "source"):
+        if key not in data:
+            raise FacebenchError(f"{origin}: missing required key {key!r}")
+    if data["kind"] not in KINDS:
+        raise FacebenchError(f"{origin}: kind {data['kind']!r} is not one of {KINDS}")
+    if not isinstance(data["version"], int) or data["version"] < 1:
+        raise FacebenchError(f"{origin}: version must be a positive integer")
+    sources = []
+    for i, src in enumerate(data["source"]):
+        bad = sorted(set(src) - _SOURCE_KEYS)
+        if bad:
+            raise FacebenchError(f"{origin}: source {i + 1}: unknown key(s) {bad}; allowed: {sorted(_SOURCE_KEYS)}")
+        if "reader" not in src or "files" not in src:
+            raise FacebenchError(f"{origin}: source {i + 1}: needs 'reader' and 'files'")
+        optional = tuple(src.get("optional", ()))
+        missing_roles = sorted(set(optional) - set(src["files"]))
+        if missing_roles:
+            raise FacebenchError(f"{origin}: source {i + 1}: optional role(s) {missing_roles} not in files")
+        sources.append(Source(str(src["reader"]), dict(src["files"]), optional, str(src.get("note", ""))))
+    checksums = {}
+    for name, values in data.get("checksums", {}).items():
+        values = [values] if isinstance(values, str) else list(values)
+        for v in values:
+            if not (isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)):
+                raise FacebenchError(f"{origin}: checksums.{name}: {v!r} is not a lowercase hex sha256")
+        checksums[name] = tuple(values)
+    return Benchmark(
+        name=str(data["name"]),
+        version=int(data["version"]),
+        kind=str(data["kind"]),
+        title=str(data["title"]),
+        citation=str(data["citation"]),
+        sources=tuple(sources),
+        description=str(data.get("description", "")),
+        groups=tuple(data.get("groups", ())),
+        counts={k: int(v) for k, v in data.get("counts", {}).items()},
+        checksums=checksums,
+        columns=dict(data.get("columns", {})),
+        plausible={k: float(v) for k, v in data.get("plausible", {}).items()},
+        options=dict(data.get("options", {})),
+        order=int(data.get("order", 1000)),
+        path=origin,
+    )
+
+
+def load_benchmarks(directory: str | Path | None = None) -> dict[str, Benchmark]:
+    """Read and validate every spec in ``directory`` (default: the shipped protocols); names are unique."""
+    directory = Path(directory) if directory else protocols_dir()
+    specs: dict[str, Benchmark] = {}
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise FacebenchError(f"{path}: invalid TOML: {exc}") from exc
+        spec = parse_spec(data, str(path))
+        if spec.name != path.stem:
+            raise FacebenchError(f"{path}: name {spec.name!r} differs from the file name {path.stem!r}")
+        if spec.name in specs:
+            raise FacebenchError(f"{path}: duplicate benchmark name {spec.name!r} (also {specs[spec.name].path})")
+        specs[spec.name] = spec
+    return dict(sorted(specs.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """A "did you mean" suffix for an unknown name (empty when nothing is close)."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def select(names: str, specs: Mapping[str, Benchmark]) -> list[Benchmark]:
+    """Resolve ``--benchmark`` text: comma list of names and ``all-<group>`` / ``all``; order kept, no repeats."""
+    chosen: list[Benchmark] = []
+    for token in (t.strip() for t in names.split(",")):
+        if not token:
+            continue
+        if token == "all":
+            group = list(specs.values())
+        elif token.startswith("all-"):
+            wanted = token[4:]
+            group = [s for s in specs.values() if wanted in s.groups]
+            if not group:
+                groups = sorted({g for s in specs.values() for g in s.groups})
+                raise FacebenchError(f"unknown benchmark group {token!r}; known: {', '.join('all-' + g for g in groups)}")
+        elif token in specs:
+            group = [specs[token]]
+        else:
+            raise FacebenchError(f"unknown benchmark {token!r}{suggest(token, specs)} (see `facebench benchmarks`)")
+        chosen.extend(s for s in group if s not in chosen)
+    if not chosen:
+        raise FacebenchError("no benchmark selected: give --benchmark NAME[,NAME...]")
+    return chosen
+
+
+def resolve_source(
+    spec: Benchmark, data_root: str | Path, overrides: Mapping[str, str] | None = None
+) -> tuple[Source, dict[str, Path]]:
+    """The first source whose required files exist under ``data_root`` (after ``ROLE=PATH`` overrides).
+
+    Returns the source and its files as absolute paths (optional roles that are absent are left out).
+    When no source is complete, the error lists what each source looked for.
+    """
+    root = Path(data_root)
+    overrides = dict(overrides or {})
+    reasons = []
+    for src in spec.sources:
+        found: dict[str, Path] = {}
+        missing = []
+        for role, rel in src.files.items():
+            path = Path(overrides[role]) if role in overrides else root / rel
+            if path.exists():
+                found[role] = path
+            elif role not in src.optional:
+                missing.append(f"{role}={path}")
+        if not missing:
+            return src, found
+        reasons.append(f"{src.reader}: missing {', '.join(missing)}")
+    raise FacebenchError(
+        f"{spec.name}: no complete distribution under {root}: " + "; ".join(reasons)
+        + " (set --data-root, or point at a file with --file ROLE=PATH)"
+    )
+
+
+def check_checksum(spec: Benchmark, role: str, path: Path, sha256: str) -> str | None:
+    """A warning naming both hashes when ``path`` is not a known official file (None when known or unlisted)."""
+    known = spec.checksums.get(role) or spec.checksums.get(path.name)
+    if not known or sha256 in known:
+        return None
+    return (
+        f"{spec.name}: {path} has sha256 {sha256}, not the known official {' or '.join(known)}; "
+        "evaluating it anyway (the hash is recorded in the results)"
+    )

@@ -1,0 +1,132 @@
+"""The feature cache: raw extraction outputs stored in chunks, keyed by everything that determines them.
+
+Key = sha256 of (checkpoint sha256, image-list fingerprint, profile colour/mean/std/chip/size, number of
+flip views, backend settings). A cache entry is a directory ``<root>/<key[:2]>/<key>/`` holding
+``manifest.json`` and ``chunk_NNNNNN.npy`` files; each chunk is written atomically, so a chunk file that
+exists is complete and a killed run resumes by computing only the missing chunks.
+
+Default root: ``$FACEBENCH_CACHE`` or ``~/.cache/facebench/features``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facebench.errors import FacebenchError
+from facebench.fileio import save_npy, write_json
+
+MANIFEST = "manifest.json"
+
+
+def default_cache_root() -> Path:
+    """``$FACEBENCH_CACHE`` or ``~/.cache/facebench/features``."""
+    env = os.environ.get("FACEBENCH_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "facebench" / "features"
+
+
+def cache_key(fields: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the key fields."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class FeatureCache:
+    """One cache entry (a directory of chunk files plus a manifest)."""
+
+    directory: Path
+    key: str
+    fields: dict[str, Any]
+    n_images: int
+    chunk_size: int
+
+    @classmethod
+    def open(cls, root: str | Path, fields: dict[str, Any], n_images: int, chunk_size: int) -> "FeatureCache":
+        """Open (creating if needed) the entry for ``fields``; a manifest that disagrees is an error."""
+        key = cache_key(fields)
+        directory = Path(root) / key[:2] / key
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest = directory / MANIFEST
+        expected = {"key": key, "fields": fields, "n_images": n_images, "chunk_size": chunk_size}
+        if manifest.is_file():
+            try:
+                found = json.loads(manifest.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise FacebenchError(f"{manifest}: corrupt cache manifest ({exc}); clear it with `facebench cache clear`") from exc
+            if {k: found.get(k) for k in expected} != expected:
+                raise FacebenchError(
+                    f"{manifest}: cache entry does not match this extraction (different chunk size or list); "
+                    "clear it with `facebench cache clear` or pass --no-cache"
+                )
+        else:
+            write_json(manifest, {**expected, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return cls(directory, key, fields, n_images, chunk_size)
+
+    def chunk_path(self, c: int) -> Path:
+        return self.directory / f"chunk_{c:06d}.npy"
+
+    def has_chunk(self, c: int) -> bool:
+        return self.chunk_path(c).is_file()
+
+    def write_chunk(self, c: int, block: np.ndarray) -> None:
+        """Store chunk ``c`` atomically."""
+        save_npy(self.chunk_path(c), np.asarray(block, dtype=np.float32))
+
+    def read_chunk(self, c: int) -> np.ndarray:
+        """Load chunk ``c``; a damaged file is an error that says how to recover."""
+        path = self.chunk_path(c)
+        try:
+            block = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise FacebenchError(f"{path}: unreadable cache chunk ({exc}); delete it to recompute") from exc
+        expected = min(self.chunk_size, self.n_images - c * self.chunk_size)
+        if block.ndim != 3 or block.shape[0] != expected:
+            raise FacebenchError(f"{path}: cache chunk has shape {block.shape}, expected {expected} rows; delete it")
+        return block
+
+
+def list_entries(root: str | Path) -> list[dict[str, Any]]:
+    """Every cache entry under ``root``: key, fields, images, chunks present, bytes."""
+    entries = []
+    root = Path(root)
+    if not root.is_dir():
+        return entries
+    for manifest in sorted(root.glob(f"*/*/{MANIFEST}")):
+        try:
+            info = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            info = {"key": manifest.parent.name, "fields": {}, "n_images": None, "chunk_size": None}
+        chunks = list(manifest.parent.glob("chunk_*.npy"))
+        n_images, chunk_size = info.get("n_images"), info.get("chunk_size")
+        total = (n_images + chunk_size - 1) // chunk_size if n_images and chunk_size else None
+        entries.append(
+            {
+                "key": info.get("key", manifest.parent.name),
+                "path": str(manifest.parent),
+                "fields": info.get("fields", {}),
+                "n_images": n_images,
+                "chunks": len(chunks),
+                "chunks_total": total,
+                "bytes": sum(p.stat().st_size for p in chunks),
+                "created": info.get("created"),
+            }
+        )
+    return entries
+
+
+def clear_entries(root: str | Path, key_prefix: str | None = None) -> int:
+    """Delete cache entries (all, or those whose key starts with ``key_prefix``); return how many."""
+    removed = 0
+    for entry in list_entries(root):
+        if key_prefix is None or entry["key"].startswith(key_prefix):
+            shutil.rmtree(entry["path"], ignore_errors=True)
+            removed += 1
+    return removed

@@ -1,0 +1,173 @@
+"""What every evaluator receives (the run context) and returns (a benchmark result)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facebench.benchmarks import Benchmark, check_checksum, resolve_source
+from facebench.cache import FeatureCache, default_cache_root
+from facebench.errors import FacebenchError
+from facebench.extract import ExtractOptions, combine_flip, extract_raw
+from facebench.fileio import save_npy, sha256_file
+from facebench.images import ImageList
+from facebench.models.base import Encoder
+from facebench.preprocess import Profile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run was asked to do; recorded in results.json under ``settings``."""
+
+    benchmarks: str
+    data_root: Path
+    out: Path
+    checkpoint: Path | None = None
+    features: Path | None = None
+    arch: str | None = None
+    device: str = "auto"
+    half: bool = False
+    batch_size: int = 64
+    workers: int = 2
+    cache: bool = True
+    cache_dir: Path | None = None
+    kfold_rule: str = "insightface"
+    tar_rule: str = "nearest"
+    file_overrides: dict[str, str] = field(default_factory=dict)
+    save_features: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (paths as strings)."""
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            out[key] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+@dataclass
+class BenchmarkResult:
+    """One benchmark's outcome: metrics (fractions in [0, 1]), the rules that produced them, inputs'
+    sha256, counts, warnings, arrays saved beside results.json (ROC curves, scores) and extras."""
+
+    metrics: dict[str, Any]
+    rules: dict[str, Any]
+    inputs: dict[str, str]
+    counts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """Shared state of one run: settings, the encoder (None with --features), the profile."""
+
+    settings: RunSettings
+    encoder: Encoder | None
+    profile: Profile
+    checkpoint_sha256: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def files(self, spec: Benchmark) -> tuple[str, dict[str, Path]]:
+        """Resolve a benchmark's files: (reader name, role -> path), with ``--file name.role=PATH`` overrides."""
+        prefix = f"{spec.name}."
+        overrides = {k[len(prefix):]: v for k, v in self.settings.file_overrides.items() if k.startswith(prefix)}
+        source, paths = resolve_source(spec, self.settings.data_root, overrides)
+        return source.reader, paths
+
+    def hash_inputs(
+        self, spec: Benchmark, paths: dict[str, Path], warnings: list[str], known: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """sha256 of every input file (directories skipped; ``known`` hashes a reader already computed are
+        reused), warning when a file is not a known official one. Returns ``file name -> sha256``."""
+        inputs: dict[str, str] = dict(known or {})
+        for role, path in paths.items():
+            if path.is_file():
+                digest = inputs.get(path.name) or sha256_file(path)
+                inputs[path.name] = digest
+                warning = check_checksum(spec, role, path, digest)
+                if warning:
+                    log.warning(warning)
+                    warnings.append(warning)
+        return inputs
+
+    def features_for(self, spec: Benchmark, images: ImageList, part: str = "", flip: str | None = None) -> np.ndarray:
+        """Flip-combined, unnormalised features of ``images`` (in order).
+
+        With ``--features``: a ``.npy`` file (single benchmark) or a directory holding
+        ``<benchmark>[_<part>].npy``; the row count must equal the image count. Otherwise the encoder runs
+        (through the feature cache unless ``--no-cache``). ``flip`` overrides the profile's flip mode.
+        """
+        label = f"{spec.name}{'_' + part if part else ''}"
+        if self.settings.features is not None:
+            feats = self._load_features(label, len(images))
+        else:
+            if self.encoder is None:
+                raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
+            profile = self.profile.with_flip(flip) if flip else self.profile
+            feats = combine_flip(self._extract(images, profile, label), profile.flip)
+        if self.settings.save_features is not None:
+            self._save_features(label, feats)
+        return feats
+
+    def _extract(self, images: ImageList, profile: Profile, label: str) -> np.ndarray:
+        s = self.settings
+        options = ExtractOptions(batch_size=s.batch_size, workers=s.workers, progress=s.progress, label=label)
+        cache = None
+        if s.cache:
+            describe = self.encoder.describe() if self.encoder else {}
+            fields = {
+                "checkpoint_sha256": self.checkpoint_sha256,
+                "images": images.fingerprint(),
+                "profile": {k: v for k, v in profile.to_dict().items() if k not in ("name", "flip")},
+                "views": 1 if profile.flip == "none" else 2,
+                "backend": {k: describe.get(k) for k in ("format", "arch", "half", "providers")},
+                "batch_size": s.batch_size,
+            }
+            cache = FeatureCache.open(s.cache_dir or default_cache_root(), fields, len(images), options.chunk_size)
+        import time
+
+        start = time.perf_counter()
+        raw = extract_raw(self.encoder, images, profile, options, cache)  # type: ignore[arg-type]
+        self.timings[label] = time.perf_counter() - start
+        return raw
+
+    def _load_features(self, label: str, n_rows: int) -> np.ndarray:
+        path = self.settings.features
+        assert path is not None
+        if path.is_dir():
+            path = path / f"{label}.npy"
+        if not path.is_file():
+            raise FacebenchError(f"{label}: features file not found: {path}")
+        try:
+            feats = np.load(path, allow_pickle=False, mmap_mode="r")
+        except ValueError as exc:
+            raise FacebenchError(f"{path}: not a plain .npy array ({exc}); pickled arrays are refused") from exc
+        if feats.ndim != 2:
+            raise FacebenchError(f"{path}: expected a 2-D (images, dim) array, got shape {feats.shape}")
+        if feats.shape[0] != n_rows:
+            raise FacebenchError(
+                f"{path}: has {feats.shape[0]} rows but {label} has {n_rows} images; "
+                "features must be one row per image in benchmark order"
+            )
+        if not np.issubdtype(feats.dtype, np.floating):
+            raise FacebenchError(f"{path}: features must be floating point, got {feats.dtype}")
+        feats = np.asarray(feats, dtype=np.float32)
+        if not np.isfinite(feats).all():
+            bad = int(np.argwhere(~np.isfinite(feats))[0, 0])
+            raise FacebenchError(f"{path}: row {bad} contains NaN or infinite values")
+        return feats
+
+    def _save_features(self, label: str, feats: np.ndarray) -> None:
+        target = self.settings.save_features
+        assert target is not None
+        path = target if target.suffix == ".npy" and len(self.settings.benchmarks.split(",")) == 1 else target / f"{label}.npy"
+        save_npy(path, feats)

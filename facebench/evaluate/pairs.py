@@ -1,0 +1,197 @@
+"""Pair verification (LFW, CFP-FP/FF, AgeDB-30, CALFW, CPLFW, VGG2-FP): 10-fold accuracy, ROC, TAR@FAR.
+
+Embedding rule: the flip-combined output is L2-normalised per image (insightface:
+``normalize(f(x) + f(flip(x)))``). Pair i compares rows ``2i`` and ``2i+1``.
+
+- ``kfold_rule="insightface"`` (default): squared Euclidean distance, thresholds ``arange(0, 4, 0.01)``,
+  same when ``dist < thr``, contiguous folds, mean and std (ddof=0); VAL@FAR=1e-3 on ``arange(0, 4, 0.001)``.
+- ``kfold_rule="facexzoo"``: cosine score, threshold maximising TPR - FPR over 1,000 thresholds spanning
+  the train scores, mean and standard error.
+Whatever the fold rule, ROC, AUC, EER and TAR@FAR are computed from the cosine scores of all pairs, with
+the TAR@FAR read-off rule named in ``rules.tar_at_far``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from facebench.benchmarks import Benchmark
+from facebench.errors import FacebenchError
+from facebench.evaluate.common import BenchmarkResult, RunContext
+from facebench.images import ImageList
+from facebench.metrics import kfold as mkfold
+from facebench.metrics import roc as mroc
+
+log = logging.getLogger(__name__)
+
+FAR_TARGETS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+KFOLD_RULES = ("insightface", "facexzoo")
+
+
+def far_key(far: float) -> str:
+    """Results key of a FAR target: ``f"{far:.0e}"`` (``1e-04``)."""
+    return f"{far:.0e}"
+
+
+@dataclass
+class PairData:
+    """A pair set as read: 2N images in pair order, N labels, the sha256 of each input file."""
+
+    images: ImageList
+    issame: np.ndarray
+    inputs: dict[str, str]
+    reader: str
+
+
+# reader name -> "module:function"; each takes (files: role -> Path, spec) and returns PairData
+READERS: dict[str, str] = {
+    "binpack": "facebench.io.pairsets:read_binpack_set",
+    "lfw_pairs": "facebench.io.pairsets:read_lfw_set",
+    "calfw_pairs": "facebench.io.pairsets:read_calfw_set",
+    "cplfw_pairs": "facebench.io.pairsets:read_cplfw_set",
+    "cfp_fp": "facebench.io.pairsets:read_cfp_fp_set",
+    "cfp_ff": "facebench.io.pairsets:read_cfp_ff_set",
+    "agedb_mat": "facebench.io.pairsets:read_agedb_set",
+    "pair_list": "facebench.io.pairsets:read_pair_list_set",
+}
+
+
+def reader(name: str) -> Callable[[dict[str, Path], Benchmark], PairData]:
+    """The reader function registered under ``name``."""
+    try:
+        module, func = READERS[name].split(":")
+    except KeyError:
+        raise FacebenchError(f"unknown pair-set reader {name!r}; known: {', '.join(READERS)}") from None
+    return getattr(importlib.import_module(module), func)
+
+
+def normalise_rows(x: np.ndarray) -> np.ndarray:
+    """Float64 rows divided by their L2 norm (a zero row stays zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
+def verification_metrics(
+    features: np.ndarray,
+    issame: np.ndarray,
+    kfold_rule: str = "insightface",
+    tar_rule: str = "nearest",
+    n_folds: int = 10,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """All verification metrics of a pair set from its 2N flip-combined features.
+
+    Returns (metrics, arrays): metrics as fractions; arrays are the per-pair scores, labels, held-out
+    decisions and the ROC curve, saved beside the results for reports and paired tests.
+    """
+    if kfold_rule not in KFOLD_RULES:
+        raise FacebenchError(f"unknown --kfold-rule {kfold_rule!r}; use {' or '.join(KFOLD_RULES)}")
+    issame = np.asarray(issame, dtype=bool)
+    if features.shape[0] != 2 * issame.shape[0]:
+        raise FacebenchError(f"{features.shape[0]} feature rows for {issame.shape[0]} pairs (need 2 per pair)")
+    emb = normalise_rows(features)
+    e1, e2 = emb[0::2], emb[1::2]
+    dist = np.sum((e1 - e2) ** 2, axis=1)
+    cos = np.sum(e1 * e2, axis=1)
+    if kfold_rule == "insightface":
+        kf = mkfold.insightface_kfold(dist, issame, n_folds=n_folds)
+    else:
+        kf = mkfold.facexzoo_kfold(cos, issame, n_folds=n_folds)
+    val = mkfold.insightface_val_far(dist, issame, far_target=1e-3, n_folds=n_folds)
+    curve = mroc.roc_curve(issame, cos)
+    points = mroc.tar_at_far(curve, FAR_TARGETS, rule=tar_rule)
+    metrics: dict[str, Any] = {
+        "accuracy": float(kf.mean),
+        "accuracy_std": float(kf.std),
+        "auc": float(mroc.auc(curve)),
+        "eer": float(mroc.eer(curve)),
+        "tar_at_far": {far_key(f): float(points[f].tar) for f in FAR_TARGETS},
+        "val_at_far_1e-03": {"val": float(val.val_mean), "val_std": float(val.val_std), "far": float(val.far_mean)},
+        "fold_accuracies": [float(a) for a in kf.accuracies],
+        "fold_thresholds": [float(t) for t in kf.thresholds],
+        "threshold_unit": "squared_l2" if kfold_rule == "insightface" else "cosine",
+    }
+    arrays = {
+        "scores": cos.astype(np.float64),
+        "labels": issame,
+        "predictions": np.asarray(kf.predictions, dtype=bool),
+        "roc_fpr": curve.fpr,
+        "roc_tpr": curve.tpr,
+        "roc_thresholds": curve.thresholds,
+    }
+    return metrics, arrays
+
+
+def balance_warnings(name: str, issame: np.ndarray, n_folds: int = 10) -> list[str]:
+    """Warnings for folds whose same/different balance differs from the set's overall ratio (a reordered pack)."""
+    counts = mkfold.fold_balance(issame, n_folds)
+    total_same = counts[:, 0].sum()
+    share = total_same / max(counts.sum(), 1)
+    warnings = []
+    for k, (same, diff) in enumerate(counts):
+        n = same + diff
+        if n and abs(same / n - share) > 0.1:
+            warnings.append(
+                f"{name}: fold {k + 1} has {same} same / {diff} different pairs (set ratio {share:.2f}): "
+                "the pack looks reordered, so the 10-fold numbers are not comparable to published ones"
+            )
+    return warnings
+
+
+def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
+    """Read the pair set, get its features (extracted or given), compute the metrics."""
+    reader_name, paths = ctx.files(spec)
+    warnings: list[str] = []
+    data = reader(reader_name)(paths, spec)
+    inputs = ctx.hash_inputs(spec, paths, warnings, known=data.inputs)
+    n_pairs = int(data.issame.shape[0])
+    n_folds = int(spec.counts.get("n_folds", 10))
+    expected = spec.counts.get("n_pairs")
+    if expected and expected != n_pairs:
+        w = f"{spec.name}: read {n_pairs} pairs, the official set has {expected}: numbers are not comparable"
+        log.warning(w)
+        warnings.append(w)
+    for w in balance_warnings(spec.name, data.issame, n_folds):
+        log.warning(w)
+        warnings.append(w)
+    features = ctx.features_for(spec, data.images)
+    metrics, arrays = verification_metrics(
+        features, data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, n_folds
+    )
+    low = spec.plausible.get("min_accuracy")
+    if low is not None and metrics["accuracy"] < low:
+        w = (
+            f"{spec.name}: accuracy {metrics['accuracy']:.2%} is implausibly low for this benchmark "
+            f"(expected >= {low:.0%}); the input contract (colour order, normalisation, flip, alignment) "
+            "is the usual cause: run `facebench doctor CHECKPOINT` to find the right profile"
+        )
+        log.warning(w)
+        warnings.append(w)
+    rules = {
+        "kfold": ctx.settings.kfold_rule,
+        "tar_at_far": ctx.settings.tar_rule,
+        "flip": ctx.profile.flip,
+        "embedding": "l2(f(x)+f(flip(x)))" if ctx.profile.flip == "add" else f"l2(flip={ctx.profile.flip})",
+        "score": "cosine",
+        "n_folds": n_folds,
+    }
+    return BenchmarkResult(
+        metrics=metrics,
+        rules=rules,
+        inputs=inputs,
+        counts={"n_pairs": n_pairs, "n_images": len(data.images)},
+        warnings=warnings,
+        arrays=arrays,
+        extra={"reader": data.reader, "images": _image_source(paths)},
+    )
+
+
+def _image_source(paths: dict[str, Path]) -> dict[str, str]:
+    """Where the images came from (for the failure gallery of reports)."""
+    return {role: str(p) for role, p in paths.items()}

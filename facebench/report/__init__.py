@@ -1,0 +1,1 @@
+"""Tables (Markdown, CSV, LaTeX, HTML) and plots from results.json documents."""

@@ -1,0 +1,107 @@
+"""`facebench run`: resolve benchmarks, load the checkpoint once, evaluate each benchmark, write the run.
+
+A benchmark that cannot be read (missing files, malformed lists) is recorded under ``failed`` with its
+message and the others still run; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from facebench.benchmarks import load_benchmarks, select
+from facebench.errors import FacebenchError
+from facebench.evaluate import evaluator_for
+from facebench.evaluate.common import RunContext, RunSettings
+from facebench.extract import init_distributed_from_env
+from facebench.fileio import sha256_file
+from facebench.preprocess import resolve_profile
+from facebench.report.run_report import write_run_report
+from facebench.results import new_document, write_results
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: RunSettings, profile_name: str | None = None, flip: str | None = None) -> tuple[dict[str, Any], int]:
+    """Evaluate every selected benchmark; write results, tables and plots to ``settings.out``.
+
+    Returns the results document and the exit status (0 all benchmarks ran, 1 some failed).
+    """
+    specs = load_benchmarks()
+    chosen = select(settings.benchmarks, specs)
+    if settings.checkpoint is None and settings.features is None:
+        raise FacebenchError("give a CHECKPOINT or --features FILE|DIR")
+    if settings.features is not None and not settings.features.exists():
+        raise FacebenchError(f"--features: {settings.features} does not exist")
+    if settings.features is not None and settings.features.is_file() and len(chosen) > 1:
+        raise FacebenchError(
+            "--features FILE.npy holds one benchmark's features; for several benchmarks give a directory "
+            "with <benchmark>.npy files"
+        )
+    distributed = init_distributed_from_env()
+    rank = _rank() if distributed else 0
+
+    encoder = None
+    checkpoint_info = None
+    checkpoint_sha = None
+    if settings.checkpoint is not None:
+        from facebench.models.loader import load_encoder
+
+        if not settings.checkpoint.is_file():
+            raise FacebenchError(f"checkpoint not found: {settings.checkpoint}")
+        checkpoint_sha = sha256_file(settings.checkpoint)
+        encoder = load_encoder(settings.checkpoint, arch=settings.arch, device=settings.device, half=settings.half)
+        checkpoint_info = {"path": str(settings.checkpoint), "sha256": checkpoint_sha, **encoder.describe()}
+        checkpoint_info["path"] = str(settings.checkpoint)
+        checkpoint_info["sha256"] = checkpoint_sha
+    profile = resolve_profile(settings.checkpoint, profile_name, flip)
+    if encoder is not None and encoder.format == "dlib" and profile_name is None and profile.name != "dlib":
+        from facebench.preprocess import get_profile
+
+        profile = get_profile("dlib").with_flip(flip) if flip else get_profile("dlib")
+    features_info = {"path": str(settings.features)} if settings.features is not None else None
+    ctx = RunContext(settings, encoder, profile, checkpoint_sha)
+
+    doc = new_document({**settings.to_dict(), "profile": profile.to_dict()}, checkpoint_info, features_info)
+    arrays: dict[str, dict[str, Any]] = {}
+    for spec in chosen:
+        log.info("%s: evaluating (%s)", spec.name, spec.kind)
+        try:
+            result = evaluator_for(spec.kind)(spec, ctx)
+        except FacebenchError as exc:
+            log.error("%s: %s", spec.name, exc)
+            doc["failed"][spec.name] = str(exc)
+            continue
+        doc["benchmarks"][spec.name] = {
+            "title": spec.title,
+            "kind": spec.kind,
+            "protocol_version": spec.version,
+            "metrics": result.metrics,
+            "rules": result.rules,
+            "inputs": result.inputs,
+            **result.counts,
+            "columns": dict(spec.columns),
+            "warnings": result.warnings,
+            "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
+            **({"extra": result.extra} if result.extra else {}),
+        }
+        arrays[spec.name] = result.arrays
+    if ctx.timings:
+        doc["timings_s"] = dict(ctx.timings)
+    if rank == 0:
+        write_results(settings.out, doc, arrays)
+        write_run_report(settings.out, doc)
+    return doc, (1 if doc["failed"] else 0)
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank()
+
+
+def default_out_dir(checkpoint: Path | None, features: Path | None) -> Path:
+    """``reports/<checkpoint or features stem>``."""
+    stem = (checkpoint or features or Path("run")).name.split(".")[0] or "run"
+    return Path("reports") / stem
