@@ -1,0 +1,82 @@
+"""Benchmark specs: the shipped protocols validate; selection, source resolution and checksum warnings."""
+
+from __future__ import annotations
+
+import pytest
+
+from facebench.benchmarks import check_checksum, load_benchmarks, parse_spec, resolve_source, select
+from facebench.errors import FacebenchError
+
+MINIMAL = {
+    "name": "x",
+    "version": 1,
+    "kind": "pairs",
+    "title": "X",
+    "citation": "c",
+    "source": [{"reader": "binpack", "files": {"pack": "x.bin"}}],
+}
+
+
+def test_shipped_protocols_are_valid_and_ordered() -> None:
+    specs = load_benchmarks()
+    names = list(specs)
+    for name in ("lfw", "cfp_fp", "cfp_ff", "agedb_30", "calfw", "cplfw", "vgg2_fp"):
+        assert name in specs and specs[name].kind == "pairs"
+    assert names.index("lfw") < names.index("cfp_fp") < names.index("agedb_30")
+    assert specs["lfw"].counts == {"n_pairs": 6000, "n_folds": 10}
+    assert specs["cfp_fp"].counts["n_pairs"] == 7000
+
+
+def test_unknown_keys_are_rejected() -> None:
+    with pytest.raises(FacebenchError, match=r"unknown key\(s\) \['colums'\]"):
+        parse_spec({**MINIMAL, "colums": {}}, "x.toml")
+    with pytest.raises(FacebenchError, match="source 1: unknown key"):
+        parse_spec({**MINIMAL, "source": [{"reader": "r", "files": {}, "path": "p"}]}, "x.toml")
+    with pytest.raises(FacebenchError, match="kind 'pair'"):
+        parse_spec({**MINIMAL, "kind": "pair"}, "x.toml")
+    with pytest.raises(FacebenchError, match="not a lowercase hex sha256"):
+        parse_spec({**MINIMAL, "checksums": {"pack": ["abc"]}}, "x.toml")
+
+
+def test_select_groups_lists_and_suggestions() -> None:
+    specs = load_benchmarks()
+    assert [s.name for s in select("lfw,cplfw,lfw", specs)] == ["lfw", "cplfw"]
+    assert "cfp_ff" in [s.name for s in select("all-verification", specs)]
+    with pytest.raises(FacebenchError, match="did you mean lfw"):
+        select("lwf", specs)
+    with pytest.raises(FacebenchError, match="unknown benchmark group"):
+        select("all-nothing", specs)
+
+
+def test_resolve_source_takes_the_first_complete_distribution(tmp_path) -> None:
+    spec = load_benchmarks()["lfw"]
+    with pytest.raises(FacebenchError) as info:
+        resolve_source(spec, tmp_path)
+    assert "lfw.bin" in str(info.value) and "pairs.txt" in str(info.value)
+    (tmp_path / "lfw").mkdir()
+    (tmp_path / "lfw" / "pairs.txt").write_text("10\t300\n")
+    source, files = resolve_source(spec, tmp_path)
+    assert source.reader == "lfw_pairs" and "landmarks" not in files
+    (tmp_path / "lfw.bin").write_bytes(b"")
+    source, files = resolve_source(spec, tmp_path)
+    assert source.reader == "binpack" and files["pack"] == tmp_path / "lfw.bin"
+    other = tmp_path / "elsewhere.bin"
+    other.write_bytes(b"")
+    _, files = resolve_source(spec, tmp_path, {"pack": str(other)})
+    assert files["pack"] == other
+
+
+def test_checksum_warning_names_both_hashes(tmp_path) -> None:
+    spec = load_benchmarks()["lfw"]
+    known = spec.checksums["pairs"][0]
+    assert check_checksum(spec, "pairs", tmp_path / "pairs.txt", known) is None
+    warning = check_checksum(spec, "pairs", tmp_path / "pairs.txt", "0" * 64)
+    assert warning and known in warning and "0" * 64 in warning
+    assert check_checksum(spec, "pack", tmp_path / "lfw.bin", "1" * 64) is None  # no known pack hash
+
+
+def test_real_lfw_pairs_file_has_the_known_checksum(protocol_files) -> None:
+    from facebench.fileio import sha256_file
+
+    spec = load_benchmarks()["lfw"]
+    assert sha256_file(protocol_files / "lfw" / "pairs.txt") in spec.checksums["pairs"]
