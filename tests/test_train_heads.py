@@ -159,29 +159,38 @@ def test_logits_and_gradients_match_straightforward(kind, kw, loss_kind):
 
 
 def test_clamped_cosines_get_zero_gradient():
-    # a target cosine that rounds above 1 is clamped: value 1, no gradient through it (as torch.clamp)
-    w = torch.tensor([[0.1, 0.7, 0.3], [0.5, -0.2, 0.4]], dtype=torch.float64)
+    # a target cosine that rounds above 1 is clamped to 1 and passes no gradient (as torch.clamp does)
+    gen = torch.Generator().manual_seed(0)
+    y = torch.tensor([0])
     found = None
-    for k in range(1, 2000):
-        x = w[0:1] * (k * 0.37)
-        raw = (x / x.norm(dim=1, keepdim=True)) @ (w / w.norm(dim=1, keepdim=True)).t()
-        if raw[0, 0] > 1:
-            found = x
+    for _ in range(500):
+        w = torch.cat([torch.randn(1, 3, dtype=torch.float64, generator=gen),
+                       torch.tensor([[0.5, -0.2, 0.4]], dtype=torch.float64)])
+        for k in range(1, 50):
+            x = w[0:1] * (k * 0.37)
+            # the head computes s * cos as (x/|x| . w) * (s / |w|)
+            if ((F.normalize(x, dim=1) @ w.t()) * (32.0 / w.norm(dim=1)))[0, 0] > 32.0:
+                found = x
+                break
+        if found is not None:
             break
     assert found is not None, "no rounding case found"
-    y = torch.tensor([0])
     for kind in ("am", "mv-am"):
-        head = make_head(kind, 3, 2).double()
+        head = make_head(kind, 3, 2, easy_margin=False).double()
         with torch.no_grad():
             head.weight.copy_(w)
         xa = found.clone().requires_grad_(True)
-        loss = make_loss()(head(xa, y), y)
-        loss.backward()
+        logits = head(xa, y)
+        assert logits[0, 0].item() == 32 * (1.0 - 0.35)
+        make_loss()(logits, y).backward()
+        # expected: the target logit is the constant s (1 - m); only the other class carries gradient
         xb = found.clone().requires_grad_(True)
         wb = w.clone().requires_grad_(True)
-        ref = F.cross_entropy(straightforward_logits(xb, wb, y, kind), y)
+        other = (F.normalize(xb, dim=1) @ F.normalize(wb, dim=1).t())[0, 1]
+        if kind == "mv-am":
+            other = torch.where(other > 1 - 0.35, 1.2 * other + 0.2, other)
+        ref = F.cross_entropy(32 * torch.stack([torch.tensor(1 - 0.35, dtype=torch.float64), other])[None], y)
         ref.backward()
-        assert abs(loss.item() - ref.item()) < 1e-12
         assert torch.allclose(head.weight.grad, wb.grad, atol=1e-12, rtol=0)
         assert torch.allclose(xa.grad, xb.grad, atol=1e-12, rtol=0)
 
