@@ -1,0 +1,63 @@
+"""Line-numbered readers for the plain-text list formats (whitespace or comma separated).
+
+Every list parser in `facebench.io` reads through here, so every malformed line is reported the same way:
+``<file> line N: expected ..., got ...``. Text is decoded as UTF-8 with ``surrogateescape``, so names in another
+encoding still round-trip to the same bytes on disk; ``\\r\\n`` endings and blank lines are accepted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from facebench.errors import FacebenchError, where
+
+
+def iter_fields(path: str | Path, sep: str | None = None) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, fields)`` for each non-blank line; fields split on whitespace (``sep=None``) or
+    on ``sep`` with surrounding whitespace stripped. Line numbers are 1-based, counting blank lines."""
+    try:
+        handle = open(path, encoding="utf-8", errors="surrogateescape", newline=None)
+    except FileNotFoundError:
+        raise FacebenchError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise FacebenchError(f"{path}: is a directory, expected a list file") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            if sep is None:
+                yield number, text.split()
+            else:
+                yield number, [field.strip() for field in text.split(sep)]
+
+
+def expect_columns(path: str | Path, line: int, fields: list[str], count: int, what: str) -> None:
+    """Raise unless the line has exactly ``count`` fields; ``what`` describes the expected columns."""
+    if len(fields) != count:
+        raise FacebenchError(
+            f"{where(path, line)}: expected {count} columns ({what}), got {len(fields)}: {' '.join(fields)!r}"
+        )
+
+
+def parse_int(path: str | Path, line: int, text: str, what: str, minimum: int | None = None) -> int:
+    """Parse a decimal integer field, naming file, line and field on failure."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise FacebenchError(f"{where(path, line)}: expected an integer {what}, got {text!r}") from None
+    if minimum is not None and value < minimum:
+        raise FacebenchError(f"{where(path, line)}: expected {what} >= {minimum}, got {value}")
+    return value
+
+
+def parse_float(path: str | Path, line: int, text: str, what: str) -> float:
+    """Parse a finite float field, naming file, line and field on failure."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise FacebenchError(f"{where(path, line)}: expected a number for {what}, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise FacebenchError(f"{where(path, line)}: expected a finite number for {what}, got {text!r}")
+    return value
