@@ -1,0 +1,107 @@
+"""``load_encoder``: any supported checkpoint file -> an Encoder.
+
+Format detection, by content first and extension second:
+
+- a zip with TorchScript code (``code/`` or ``constants.pkl``) -> TorchScript;
+- any other zip, or a legacy pickle stream (first byte 0x80) -> PyTorch state_dict (needs ``arch`` unless
+  exactly one registered architecture matches its parameter names and shapes);
+- a file starting with dlib's loss record, or a ``.dat`` file -> dlib network (format ``dlib``, profile
+  ``dlib``);
+- ``.onnx``, or anything else that parses as ONNX -> onnxruntime.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from facebench.errors import FacebenchError
+from facebench.models.base import Encoder
+from facebench.models.torch_backend import TorchEncoder, is_torchscript_archive, load_pytorch, load_torchscript
+
+FORMATS = ("onnx", "torchscript", "pytorch", "dlib")
+
+
+def detect_format(path: str | Path) -> str:
+    """``onnx``, ``torchscript``, ``pytorch`` or ``dlib`` for the file at ``path`` (rules in the module doc)."""
+    from facebench.models.dlib import is_dlib_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FacebenchError(f"{path}: checkpoint file not found")
+    if zipfile.is_zipfile(path):
+        return "torchscript" if is_torchscript_archive(path) else "pytorch"
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head[:1] == b"\x80":
+        return "pytorch"
+    if is_dlib_file(path) or path.suffix.lower() == ".dat":
+        return "dlib"
+    if path.suffix.lower() == ".onnx" or head[:1] == b"\x08":
+        return "onnx"
+    raise FacebenchError(
+        f"{path}: unrecognised checkpoint format; supported: ONNX (.onnx), TorchScript (torch.jit.save), "
+        "PyTorch state_dict (torch.save, with --arch), dlib .dat"
+    )
+
+
+def load_dlib(path: str | Path, *, device: str = "auto", half: bool = False, max_batch: int = 64) -> TorchEncoder:
+    """dlib's ``.dat`` network as an Encoder (150x150 chips, ``dlib`` profile, 128-d descriptors)."""
+    from facebench.models.dlib import build_dlib_model, dlib_profile
+
+    model, net = build_dlib_model(path)
+    return TorchEncoder(
+        model,
+        format="dlib",
+        path=path,
+        device=device,
+        half=half,
+        input_size=model.input_size,
+        architecture="dlib_resnet",
+        normalizes_input=False,
+        default_profile=dlib_profile(net),
+        max_batch=max_batch,
+        extra={"dlib_loss": net.loss, "dlib_input": {"name": net.input["name"], "mean": list(net.input["mean"])}},
+    )
+
+
+def load_encoder(
+    path: str | Path,
+    arch: str | None = None,
+    device: str = "auto",
+    batch_hint: int = 64,
+    *,
+    half: bool = False,
+    input_size: tuple[int, int] | None = None,
+    format: str | None = None,
+) -> Encoder:
+    """Load the checkpoint at ``path`` as an Encoder.
+
+    Args:
+        arch: registered architecture of a PyTorch state_dict (see ``list_backbones()``).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_hint: the most images one forward pass takes; larger ``embed`` calls are split (an ONNX graph
+            with a fixed batch dimension uses that instead).
+        half: fp16 autocast for torch models on CUDA (CPU always runs float32).
+        input_size: ``(H, W)`` for graphs that do not fix it (TorchScript defaults to 112x112).
+        format: force a format instead of detecting it.
+    """
+    kind = format or detect_format(path)
+    if kind not in FORMATS:
+        raise FacebenchError(f"unknown checkpoint format {kind!r}; known: {', '.join(FORMATS)}")
+    if arch is not None and kind not in ("pytorch",):
+        raise FacebenchError(f"{path}: --arch applies to PyTorch state_dicts; this file is {kind}")
+    if kind == "onnx":
+        from facebench.models.onnx_backend import OnnxEncoder
+
+        if half:
+            raise FacebenchError(f"{path}: fp16 autocast applies to torch models; an ONNX graph runs at its own precision")
+        return OnnxEncoder(path, device=device, input_size=input_size, max_batch=batch_hint)
+    if kind == "torchscript":
+        return load_torchscript(path, device=device, half=half, input_size=input_size, max_batch=batch_hint)
+    if kind == "dlib":
+        return load_dlib(path, device=device, half=half, max_batch=batch_hint)
+    encoder = load_pytorch(path, arch, device=device, half=half, max_batch=batch_hint)
+    if input_size is not None and tuple(input_size) != encoder.input_size:
+        raise FacebenchError(f"{path}: architecture {encoder.architecture} takes {encoder.input_size} input, not {input_size}")
+    return encoder
