@@ -13,7 +13,6 @@ the TAR@FAR read-off rule named in ``rules.tar_at_far``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,17 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.images import ImageList
+from facebench.io.binpack import read_bin
+from facebench.io.landmarks import read_landmarks
+from facebench.io.pairlists import (
+    PairList,
+    read_agedb_mat,
+    read_calfw_pairs,
+    read_cfp,
+    read_cplfw_pairs,
+    read_lfw_pairs,
+    read_pair_label_list,
+)
 from facebench.metrics import kfold as mkfold
 from facebench.metrics import roc as mroc
 
@@ -49,26 +59,66 @@ class PairData:
     reader: str
 
 
-# reader name -> "module:function"; each takes (files: role -> Path, spec) and returns PairData
-READERS: dict[str, str] = {
-    "binpack": "facebench.io.pairsets:read_binpack_set",
-    "lfw_pairs": "facebench.io.pairsets:read_lfw_set",
-    "calfw_pairs": "facebench.io.pairsets:read_calfw_set",
-    "cplfw_pairs": "facebench.io.pairsets:read_cplfw_set",
-    "cfp_fp": "facebench.io.pairsets:read_cfp_fp_set",
-    "cfp_ff": "facebench.io.pairsets:read_cfp_ff_set",
-    "agedb_mat": "facebench.io.pairsets:read_agedb_set",
-    "pair_list": "facebench.io.pairsets:read_pair_list_set",
+def _from_pack(files: dict[str, Path], spec: Benchmark) -> PairData:
+    pack = read_bin(files["pack"])
+    return PairData(pack.to_image_list(), pack.issame, pack.inputs, "binpack")
+
+
+def _from_pairlist(pairs: PairList, files: dict[str, Path], image_root: Path, reader_name: str) -> PairData:
+    landmarks = read_landmarks(files["landmarks"], image_root) if "landmarks" in files else None
+    if not pairs.is_kfold_layout():
+        raise FacebenchError(f"{pairs.origin}: pairs are not in contiguous fold order; cannot apply the 10-fold rule")
+    return PairData(pairs.to_image_list(landmarks), pairs.issame, dict(pairs.inputs), reader_name)
+
+
+def _lfw(files: dict[str, Path], spec: Benchmark) -> PairData:
+    return _from_pairlist(read_lfw_pairs(files["pairs"], files["images"]), files, files["images"], "lfw_pairs")
+
+
+def _pair_list(files: dict[str, Path], spec: Benchmark) -> PairData:
+    pairs = read_pair_label_list(files["pairs"], files["images"])
+    return _from_pairlist(pairs, files, files["images"], "pair_list")
+
+
+def _calfw(files: dict[str, Path], spec: Benchmark) -> PairData:
+    return _from_pairlist(read_calfw_pairs(files["pairs"], files["images"]), files, files["images"], "calfw_pairs")
+
+
+def _cplfw(files: dict[str, Path], spec: Benchmark) -> PairData:
+    return _from_pairlist(read_cplfw_pairs(files["pairs"], files["images"]), files, files["images"], "cplfw_pairs")
+
+
+def _cfp_fp(files: dict[str, Path], spec: Benchmark) -> PairData:
+    return _from_pairlist(read_cfp(files["root"], "FP"), files, files["root"], "cfp_fp")
+
+
+def _cfp_ff(files: dict[str, Path], spec: Benchmark) -> PairData:
+    return _from_pairlist(read_cfp(files["root"], "FF"), files, files["root"], "cfp_ff")
+
+
+def _agedb(files: dict[str, Path], spec: Benchmark) -> PairData:
+    return _from_pairlist(read_agedb_mat(files["protocol"], files["images"]), files, files["images"], "agedb_mat")
+
+
+READERS: dict[str, Callable[[dict[str, Path], Benchmark], PairData]] = {
+    "binpack": _from_pack,
+    "lfw_pairs": _lfw,
+    "pair_list": _pair_list,
+    "calfw_pairs": _calfw,
+    "cplfw_pairs": _cplfw,
+    "cfp_fp": _cfp_fp,
+    "cfp_ff": _cfp_ff,
+    "agedb_mat": _agedb,
 }
+"""Pair-set readers by the name used in ``protocols/*.toml``; each takes (files: role -> Path, spec)."""
 
 
 def reader(name: str) -> Callable[[dict[str, Path], Benchmark], PairData]:
     """The reader function registered under ``name``."""
     try:
-        module, func = READERS[name].split(":")
+        return READERS[name]
     except KeyError:
         raise FacebenchError(f"unknown pair-set reader {name!r}; known: {', '.join(READERS)}") from None
-    return getattr(importlib.import_module(module), func)
 
 
 def normalise_rows(x: np.ndarray) -> np.ndarray:

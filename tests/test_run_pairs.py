@@ -1,0 +1,154 @@
+"""`facebench run` on pair sets end to end: metrics against an independent computation of the rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_curve
+
+from facebench.cli import main
+from facebench.io.binpack import write_bin
+from tests.fakes import jpeg_bytes, random_images
+
+N_PAIRS = 600
+
+
+def _features(n_pairs: int, seed: int = 0, dim: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic 2N features: same pairs share an identity vector plus noise; 10 balanced folds."""
+    rng = np.random.default_rng(seed)
+    per_fold = n_pairs // 10
+    issame = np.tile(np.r_[np.ones(per_fold // 2, bool), np.zeros(per_fold - per_fold // 2, bool)], 10)
+    feats = np.empty((2 * n_pairs, dim), np.float32)
+    for i, same in enumerate(issame):
+        a = rng.standard_normal(dim)
+        b = a if same else rng.standard_normal(dim)
+        feats[2 * i] = a + 0.9 * rng.standard_normal(dim)
+        feats[2 * i + 1] = b + 0.9 * rng.standard_normal(dim)
+    return feats, issame
+
+
+def _insightface_reference(feats: np.ndarray, issame: np.ndarray) -> tuple[float, float, float]:
+    """The insightface 10-fold rule written out plainly: accuracy mean, std, VAL@FAR=1e-3 mean."""
+    emb = feats.astype(np.float64)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    dist = ((emb[0::2] - emb[1::2]) ** 2).sum(1)
+    n = len(issame)
+    folds = np.array_split(np.arange(n), 10)
+    thresholds = np.arange(0, 4, 0.01)
+    accs, vals = [], []
+    for test in folds:
+        train = np.setdiff1d(np.arange(n), test)
+        best, best_acc = None, -1.0
+        for t in thresholds:
+            acc = np.mean((dist[train] < t) == issame[train])
+            if acc > best_acc:
+                best, best_acc = t, acc
+        accs.append(np.mean((dist[test] < best) == issame[test]))
+        grid = np.arange(0, 4, 0.001)
+        far_train = np.array([np.sum((dist[train] < t) & ~issame[train]) / np.sum(~issame[train]) for t in grid])
+        thr = _slinear_scipy18(far_train, grid, 1e-3) if far_train.max() >= 1e-3 else 0.0
+        vals.append(np.sum((dist[test] < thr) & issame[test]) / np.sum(issame[test]))
+    return float(np.mean(accs)), float(np.std(accs)), float(np.mean(vals))
+
+
+def _slinear_scipy18(x: np.ndarray, y: np.ndarray, at: float) -> float:
+    """What insightface's ``interp1d(far, thr, kind='slinear')(at)`` returned with SciPy <= 1.8 (repeated x
+    allowed): stable sort by x, the last segment start with x <= at, linear interpolation on that segment."""
+    pts = sorted(zip(x.tolist(), range(len(x)), y.tolist()))
+    start = 0
+    for k in range(len(pts) - 1):
+        if pts[k][0] <= at:
+            start = k
+    (x0, _, y0), (x1, _, y1) = pts[start], pts[start + 1]
+    if x1 == x0:
+        return 0.0
+    return y0 + (y1 - y0) * (at - x0) / (x1 - x0)
+
+
+def _nearest_tar(issame: np.ndarray, scores: np.ndarray, far: float) -> float:
+    fpr, tpr, _ = roc_curve(issame, scores)
+    fpr, tpr = np.flipud(fpr), np.flipud(tpr)
+    return float(tpr[np.argmin(np.abs(fpr - far))])
+
+
+@pytest.fixture(scope="module")
+def pack_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    feats, issame = _features(N_PAIRS)
+    blobs = [jpeg_bytes(im) for im in random_images(2 * N_PAIRS, seed=5)]
+    write_bin(root / "lfw.bin", blobs, issame)
+    np.save(root / "feats.npy", feats)
+    return root
+
+
+def test_run_with_features_matches_the_insightface_rule(pack_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    status = main(["-q", "run", "--features", str(pack_root / "feats.npy"), "-b", "lfw",
+                   "--data-root", str(pack_root), "--out", str(out)])
+    assert status == 0
+    doc = json.loads((out / "results.json").read_text())
+    entry = doc["benchmarks"]["lfw"]
+    feats, issame = _features(N_PAIRS)
+    acc, std, val = _insightface_reference(feats, issame)
+    assert abs(entry["metrics"]["accuracy"] - acc) <= 1e-12
+    assert abs(entry["metrics"]["accuracy_std"] - std) <= 1e-12
+    assert abs(entry["metrics"]["val_at_far_1e-03"]["val"] - val) <= 1e-12
+    emb = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    scores = (emb[0::2].astype(np.float64) * emb[1::2]).sum(1)
+    for key, far in (("1e-03", 1e-3), ("1e-02", 1e-2), ("1e-01", 1e-1)):
+        assert entry["metrics"]["tar_at_far"][key] == pytest.approx(_nearest_tar(issame, scores, far), abs=1e-12)
+    assert entry["rules"]["kfold"] == "insightface" and entry["rules"]["tar_at_far"] == "nearest"
+    assert entry["n_pairs"] == N_PAIRS
+    assert len(entry["inputs"]["lfw.bin"]) == 64
+    assert "count" not in "".join(entry["warnings"]) or "6000" in "".join(entry["warnings"])
+    for name in ("table.md", "table.csv", "table.tex", "roc.png", "lfw.npz"):
+        assert (out / name).is_file()
+    assert f"{100 * acc:.2f}" in (out / "table.md").read_text()
+
+
+def test_features_with_wrong_row_count_is_an_error(pack_root: Path, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((10, 4), np.float32))
+    status = main(["-q", "run", "--features", str(bad), "-b", "lfw", "--data-root", str(pack_root),
+                   "--out", str(tmp_path / "o")])
+    assert status == 1
+    assert "has 10 rows but lfw has 1200 images" in capsys.readouterr().err
+
+
+def test_missing_benchmark_files_fail_that_benchmark_only(pack_root: Path, tmp_path: Path) -> None:
+    feats_dir = tmp_path / "feats"
+    feats_dir.mkdir()
+    np.save(feats_dir / "lfw.npy", np.load(pack_root / "feats.npy"))
+    out = tmp_path / "o"
+    status = main(["-q", "run", "--features", str(feats_dir), "-b", "lfw,cplfw", "--data-root", str(pack_root),
+                   "--out", str(out)])
+    assert status == 1
+    doc = json.loads((out / "results.json").read_text())
+    assert "lfw" in doc["benchmarks"] and "cplfw" in doc["failed"]
+    assert "cplfw.bin" in doc["failed"]["cplfw"]
+
+
+def test_malicious_pack_is_refused_and_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "lfw.bin").write_bytes(pickle.dumps((Payload(), [True]), protocol=2))
+    np.save(tmp_path / "f.npy", np.zeros((2, 4), np.float32))
+    proc = subprocess.run(
+        [sys.executable, "-m", "facebench", "run", "--features", str(tmp_path / "f.npy"), "-b", "lfw",
+         "--data-root", str(tmp_path), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode != 0
+    assert "system" in proc.stderr and "refused" in proc.stderr
+    assert not marker.exists()
