@@ -1,0 +1,77 @@
+"""Verification and identification metrics: pure numpy/scipy/scikit-learn functions, arrays in, numbers out.
+
+Nothing here imports the rest of facebench. Every function states its exact rule (threshold side, tie
+handling, which reference implementation it reproduces) in its docstring, and every result names the
+rule it used.
+
+- :mod:`.roc`: ROC curve, TAR@FAR read-off rules (``nearest``/``le``/``interp``), AUC, EER, FAR thresholds.
+- :mod:`.kfold`: the 10-fold accuracy rules of insightface and FaceX-Zoo, VAL@FAR, fold balance.
+- :mod:`.identification`: open-set 1:N (CMC, TPIR@FPIR) and insightface's legacy 1:N numbers.
+- :mod:`.stats`: cluster bootstrap, paired bootstrap, exact McNemar, Clopper-Pearson.
+"""
+
+from facebench.metrics.identification import cmc_curve, legacy_insightface_1n, open_set_identification
+from facebench.metrics.kfold import (
+    KFoldResult,
+    ValFar,
+    facexzoo_kfold,
+    fold_balance,
+    insightface_kfold,
+    insightface_val_far,
+    is_balanced,
+    kfold_indices,
+)
+from facebench.metrics.roc import (
+    DEFAULT_FAR_TARGETS,
+    TAR_AT_FAR_RULES,
+    OperatingPoint,
+    RocCurve,
+    auc,
+    cos_to_sqeuclidean,
+    eer,
+    roc_curve,
+    sqeuclidean_to_cos,
+    tar_at_far,
+    threshold_at_far,
+)
+from facebench.metrics.stats import (
+    BootstrapResult,
+    McNemarResult,
+    PairedBootstrapResult,
+    bootstrap_ci,
+    clopper_pearson,
+    mcnemar,
+    paired_bootstrap,
+)
+
+__all__ = [
+    "DEFAULT_FAR_TARGETS",
+    "TAR_AT_FAR_RULES",
+    "BootstrapResult",
+    "KFoldResult",
+    "McNemarResult",
+    "OperatingPoint",
+    "PairedBootstrapResult",
+    "RocCurve",
+    "ValFar",
+    "auc",
+    "bootstrap_ci",
+    "clopper_pearson",
+    "cmc_curve",
+    "cos_to_sqeuclidean",
+    "eer",
+    "facexzoo_kfold",
+    "fold_balance",
+    "insightface_kfold",
+    "insightface_val_far",
+    "is_balanced",
+    "kfold_indices",
+    "legacy_insightface_1n",
+    "mcnemar",
+    "open_set_identification",
+    "paired_bootstrap",
+    "roc_curve",
+    "sqeuclidean_to_cos",
+    "tar_at_far",
+    "threshold_at_far",
+]

@@ -1,0 +1,208 @@
+"""ROC curve, TAR@FAR read-off rules, AUC, EER and FAR thresholds for pair verification.
+
+Convention throughout: a higher score means "more likely the same person", and a pair is accepted when
+``score >= threshold`` (scikit-learn's convention). Squared-Euclidean distances between unit vectors
+convert with :func:`sqeuclidean_to_cos` (``d = 2 - 2 cos``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sklearn.metrics
+from numpy.typing import ArrayLike
+
+from facebench.metrics import _counting
+from facebench.metrics._validation import (
+    as_labels,
+    as_scores,
+    check_both_classes,
+    check_rate,
+    check_same_length,
+)
+
+#: The TAR@FAR read-off rules :func:`tar_at_far` knows, default first.
+TAR_AT_FAR_RULES = ("nearest", "le", "interp")
+
+#: The FAR targets reported by default (the IJB tables' columns).
+DEFAULT_FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@dataclass(frozen=True, eq=False)
+class RocCurve:
+    """A ROC curve as :func:`sklearn.metrics.roc_curve` returns it.
+
+    ``fpr`` and ``tpr`` are non-decreasing; ``thresholds`` decreasing, ``thresholds[0] = inf`` (the
+    point (0, 0) where nothing is accepted). Point i is the rates of ``score >= thresholds[i]``.
+    ``drop_intermediate`` records whether collinear points were thinned out (sklearn's default).
+    """
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray
+    n_genuine: int
+    n_impostor: int
+    drop_intermediate: bool
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One point read off a curve: the true accept rate, the false accept rate and the threshold.
+
+    ``threshold`` is NaN for an interpolated point that no single threshold realises.
+    """
+
+    tar: float
+    far: float
+    threshold: float
+
+
+def roc_curve(labels: ArrayLike, scores: ArrayLike, drop_intermediate: bool = True) -> RocCurve:
+    """The ROC curve of similarity ``scores`` against same/different ``labels``.
+
+    A thin wrapper over :func:`sklearn.metrics.roc_curve` (arrays equal to it, bit for bit) that checks
+    its inputs: ``labels`` booleans or 0/1 (1 = same person), ``scores`` finite, both classes present.
+
+    >>> roc = roc_curve([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    >>> roc.fpr.tolist(), roc.tpr.tolist()
+    ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
+    """
+    issame = as_labels(labels, "labels")
+    values = as_scores(scores, "scores")
+    check_same_length(labels=issame, scores=values)
+    n_genuine, n_impostor = check_both_classes(issame, "roc_curve")
+    fpr, tpr, thresholds = sklearn.metrics.roc_curve(issame, values, drop_intermediate=drop_intermediate)
+    return RocCurve(fpr, tpr, thresholds, n_genuine, n_impostor, bool(drop_intermediate))
+
+
+def tar_at_far(
+    roc: RocCurve,
+    targets: ArrayLike = DEFAULT_FAR_TARGETS,
+    rule: str = "nearest",
+) -> dict[float, OperatingPoint]:
+    """The true accept rate at each target false accept rate, read off ``roc`` by ``rule``.
+
+    Rules (PROTOCOLS 2.4):
+
+    - ``nearest`` (insightface ``recognition/_evaluation_/ijb/ijb_11.py``): the arrays are reversed
+      (descending FPR) and the first point minimising ``|fpr - target|`` is taken, i.e.
+      ``np.argmin(np.abs(fpr[::-1] - target))``. Ties therefore go to the point met first in descending
+      order: at equal FPR (the two ends of a vertical step) the higher TPR; for two FPRs exactly as far
+      below and above the target, the one above. The chosen FPR may exceed the target. Defined on the
+      curve as given; insightface reads it from sklearn's default thinned curve (``drop_intermediate``).
+    - ``le`` (bob.measure's sense of "at FAR"): the highest TPR among points with ``fpr <= target``;
+      of the points reaching it, the one with the lowest FPR (highest threshold) is reported. Exact on
+      any curve except in one corner: thinning drops collinear points, and when the target falls
+      inside a run of thresholds each tying genuine and impostor scores in the same counts, the dropped
+      point could be higher; use ``roc_curve(..., drop_intermediate=False)`` for quantised scores.
+      (bob's own ``roc_for_far`` only tries impostor scores as thresholds, so it can report less when
+      genuine scores fall strictly between two impostor scores.)
+    - ``interp``: TPR linearly interpolated at FPR = target between the last point with
+      ``fpr <= target`` and the next one; ``far`` is the target. A target hit exactly returns that point
+      (the top of a vertical step) with its threshold; a strictly interpolated point has threshold NaN.
+
+    Unknown rules are a ValueError. Keys of the result are the targets as given (as floats).
+
+    >>> roc = roc_curve([0, 0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.6, 0.5, 0.9])
+    >>> roc.fpr.tolist(), roc.tpr.tolist()
+    ([0.0, 0.0, 0.25, 0.25, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
+    >>> tar_at_far(roc, [0.2], "le")[0.2]
+    OperatingPoint(tar=0.5, far=0.0, threshold=0.9)
+    >>> tar_at_far(roc, [0.2], "nearest")[0.2]
+    OperatingPoint(tar=1.0, far=0.25, threshold=0.5)
+    >>> tar_at_far(roc, [0.2], "interp")[0.2].tar  # between (0, 0.5) and (0.25, 0.5)
+    0.5
+    """
+    if rule not in TAR_AT_FAR_RULES:
+        raise ValueError(f"unknown TAR@FAR rule {rule!r}; the rules are {', '.join(TAR_AT_FAR_RULES)}")
+    wanted = [check_rate(t, "FAR target") for t in np.atleast_1d(np.asarray(targets, dtype=float))]
+    fpr, tpr, thresholds = roc.fpr, roc.tpr, roc.thresholds
+    points: dict[float, OperatingPoint] = {}
+    for target in wanted:
+        if rule == "nearest":
+            reversed_index = int(np.argmin(np.abs(fpr[::-1] - target)))
+            i = fpr.size - 1 - reversed_index
+            points[target] = OperatingPoint(float(tpr[i]), float(fpr[i]), float(thresholds[i]))
+            continue
+        i = int(np.searchsorted(fpr, target, side="right")) - 1  # last point with fpr <= target
+        if rule == "le":
+            i = int(np.searchsorted(tpr, tpr[i], side="left"))  # first point reaching that TPR
+            points[target] = OperatingPoint(float(tpr[i]), float(fpr[i]), float(thresholds[i]))
+            continue
+        if fpr[i] == target or i == fpr.size - 1:
+            points[target] = OperatingPoint(float(tpr[i]), float(fpr[i]), float(thresholds[i]))
+            continue
+        j = i + 1
+        weight = (target - fpr[i]) / (fpr[j] - fpr[i])
+        points[target] = OperatingPoint(float(tpr[i] + weight * (tpr[j] - tpr[i])), target, float("nan"))
+    return points
+
+
+def auc(roc: RocCurve) -> float:
+    """Area under the ROC curve by the trapezoidal rule (equals :func:`sklearn.metrics.roc_auc_score`).
+
+    Thinning collinear points does not change the area.
+    """
+    return float(sklearn.metrics.auc(roc.fpr, roc.tpr))
+
+
+def eer(roc: RocCurve) -> float:
+    """Equal error rate: where the ROC crosses FNR = FPR (FNR = 1 - TPR).
+
+    With d = FPR - FNR (non-decreasing along the curve, -1 at the first point, +1 at the last), take the
+    first point k with d >= 0. If d is exactly 0 there, the EER is its FPR; otherwise the ROC segment
+    from point k-1 to k is followed linearly to where it meets the line TPR = 1 - FPR and the EER is the
+    FPR there: ``fpr[k-1] + w (fpr[k] - fpr[k-1])`` with ``w = -d[k-1] / (d[k] - d[k-1])``. This is the
+    exact root that insightface/facenet find with ``brentq`` on ``interp1d(fpr, tpr)``; thinning does not
+    change it.
+
+    >>> eer(roc_curve([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9]))
+    0.5
+    """
+    d = roc.fpr - (1.0 - roc.tpr)
+    k = int(np.argmax(d >= 0))
+    if d[k] == 0:
+        return float(roc.fpr[k])
+    a = k - 1
+    weight = -d[a] / (d[k] - d[a])
+    return float(roc.fpr[a] + weight * (roc.fpr[k] - roc.fpr[a]))
+
+
+def threshold_at_far(impostor_scores: ArrayLike, far: float) -> float:
+    """The smallest threshold t, among the impostor score values, with ``share(impostor >= t) <= far``.
+
+    Between two consecutive impostor values the share accepted is constant, so the smallest qualifying
+    impostor value is the lowest threshold with that FAR. When even the largest impostor score gives a
+    share above ``far`` (e.g. ``far < 1/n``), t is the next float above the maximum, where FAR = 0.
+    This is bob.measure's ``far_threshold`` rule (accept ``score >= t``), except that bob returns a value
+    just below the minimum for ``far = 1``; here the minimum itself (same FAR, 1).
+
+    For squared-Euclidean distances between unit vectors pass ``-d`` or convert with
+    :func:`sqeuclidean_to_cos` first, and map the threshold back with :func:`cos_to_sqeuclidean`
+    (accept ``cos >= t`` is ``d <= 2 - 2t``).
+
+    >>> threshold_at_far([0.1, 0.2, 0.3, 0.4], 0.5)
+    0.3
+    >>> threshold_at_far([0.1, 0.2, 0.3, 0.3], 0.25) > 0.3
+    True
+    """
+    values = as_scores(impostor_scores, "impostor_scores")
+    if values.size == 0:
+        raise ValueError("threshold_at_far needs at least one impostor score; got none")
+    rate = check_rate(far, "far")
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    return _counting.lowest_threshold_at_rate(np.sort(values), rate)
+
+
+def cos_to_sqeuclidean(cos: ArrayLike) -> np.ndarray | float:
+    """Squared Euclidean distance between unit vectors with cosine ``cos``: ``2 - 2 cos``."""
+    result = 2.0 - 2.0 * np.asarray(cos, dtype=float)
+    return float(result) if result.ndim == 0 else result
+
+
+def sqeuclidean_to_cos(distance: ArrayLike) -> np.ndarray | float:
+    """Cosine between unit vectors at squared Euclidean ``distance``: ``1 - d / 2``."""
+    result = 1.0 - np.asarray(distance, dtype=float) / 2.0
+    return float(result) if result.ndim == 0 else result
