@@ -171,6 +171,7 @@ def verification_metrics(
         "scores": cos.astype(np.float64),
         "labels": issame,
         "predictions": np.asarray(kf.predictions, dtype=bool),
+        "correct": np.asarray(kf.correct, dtype=bool),
         "roc_fpr": curve.fpr,
         "roc_tpr": curve.tpr,
         "roc_thresholds": curve.thresholds,
