@@ -24,7 +24,8 @@ def checkpoint(tmp_path_factory):
 
 def test_export_writes_both_formats_after_parity(checkpoint, tmp_path, capsys):
     onnx_out, ts_out = tmp_path / "m.onnx", tmp_path / "m.pt"
-    status = main(["-q", "export", str(checkpoint), "--arch", "mobilefacenet", "--onnx", str(onnx_out), "--torchscript", str(ts_out)])
+    args = ["--onnx", str(onnx_out), "--torchscript", str(ts_out)]
+    status = main(["-q", "export", str(checkpoint), "--arch", "mobilefacenet", *args])
     printed = capsys.readouterr().out
     assert status == 0
     assert f"wrote {onnx_out} (onnx); parity on 3 random inputs: max abs diff" in printed
@@ -43,7 +44,8 @@ def test_export_writes_both_formats_after_parity(checkpoint, tmp_path, capsys):
 
 def test_export_fails_above_tolerance_and_writes_nothing(checkpoint, tmp_path, capsys):
     out = tmp_path / "strict.onnx"
-    status = main(["-q", "export", str(checkpoint), "--arch", "mobilefacenet", "--onnx", str(out), "--tolerance", "1e-12"])
+    args = ["--onnx", str(out), "--tolerance", "1e-12"]
+    status = main(["-q", "export", str(checkpoint), "--arch", "mobilefacenet", *args])
     assert status == 1
     assert "parity check failed" in capsys.readouterr().out
     assert not out.exists()

@@ -89,6 +89,10 @@ def test_iresnet_published_sizes():
     assert round(_iresnet_parameter_count(DEPTHS["iresnet100"]) / 1e6, 1) == 65.2
 
 
+def _bn(prefix):
+    return [prefix + s for s in (".weight", ".bias", ".running_mean", ".running_var", ".num_batches_tracked")]
+
+
 def test_iresnet_keys_follow_arcface_torch():
     """The state_dict key layout of arcface_torch's backbones/iresnet.py, key by key for iresnet18."""
     expected = ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
@@ -96,10 +100,10 @@ def test_iresnet_keys_follow_arcface_torch():
     for stage, depth in enumerate((2, 2, 2, 2), start=1):
         for block in range(depth):
             p = f"layer{stage}.{block}."
-            bn = lambda n: [p + n + s for s in (".weight", ".bias", ".running_mean", ".running_var", ".num_batches_tracked")]  # noqa: E731
-            expected += bn("bn1") + [p + "conv1.weight"] + bn("bn2") + [p + "prelu.weight", p + "conv2.weight"] + bn("bn3")
+            expected += _bn(p + "bn1") + [p + "conv1.weight"] + _bn(p + "bn2")
+            expected += [p + "prelu.weight", p + "conv2.weight"] + _bn(p + "bn3")
             if block == 0:
-                expected += [p + "downsample.0.weight"] + [k.replace("bn1", "downsample.1") for k in bn("bn1")]
+                expected += [p + "downsample.0.weight"] + _bn(p + "downsample.1")
     expected += ["bn2.weight", "bn2.bias", "bn2.running_mean", "bn2.running_var", "bn2.num_batches_tracked",
                  "fc.weight", "fc.bias", "features.weight", "features.bias", "features.running_mean",
                  "features.running_var", "features.num_batches_tracked"]  # fmt: skip

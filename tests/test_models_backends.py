@@ -163,7 +163,8 @@ class _Spatial(nn.Module):
 def test_output_that_is_not_an_embedding_is_rejected(tmp_path):
     path = tmp_path / "spatial.pt"
     torch.jit.save(torch.jit.trace(_Spatial(), torch.zeros(1, 3, 112, 112)), path)
-    with pytest.raises(FacebenchError, match=r"output has shape \(2, 3, 4, 4\) for 2 images; an embedding model must return \(N, D\)"):
+    expected = r"output has shape \(2, 3, 4, 4\) for 2 images; an embedding model must return \(N, D\)"
+    with pytest.raises(FacebenchError, match=expected):
         load_encoder(path, device="cpu")
 
 

@@ -68,7 +68,8 @@ def _pool(name: str, k: int, stride: int, pad: int = 0) -> bytes:
 
 def _fc(w: np.ndarray) -> bytes:  # no bias; dlib stores W as inputs x outputs
     n_in, n_out = w.shape
-    return _str("fc_2") + _int(n_out) + _int(n_in) + _tensor(w.reshape(-1, 1, 1, 1)) + _alias(n_in, n_out, 1, 1) + _alias(1, n_out, 1, 1) + _int(1) + MULTIPLIERS
+    weights = _tensor(w.reshape(-1, 1, 1, 1)) + _alias(n_in, n_out, 1, 1) + _alias(1, n_out, 1, 1)
+    return _str("fc_2") + _int(n_out) + _int(n_in) + weights + _int(1) + MULTIPLIERS
 
 
 BOOKKEEPING = b"110" + EMPTY + EMPTY + EMPTY  # setup/stale/disabled flags, x_grad, cached_output, params_grad

@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--torchscript", type=Path, metavar="OUT.pt", help="write a TorchScript archive here")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs output difference allowed (default 1e-4)")
-    p.add_argument("--input-size", type=_size, metavar="HxW", help="input size of a TorchScript model (default 112x112)")
+    p.add_argument(
+        "--input-size", type=_size, metavar="HxW", help="input size of a TorchScript model (default 112x112)"
+    )
     p.add_argument("--device", default="cpu", help="device to export on (default cpu)")
     p.set_defaults(func=handle)
 

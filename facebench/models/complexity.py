@@ -67,7 +67,12 @@ def onnx_macs(model: Any, input_size: tuple[int, int] | None = None) -> dict[str
     for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
         shapes.setdefault(vi.name, _dims(vi))
     counted_ops = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-    wanted = [n for node in inferred.graph.node if node.op_type in counted_ops for n in (*node.input[:2], node.output[0])]
+    wanted = [
+        name
+        for node in inferred.graph.node
+        if node.op_type in counted_ops
+        for name in (*node.input[:2], node.output[0])
+    ]
     unknown = sorted({n for n in wanted if shapes.get(n) is None})
     if unknown:
         shapes.update(_runtime_shapes(inferred, unknown))
@@ -120,7 +125,8 @@ def _runtime_shapes(model: Any, names: list[str]) -> dict[str, list[int] | None]
     shape = [int(d.dim_value) for d in graph_input.type.tensor_type.shape.dim]
     try:
         session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-        dtype = {"tensor(float16)": np.float16, "tensor(double)": np.float64}.get(session.get_inputs()[0].type, np.float32)
+        input_type = session.get_inputs()[0].type
+        dtype = {"tensor(float16)": np.float16, "tensor(double)": np.float64}.get(input_type, np.float32)
         outputs = session.run(names, {graph_input.name: np.zeros(shape, dtype=dtype)})
     except Exception:  # onnxruntime's own exception types: leave the shapes unknown
         return {name: None for name in names}
@@ -156,7 +162,8 @@ def model_complexity(encoder: Encoder) -> dict[str, Any]:
         module = getattr(encoder, "module", None)
         if module is None:
             raise FacebenchError(f"{path}: cannot count FLOPs of a {encoder.format} encoder without its module")
-        info.update(macs=torch_macs(module, encoder.input_size, getattr(encoder, "device", "cpu")), flops_source="torch")
+        macs = torch_macs(module, encoder.input_size, getattr(encoder, "device", "cpu"))
+        info.update(macs=macs, flops_source="torch")
     info["flops"] = None if info["macs"] is None else 2 * info["macs"]
     info["gflops"] = None if info["flops"] is None else round(info["flops"] / 1e9, 4)
     return info
@@ -193,7 +200,9 @@ def measure_speed(
     the summed time of the batch calls.
     """
     if batch < 1 or repeats < 1 or warmup < 0:
-        raise FacebenchError(f"speed measurement needs batch >= 1, repeats >= 1, warmup >= 0 (got {batch}, {repeats}, {warmup})")
+        raise FacebenchError(
+            f"speed measurement needs batch >= 1, repeats >= 1, warmup >= 0 (got {batch}, {repeats}, {warmup})"
+        )
     rng = np.random.default_rng(seed)
     one = rng.standard_normal((1, 3, *encoder.input_size)).astype(np.float32)
     many = rng.standard_normal((batch, 3, *encoder.input_size)).astype(np.float32)

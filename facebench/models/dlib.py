@@ -122,7 +122,9 @@ class _Stream:
         self.origin = origin
 
     def error(self, message: str) -> FacebenchError:
-        return FacebenchError(f"{self.origin} byte {self.pos}: {message} (not a dlib network file this reader supports)")
+        return FacebenchError(
+            f"{self.origin} byte {self.pos}: {message} (not a dlib network file this reader supports)"
+        )
 
     def _take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
@@ -233,7 +235,9 @@ def _read_details(s: _Stream) -> DlibLayer:
             s.float()
         k = filters[1]
         if filters != (n, k, nr, nc) or params.size not in (n * k * nr * nc, n * k * nr * nc + n):
-            raise s.error(f"con_4: filter shape {filters} does not match {n} filters of {nr}x{nc} / {params.size} values")
+            raise s.error(
+                f"con_4: filter shape {filters} does not match {n} filters of {nr}x{nc} / {params.size} values"
+            )
         w = params[: n * k * nr * nc].reshape(n, k, nr, nc)
         weights = {"weight": w}
         if biases[1] == n and params.size == w.size + n:
@@ -542,7 +546,8 @@ def dlib_profile(net: DlibNetwork) -> Profile:
     mean = tuple(float(np.float32(m)) for m in net.input["mean"])
     if np.allclose(mean, base.mean, rtol=0, atol=1e-4):
         return base
-    return Profile(base.name, base.colour, mean, base.std, base.chip, int(net.input["size"][0]), base.flip)  # type: ignore[arg-type]
+    size = int(net.input["size"][0])
+    return Profile(base.name, base.colour, mean, base.std, base.chip, size, base.flip)  # type: ignore[arg-type]
 
 
 def build_dlib_model(path: str | Path) -> tuple[DlibResNet, DlibNetwork]:

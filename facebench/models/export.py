@@ -117,7 +117,12 @@ def export_checked(
     from facebench.models.loader import load_encoder
 
     if not isinstance(encoder, TorchEncoder):
-        raise FacebenchError(f"{getattr(encoder, 'path', encoder)}: only torch-backed checkpoints (state_dict, TorchScript, dlib) can be exported")
+        raise FacebenchError(
+            f"{getattr(encoder, 'path', encoder)}: only torch-backed checkpoints (state_dict, TorchScript, dlib) "
+            "can be exported"
+        )
+    if encoder.half:
+        raise FacebenchError("export runs the source in float32: load the checkpoint without half (fp16)")
     if format not in ("onnx", "torchscript"):
         raise FacebenchError(f"unknown export format {format!r}: use onnx or torchscript")
     path = Path(path)
@@ -126,7 +131,8 @@ def export_checked(
             write_onnx(encoder, tmp, opset)
         else:
             write_torchscript(encoder, tmp)
-        exported = load_encoder(tmp, format=format, device=str(encoder.device), input_size=encoder.input_size)
+        device = "auto" if format == "onnx" else str(encoder.device)  # onnxruntime may lack a CUDA provider
+        exported = load_encoder(tmp, format=format, device=device, input_size=encoder.input_size)
         diff, scale = output_difference(encoder, exported, parity_inputs)
         if not diff <= tolerance:
             hint = ""

@@ -95,7 +95,9 @@ def load_encoder(
         from facebench.models.onnx_backend import OnnxEncoder
 
         if half:
-            raise FacebenchError(f"{path}: fp16 autocast applies to torch models; an ONNX graph runs at its own precision")
+            raise FacebenchError(
+                f"{path}: fp16 autocast applies to torch models; an ONNX graph runs at its own precision"
+            )
         return OnnxEncoder(path, device=device, input_size=input_size, max_batch=batch_hint)
     if kind == "torchscript":
         return load_torchscript(path, device=device, half=half, input_size=input_size, max_batch=batch_hint)
@@ -103,5 +105,7 @@ def load_encoder(
         return load_dlib(path, device=device, half=half, max_batch=batch_hint)
     encoder = load_pytorch(path, arch, device=device, half=half, max_batch=batch_hint)
     if input_size is not None and tuple(input_size) != encoder.input_size:
-        raise FacebenchError(f"{path}: architecture {encoder.architecture} takes {encoder.input_size} input, not {input_size}")
+        raise FacebenchError(
+            f"{path}: architecture {encoder.architecture} takes {encoder.input_size} input, not {input_size}"
+        )
     return encoder

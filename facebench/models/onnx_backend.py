@@ -112,7 +112,9 @@ class OnnxEncoder:
             elif device == "auto":
                 providers = ["CPUExecutionProvider"]
             else:
-                raise FacebenchError(f"device {device!r} requested but onnxruntime has no CUDA provider here ({available})")
+                raise FacebenchError(
+                    f"device {device!r} requested but onnxruntime has no CUDA provider here ({available})"
+                )
         else:
             raise FacebenchError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
         options = ort.SessionOptions()
@@ -125,7 +127,8 @@ class OnnxEncoder:
         self.providers = list(self.session.get_providers())
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise FacebenchError(f"{path}: expected one graph input (the image batch), found {[i.name for i in inputs]}")
+            names = [i.name for i in inputs]
+            raise FacebenchError(f"{path}: expected one graph input (the image batch), found {names}")
         spec = inputs[0]
         self.input_name = spec.name
         if spec.type not in FLOAT_TYPES:
@@ -133,7 +136,9 @@ class OnnxEncoder:
         self.input_dtype = FLOAT_TYPES[spec.type]
         shape = list(spec.shape)
         if len(shape) != 4:
-            raise FacebenchError(f"{path}: input {spec.name!r} has shape {shape}; expected 4 dims (N, 3, H, W) or (N, H, W, 3)")
+            raise FacebenchError(
+                f"{path}: input {spec.name!r} has shape {shape}; expected 4 dims (N, 3, H, W) or (N, H, W, 3)"
+            )
         if shape[1] == 3:
             self.layout, dims = "NCHW", shape[2:4]
         elif shape[3] == 3:
@@ -143,7 +148,9 @@ class OnnxEncoder:
         fixed = tuple(d if isinstance(d, int) and d > 0 else None for d in dims)
         if input_size is not None:
             if any(f is not None and f != s for f, s in zip(fixed, input_size)):
-                raise FacebenchError(f"{path}: the graph takes {fixed[0]}x{fixed[1]} input, not {input_size[0]}x{input_size[1]}")
+                raise FacebenchError(
+                    f"{path}: the graph takes {fixed[0]}x{fixed[1]} input, not {input_size[0]}x{input_size[1]}"
+                )
             self.input_size = (int(input_size[0]), int(input_size[1]))
         elif None in fixed:
             raise FacebenchError(f"{path}: the graph leaves the input size open ({shape}); pass --input-size HxW")
@@ -173,7 +180,8 @@ class OnnxEncoder:
         try:
             out = self.session.run([self.output_name], {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
         except Exception as exc:  # onnxruntime's own exception types
-            raise FacebenchError(f"{self.path}: onnxruntime failed on a batch of {len(x)}: {str(exc).splitlines()[0]}") from None
+            detail = str(exc).splitlines()[0]
+            raise FacebenchError(f"{self.path}: onnxruntime failed on a batch of {len(x)}: {detail}") from None
         out = np.asarray(out)
         if out.ndim != 2 or out.shape[0] != len(x):
             raise FacebenchError(
@@ -185,7 +193,8 @@ class OnnxEncoder:
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """float32 ``(N, 3, H, W)`` -> float32 ``(N, D)``, un-normalised embeddings."""
         if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
-            raise FacebenchError(f"{self.path}: expected a float32 (N, 3, H, W) batch, got shape {getattr(batch, 'shape', None)}")
+            shape = getattr(batch, "shape", None)
+            raise FacebenchError(f"{self.path}: expected a float32 (N, 3, H, W) batch, got shape {shape}")
         if tuple(batch.shape[2:]) != self.input_size:
             h, w = self.input_size
             raise FacebenchError(

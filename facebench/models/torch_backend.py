@@ -82,7 +82,9 @@ def unwrap_state_dict(obj: Any, origin: str, expected: set[str] | None = None) -
     if not _is_tensor_dict(obj):
         kind = type(obj).__name__
         keys = f" with keys {sorted(map(str, obj))[:LIST_LIMIT]}" if isinstance(obj, Mapping) else ""
-        raise FacebenchError(f"{origin}: no state_dict found (a {kind}{keys}); expected a mapping of parameter names to tensors")
+        raise FacebenchError(
+            f"{origin}: no state_dict found (a {kind}{keys}); expected a mapping of parameter names to tensors"
+        )
     state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     changed = True
     while changed:
@@ -268,7 +270,9 @@ class TorchEncoder:
                 chunks.append(out.float().cpu().numpy())
         out_np = np.concatenate(chunks) if chunks else np.zeros((0, self.embedding_dim or 0), np.float32)
         if self.embedding_dim is not None and out_np.shape[1] != self.embedding_dim:
-            raise FacebenchError(f"{self.name}: output dimension changed from {self.embedding_dim} to {out_np.shape[1]}")
+            raise FacebenchError(
+                f"{self.name}: output dimension changed from {self.embedding_dim} to {out_np.shape[1]}"
+            )
         return out_np
 
     @property
@@ -352,7 +356,8 @@ def load_pytorch(
         fits = guess_architectures(state)
         if len(fits) != 1:
             found = f"candidates: {', '.join(fits)}" if fits else "no registered architecture matches its keys"
-            raise FacebenchError(f"{path}: a plain state_dict needs --arch NAME ({found}; known: {', '.join(sorted(BACKBONES))})")
+            known = ", ".join(sorted(BACKBONES))
+            raise FacebenchError(f"{path}: a plain state_dict needs --arch NAME ({found}; known: {known})")
         arch = fits[0]
         log.info("%s: architecture %s recognised from the parameter names and shapes", path, arch)
     model = create_backbone(arch, **(arch_kwargs or {}))
