@@ -1,0 +1,408 @@
+"""The training config (``facebench train --config FILE.toml``): schema, defaults, validation.
+
+Every section and key is listed below (docs/training.md explains them); an unknown section or key, a
+wrong type or an out-of-range value is a :class:`FacebenchError` naming the file, the ``[section] key``
+and what is allowed (with a "did you mean"). Relative paths are taken from the current directory.
+Lengths are in epochs when ``[schedule] epochs`` is given, in steps when ``[schedule] steps`` is: the
+warm-up and the milestones use the same unit (fractional epochs allowed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from facebench.errors import FacebenchError
+from facebench.preprocess import PROFILES
+from facebench.train.data import IDENTITY_KEYS, SOURCES
+from facebench.train.heads import HEADS, MODES, VARIANTS
+from facebench.train.losses import LOSSES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SCHEDULES: tuple[str, ...] = ("step", "poly", "cosine", "constant")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+TENSORBOARD: tuple[str, ...] = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """``[run]``: where outputs go and how the process runs."""
+
+    output: str
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    deterministic: bool = False
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """``[data]``: training images, labels, input profile, batch."""
+
+    source: str
+    path: str
+    root: str | None = None
+    identities: str | None = None
+    identity_key: str = "dir"
+    num_classes: int | None = None
+    profile: str = "insightface"
+    flip: bool = True
+    batch_size: int = 128
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """``[model]``: the backbone from the registry of ``facebench.models``."""
+
+    backbone: str
+    embedding_dim: int = 512
+    dropout: float | None = None
+    sync_batchnorm: bool = False
+
+
+@dataclass(frozen=True)
+class HeadSection:
+    """``[head]``: the MV-Softmax family head (``facebench.train.heads``)."""
+
+    type: str = "mv-am"
+    s: float | None = None
+    m: float | None = None
+    t: float | None = None
+    mode: str = "adaptive"
+    easy_margin: bool = True
+    variant: str = "reference"
+
+
+@dataclass(frozen=True)
+class LossSection:
+    """``[loss]``: cross-entropy, focal (``gamma``) or hard-mining (``keep``)."""
+
+    type: str = "cross-entropy"
+    gamma: float = 2.0
+    keep: float = 0.9
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    """``[optim]``: SGD."""
+
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    clip_grad_norm: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScheduleSection:
+    """``[schedule]``: length, learning-rate decay and warm-up."""
+
+    epochs: float | None = None
+    steps: int | None = None
+    kind: str = "step"
+    milestones: list[float] = field(default_factory=list)
+    gamma: float = 0.1
+    power: float = 2.0
+    min_lr: float = 0.0
+    warmup: float = 0.0
+    warmup_start: float = 0.0
+
+
+@dataclass(frozen=True)
+class CheckpointSection:
+    """``[checkpoint]``: how often to save (steps) and how many to keep."""
+
+    every: int = 1000
+    keep: int = 2
+
+
+@dataclass(frozen=True)
+class ValidationSection:
+    """``[validation]``: benchmarks evaluated with the evaluator of ``facebench run``."""
+
+    benchmarks: list[str] = field(default_factory=list)
+    data_root: str | None = None
+    every: int = 0
+    batch_size: int = 128
+    workers: int = 2
+    kfold_rule: str = "insightface"
+
+
+@dataclass(frozen=True)
+class LogSection:
+    """``[log]``: scalar logging (CSV always; TensorBoard event files when available)."""
+
+    every: int = 50
+    tensorboard: str = "auto"
+
+
+@dataclass(frozen=True)
+class ExportSection:
+    """``[export]``: the final model."""
+
+    onnx: bool = True
+    opset: int = 17
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A validated training config (one attribute per section)."""
+
+    run: RunSection
+    data: DataSection
+    model: ModelSection
+    head: HeadSection = HeadSection()
+    loss: LossSection = LossSection()
+    optim: OptimSection = OptimSection()
+    schedule: ScheduleSection = ScheduleSection()
+    checkpoint: CheckpointSection = CheckpointSection()
+    validation: ValidationSection = ValidationSection()
+    log: LogSection = LogSection()
+    export: ExportSection = ExportSection()
+    source: str = "<config>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain sections and keys (``None`` values left out), recorded in checkpoints."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "source":
+                continue
+            section = dataclasses.asdict(getattr(self, f.name))
+            out[f.name] = {k: v for k, v in section.items() if v is not None}
+        return out
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunSection, "data": DataSection, "model": ModelSection, "head": HeadSection, "loss": LossSection,
+    "optim": OptimSection, "schedule": ScheduleSection, "checkpoint": CheckpointSection,
+    "validation": ValidationSection, "log": LogSection, "export": ExportSection,
+}
+REQUIRED_SECTIONS = ("run", "data", "model")
+RESUME_SECTIONS = ("data", "model", "head", "loss", "optim", "schedule")
+"""Sections that must match between a checkpoint and the config that resumes it (``run.seed`` too)."""
+RESUME_IGNORED = {("data", "workers")}
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=2, cutoff=0.5)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    """``value`` converted to the annotated type (int -> float allowed; bool is never a number)."""
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin is None and hint is type(None):
+        raise FacebenchError(f"{where}: unexpected value {value!r}")
+    if args and type(None) in args:  # Optional[...]
+        inner = [a for a in args if a is not type(None)][0]
+        return _check_type(value, inner, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise FacebenchError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise FacebenchError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FacebenchError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise FacebenchError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise FacebenchError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint}")  # pragma: no cover
+
+
+def _section(cls: type, data: Any, name: str, origin: str) -> Any:
+    if not isinstance(data, dict):
+        raise FacebenchError(f"{origin}: [{name}] must be a table of keys, got {data!r}")
+    hints = get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        k = unknown[0]
+        raise FacebenchError(f"{origin}: [{name}] unknown key {k!r}{_did_you_mean(k, known)} (known: {', '.join(known)})")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            values[f.name] = _check_type(data[f.name], hints[f.name], f"{origin}: [{name}] {f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            raise FacebenchError(f"{origin}: [{name}] missing required key {f.name!r}")
+    return cls(**values)
+
+
+def _choice(value: Any, choices: tuple[str, ...] | list[str], where: str) -> None:
+    if value not in choices:
+        raise FacebenchError(f"{where}: {value!r} is not one of {', '.join(choices)}{_did_you_mean(str(value), list(choices))}")
+
+
+def _positive(value: float | int | None, where: str, zero_ok: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not zero_ok):
+        raise FacebenchError(f"{where}: must be {'>= 0' if zero_ok else '> 0'}, got {value}")
+
+
+def _validate(cfg: TrainConfig) -> None:
+    o = cfg.source
+    _choice(cfg.run.device, DEVICES, f"{o}: [run] device")
+    _choice(cfg.run.precision, PRECISIONS, f"{o}: [run] precision")
+    _positive(cfg.run.threads, f"{o}: [run] threads", zero_ok=True)
+    d = cfg.data
+    _choice(d.source, SOURCES, f"{o}: [data] source")
+    _choice(d.identity_key, IDENTITY_KEYS, f"{o}: [data] identity_key")
+    if d.identity_key != "dir" and d.source != "list":
+        raise FacebenchError(f"{o}: [data] identity_key applies to source = \"list\" only")
+    if d.root is not None and d.source != "list":
+        raise FacebenchError(f"{o}: [data] root applies to source = \"list\" only (paths of the list file)")
+    _choice(d.profile, list(PROFILES), f"{o}: [data] profile")
+    if PROFILES[d.profile].size != 112 or PROFILES[d.profile].chip != "arcface":
+        raise FacebenchError(f"{o}: [data] profile {d.profile!r} is not a 112x112 ArcFace-chip profile")
+    _positive(d.batch_size, f"{o}: [data] batch_size")
+    _positive(d.workers, f"{o}: [data] workers", zero_ok=True)
+    _positive(d.num_classes, f"{o}: [data] num_classes")
+    _positive(cfg.model.embedding_dim, f"{o}: [model] embedding_dim")
+    if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
+        raise FacebenchError(f"{o}: [model] dropout must lie in [0, 1), got {cfg.model.dropout}")
+    h = cfg.head
+    _choice(h.type, HEADS, f"{o}: [head] type")
+    _choice(h.mode, MODES, f"{o}: [head] mode")
+    _choice(h.variant, VARIANTS, f"{o}: [head] variant")
+    _choice(cfg.loss.type, LOSSES, f"{o}: [loss] type")
+    _positive(cfg.optim.lr, f"{o}: [optim] lr")
+    _positive(cfg.optim.weight_decay, f"{o}: [optim] weight_decay", zero_ok=True)
+    _positive(cfg.optim.clip_grad_norm, f"{o}: [optim] clip_grad_norm", zero_ok=True)
+    if not 0 <= cfg.optim.momentum < 1:
+        raise FacebenchError(f"{o}: [optim] momentum must lie in [0, 1), got {cfg.optim.momentum}")
+    if cfg.optim.nesterov and cfg.optim.momentum == 0:
+        raise FacebenchError(f"{o}: [optim] nesterov needs momentum > 0")
+    s = cfg.schedule
+    if (s.epochs is None) == (s.steps is None):
+        raise FacebenchError(f"{o}: [schedule] give exactly one of epochs and steps")
+    _positive(s.epochs, f"{o}: [schedule] epochs")
+    _positive(s.steps, f"{o}: [schedule] steps")
+    _choice(s.kind, SCHEDULES, f"{o}: [schedule] kind")
+    total = s.epochs if s.epochs is not None else s.steps
+    if s.milestones and s.kind != "step":
+        raise FacebenchError(f"{o}: [schedule] milestones apply to kind = \"step\" only")
+    if s.milestones != sorted(s.milestones) or any(not 0 < m < total for m in s.milestones):  # type: ignore[operator]
+        raise FacebenchError(f"{o}: [schedule] milestones must increase and lie inside (0, {total}), got {s.milestones}")
+    if not 0 <= s.warmup < total:  # type: ignore[operator]
+        raise FacebenchError(f"{o}: [schedule] warmup must lie in [0, {total}), got {s.warmup}")
+    if not 0 <= s.warmup_start <= 1:
+        raise FacebenchError(f"{o}: [schedule] warmup_start (a fraction of lr) must lie in [0, 1], got {s.warmup_start}")
+    if not 0 < s.gamma <= 1:
+        raise FacebenchError(f"{o}: [schedule] gamma must lie in (0, 1], got {s.gamma}")
+    _positive(s.power, f"{o}: [schedule] power")
+    if not 0 <= s.min_lr <= cfg.optim.lr:
+        raise FacebenchError(f"{o}: [schedule] min_lr must lie in [0, lr], got {s.min_lr}")
+    _positive(cfg.checkpoint.every, f"{o}: [checkpoint] every")
+    _positive(cfg.checkpoint.keep, f"{o}: [checkpoint] keep")
+    v = cfg.validation
+    _positive(v.every, f"{o}: [validation] every", zero_ok=True)
+    if v.benchmarks and not v.data_root:
+        raise FacebenchError(f"{o}: [validation] benchmarks need data_root (the folder `facebench run` reads)")
+    _choice(v.kfold_rule, ("insightface", "facexzoo"), f"{o}: [validation] kfold_rule")
+    _positive(cfg.log.every, f"{o}: [log] every")
+    _choice(cfg.log.tensorboard, TENSORBOARD, f"{o}: [log] tensorboard")
+    if not 7 <= cfg.export.opset <= 21:
+        raise FacebenchError(f"{o}: [export] opset must lie in 7..21, got {cfg.export.opset}")
+    # the head's own rules (margin on softmax, t without MV, ranges)
+    from facebench.train.heads import make_spec
+
+    try:
+        make_spec(h.type, s=h.s, m=h.m, t=h.t, mode=h.mode, easy_margin=h.easy_margin, variant=h.variant)
+    except FacebenchError as exc:
+        raise FacebenchError(f"{o}: [head] {exc}") from None
+    from facebench.train.losses import make_loss
+
+    try:
+        make_loss(cfg.loss.type, gamma=cfg.loss.gamma, keep=cfg.loss.keep)
+    except FacebenchError as exc:
+        raise FacebenchError(f"{o}: [loss] {exc}") from None
+
+
+def config_from_dict(data: dict[str, Any], origin: str = "<config>") -> TrainConfig:
+    """Validate a parsed TOML document into a :class:`TrainConfig`."""
+    unknown = [k for k in data if k not in SECTIONS]
+    if unknown:
+        k = unknown[0]
+        raise FacebenchError(f"{origin}: unknown section [{k}]{_did_you_mean(k, list(SECTIONS))} "
+                             f"(known: {', '.join(SECTIONS)})")
+    for name in REQUIRED_SECTIONS:
+        if name not in data:
+            raise FacebenchError(f"{origin}: missing section [{name}]")
+    sections = {name: _section(cls, data[name], name, origin) for name, cls in SECTIONS.items() if name in data}
+    cfg = TrainConfig(**sections, source=origin)
+    _validate(cfg)
+    return cfg
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    """``section.key=value`` -> (section, key, value); the value is read as TOML, else taken as a string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise FacebenchError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. --set optim.lr=0.05")
+    name, raw = text.split("=", 1)
+    section, key = name.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read, override (``SECTION.KEY=VALUE`` items) and validate a training config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FacebenchError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise FacebenchError(f"{path}: cannot read the config: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FacebenchError(f"{path}: invalid TOML: {exc}") from None
+    for item in overrides or []:
+        section, key, value = _parse_override(item)
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise FacebenchError(f"--set {item!r}: [{section}] is not a table")
+        data[section][key] = value
+    return config_from_dict(data, str(path))
+
+
+def resume_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """``section.key: saved -> now`` for every setting that must not change when resuming."""
+    now = cfg.to_dict()
+    diffs = []
+    for section in RESUME_SECTIONS:
+        a, b = saved.get(section, {}), now.get(section, {})
+        for key in sorted(set(a) | set(b)):
+            if (section, key) in RESUME_IGNORED:
+                continue
+            if a.get(key) != b.get(key):
+                diffs.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    if saved.get("run", {}).get("seed") != now["run"]["seed"]:
+        diffs.append(f"run.seed: {saved.get('run', {}).get('seed')!r} -> {now['run']['seed']!r}")
+    return diffs
