@@ -168,10 +168,16 @@ def write_sidecar(checkpoint: str | Path, profile: Profile) -> Path:
     return path
 
 
-def resolve_profile(checkpoint: str | Path | None, name: str | None = None, flip: str | None = None) -> Profile:
-    """The profile for a run: ``--profile`` flag, else the sidecar, else ``insightface``; then ``--flip``."""
+def resolve_profile(
+    checkpoint: str | Path | None,
+    name: str | None = None,
+    flip: str | None = None,
+    default: Profile | None = None,
+) -> Profile:
+    """The profile for a run: ``--profile`` flag, else the sidecar, else the backend's ``default`` (dlib's
+    own contract; ``raw`` for graphs that normalise inside), else ``insightface``; then ``--flip``."""
     if name:
         profile = get_profile(name)
     else:
-        profile = (read_sidecar(checkpoint) if checkpoint else None) or PROFILES["insightface"]
+        profile = (read_sidecar(checkpoint) if checkpoint else None) or default or PROFILES["insightface"]
     return profile.with_flip(flip) if flip else profile

@@ -51,19 +51,20 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         if not settings.checkpoint.is_file():
             raise FacebenchError(f"checkpoint not found: {settings.checkpoint}")
         checkpoint_sha = sha256_file(settings.checkpoint)
-        encoder = load_encoder(settings.checkpoint, arch=settings.arch, device=settings.device, half=settings.half)
+        encoder = load_encoder(
+            settings.checkpoint, arch=settings.arch, device=settings.device, batch_hint=settings.batch_size,
+            half=settings.half,
+        )
         checkpoint_info = {"path": str(settings.checkpoint), "sha256": checkpoint_sha, **encoder.describe()}
         checkpoint_info["path"] = str(settings.checkpoint)
         checkpoint_info["sha256"] = checkpoint_sha
-    profile = resolve_profile(settings.checkpoint, profile_name, flip)
-    if encoder is not None and encoder.format == "dlib" and profile_name is None and profile.name != "dlib":
-        from facebench.preprocess import get_profile
-
-        profile = get_profile("dlib").with_flip(flip) if flip else get_profile("dlib")
+    profile = resolve_profile(settings.checkpoint, profile_name, flip, default=getattr(encoder, "default_profile", None))
     features_info = {"path": str(settings.features)} if settings.features is not None else None
-    ctx = RunContext(settings, encoder, profile, checkpoint_sha)
+    ctx = RunContext(settings, encoder, profile, checkpoint_sha, n_benchmarks=len(chosen))
 
     doc = new_document({**settings.to_dict(), "profile": profile.to_dict()}, checkpoint_info, features_info)
+    if encoder is not None and rank == 0:
+        doc["model"] = describe_model(encoder, settings)
     arrays: dict[str, dict[str, Any]] = {}
     for spec in chosen:
         log.info("%s: evaluating (%s)", spec.name, spec.kind)
@@ -88,11 +89,28 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         }
         arrays[spec.name] = result.arrays
     if ctx.timings:
-        doc["timings_s"] = dict(ctx.timings)
+        doc["extraction"] = {
+            label: {"seconds": round(t, 3), "images": n, "images_per_s": round(n / t, 2) if t > 0 else None}
+            for label, (t, n) in ctx.timings.items()
+        }
     if rank == 0:
         write_results(settings.out, doc, arrays)
         write_run_report(settings.out, doc)
     return doc, (1 if doc["failed"] else 0)
+
+
+def describe_model(encoder: Any, settings: RunSettings) -> dict[str, Any]:
+    """Model size (parameters, file bytes), FLOPs per image and, unless ``measure_speed`` is off, batch-1
+    latency and batch throughput of the bare model on this machine."""
+    from facebench.models.complexity import measure_speed, model_complexity
+
+    try:
+        info = model_complexity(encoder)
+    except FacebenchError as exc:
+        info = {"complexity_error": str(exc)}
+    if settings.options.get("measure_speed", True):
+        info["speed"] = measure_speed(encoder, batch=settings.batch_size, repeats=3, warmup=1)
+    return info
 
 
 def _rank() -> int:

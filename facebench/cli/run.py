@@ -69,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     c.add_argument("--cache-dir", type=Path, help="feature cache root (default $FACEBENCH_CACHE or ~/.cache/facebench)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--no-speed", action="store_true", help="skip the model latency/throughput measurement")
     p.set_defaults(func=handle)
 
 
@@ -86,6 +87,7 @@ def settings_from_args(args: argparse.Namespace):
         "feature_suffix": args.feature_suffix,
         "megaface_sizes": args.megaface_sizes,
         "calibrate_on": args.calibrate_on,
+        "measure_speed": not args.no_speed,
     }
     return RunSettings(
         benchmarks=args.benchmark,

@@ -74,7 +74,8 @@ class RunContext:
     encoder: Encoder | None
     profile: Profile
     checkpoint_sha256: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, tuple[float, int]] = field(default_factory=dict)
+    n_benchmarks: int = 1
 
     def files(self, spec: Benchmark) -> tuple[str, dict[str, Path]]:
         """Resolve a benchmark's files: (reader name, role -> path), with ``--file name.role=PATH`` overrides."""
@@ -99,14 +100,18 @@ class RunContext:
                     warnings.append(warning)
         return inputs
 
-    def features_for(self, spec: Benchmark, images: ImageList, part: str = "", flip: str | None = None) -> np.ndarray:
+    def features_for(
+        self, spec: Benchmark, images: ImageList, part: str = "", flip: str | None = None, label: str | None = None
+    ) -> np.ndarray:
         """Flip-combined, unnormalised features of ``images`` (in order).
 
         With ``--features``: a ``.npy`` file (single benchmark) or a directory holding
         ``<benchmark>[_<part>].npy``; the row count must equal the image count. Otherwise the encoder runs
         (through the feature cache unless ``--no-cache``). ``flip`` overrides the profile's flip mode.
+        ``label`` replaces ``<benchmark>[_<part>]`` when benchmarks share one image list (IJB 1:1 and 1:N
+        read ``DIR/ijbc.npy`` alike).
         """
-        label = f"{spec.name}{'_' + part if part else ''}"
+        label = label or f"{spec.name}{'_' + part if part else ''}"
         if self.settings.features is not None:
             feats = self._load_features(label, len(images))
         else:
@@ -137,7 +142,7 @@ class RunContext:
 
         start = time.perf_counter()
         raw = extract_raw(self.encoder, images, profile, options, cache)  # type: ignore[arg-type]
-        self.timings[label] = time.perf_counter() - start
+        self.timings[label] = (time.perf_counter() - start, len(images))
         return raw
 
     def _load_features(self, label: str, n_rows: int) -> np.ndarray:
@@ -169,5 +174,6 @@ class RunContext:
     def _save_features(self, label: str, feats: np.ndarray) -> None:
         target = self.settings.save_features
         assert target is not None
-        path = target if target.suffix == ".npy" and len(self.settings.benchmarks.split(",")) == 1 else target / f"{label}.npy"
+        single = target.suffix == ".npy" and self.n_benchmarks == 1
+        path = target if single else target / f"{label}.npy"
         save_npy(path, feats)
