@@ -25,6 +25,7 @@ BACKBONES: Mapping[str, Callable[..., torch.nn.Module]] = MappingProxyType(
         "iresnet200": iresnet.iresnet200,
         "mobilefacenet": mobilefacenet.mobilefacenet,
         "mobilefacenet_large": mobilefacenet.mobilefacenet_large,
+        "mobilefacenet_small": mobilefacenet.mobilefacenet_small,
         "attention56_irse": attention_irse.attention56_irse,
         "attention92_irse": attention_irse.attention92_irse,
     }

@@ -153,3 +153,9 @@ def mobilefacenet(num_features: int = 512) -> MobileFaceNet:
 def mobilefacenet_large(num_features: int = 512) -> MobileFaceNet:
     """arcface_torch ``mbf_large``: blocks (2, 8, 12, 4), scale 4."""
     return MobileFaceNet(num_features, blocks=(2, 8, 12, 4), scale=4)
+
+
+def mobilefacenet_small(num_features: int = 128) -> MobileFaceNet:
+    """A CPU-sized MobileFaceNet (blocks (1, 2, 2, 1), scale 1, 128-d; 0.6M parameters): the demo checkpoint's
+    backbone, fast enough to train and evaluate on two CPU cores."""
+    return MobileFaceNet(num_features, blocks=(1, 2, 2, 1), scale=1)
