@@ -1,0 +1,59 @@
+"""`facebench demo`: render the demo suite (if missing) and evaluate the shipped demo checkpoint on it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "demo" / "assets" / "demo_mobilefacenet_small.onnx"
+
+
+def default_suite_root() -> Path:
+    """``$FACEBENCH_DEMO`` or ``~/.cache/facebench/demo-suite``."""
+    env = os.environ.get("FACEBENCH_DEMO")
+    return Path(env) if env else Path.home() / ".cache" / "facebench" / "demo-suite"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="render the demo benchmarks and evaluate the shipped demo checkpoint (offline, ~1 minute)",
+        description="Render the procedural demo suite (insightface .bin pack, IJB and MegaFace layouts) if it "
+        "is missing, then run `facebench run` with the shipped demo checkpoint on every demo benchmark.",
+    )
+    p.add_argument("--data-root", type=Path, help="where the suite is rendered (default ~/.cache/facebench/demo-suite)")
+    p.add_argument("--out", type=Path, default=Path("reports/demo"), help="report directory (default reports/demo)")
+    p.add_argument("--checkpoint", type=Path, default=DEMO_CHECKPOINT, help="evaluate another checkpoint on the suite")
+    p.add_argument("--force", action="store_true", help="render the suite again even if it is intact")
+    p.add_argument("--workers", type=int, default=2, help="decode/render worker processes (default 2)")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from facebench.cli.run import print_summary
+    from facebench.demo.suite import build_suite
+    from facebench.errors import FacebenchError
+    from facebench.evaluate.common import RunSettings
+    from facebench.runner import run
+
+    if not args.checkpoint.is_file():
+        raise FacebenchError(
+            f"demo checkpoint not found: {args.checkpoint}; regenerate it with "
+            "`facebench train --config examples/demo_train.toml` (see README)"
+        )
+    root = build_suite(args.data_root or default_suite_root(), force=args.force, processes=max(1, args.workers))
+    print(f"demo suite: {root}")
+    settings = RunSettings(
+        benchmarks="all-demo",
+        data_root=root,
+        out=args.out,
+        checkpoint=args.checkpoint,
+        workers=args.workers,
+        batch_size=64,
+        progress=__import__("sys").stderr.isatty(),
+    )
+    doc, status = run(settings)
+    print_summary(doc)
+    print(f"report: {args.out}/ (results.json, table.md, table.csv, table.tex, roc.png)")
+    return status

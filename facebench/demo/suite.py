@@ -1,0 +1,168 @@
+"""The demo suite: mini benchmarks in the official file formats, rendered from the procedural faces.
+
+Everything is a pure function of the seed, so the suite is rebuilt identically anywhere (its manifest
+records the sha256 of each file). Layout under the suite root:
+
+- ``demo_verify.bin``: an insightface-style pack, 10 folds x (60 same + 60 different) pairs of aligned
+  112x112 JPEG crops; every fold has its own identities (split ``verify``).
+- ``demo_val.bin``: the same layout from split ``val``, for the trainer's periodic validation.
+- more layouts (IJB, MegaFace) are added by :func:`build_suite` through their writers.
+- ``suite.json``: version, seed, settings and the sha256 of every file; written last.
+
+The training images of the demo checkpoint (split ``train``) are written by :func:`write_training_folder`
+as one folder per identity.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import cv2
+import numpy as np
+
+from facebench.demo.params import identity_params, image_nuisance
+from facebench.demo.render import render, render_aligned
+from facebench.demo.splits import split_identities
+from facebench.fileio import atomic_path, sha256_file, write_bytes, write_json
+from facebench.io.binpack import write_bin
+
+SUITE_VERSION = 1
+DEMO_SEED = 20200207  # AAAI 2020, the MV-Softmax paper's conference
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Sizes and difficulties of the demo benchmarks."""
+
+    seed: int = DEMO_SEED
+    verify_pairs_per_fold: int = 120
+    verify_difficulty: float = 0.6
+
+
+def jpeg(image_rgb: np.ndarray) -> bytes:
+    """Encode an RGB crop as a JPEG (quality 95, as packs store them)."""
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:  # pragma: no cover
+        raise RuntimeError("JPEG encoding failed")
+    return buffer.tobytes()
+
+
+def aligned_jpeg(job: tuple[int, int, int, float]) -> bytes:
+    """``(seed, identity, image, difficulty)`` -> the aligned 112x112 crop as JPEG bytes."""
+    seed, identity, image, difficulty = job
+    crop = render_aligned(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
+    return jpeg(crop)
+
+
+def raw_jpeg(job: tuple[int, int, int, float]) -> tuple[bytes, np.ndarray]:
+    """``(seed, identity, image, difficulty)`` -> a raw 160x160 render as JPEG and its 5 landmarks."""
+    seed, identity, image, difficulty = job
+    img, points = render(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
+    return jpeg(img), points
+
+
+def parallel_map(fn: Callable[[Any], Any], jobs: list[Any], processes: int = 2) -> list[Any]:
+    """Map in order over worker processes (inline for small job lists)."""
+    if processes <= 1 or len(jobs) < 200:
+        return [fn(j) for j in jobs]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes) as pool:
+        return pool.map(fn, jobs, chunksize=64)
+
+
+def verification_pairs(identities: np.ndarray, pairs_per_fold: int, n_folds: int = 10) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+    """Pairs ``(id_a, image_a, id_b, image_b)`` and labels, fold by fold: each fold uses its own
+    ``pairs_per_fold // 2`` identities; same pair j = images 0 and 1 of identity j; different pair j =
+    image 2 of identity j and image 3 of identity j+1 (cyclic within the fold)."""
+    half = pairs_per_fold // 2
+    if len(identities) < n_folds * half:
+        raise ValueError(f"need {n_folds * half} identities, got {len(identities)}")
+    pairs, labels = [], []
+    for k in range(n_folds):
+        ids = identities[k * half : (k + 1) * half]
+        for j in range(half):
+            pairs.append((int(ids[j]), 0, int(ids[j]), 1))
+            labels.append(True)
+        for j in range(half):
+            pairs.append((int(ids[j]), 2, int(ids[(j + 1) % half]), 3))
+            labels.append(False)
+    return pairs, np.asarray(labels)
+
+
+def write_verify_pack(path: Path, split: str, config: SuiteConfig, processes: int = 2) -> None:
+    """Render a 10-fold pair pack from ``split`` identities into ``path`` (insightface ``.bin`` format)."""
+    half = config.verify_pairs_per_fold // 2
+    pairs, issame = verification_pairs(split_identities(split, 10 * half), config.verify_pairs_per_fold)
+    jobs = []
+    for a, ia, b, ib in pairs:
+        jobs += [(config.seed, a, ia, config.verify_difficulty), (config.seed, b, ib, config.verify_difficulty)]
+    blobs = parallel_map(aligned_jpeg, jobs, processes)
+    write_bin(path, blobs, issame)
+
+
+def suite_is_current(root: Path, config: SuiteConfig, builders: Iterable[str]) -> bool:
+    """True when ``root/suite.json`` matches this version and config and every listed file is intact."""
+    manifest = root / "suite.json"
+    if not manifest.is_file():
+        return False
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return False
+    if info.get("version") != SUITE_VERSION or info.get("config") != asdict(config):
+        return False
+    if sorted(info.get("parts", [])) != sorted(builders):
+        return False
+    return all((root / name).is_file() and sha256_file(root / name) == digest for name, digest in info["files"].items())
+
+
+def build_suite(root: str | Path, config: SuiteConfig = SuiteConfig(), force: bool = False, processes: int = 2) -> Path:
+    """Render the demo suite into ``root`` unless an intact one for the same config is there."""
+    root = Path(root)
+    parts = {
+        "verify": lambda: write_verify_pack(root / "demo_verify.bin", "verify", config, processes),
+        "val": lambda: write_verify_pack(root / "demo_val.bin", "val", config, processes),
+    }
+    if not force and suite_is_current(root, config, parts):
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "suite.json").unlink(missing_ok=True)
+    for build in parts.values():
+        build()
+    files = {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "suite.json"
+    }
+    write_json(root / "suite.json", {"version": SUITE_VERSION, "config": asdict(config), "parts": sorted(parts), "files": files})
+    return root
+
+
+def write_training_folder(
+    out_dir: str | Path,
+    n_identities: int,
+    images_per_identity: int,
+    difficulty: float,
+    seed: int = DEMO_SEED,
+    processes: int = 2,
+) -> Path:
+    """Aligned training crops of split ``train`` as ``out_dir/<identity>/<image>.jpg`` (one folder per
+    identity, the layout `facebench train` reads); skipped when ``out_dir/done.json`` says it is complete."""
+    out_dir = Path(out_dir)
+    settings = {"n_identities": n_identities, "images_per_identity": images_per_identity,
+                "difficulty": difficulty, "seed": seed, "version": SUITE_VERSION}
+    done = out_dir / "done.json"
+    if done.is_file() and json.loads(done.read_text(encoding="utf-8")) == settings:
+        return out_dir
+    ids = split_identities("train", n_identities)
+    jobs = [(seed, int(i), k, difficulty) for i in ids for k in range(images_per_identity)]
+    blobs = parallel_map(aligned_jpeg, jobs, processes)
+    for (seed_, identity, k, _), blob in zip(jobs, blobs):
+        write_bytes(out_dir / f"{identity:07d}" / f"{k:03d}.jpg", blob)
+    write_json(done, settings)
+    return out_dir
