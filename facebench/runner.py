@@ -15,7 +15,7 @@ from facebench.errors import FacebenchError
 from facebench.evaluate import evaluator_for
 from facebench.evaluate.common import RunContext, RunSettings
 from facebench.extract import init_distributed_from_env
-from facebench.fileio import sha256_file
+from facebench.embedder import Embedder, ModelSettings
 from facebench.preprocess import resolve_profile
 from facebench.report.run_report import write_run_report
 from facebench.results import new_document, write_results
@@ -42,29 +42,25 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
     distributed = init_distributed_from_env()
     rank = _rank() if distributed else 0
 
-    encoder = None
-    checkpoint_info = None
-    checkpoint_sha = None
+    embedder = None
     if settings.checkpoint is not None:
-        from facebench.models.loader import load_encoder
-
-        if not settings.checkpoint.is_file():
-            raise FacebenchError(f"checkpoint not found: {settings.checkpoint}")
-        checkpoint_sha = sha256_file(settings.checkpoint)
-        encoder = load_encoder(
-            settings.checkpoint, arch=settings.arch, device=settings.device, batch_hint=settings.batch_size,
-            half=settings.half,
+        embedder = Embedder.load(
+            ModelSettings(
+                checkpoint=settings.checkpoint, arch=settings.arch, profile=profile_name, flip=flip,
+                batch_size=settings.batch_size, workers=settings.workers, device=settings.device,
+                half=settings.half, cache=settings.cache, cache_dir=settings.cache_dir, progress=settings.progress,
+            )
         )
-        checkpoint_info = {"path": str(settings.checkpoint), "sha256": checkpoint_sha, **encoder.describe()}
-        checkpoint_info["path"] = str(settings.checkpoint)
-        checkpoint_info["sha256"] = checkpoint_sha
-    profile = resolve_profile(settings.checkpoint, profile_name, flip, default=getattr(encoder, "default_profile", None))
+        profile = embedder.profile
+    else:
+        profile = resolve_profile(None, profile_name, flip)
     features_info = {"path": str(settings.features)} if settings.features is not None else None
-    ctx = RunContext(settings, encoder, profile, checkpoint_sha, n_benchmarks=len(chosen))
+    ctx = RunContext(settings, embedder, profile, n_benchmarks=len(chosen))
 
+    checkpoint_info = embedder.describe() if embedder else None
     doc = new_document({**settings.to_dict(), "profile": profile.to_dict()}, checkpoint_info, features_info)
-    if encoder is not None and rank == 0:
-        doc["model"] = describe_model(encoder, settings)
+    if embedder is not None and rank == 0:
+        doc["model"] = describe_model(embedder.encoder, settings)
     arrays: dict[str, dict[str, Any]] = {}
     for spec in chosen:
         log.info("%s: evaluating (%s)", spec.name, spec.kind)

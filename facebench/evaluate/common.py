@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source
-from facebench.cache import FeatureCache, default_cache_root
 from facebench.errors import FacebenchError
-from facebench.extract import ExtractOptions, combine_flip, extract_raw
+from facebench.embedder import Embedder
 from facebench.fileio import save_npy, sha256_file
 from facebench.images import ImageList
 from facebench.models.base import Encoder
@@ -68,14 +67,22 @@ class BenchmarkResult:
 
 @dataclass
 class RunContext:
-    """Shared state of one run: settings, the encoder (None with --features), the profile."""
+    """Shared state of one run: settings, the loaded model (None with --features) and its profile."""
 
     settings: RunSettings
-    encoder: Encoder | None
+    embedder: Embedder | None
     profile: Profile
-    checkpoint_sha256: str | None = None
-    timings: dict[str, tuple[float, int]] = field(default_factory=dict)
     n_benchmarks: int = 1
+
+    @property
+    def encoder(self) -> Encoder | None:
+        """The model backend, or None when features are given."""
+        return self.embedder.encoder if self.embedder else None
+
+    @property
+    def timings(self) -> dict[str, tuple[float, int]]:
+        """Extraction wall time and image count per image list."""
+        return self.embedder.timings if self.embedder else {}
 
     def files(self, spec: Benchmark) -> tuple[str, dict[str, Path]]:
         """Resolve a benchmark's files: (reader name, role -> path), with ``--file name.role=PATH`` overrides."""
@@ -114,36 +121,13 @@ class RunContext:
         label = label or f"{spec.name}{'_' + part if part else ''}"
         if self.settings.features is not None:
             feats = self._load_features(label, len(images))
+        elif self.embedder is None:
+            raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
         else:
-            if self.encoder is None:
-                raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
-            profile = self.profile.with_flip(flip) if flip else self.profile
-            feats = combine_flip(self._extract(images, profile, label), profile.flip)
+            feats = self.embedder.embed(images, label, flip)
         if self.settings.save_features is not None:
             self._save_features(label, feats)
         return feats
-
-    def _extract(self, images: ImageList, profile: Profile, label: str) -> np.ndarray:
-        s = self.settings
-        options = ExtractOptions(batch_size=s.batch_size, workers=s.workers, progress=s.progress, label=label)
-        cache = None
-        if s.cache:
-            describe = self.encoder.describe() if self.encoder else {}
-            fields = {
-                "checkpoint_sha256": self.checkpoint_sha256,
-                "images": images.fingerprint(),
-                "profile": {k: v for k, v in profile.to_dict().items() if k not in ("name", "flip")},
-                "views": 1 if profile.flip == "none" else 2,
-                "backend": {k: describe.get(k) for k in ("format", "arch", "half", "providers")},
-                "batch_size": s.batch_size,
-            }
-            cache = FeatureCache.open(s.cache_dir or default_cache_root(), fields, len(images), options.chunk_size)
-        import time
-
-        start = time.perf_counter()
-        raw = extract_raw(self.encoder, images, profile, options, cache)  # type: ignore[arg-type]
-        self.timings[label] = (time.perf_counter() - start, len(images))
-        return raw
 
     def _load_features(self, label: str, n_rows: int) -> np.ndarray:
         path = self.settings.features

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from facebench.embedder import Embedder, ModelSettings
 from facebench.errors import FacebenchError
+from facebench.images import ImageList
 from facebench.fileio import sha256_file
 from facebench.overlap.audit import AuditRules, find_overlaps, write_audit
 from facebench.overlap.centres import Centres, identity_centres
@@ -23,23 +25,6 @@ from facebench.overlap.listing import Listing, iter_rows, read_listing
 from facebench.overlap.sources import BenchmarkIdentities, read_benchmark, read_name_map
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """A checkpoint run over images: the same knobs as ``facebench run``."""
-
-    checkpoint: Path
-    arch: str | None = None
-    profile: str | None = None
-    flip: str | None = None
-    batch_size: int = 64
-    workers: int = 2
-    device: str = "auto"
-    half: bool = False
-    cache: bool = True
-    cache_dir: Path | None = None
-    progress: bool = True
 
 
 @dataclass
@@ -111,51 +96,16 @@ def load_features(path: Path, rows: int, what: str) -> NpyRows:
 
 
 class _Extractor:
-    """Loads the checkpoint once and extracts (through the feature cache) for any image list."""
+    """Embeds image lists with the audit's checkpoint (through the shared :class:`Embedder`)."""
 
     def __init__(self, model: ModelSettings) -> None:
-        from facebench.models.loader import load_encoder
-        from facebench.preprocess import get_profile, resolve_profile
-
-        if not model.checkpoint.is_file():
-            raise FacebenchError(f"checkpoint not found: {model.checkpoint}")
-        self.model = model
-        self.sha256 = sha256_file(model.checkpoint)
-        self.encoder = load_encoder(model.checkpoint, arch=model.arch, device=model.device, half=model.half)
-        profile = resolve_profile(model.checkpoint, model.profile, model.flip)
-        if self.encoder.format == "dlib" and model.profile is None and profile.name != "dlib":
-            profile = get_profile("dlib").with_flip(model.flip) if model.flip else get_profile("dlib")
-        self.profile = profile
+        self.embedder = Embedder.load(model)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "path": str(self.model.checkpoint),
-            "sha256": self.sha256,
-            "profile": self.profile.to_dict(),
-            **{k: v for k, v in self.encoder.describe().items() if k not in ("path", "sha256")},
-        }
+        return self.embedder.describe()
 
     def __call__(self, paths: list[str], landmarks: np.ndarray | None, label: str) -> np.ndarray:
-        from facebench.cache import FeatureCache, default_cache_root
-        from facebench.extract import ExtractOptions, extract_embeddings
-        from facebench.images import ImageList
-
-        images = ImageList(origin=label, paths=paths, landmarks=landmarks)
-        m = self.model
-        options = ExtractOptions(batch_size=m.batch_size, workers=m.workers, progress=m.progress, label=label)
-        cache = None
-        if m.cache:
-            describe = self.encoder.describe()
-            fields = {
-                "checkpoint_sha256": self.sha256,
-                "images": images.fingerprint(),
-                "profile": {k: v for k, v in self.profile.to_dict().items() if k not in ("name", "flip")},
-                "views": 1 if self.profile.flip == "none" else 2,
-                "backend": {k: describe.get(k) for k in ("format", "arch", "half", "providers")},
-                "batch_size": m.batch_size,
-            }
-            cache = FeatureCache.open(m.cache_dir or default_cache_root(), fields, len(images), options.chunk_size)
-        return extract_embeddings(self.encoder, images, self.profile, options, cache)
+        return self.embedder.embed(ImageList(origin=label, paths=paths, landmarks=landmarks), label)
 
 
 def _train_rows(listing: Listing, root: Path, per_identity: int) -> tuple[list[str], np.ndarray | None, np.ndarray]:
