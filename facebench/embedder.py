@@ -16,7 +16,7 @@ import numpy as np
 
 from facebench.cache import FeatureCache, default_cache_root
 from facebench.errors import FacebenchError
-from facebench.extract import ExtractOptions, combine_flip, extract_raw
+from facebench.extract import DEFAULT_CHUNK, ExtractOptions, combine_flip, extract_raw
 from facebench.fileio import sha256_file
 from facebench.images import ImageList
 from facebench.models.base import Encoder
@@ -38,6 +38,7 @@ class ModelSettings:
     cache: bool = True
     cache_dir: Path | None = None
     progress: bool = True
+    chunk_size: int = DEFAULT_CHUNK
 
 
 @dataclass
@@ -85,7 +86,9 @@ class Embedder:
         """Raw per-view outputs ``(N, V, D)`` through the feature cache (unless disabled)."""
         s = self.settings
         profile = profile or self.profile
-        options = ExtractOptions(batch_size=s.batch_size, workers=s.workers, progress=s.progress, label=label)
+        options = ExtractOptions(
+            batch_size=s.batch_size, workers=s.workers, chunk_size=s.chunk_size, progress=s.progress, label=label
+        )
         cache = None
         if s.cache:
             root = s.cache_dir or default_cache_root()

@@ -68,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = p.add_argument_group("cache")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     c.add_argument("--cache-dir", type=Path, help="feature cache root (default $FACEBENCH_CACHE or ~/.cache/facebench)")
+    c.add_argument("--chunk-size", type=int, default=4096,
+                   help="images per cache chunk (the unit of resume and of sharding under torchrun; default 4096)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     p.add_argument("--no-speed", action="store_true", help="skip the model latency/throughput measurement")
     p.set_defaults(func=handle)
@@ -108,6 +110,7 @@ def settings_from_args(args: argparse.Namespace):
         save_features=args.save_features,
         options=options,
         progress=not args.no_progress and sys.stderr.isatty(),
+        chunk_size=args.chunk_size,
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source
 from facebench.errors import FacebenchError
 from facebench.embedder import Embedder
+from facebench.extract import DEFAULT_CHUNK
 from facebench.fileio import save_npy, sha256_file
 from facebench.images import ImageList
 from facebench.models.base import Encoder
@@ -42,6 +43,7 @@ class RunSettings:
     save_features: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    chunk_size: int = DEFAULT_CHUNK
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""
