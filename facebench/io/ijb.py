@@ -1,0 +1,595 @@
+"""IJB-B / IJB-C meta files in the insightface testsuite layout: read and write.
+
+Layout under a root (``P`` = ``IJBB``/``IJBC``, ``p`` = ``ijbb``/``ijbc``)::
+
+    P/loose_crop/<image>                 the crops the landmarks refer to
+    P/meta/p_face_tid_mid.txt            "image template_id media_id"            (one line per image)
+    P/meta/p_name_5pts_score.txt         "image x1 y1 ... x5 y5 detector_score"  (same rows, same order)
+    P/meta/p_template_pair_label.txt     "template_id template_id label"         (label 1 genuine, 0 impostor)
+    P/meta/p_1N_gallery_G1.csv, _G2.csv  (IJB-B: _S1.csv, _S2.csv)  1:N galleries
+    P/meta/p_1N_probe_mixed.csv          1:N probes
+
+The three ``.txt`` files are space separated without a header; the landmark points are the left eye, right
+eye, nose, left and right mouth corners as seen in the image. The 1:N files are comma separated with a
+header naming at least ``TEMPLATE_ID`` and ``SUBJECT_ID``; one row per image, template ids repeat.
+
+Reading: the large ``.txt`` files are parsed by pandas' C reader with explicit column types (a 15.6M-line
+pair list in about 2 s); when that parse fails, the file is scanned line by line to report the first bad
+line (``<file> line N: ...``). The 1:N files are read with the :mod:`csv` module, every row checked.
+Every reader returns the sha256 of the bytes it parsed. Writing: :func:`write_ijb` produces the whole
+layout byte for byte (``\\n`` line ends, single spaces, fixed decimals), formatting vectorised so that an
+IJB-C-sized set (15.6M pair lines) is written in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Sequence as SequenceABC
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from facebench.errors import FacebenchError, where
+from facebench.fileio import atomic_open
+from facebench.images import ImageList
+from facebench.io.textlines import expect_columns, parse_float, parse_int
+
+PREFIXES: dict[str, str] = {"ijbb": "IJBB", "ijbc": "IJBC"}
+"""File prefix -> top directory of the testsuite layout."""
+
+GALLERIES: dict[str, tuple[str, str]] = {"ijbb": ("S1", "S2"), "ijbc": ("G1", "G2")}
+"""The two 1:N gallery names of each set."""
+
+SEARCH_HEADER = (
+    "TEMPLATE_ID", "SUBJECT_ID", "FILENAME", "SIGHTING_ID", "FACE_X", "FACE_Y", "FACE_WIDTH", "FACE_HEIGHT"
+)
+"""Columns :func:`write_search_set` writes (the Janus protocol CSV columns); readers need only the first two."""
+
+_LANDMARK_COLUMNS = ("x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4", "x5", "y5")
+
+
+def layout(root: str | Path, prefix: str) -> dict[str, Path]:
+    """Role -> path of every file of the layout for ``prefix`` (``ijbb`` or ``ijbc``) under ``root``.
+
+    Roles: ``images`` (the loose_crop directory), ``tid_mid``, ``landmarks``, ``pairs``, ``gallery1``,
+    ``gallery2``, ``probes`` (the roles of ``protocols/ijb*.toml``).
+    """
+    prefix = _check_prefix(prefix)
+    top = Path(root) / PREFIXES[prefix]
+    meta = top / "meta"
+    g1, g2 = GALLERIES[prefix]
+    return {
+        "images": top / "loose_crop",
+        "tid_mid": meta / f"{prefix}_face_tid_mid.txt",
+        "landmarks": meta / f"{prefix}_name_5pts_score.txt",
+        "pairs": meta / f"{prefix}_template_pair_label.txt",
+        "gallery1": meta / f"{prefix}_1N_gallery_{g1}.csv",
+        "gallery2": meta / f"{prefix}_1N_gallery_{g2}.csv",
+        "probes": meta / f"{prefix}_1N_probe_mixed.csv",
+    }
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class MetaImages:
+    """The image list of a set: row i of ``face_tid_mid`` and of ``name_5pts_score`` (the same image).
+
+    ``names`` are paths relative to ``loose_crop``; ``landmarks`` is ``(N, 5, 2)`` pixels of the crop;
+    ``scores`` the detector scores. ``inputs`` maps each file read to its sha256.
+    """
+
+    names: np.ndarray
+    templates: np.ndarray
+    medias: np.ndarray
+    landmarks: np.ndarray
+    scores: np.ndarray
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        shapes = {
+            "templates": np.shape(self.templates),
+            "medias": np.shape(self.medias),
+            "scores": np.shape(self.scores),
+        }
+        for name, shape in shapes.items():
+            if shape != (n,):
+                raise ValueError(f"MetaImages.{name} must have shape ({n},), got {shape}")
+        if np.shape(self.landmarks) != (n, 5, 2):
+            raise ValueError(f"MetaImages.landmarks must have shape ({n}, 5, 2), got {np.shape(self.landmarks)}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def image_list(self, image_dir: str | Path, origin: str) -> ImageList:
+        """The images as an :class:`ImageList` (files under ``image_dir``, landmarks and detector scores)."""
+        return ImageList(
+            origin,
+            paths=JoinedPaths(str(image_dir), self.names),
+            landmarks=np.asarray(self.landmarks, dtype=np.float64),
+            scores=np.asarray(self.scores, dtype=np.float64),
+            crops=False,
+        )
+
+
+class JoinedPaths(SequenceABC):
+    """``image_dir/name`` for each name, made on access (an IJB-C list is 469,375 paths)."""
+
+    def __init__(self, image_dir: str, names: np.ndarray) -> None:
+        self.base = image_dir.rstrip("/") + "/"
+        self.names = names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self.base + name for name in self.names[i].tolist()]
+        return self.base + self.names[i]
+
+
+@dataclass(frozen=True)
+class TemplatePairs:
+    """The 1:1 pair list: template ids ``t1``, ``t2`` and ``label`` (True = genuine), in file order."""
+
+    t1: np.ndarray
+    t2: np.ndarray
+    label: np.ndarray
+    sha256: str = ""
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+@dataclass(frozen=True)
+class SearchSet:
+    """A 1:N gallery or probe file: one row per image (``templates``, ``subjects``; ``filenames`` when the
+    file has a FILENAME column), with ``lines`` the 1-based line number of each row."""
+
+    templates: np.ndarray
+    subjects: np.ndarray
+    filenames: np.ndarray | None = None
+    lines: np.ndarray | None = None
+    sha256: str = ""
+    path: str = ""
+
+    def template_subjects(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted unique template ids, the subject of each). A template listed under two subjects is an
+        error naming both lines."""
+        order = np.argsort(self.templates, kind="stable")
+        t, s = self.templates[order], self.subjects[order]
+        first = np.r_[True, t[1:] != t[:-1]]
+        group = np.cumsum(first) - 1
+        starts = np.flatnonzero(first)
+        conflict = np.flatnonzero(s != s[starts][group])
+        if conflict.size:
+            k = order[conflict[0]]
+            j = order[starts[group[conflict[0]]]]
+            raise FacebenchError(
+                f"{where(self.path, self._line(k))}: template {self.templates[k]} has subject {self.subjects[k]}, "
+                f"but line {self._line(j)} gives it subject {self.subjects[j]}"
+            )
+        return t[starts], s[starts]
+
+    def _line(self, row: int) -> int:
+        return int(self.lines[row]) if self.lines is not None else row + 2
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def read_face_tid_mid(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(names, template ids, media ids, sha256)`` of a ``*_face_tid_mid.txt`` file."""
+    data, digest = _read_bytes(path)
+    names, templates, medias = _parse_table(data, path, [("image", "str"), ("template_id", "int"), ("media_id", "int")])
+    return names, templates, medias, digest
+
+
+def read_name_5pts_score(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(names, landmarks (N, 5, 2), detector scores, sha256)`` of a ``*_name_5pts_score.txt`` file.
+
+    Every number must be finite.
+    """
+    data, digest = _read_bytes(path)
+    columns = [("image", "str")] + [(c, "float") for c in _LANDMARK_COLUMNS] + [("detector_score", "float")]
+    parsed = _parse_table(data, path, columns)
+    values = np.stack(parsed[1:], axis=1).astype(np.float64, copy=False)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise FacebenchError(
+            f"{where(path, _line_of_row(data, row))}: expected a finite number for {columns[col + 1][0]}, "
+            f"got {values[row, col]!r}"
+        )
+    return parsed[0], values[:, :10].reshape(-1, 5, 2), values[:, 10].copy(), digest
+
+
+def read_meta_images(tid_mid: str | Path, landmarks: str | Path) -> MetaImages:
+    """Both image files of a set, checked to list the same images in the same order."""
+    names, templates, medias, digest_t = read_face_tid_mid(tid_mid)
+    names2, points, scores, digest_l = read_name_5pts_score(landmarks)
+    if len(names) != len(names2):
+        raise FacebenchError(
+            f"{landmarks}: has {len(names2)} images but {tid_mid} has {len(names)}; row i of both files must be "
+            "the same image"
+        )
+    differ = np.flatnonzero(names != names2)
+    if differ.size:
+        row = int(differ[0])
+        raise FacebenchError(
+            f"{where(landmarks, _line_of_row(_read_bytes(landmarks)[0], row))}: image {names2[row]!r}, but "
+            f"{where(tid_mid, _line_of_row(_read_bytes(tid_mid)[0], row))} has {names[row]!r}; row i of both "
+            "files must be the same image"
+        )
+    return MetaImages(
+        names=names,
+        templates=templates,
+        medias=medias,
+        landmarks=points,
+        scores=scores,
+        inputs={Path(tid_mid).name: digest_t, Path(landmarks).name: digest_l},
+    )
+
+
+def read_template_pairs(path: str | Path) -> TemplatePairs:
+    """A ``*_template_pair_label.txt`` file; labels must be 0 or 1."""
+    data, digest = _read_bytes(path)
+    t1, t2, label = _parse_table(data, path, [("template_id_1", "int"), ("template_id_2", "int"), ("label", "int")])
+    bad = np.flatnonzero((label != 0) & (label != 1))
+    if bad.size:
+        row = int(bad[0])
+        raise FacebenchError(f"{where(path, _line_of_row(data, row))}: label must be 0 or 1, got {label[row]}")
+    return TemplatePairs(t1, t2, label == 1, digest, str(path))
+
+
+def read_search_set(path: str | Path) -> SearchSet:
+    """A 1:N gallery or probe CSV (header with ``TEMPLATE_ID`` and ``SUBJECT_ID``; other columns are kept
+    out). Every row must have the header's number of fields and integer ids."""
+    data, digest = _read_bytes(path)
+    text = data.decode("utf-8-sig", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    templates: list[int] = []
+    subjects: list[int] = []
+    filenames: list[str] = []
+    lines: list[int] = []
+    col_t = col_s = col_f = -1
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not f.strip() for f in row):
+            continue
+        if header is None:
+            header = [f.strip().upper() for f in row]
+            for needed in ("TEMPLATE_ID", "SUBJECT_ID"):
+                if needed not in header:
+                    raise FacebenchError(
+                        f"{where(path, line)}: the header has no {needed} column (got {','.join(header)}); a 1:N "
+                        "file starts with a header such as TEMPLATE_ID,SUBJECT_ID,FILENAME,..."
+                    )
+            col_t, col_s = header.index("TEMPLATE_ID"), header.index("SUBJECT_ID")
+            col_f = header.index("FILENAME") if "FILENAME" in header else -1
+            continue
+        if len(row) != len(header):
+            raise FacebenchError(
+                f"{where(path, line)}: expected {len(header)} fields ({','.join(header)}), got {len(row)}: "
+                f"{','.join(row)!r}"
+            )
+        templates.append(parse_int(path, line, row[col_t].strip(), "TEMPLATE_ID"))
+        subjects.append(parse_int(path, line, row[col_s].strip(), "SUBJECT_ID"))
+        if col_f >= 0:
+            filenames.append(row[col_f].strip())
+        lines.append(line)
+    if header is None:
+        raise FacebenchError(f"{path}: empty file; expected a header TEMPLATE_ID,SUBJECT_ID,... and one row per image")
+    if not templates:
+        raise FacebenchError(f"{path}: a header but no rows")
+    return SearchSet(
+        templates=np.asarray(templates, dtype=np.int64),
+        subjects=np.asarray(subjects, dtype=np.int64),
+        filenames=np.asarray(filenames, dtype=object) if col_f >= 0 else None,
+        lines=np.asarray(lines, dtype=np.int64),
+        sha256=digest,
+        path=str(path),
+    )
+
+
+def line_of_row(path: str | Path, row: int) -> int:
+    """1-based line number of the ``row``-th non-blank line (0-based) of a headerless list file."""
+    return _line_of_row(_read_bytes(path)[0], row)
+
+
+def _check_prefix(prefix: str) -> str:
+    if prefix not in PREFIXES:
+        raise FacebenchError(f"unknown IJB prefix {prefix!r}; use {' or '.join(PREFIXES)}")
+    return prefix
+
+
+def _read_bytes(path: str | Path) -> tuple[bytes, str]:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FacebenchError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise FacebenchError(f"{path}: is a directory, expected a list file") from None
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _iter_lines(data: bytes) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of each non-blank line."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    for number, line in enumerate(io.StringIO(text, newline=None), start=1):
+        stripped = line.strip()
+        if stripped:
+            yield number, stripped
+
+
+def _line_of_row(data: bytes, row: int) -> int:
+    for k, (number, _) in enumerate(_iter_lines(data)):
+        if k == row:
+            return number
+    return row + 1
+
+
+def _parse_table(data: bytes, path: str | Path, columns: Sequence[tuple[str, str]]) -> list[np.ndarray]:
+    """Whitespace-separated, headerless columns (kinds ``str``, ``int``, ``float``) as arrays.
+
+    Fast path: pandas' C reader with explicit dtypes. Any failure (or a column count other than expected)
+    falls back to a line scan that names the first bad line; blank lines are skipped by both.
+    """
+    import pandas as pd
+
+    if not data.strip():
+        raise FacebenchError(f"{path}: empty file; expected lines of {' '.join(c for c, _ in columns)}")
+    dtypes = {i: {"str": object, "int": np.int64, "float": np.float64}[kind] for i, (_, kind) in enumerate(columns)}
+    options = dict(
+        sep=r"\s+",
+        header=None,
+        dtype=dtypes,
+        quoting=csv.QUOTE_NONE,
+        na_filter=False,
+        engine="c",
+        encoding="utf-8",
+        encoding_errors="surrogateescape",
+    )
+    failure: Exception | None = None
+    try:
+        frames = [pd.read_csv(io.BytesIO(data), **options)]
+        if frames[0].shape[1] != len(columns):
+            frames = []
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        frames, failure = [], exc
+    if not frames:
+        _raise_first_bad_line(data, path, columns)
+        reason = failure or "unexpected column count"
+        raise FacebenchError(f"{path}: cannot be parsed as {' '.join(c for c, _ in columns)} ({reason})")
+    out = []
+    for i, (_, kind) in enumerate(columns):
+        values = frames[0][i].to_numpy()
+        if kind == "str":
+            values = values.astype(object, copy=False)
+        out.append(values)
+    return out
+
+
+def _raise_first_bad_line(data: bytes, path: str | Path, columns: Sequence[tuple[str, str]]) -> None:
+    """Scan ``data`` line by line and raise a FacebenchError at the first malformed line (if any)."""
+    what = " ".join(c for c, _ in columns)
+    for number, text in _iter_lines(data):
+        fields = text.split()
+        expect_columns(path, number, fields, len(columns), what)
+        for (name, kind), value in zip(columns, fields):
+            if kind == "int":
+                parse_int(path, number, value, name)
+                if not -(2**63) <= int(value) < 2**63:
+                    raise FacebenchError(f"{where(path, number)}: {name} {value} is out of range")
+            elif kind == "float":
+                parse_float(path, number, value, name)
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def write_ijb(
+    root: str | Path,
+    prefix: str,
+    images: MetaImages,
+    pairs: TemplatePairs | None = None,
+    searches: Mapping[str, SearchSet] | None = None,
+    crops: Mapping[str, bytes] | None = None,
+    decimals: int = 3,
+    score_decimals: int = 6,
+) -> dict[str, Path]:
+    """Write a set in the insightface testsuite layout under ``root``; returns role -> path written.
+
+    ``images`` gives both image files (landmarks with ``decimals`` places, detector scores with
+    ``score_decimals``); ``pairs`` the 1:1 pair list; ``searches`` the 1:N files by role (``gallery1``,
+    ``gallery2``, ``probes``); ``crops`` image file name -> encoded bytes, written into ``loose_crop/``
+    (the directory is created even when empty). Each file is written atomically.
+    """
+    paths = layout(root, prefix)
+    write_face_tid_mid(paths["tid_mid"], images.names, images.templates, images.medias)
+    write_name_5pts_score(paths["landmarks"], images.names, images.landmarks, images.scores, decimals, score_decimals)
+    written = {"tid_mid": paths["tid_mid"], "landmarks": paths["landmarks"]}
+    if pairs is not None:
+        write_template_pairs(paths["pairs"], pairs.t1, pairs.t2, pairs.label)
+        written["pairs"] = paths["pairs"]
+    for role, search in (searches or {}).items():
+        if role not in ("gallery1", "gallery2", "probes"):
+            raise ValueError(f"unknown 1:N role {role!r}; use gallery1, gallery2 or probes")
+        write_search_set(paths[role], search.templates, search.subjects, search.filenames)
+        written[role] = paths[role]
+    paths["images"].mkdir(parents=True, exist_ok=True)
+    for name, blob in (crops or {}).items():
+        target = paths["images"] / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(target, "wb") as handle:
+            handle.write(blob)
+    written["images"] = paths["images"]
+    return written
+
+
+def write_face_tid_mid(path: str | Path, names: Sequence[str], templates: np.ndarray, medias: np.ndarray) -> None:
+    """``image template_id media_id`` lines."""
+    _write_rows(path, [("str", names), ("int", templates), ("int", medias)], b" ")
+
+
+def write_name_5pts_score(
+    path: str | Path,
+    names: Sequence[str],
+    landmarks: np.ndarray,
+    scores: np.ndarray,
+    decimals: int = 3,
+    score_decimals: int = 6,
+) -> None:
+    """``image x1 y1 ... x5 y5 detector_score`` lines, numbers in fixed point with the given decimals."""
+    points = np.asarray(landmarks, dtype=np.float64).reshape(len(names), 10)
+    columns: list[_Column] = [("str", names)]
+    columns += [(f"fixed{decimals}", points[:, k]) for k in range(10)]
+    columns.append((f"fixed{score_decimals}", np.asarray(scores, dtype=np.float64)))
+    _write_rows(path, columns, b" ")
+
+
+def write_template_pairs(path: str | Path, t1: np.ndarray, t2: np.ndarray, label: np.ndarray) -> None:
+    """``template_id template_id label`` lines (label 1 genuine, 0 impostor)."""
+    _write_rows(path, [("int", t1), ("int", t2), ("int", np.asarray(label).astype(np.int64))], b" ")
+
+
+def write_search_set(
+    path: str | Path,
+    templates: np.ndarray,
+    subjects: np.ndarray,
+    filenames: Sequence[str] | None = None,
+) -> None:
+    """A 1:N CSV with the header :data:`SEARCH_HEADER`; FILENAME defaults to ``img/<row>.jpg``,
+    SIGHTING_ID to the template id and the face box to zeros."""
+    templates = np.asarray(templates, dtype=np.int64)
+    n = templates.size
+    if filenames is None:
+        filenames = np.char.add(np.char.add("img/", np.arange(1, n + 1).astype(str)), ".jpg")
+    zeros = np.zeros(n, dtype=np.int64)
+    columns: list[_Column] = [
+        ("int", templates),
+        ("int", subjects),
+        ("str,", filenames),
+        ("int", templates),
+        ("int", zeros),
+        ("int", zeros),
+        ("int", zeros),
+        ("int", zeros),
+    ]
+    _write_rows(path, columns, b",", header=(",".join(SEARCH_HEADER) + "\n").encode())
+
+
+# Text is assembled vectorised: each column of a block of rows becomes a pair (characters (n, width)
+# uint8, mask (n, width) bool), so that row i reads chars[i][mask[i]]; the block's bytes are the
+# concatenated columns and separators selected by their masks (row-major), written in one call.
+_Column = tuple[str, object]  # (kind: "int" | "fixed<decimals>" | "str" | "str<forbidden chars>", values)
+_ROWS_PER_BLOCK = 1 << 20
+
+
+def _digits(values: np.ndarray, width: int) -> np.ndarray:
+    """Decimal digits of non-negative int64 ``values``, right-aligned and zero-padded to ``width``."""
+    out = np.empty((values.size, width), dtype=np.uint8)
+    rest = values.copy()
+    for k in range(width - 1, -1, -1):
+        out[:, k] = 48 + rest % 10
+        rest //= 10
+    return out
+
+
+def _int_chars(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decimal integers, a minus sign when negative, no padding."""
+    v = np.asarray(values)
+    if v.dtype.kind not in "iub":
+        raise ValueError(f"integer column expected, got dtype {v.dtype}")
+    v = v.astype(np.int64).ravel()
+    magnitude = np.abs(v)
+    top = int(magnitude.max()) if v.size else 0
+    width = len(str(top))
+    n_digits = np.ones(v.size, dtype=np.int64)
+    power = 10
+    while power <= top:
+        n_digits += magnitude >= power
+        power *= 10
+    chars = _digits(magnitude, width)
+    mask = np.arange(width)[None, :] >= (width - n_digits)[:, None]
+    negative = v < 0
+    if negative.any():
+        chars = np.concatenate([np.full((v.size, 1), ord("-"), np.uint8), chars], axis=1)
+        mask = np.concatenate([negative[:, None], mask], axis=1)
+    return chars, mask
+
+
+def _fixed_chars(values: np.ndarray, decimals: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point decimals (``-12.345``): ``|v| * 10**decimals`` rounded half to even, then split."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(v).all():
+        raise ValueError("cannot write NaN or infinite values")
+    scale = 10**decimals
+    scaled = np.rint(np.abs(v) * scale).astype(np.int64)
+    whole, frac = np.divmod(scaled, scale)
+    chars, mask = _int_chars(whole)
+    negative = (v < 0) & (scaled != 0)
+    if negative.any():
+        chars = np.concatenate([np.full((v.size, 1), ord("-"), np.uint8), chars], axis=1)
+        mask = np.concatenate([negative[:, None], mask], axis=1)
+    if decimals > 0:
+        point = np.full((v.size, 1), ord("."), np.uint8)
+        chars = np.concatenate([chars, point, _digits(frac, decimals)], axis=1)
+        mask = np.concatenate([mask, np.ones((v.size, decimals + 1), dtype=bool)], axis=1)
+    return chars, mask
+
+
+def _str_chars(values: Sequence[str], forbidden: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 strings; an empty value or one containing whitespace or a ``forbidden`` byte is an error."""
+    encoded = np.char.encode(np.asarray(values).astype(str), "utf-8")
+    width = max(1, encoded.dtype.itemsize)
+    chars = np.ascontiguousarray(encoded).view(np.uint8).reshape(len(encoded), width)
+    mask = chars != 0
+    bad = ~mask.any(axis=1)
+    for byte in b" \t\r\n\v\f" + forbidden:
+        bad |= (chars == byte).any(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"value {np.asarray(values)[i]!r} (row {i}) is empty or contains whitespace or {forbidden!r}")
+    return chars, mask
+
+
+def _column_chars(kind: str, values: object) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "int":
+        return _int_chars(values)  # type: ignore[arg-type]
+    if kind.startswith("fixed"):
+        return _fixed_chars(values, int(kind[5:]))  # type: ignore[arg-type]
+    return _str_chars(values, kind[3:].encode())  # type: ignore[arg-type]
+
+
+def _write_rows(path: str | Path, columns: list[_Column], sep: bytes, header: bytes = b"") -> None:
+    lengths = {len(values) for _, values in columns}  # type: ignore[arg-type]
+    if len(lengths) != 1:
+        raise ValueError(f"columns differ in length: {sorted(lengths)}")
+    n = lengths.pop()
+    sep_code = np.frombuffer(sep, dtype=np.uint8)
+    with atomic_open(path, "wb") as handle:
+        handle.write(header)
+        for start in range(0, n, _ROWS_PER_BLOCK):
+            stop = min(n, start + _ROWS_PER_BLOCK)
+            m = stop - start
+            parts, masks = [], []
+            for k, (kind, values) in enumerate(columns):
+                if k:
+                    parts.append(np.broadcast_to(sep_code, (m, sep_code.size)))
+                    masks.append(np.ones((m, sep_code.size), dtype=bool))
+                chars, mask = _column_chars(kind, values[start:stop])  # type: ignore[index]
+                parts.append(chars)
+                masks.append(mask)
+            parts.append(np.full((m, 1), ord("\n"), dtype=np.uint8))
+            masks.append(np.ones((m, 1), dtype=bool))
+            block = np.concatenate(parts, axis=1)
+            handle.write(block[np.concatenate(masks, axis=1)].tobytes())

@@ -1,0 +1,425 @@
+"""IJB 1:1 and 1:N end to end (`facebench run --features`) on synthetic sets in the exact meta formats,
+against independent straightforward code: template loops, per-pair dot products, sklearn's ROC with the
+insightface read-off, per-probe open-set loops."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import scipy.stats
+import sklearn.metrics
+
+from facebench.benchmarks import load_benchmarks
+from facebench.cli import main as cli_main
+from facebench.embedder import Embedder, ModelSettings
+from facebench.errors import FacebenchError
+from facebench.evaluate.common import RunContext, RunSettings
+from facebench.evaluate.ijb import insightface_mode, run_ijb_1to1
+from facebench.images import ARCFACE_TEMPLATE, align, arcface_chip, read_image
+from facebench.io import ijb
+from facebench.preprocess import resolve_profile
+from tests.fakes import LinearEncoder
+
+FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@dataclass
+class World:
+    root: Path
+    features: Path
+    names: list[str]
+    templates: np.ndarray
+    medias: np.ndarray
+    scores: np.ndarray
+    t1: np.ndarray
+    t2: np.ndarray
+    label: np.ndarray
+    galleries: dict[str, list[tuple[int, int]]]  # name -> [(template, subject)]
+    probes: list[tuple[int, int]]
+    feats: np.ndarray = field(repr=False, default=None)
+
+
+def build_world(root: Path, seed: int = 0, n_subjects: int = 30, n_unknown: int = 5, dim: int = 32) -> World:
+    """~350 images: one gallery template per subject (G1 = first half), two probes per subject plus probes
+    of ``n_unknown`` subjects in neither gallery; all gallery x probe pairs except ~30% of impostors."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_subjects + n_unknown, dim))
+    ids = iter(rng.choice(np.arange(1, 100000), 400, replace=False).tolist())
+    names, templates, medias, subjects_of_image = [], [], [], []
+    media_counter = 50000
+
+    def add_template(subject: int) -> int:
+        nonlocal media_counter
+        t = next(ids)
+        for _ in range(int(rng.integers(1, 4))):
+            media_counter += int(rng.integers(1, 5))
+            for _ in range(int(rng.integers(1, 3))):
+                names.append(f"{len(names) + 1}.jpg")
+                templates.append(t)
+                medias.append(media_counter)
+                subjects_of_image.append(subject)
+        return t
+
+    gallery = [(add_template(s), s) for s in range(n_subjects)]
+    probes = [(add_template(s), s) for s in range(n_subjects) for _ in range(2)]
+    probes += [(add_template(s), s) for s in range(n_subjects, n_subjects + n_unknown)]
+    n = len(names)
+    sub = np.array(subjects_of_image)
+    feats = (centres[sub] + rng.uniform(0.6, 2.0, (n, 1)) * rng.standard_normal((n, dim))) * rng.uniform(1, 25, (n, 1))
+    feats = feats.astype(np.float32)
+    scores = rng.integers(100000, 1000000, n) / 1e6  # six decimals: written and read back exactly
+    landmarks = ARCFACE_TEMPLATE[None] + rng.normal(0, 1, (n, 5, 2))
+    t1, t2, label = [], [], []
+    for g, gs in gallery:
+        for p, ps in probes:
+            if gs == ps or rng.random() < 0.7:
+                t1.append(g)
+                t2.append(p)
+                label.append(gs == ps)
+    order = rng.permutation(len(t1))
+    t1, t2, label = np.array(t1)[order], np.array(t2)[order], np.array(label)[order]
+    half = n_subjects // 2
+    galleries = {"G1": gallery[:half], "G2": gallery[half:]}
+    meta = ijb.MetaImages(np.array(names, dtype=object), np.array(templates), np.array(medias), landmarks, scores)
+
+    def search(members):
+        rows_t = [t for t, _ in members for _ in range(templates.count(t))]
+        rows_s = [s for t, s in members for _ in range(templates.count(t))]
+        return ijb.SearchSet(np.array(rows_t), np.array(rows_s))
+
+    searches = {"gallery1": search(galleries["G1"]), "gallery2": search(galleries["G2"]), "probes": search(probes)}
+    ijb.write_ijb(root, "ijbc", meta, ijb.TemplatePairs(t1, t2, label), searches)
+    features = root / "feats.npy"
+    np.save(features, feats)
+    return World(root, features, names, np.array(templates), np.array(medias), scores, t1, t2, label, galleries,
+                 probes, feats)
+
+
+# ----------------------------------------------------------------------------- independent reference
+
+
+def reference_templates(world: World, per_image_l2: bool = False, detector: bool = True) -> dict[int, np.ndarray]:
+    """Template features the obvious way: for each template, for each media, the mean; sum; normalise."""
+    lines = (world.root / "IJBC/meta/ijbc_name_5pts_score.txt").read_text().splitlines()
+    file_scores = [float(line.split(" ")[-1]) for line in lines]  # the detector score as the file gives it
+    out = {}
+    for t in set(world.templates.tolist()):
+        total = np.zeros(world.feats.shape[1])
+        rows = [i for i in range(len(world.names)) if world.templates[i] == t]
+        for m in sorted({int(world.medias[i]) for i in rows}):
+            media_rows = [i for i in rows if world.medias[i] == m]
+            acc = np.zeros(world.feats.shape[1])
+            for i in media_rows:
+                x = world.feats[i].astype(np.float64)
+                if per_image_l2:
+                    x = x / math.sqrt(float(np.dot(x, x)))
+                if detector:
+                    x = x * file_scores[i]
+                acc += x
+            total += acc / len(media_rows)
+        out[t] = total / math.sqrt(float(np.dot(total, total)))
+    return out
+
+
+def reference_scores(world: World, feats: dict[int, np.ndarray]) -> np.ndarray:
+    return np.array([sum(feats[a][k] * feats[b][k] for k in range(len(feats[a]))) for a, b in zip(world.t1, world.t2)])
+
+
+def insightface_tar(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """ijb_11.py: sklearn roc_curve, arrays reversed, the point of nearest FPR (first in reversed order)."""
+    fpr, tpr, _ = sklearn.metrics.roc_curve(labels, scores)
+    fpr, tpr = np.flipud(fpr), np.flipud(tpr)
+    out = {}
+    for target in FARS:
+        _, index = min(zip(abs(fpr - target), range(len(fpr))))
+        out[f"{target:.0e}"] = float(tpr[index])
+    return out
+
+
+def le_tar(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Highest TPR over every threshold (each distinct score) whose FPR is <= the target."""
+    genuine, impostor = scores[labels], scores[~labels]
+    out = {}
+    for target in FARS:
+        best = 0.0
+        for t in np.unique(scores):
+            if np.mean(impostor >= t) <= target:
+                best = max(best, float(np.mean(genuine >= t)))
+        out[f"{target:.0e}"] = best
+    return out
+
+
+def open_set_reference(feats, probes, gallery):
+    """Per-probe loops: rank of the mate, best non-mated score, then rank rates and TPIR at FPIR."""
+    subjects = {s for _, s in gallery}
+    mate_ranks, mate_scores, nonmated = [], [], []
+    for p, ps in probes:
+        scores = {s: float(np.dot(feats[p], feats[g])) for g, s in gallery}
+        if ps in subjects:
+            mate = scores[ps]
+            mate_scores.append(mate)
+            mate_ranks.append(1 + sum(1 for s, v in scores.items() if s != ps and v >= mate))
+        else:
+            nonmated.append(max(scores.values()))
+    out = {f"rank{k}": sum(r <= k for r in mate_ranks) / len(mate_ranks) for k in (1, 5, 10)}
+    out["tpir_at_fpir"] = {}
+    for target in (1e-2, 1e-1):
+        candidates = [c for c in sorted(set(nonmated)) if sum(v >= c for v in nonmated) / len(nonmated) <= target]
+        t = candidates[0] if candidates else np.nextafter(max(nonmated), np.inf)
+        hits = sum(1 for r, v in zip(mate_ranks, mate_scores) if r == 1 and v >= t)
+        out["tpir_at_fpir"][f"{target:.0e}"] = hits / len(mate_ranks)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def linear_embedder(encoder: LinearEncoder) -> Embedder:
+    model = ModelSettings(Path("linear.pt"), batch_size=4, workers=0, cache=False, progress=False)
+    return Embedder(model, encoder, resolve_profile(None), sha256="0" * 64)
+
+
+def run_cli(world: World, benchmarks: str, out: Path, *extra: str, features: Path | None = None) -> tuple[int, dict]:
+    args = ["run", "--features", str(features or world.features), "-b", benchmarks, "--data-root", str(world.root),
+            "--out", str(out), "--no-progress", *extra]
+    status = cli_main(args)
+    return status, json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    return build_world(tmp_path_factory.mktemp("ijb"))
+
+
+# ------------------------------------------------------------------------------------------- tests
+
+
+def test_1to1_end_to_end_matches_reference(world: World, tmp_path: Path) -> None:
+    status, doc = run_cli(world, "ijbc", tmp_path / "out")
+    assert status == 0, doc["failed"]
+    entry = doc["benchmarks"]["ijbc"]
+    feats = reference_templates(world)
+    scores = reference_scores(world, feats)
+    labels = world.label.astype(bool)
+    want = insightface_tar(labels, scores)
+    assert entry["metrics"]["tar_at_far"] == want
+    assert entry["metrics"]["tar_at_far"]["1e-04"] == want["1e-04"]
+    assert entry["metrics"]["auc"] == pytest.approx(sklearn.metrics.roc_auc_score(labels, scores), abs=1e-12)
+    # the saved ROC: same points as sklearn on the reference scores; thresholds are pair scores (<= 1e-6 apart)
+    arrays = np.load(tmp_path / "out" / "ijbc.npz")
+    fpr, tpr, thr = sklearn.metrics.roc_curve(labels, scores)
+    assert np.array_equal(arrays["roc_fpr"], fpr) and np.array_equal(arrays["roc_tpr"], tpr)
+    assert np.max(np.abs(arrays["roc_thresholds"][1:] - thr[1:])) <= 1e-6
+    # operating points: counts at the threshold and exact Clopper-Pearson intervals
+    n_gen, n_imp = int(labels.sum()), int((~labels).sum())
+    for key, point in entry["metrics"]["operating_points"].items():
+        t = point["threshold"]
+        t = np.inf if t is None else t
+        assert point["genuine_accepted"] == int(np.sum(scores[labels] >= t - 1e-12))
+        assert point["impostors_accepted"] == int(np.sum(scores[~labels] >= t - 1e-12))
+        k = point["genuine_accepted"]
+        low = 0.0 if k == 0 else scipy.stats.beta.ppf(0.025, k, n_gen - k + 1)
+        high = 1.0 if k == n_gen else scipy.stats.beta.ppf(0.975, k + 1, n_gen - k)
+        assert point["tar_ci95"] == pytest.approx([low, high], abs=1e-12)
+        assert point["tar"] == entry["metrics"]["tar_at_far"][key]
+    assert entry["n_pairs"] == len(world.label) and entry["n_genuine"] == n_gen
+    assert entry["n_images"] == len(world.names) and entry["n_templates"] == len(set(world.templates.tolist()))
+    assert entry["rules"]["tar_at_far"] == "nearest" and entry["rules"]["test_mode"] == "N1D1F?"
+    assert any("not the official set" in w and "n_pairs" in w for w in entry["warnings"])
+    assert set(entry["inputs"]) == {"ijbc_face_tid_mid.txt", "ijbc_name_5pts_score.txt", "ijbc_template_pair_label.txt"}
+
+
+def test_1to1_flags_and_le_rule(world: World, tmp_path: Path) -> None:
+    status, doc = run_cli(world, "ijbc", tmp_path / "out", "--per-image-l2", "--no-detector-weight", "--tar-rule", "le")
+    assert status == 0, doc["failed"]
+    entry = doc["benchmarks"]["ijbc"]
+    scores = reference_scores(world, reference_templates(world, per_image_l2=True, detector=False))
+    labels = world.label.astype(bool)
+    assert entry["metrics"]["tar_at_far"] == le_tar(labels, scores)
+    assert entry["metrics"]["auc"] == pytest.approx(sklearn.metrics.roc_auc_score(labels, scores), abs=1e-12)
+    assert entry["rules"]["per_image_l2"] is True and entry["rules"]["detector_weight"] is False
+    assert entry["rules"]["test_mode"] == "N0D0F?" and entry["rules"]["tar_at_far"] == "le"
+
+
+def test_1n_standard_per_gallery_and_mean(world: World, tmp_path: Path) -> None:
+    fdir = tmp_path / "feats"
+    fdir.mkdir()
+    (fdir / "ijbc.npy").write_bytes(world.features.read_bytes())  # 1:1 and 1:N share DIR/ijbc.npy
+    status, doc = run_cli(world, "ijbc,ijbc_1n", tmp_path / "out", features=fdir)
+    assert status == 0, doc["failed"]
+    metrics = doc["benchmarks"]["ijbc_1n"]["metrics"]
+    feats = reference_templates(world)
+    per = {name: open_set_reference(feats, world.probes, members) for name, members in world.galleries.items()}
+    for name in ("G1", "G2"):
+        got = metrics["per_gallery"][name]
+        for k in ("rank1", "rank5", "rank10"):
+            assert got[k] == per[name][k]
+        assert got["tpir_at_fpir"] == per[name]["tpir_at_fpir"]
+        assert got["n_mated"] == 2 * len(world.galleries[name])
+        assert got["n_nonmated"] == len(world.probes) - got["n_mated"]
+    for k in ("rank1", "rank5", "rank10"):
+        assert metrics[k] == pytest.approx((per["G1"][k] + per["G2"][k]) / 2, abs=1e-15)
+    for f in ("1e-02", "1e-01"):
+        mean = (per["G1"]["tpir_at_fpir"][f] + per["G2"]["tpir_at_fpir"][f]) / 2
+        assert metrics["tpir_at_fpir"][f] == pytest.approx(mean, abs=1e-15)
+    entry = doc["benchmarks"]["ijbc_1n"]
+    assert entry["rules"]["ijb_1n"] == "standard" and entry["n_probe_templates"] == len(world.probes)
+    assert entry["n_gallery1_templates"] == 15 and entry["n_gallery2_templates"] == 15
+    arrays = np.load(tmp_path / "out" / "ijbc_1n.npz")
+    assert arrays["G1_cmc"][0] == pytest.approx(per["G1"]["rank1"], abs=1e-15)
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "IJB-C Rank-1 [standard]" in table and "IJB-C TAR@1e-4 [nearest]" in table
+
+
+def test_1n_legacy_rule(tmp_path: Path) -> None:
+    world = build_world(tmp_path / "w", seed=5, n_unknown=0)
+    status, doc = run_cli(world, "ijbc_1n", tmp_path / "out", "--ijb-1n-rule", "legacy")
+    assert status == 0, doc["failed"]
+    entry = doc["benchmarks"]["ijbc_1n"]
+    feats = reference_templates(world)
+    gallery = world.galleries["G1"] + world.galleries["G2"]
+    ranks, mates, nonmates = [], [], []
+    for p, ps in world.probes:
+        scores = {s: float(np.dot(feats[p], feats[g])) for g, s in gallery}
+        ranks.append(1 + sum(1 for s, v in scores.items() if s != ps and v > scores[ps]))
+        mates.append(scores[ps])
+        nonmates += [v for s, v in scores.items() if s != ps]
+    n = len(world.probes)
+    assert entry["metrics"]["rank1"] == sum(r == 1 for r in ranks) / n
+    for far in (1e-2, 1e-1):
+        threshold = sorted(nonmates, reverse=True)[math.ceil(n * far) - 1]
+        assert entry["metrics"]["tpir_at_fpir"][f"{far:.0e}"] == sum(m > threshold for m in mates) / n
+    assert entry["rules"]["ijb_1n"] == "legacy" and "legacy" in entry["rules"]["identification"]
+    assert entry["metrics"]["per_gallery"] == {}
+    assert any("legacy" in w for w in entry["warnings"])
+    assert "IJB-C Rank-1 [legacy]" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_legacy_rule_refuses_unenrolled_probes(world: World, tmp_path: Path) -> None:
+    status, doc = run_cli(world, "ijbc_1n", tmp_path / "out", "--ijb-1n-rule", "legacy")
+    assert status == 1 and "exactly once in the merged gallery" in doc["failed"]["ijbc_1n"]
+
+
+def _copy_world(world: World, root: Path) -> Path:
+    for path in world.root.rglob("*"):
+        if path.is_file():
+            target = root / path.relative_to(world.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    return root
+
+
+def _moved(world: World, root: Path) -> World:
+    return dataclasses.replace(world, root=root)
+
+
+def test_pair_naming_an_unknown_template(world: World, tmp_path: Path) -> None:
+    root = _copy_world(world, tmp_path / "copy")
+    pairs = root / "IJBC/meta/ijbc_template_pair_label.txt"
+    lines = pairs.read_text().splitlines()
+    lines[6] = "424242 " + lines[6].split(" ", 1)[1]
+    pairs.write_text("\n".join(lines) + "\n")
+    status, doc = run_cli(_moved(world, root), "ijbc", tmp_path / "out")
+    assert status == 1
+    message = doc["failed"]["ijbc"]
+    assert "ijbc_template_pair_label.txt line 7: template 424242 is not in" in message
+    assert "ijbc_face_tid_mid.txt" in message
+
+
+def test_malformed_meta_line_fails_the_benchmark(world: World, tmp_path: Path) -> None:
+    root = _copy_world(world, tmp_path / "copy")
+    tid = root / "IJBC/meta/ijbc_face_tid_mid.txt"
+    lines = tid.read_text().splitlines()
+    lines[11] = lines[11].rsplit(" ", 1)[0]
+    tid.write_text("\n".join(lines) + "\n")
+    status, doc = run_cli(_moved(world, root), "ijbc", tmp_path / "out")
+    assert status == 1
+    assert "ijbc_face_tid_mid.txt line 12: expected 3 columns" in doc["failed"]["ijbc"]
+
+
+def test_features_with_the_wrong_row_count(world: World, tmp_path: Path) -> None:
+    bad = tmp_path / "short.npy"
+    np.save(bad, world.feats[:-3])
+    status, doc = run_cli(world, "ijbc", tmp_path / "out", features=bad)
+    assert status == 1
+    message = doc["failed"]["ijbc"]
+    assert str(bad) in message and f"has {len(world.names) - 3} rows" in message
+    assert f"{len(world.names)} images" in message
+
+
+def test_images_needed_without_features(world: World, tmp_path: Path) -> None:
+    root = _copy_world(world, tmp_path / "copy")
+    assert not (root / "IJBC/loose_crop").exists()  # the copy holds the meta files only
+    settings = RunSettings("ijbc", root, tmp_path / "out", progress=False, cache=False)
+    ctx = RunContext(settings, linear_embedder(LinearEncoder(dim=8)), resolve_profile(None))
+    with pytest.raises(FacebenchError, match=r"ijbc: the image directory .*IJBC/loose_crop is missing"):
+        run_ijb_1to1(load_benchmarks()["ijbc"], ctx)
+
+
+def test_extraction_aligns_flips_and_weights(tmp_path: Path) -> None:
+    """From loose crops: 5-point alignment with the meta landmarks, f(x) + f(flip(x)), detector weight."""
+    rng = np.random.default_rng(2)
+    n = 14
+    names = [f"{i + 1}.png" for i in range(n)]
+    templates = np.array([11, 11, 11, 22, 22, 33, 33, 33, 44, 44, 55, 55, 66, 66])
+    medias = np.array([1, 1, 2, 3, 4, 5, 5, 5, 6, 7, 8, 9, 10, 10])
+    scores = rng.integers(300000, 1000000, n) / 1e6
+    crops, landmarks = {}, []
+    for i in range(n):
+        small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        image = cv2.resize(small, (160, 120), interpolation=cv2.INTER_CUBIC)
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        crops[names[i]] = buf.tobytes()
+        landmarks.append(ARCFACE_TEMPLATE * 1.1 + rng.uniform(5, 30, 2) + rng.normal(0, 1, (5, 2)))
+    landmarks = np.array(landmarks)
+    meta = ijb.MetaImages(np.array(names, dtype=object), templates, medias, landmarks, scores)
+    t1 = np.array([11, 11, 22, 22, 33, 44, 55, 66, 11, 33])
+    t2 = np.array([22, 33, 33, 44, 55, 66, 66, 11, 55, 44])
+    label = np.array([1, 0, 0, 1, 0, 0, 1, 0, 0, 1], dtype=bool)
+    written = ijb.write_ijb(tmp_path, "ijbc", meta, ijb.TemplatePairs(t1, t2, label), crops=crops,
+                            decimals=4)
+    encoder = LinearEncoder(dim=8, seed=3)
+    profile = resolve_profile(None)
+    settings = RunSettings("ijbc", tmp_path, tmp_path / "out", progress=False, cache=False, workers=0, batch_size=4)
+    result = run_ijb_1to1(load_benchmarks()["ijbc"], RunContext(settings, linear_embedder(encoder), profile))
+
+    read_back = ijb.read_meta_images(written["tid_mid"], written["landmarks"])
+    chip = arcface_chip()
+    feats = []
+    for i, name in enumerate(names):
+        aligned = align(read_image(str(tmp_path / "IJBC/loose_crop" / name)), read_back.landmarks[i], chip)
+        views = [aligned[None], np.ascontiguousarray(aligned[None, :, ::-1])]
+        feats.append(sum(encoder.embed(profile.normalise(v))[0].astype(np.float64) for v in views))
+    world = World(tmp_path, tmp_path, names, templates, medias, scores, t1, t2, label, {}, [], np.array(feats))
+    expected = reference_scores(world, reference_templates(world))
+    fpr, tpr, thr = sklearn.metrics.roc_curve(label, expected)
+    assert np.array_equal(result.arrays["roc_fpr"], fpr) and np.array_equal(result.arrays["roc_tpr"], tpr)
+    assert np.max(np.abs(result.arrays["roc_thresholds"][1:] - thr[1:])) <= 1e-5  # float32 model outputs
+    assert result.rules["test_mode"] == insightface_mode("add", False, True) == "N1D1F2"
+    assert result.rules["flip"] == "add"
+
+
+def test_interp_rule_reads_between_roc_points() -> None:
+    from facebench.evaluate.ijb import verification_metrics
+
+    rng = np.random.default_rng(9)
+    labels = rng.random(3000) < 0.1
+    scores = rng.normal(0, 1, 3000) + 2.5 * labels
+    metrics, arrays = verification_metrics(scores, labels, "interp")
+    fpr, tpr, _ = sklearn.metrics.roc_curve(labels, scores)
+    for target in FARS:
+        i = max(k for k in range(len(fpr)) if fpr[k] <= target)
+        if fpr[i] == target or i == len(fpr) - 1:
+            want = tpr[i]
+        else:
+            want = tpr[i] + (target - fpr[i]) / (fpr[i + 1] - fpr[i]) * (tpr[i + 1] - tpr[i])
+        assert metrics["tar_at_far"][f"{target:.0e}"] == pytest.approx(want, abs=1e-15)
+        point = metrics["operating_points"][f"{target:.0e}"]
+        assert ("genuine_accepted" in point) == (not math.isnan(point["threshold"]))
