@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: facebench exit {fb_rc}, baseline exit {base_rc}")
         return 1
 
-    fb = json.loads((out / "results.json").read_text())["benchmarks"]["ijbc"]["metrics"]
+    fb_entry = json.loads((out / "results.json").read_text())["benchmarks"]["ijbc"]
+    fb = fb_entry["metrics"]
     base = json.loads(base_json.read_text())
     same = fb["tar_at_far"] == base["tar_at_far"]
     ratio = base_time / fb_time
@@ -256,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sizes: {wanted['sizes']}, features {feature_bytes / 2**20:.0f} MiB")
     print(f"facebench run --features: {fb_time:8.2f} s  peak RSS {fb_rss / 2**20:7.0f} MiB")
     print(f"baseline (reference way): {base_time:8.2f} s  peak RSS {base_rss / 2**20:7.0f} MiB")
+    phases = fb_entry.get("extra", {}).get("timings_s", {})
+    inside = sum(phases.values())
+    print("  facebench IJB phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+          + f"; the rest ({fb_time - inside:.2f} s) is interpreter start, imports, results and report")
     print(f"speed ratio (baseline / facebench): {ratio:.1f}x   [target >= 10]")
     print(f"peak RSS / feature file: {mem_ratio:.2f}   [target <= 2.5]")
     print("TAR@FAR  facebench  baseline")

@@ -423,3 +423,14 @@ def test_interp_rule_reads_between_roc_points() -> None:
         assert metrics["tar_at_far"][f"{target:.0e}"] == pytest.approx(want, abs=1e-15)
         point = metrics["operating_points"][f"{target:.0e}"]
         assert ("genuine_accepted" in point) == (not math.isnan(point["threshold"]))
+
+
+def test_search_file_naming_an_unknown_template(world: World, tmp_path: Path) -> None:
+    root = _copy_world(world, tmp_path / "copy")
+    probes = root / "IJBC/meta/ijbc_1N_probe_mixed.csv"
+    lines = probes.read_text().splitlines()
+    lines[4] = "31337," + lines[4].split(",", 1)[1]
+    probes.write_text("\n".join(lines) + "\n")
+    status, doc = run_cli(_moved(world, root), "ijbc_1n", tmp_path / "out")
+    assert status == 1
+    assert "ijbc_1N_probe_mixed.csv line 5: template 31337 has no images in" in doc["failed"]["ijbc_1n"]

@@ -187,6 +187,7 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     if rule not in IJB_1N_RULES:
         raise FacebenchError(f"unknown --ijb-1n-rule {rule!r}; use {' or '.join(IJB_1N_RULES)}")
     warnings: list[str] = []
+    clock = _Clock(spec.name)
     meta = ijbio.read_meta_images(paths["tid_mid"], paths["landmarks"])
     names = ijbio.GALLERIES[prefix]
     sets = {role: ijbio.read_search_set(paths[role]) for role in ("gallery1", "gallery2", "probes")}
@@ -211,11 +212,13 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         if missing.size:
             row = int(np.flatnonzero(s.templates == missing[0])[0])
             raise FacebenchError(
-                f"{where(s.path, s._line(row))}: template {missing[0]} has no images in {paths['tid_mid']}"
+                f"{where(s.path, s.line(row))}: template {missing[0]} has no images in {paths['tid_mid']}"
             )
 
+    clock.lap("read_meta")
     label = str(spec.options.get("features_label", spec.name))
     pooled, feature_rules = _pool(spec, ctx, meta, paths, label=label)
+    clock.lap("features_and_pooling")
     probe_ids, probe_subjects = members["probes"]
     probe_feats = pooled.features[pooled.rows(probe_ids)[0]]
     galleries = {names[0]: members["gallery1"], names[1]: members["gallery2"]}
@@ -235,6 +238,7 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
             warnings.append(w)
     except ValueError as exc:
         raise FacebenchError(f"{spec.name}: {exc}") from None
+    clock.lap("search")
     column_rules = {m: "ijb_1n" for m in spec.columns}  # tables name the rule of each column from rules[...]
     rules = {
         "ijb_1n": rule,
@@ -250,7 +254,7 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         counts={**counts, "column_rules": column_rules},
         warnings=warnings,
         arrays=arrays,
-        extra={"reader": "ijb_1n", "images": str(paths.get("images", ""))},
+        extra={"reader": "ijb_1n", "images": str(paths.get("images", "")), "timings_s": clock.laps},
     )
 
 

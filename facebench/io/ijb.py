@@ -173,12 +173,13 @@ class SearchSet:
             k = order[conflict[0]]
             j = order[starts[group[conflict[0]]]]
             raise FacebenchError(
-                f"{where(self.path, self._line(k))}: template {self.templates[k]} has subject {self.subjects[k]}, "
-                f"but line {self._line(j)} gives it subject {self.subjects[j]}"
+                f"{where(self.path, self.line(k))}: template {self.templates[k]} has subject {self.subjects[k]}, "
+                f"but line {self.line(j)} gives it subject {self.subjects[j]}"
             )
         return t[starts], s[starts]
 
-    def _line(self, row: int) -> int:
+    def line(self, row: int) -> int:
+        """1-based line number of row ``row`` (0-based) in the file."""
         return int(self.lines[row]) if self.lines is not None else row + 2
 
 
