@@ -188,3 +188,27 @@ def test_torchrun_two_ranks_and_resume_in_one(tmp_path: Path):
     # the gathered checkpoint continues in a single process (same global batch)
     assert main(["train", "--config", str(path)]) == 0
     assert [s for s, _ in list_checkpoints(tmp_path / "ddp" / "checkpoints")][-1] == 4
+
+
+def test_sigterm_saves_a_checkpoint_and_resumes(tmp_path: Path):
+    import signal
+    import time
+
+    _faces(tmp_path / "faces")
+    path = _config(tmp_path, "sig", extra="")
+    path.write_text(path.read_text().replace("steps = 4", "steps = 400").replace("milestones = [3]", "milestones = []"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "facebench", "train", "--config", str(path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "sig" / "train_log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.is_file() or len(_log(log)) < 1):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped at step" in out
+    saved = list_checkpoints(tmp_path / "sig" / "checkpoints")
+    assert len(saved) == 1 and 1 <= saved[0][0] < 400
+    assert load_checkpoint(saved[0][1])["step"] == saved[0][0]
+    assert not (tmp_path / "sig" / "model.pt").exists()

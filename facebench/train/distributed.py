@@ -35,6 +35,8 @@ class DistEnv:
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
     group: Any = None
+    control_group: Any = None
+    """A gloo group for small CPU-side agreements (stop requests) that must not wait on the GPU."""
 
     @property
     def is_main(self) -> bool:
@@ -71,7 +73,9 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistEnv
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo",
                                 timeout=datetime.timedelta(seconds=timeout_s))
-    return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev, group=dist.group.WORLD)
+    control = dist.new_group(backend="gloo") if use_cuda else dist.group.WORLD
+    return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev, group=dist.group.WORLD,
+                   control_group=control)
 
 
 def shutdown(env: DistEnv) -> None:
@@ -201,6 +205,6 @@ def any_rank(flag: bool, env: DistEnv) -> bool:
     """Whether ``flag`` is true on any rank (e.g. a stop request seen by one process), on every rank."""
     if not env.distributed:
         return flag
-    t = torch.tensor([int(flag)], device=env.device if env.device.type == "cuda" else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=env.group)
+    t = torch.tensor([int(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=env.control_group or env.group)
     return bool(t.item())

@@ -400,13 +400,13 @@ class _Trainer:
                     window_loss.zero_()
                     window_steps = window_images = 0
                     t_window = now
-                    if any_rank(stop.requested, env):
-                        break
                 if cfg.validation.every and self.benchmarks and self.step % cfg.validation.every == 0 \
                         and self.step < total:
                     self.validate(logger)
                 if self.step % cfg.checkpoint.every == 0 and self.step < stop_at:
                     self.save()
+                if any_rank(stop.requested, env):  # CPU-side (gloo) agreement: no GPU synchronisation
+                    break
             del batches  # stop the loader's workers
             if self.step < total:
                 status = "stopped"

@@ -47,6 +47,7 @@ def validate(model: nn.Module, benchmark: Benchmark, data_root: str | Path, *, p
              device: torch.device, architecture: str, out_dir: Path, batch_size: int = 128, workers: int = 2,
              kfold_rule: str = "insightface") -> dict[str, float]:
     """Evaluate ``model`` on ``benchmark`` as ``facebench run`` does; return the scalar metrics."""
+    from facebench.embedder import Embedder, ModelSettings
     from facebench.evaluate import evaluator_for
     from facebench.evaluate.common import RunContext, RunSettings
     from facebench.models.torch_backend import TorchEncoder
@@ -57,10 +58,14 @@ def validate(model: nn.Module, benchmark: Benchmark, data_root: str | Path, *, p
         with torch.random.fork_rng(devices=devices):
             encoder = TorchEncoder(model, format="pytorch", path=None, device=str(device), input_size=(112, 112),
                                    architecture=architecture, default_profile=profile, max_batch=batch_size)
+            model_settings = ModelSettings(checkpoint=Path(f"<training {architecture}>"), arch=architecture,
+                                           batch_size=batch_size, workers=workers, device=str(device), cache=False,
+                                           progress=False)
+            embedder = Embedder(model_settings, encoder, profile, sha256="")
             settings = RunSettings(benchmarks=benchmark.name, data_root=Path(data_root), out=out_dir,
                                    device=str(device), batch_size=batch_size, workers=workers, cache=False,
                                    kfold_rule=kfold_rule, progress=False)
-            result = evaluator_for(benchmark.kind)(benchmark, RunContext(settings, encoder, profile))
+            result = evaluator_for(benchmark.kind)(benchmark, RunContext(settings, embedder, profile))
     finally:
         model.train(was_training)
     return scalar_metrics(result.metrics)
