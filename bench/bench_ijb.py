@@ -37,7 +37,7 @@ IJBC = {
     "images": 469_375, "templates": 23_124, "gallery1": 1_772, "gallery2": 1_759, "pairs": 15_658_489, "genuine": 19_557
 }
 DIM = 512
-GENERATOR_VERSION = 3  # bump when generate() changes, so cached sets are regenerated
+GENERATOR_VERSION = 4  # bump when generate() changes, so cached sets are regenerated
 FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
@@ -113,7 +113,17 @@ def generate(root: Path, scale: float, seed: int = 0) -> dict[str, Path]:
     label = np.concatenate([np.zeros(chosen.size, dtype=bool), np.ones(genuine_probes.size, dtype=bool)])
     order = np.argsort(t2, kind="stable")  # probe-major, as the pair list is grouped
     pairs = ijb.TemplatePairs(template_ids[t1[order]], template_ids[t2[order]], label[order])
-    paths = ijb.write_ijb(root, "ijbc", meta, pairs)
+    # 1:N files: one row per image of each template; G1 = the first gallery subjects, G2 the others
+    def search(first: int, stop: int) -> ijb.SearchSet:
+        rows = np.repeat(np.arange(first, stop), per_template[first:stop])
+        return ijb.SearchSet(template_ids[rows], subject_of_template[rows])
+
+    searches = {
+        "gallery1": search(0, n["gallery1"]),
+        "gallery2": search(n["gallery1"], n_gallery),
+        "probes": search(n_gallery, n["templates"]),
+    }
+    paths = ijb.write_ijb(root, "ijbc", meta, pairs, searches)
 
     # features: subject centre + image noise, with a per-image norm (quality) that the default keeps
     centres = rng.standard_normal((n_gallery, DIM), dtype=np.float32)
@@ -199,16 +209,30 @@ def baseline(data_root: Path, features_path: Path, out_json: Path) -> None:
 
 
 def timed(cmd: list[str]) -> tuple[float, int, int]:
-    """Run ``cmd``; (wall seconds, peak RSS bytes of that process tree's largest member, exit status)."""
+    """Run ``cmd``; (wall seconds, peak RSS bytes of the process, exit status).
+
+    The peak is the kernel's high-water mark ``VmHWM`` of the process, polled every 20 ms until it exits
+    (``ru_maxrss`` from ``wait4`` is not used: Linux carries the parent's RSS at fork time across exec into
+    it, so a bench that generated data in-process would inflate it).
+    """
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        print(err[-3000:], file=sys.stderr)
-    return wall, usage.ru_maxrss * 1024, proc.returncode
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        peak_kb = 0
+        status_file = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status_file.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            err.seek(0)
+            print(err.read().decode(errors="replace")[-3000:], file=sys.stderr)
+    return wall, peak_kb * 1024, proc.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +292,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k}  {fb['tar_at_far'][k]:.6f}  {base['tar_at_far'][k]:.6f}")
     print(f"AUC {fb['auc']:.12f} vs {base['auc']:.12f}")
     print(f"TAR@FAR identical: {same}")
+    # 1:N on the same set (no reference timing: the merged-gallery script computes other numbers)
+    features_dir = workdir / "features_dir"
+    features_dir.mkdir(exist_ok=True)
+    if not (features_dir / "ijbc.npy").exists():
+        os.link(features, features_dir / "ijbc.npy")
+    out_1n = workdir / "run_1n"
+    shutil.rmtree(out_1n, ignore_errors=True)
+    n1_time, n1_rss, n1_rc = timed([sys.executable, "-m", "facebench", "run", "--features", str(features_dir), "-b",
+                                    "ijbc_1n", "--data-root", str(workdir), "--out", str(out_1n), "--no-progress"])
+    if n1_rc == 0:
+        m = json.loads((out_1n / "results.json").read_text())["benchmarks"]["ijbc_1n"]["metrics"]
+        print(f"ijbc_1n (facebench run --features DIR): {n1_time:.2f} s, peak RSS {n1_rss / 2**20:.0f} MiB; rank-1 "
+              f"{m['rank1']:.4f}, TPIR@FPIR=1e-2 {m['tpir_at_fpir']['1e-02']:.4f}, 1e-1 {m['tpir_at_fpir']['1e-01']:.4f}")
+    else:
+        print(f"ijbc_1n FAILED (exit {n1_rc})")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if same and ratio >= 10 and mem_ratio <= 2.5 else 1

@@ -154,7 +154,7 @@ def score_pairs(
     left: ArrayLike,
     right: ArrayLike,
     dense_ratio: float = DENSE_RATIO,
-    block_bytes: int = 256 << 20,
+    block_bytes: int = 640 << 20,
     batch: int = 1 << 16,
 ) -> np.ndarray:
     """``scores[k] = features[left[k]] . features[right[k]]`` (float64), for unit template rows: cosine.
