@@ -49,6 +49,7 @@ workers = 0
 [model]
 backbone = "mobilefacenet"
 embedding_dim = 64
+channels_last = true
 [head]
 type = "mv-arc"
 [loss]
@@ -172,6 +173,7 @@ workers = 0
 def test_torchrun_two_ranks_and_resume_in_one(tmp_path: Path):
     _faces(tmp_path / "faces")
     cfg = _config(tmp_path, "ddp", extra="").read_text().replace("deterministic = true", "deterministic = false")
+    cfg = cfg.replace("channels_last = true", "channels_last = false")
     path = tmp_path / "ddp.toml"
     path.write_text(cfg)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

@@ -70,6 +70,7 @@ class ModelSection:
     embedding_dim: int = 512
     dropout: float | None = None
     sync_batchnorm: bool = False
+    channels_last: bool = False
 
 
 @dataclass(frozen=True)

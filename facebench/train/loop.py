@@ -132,7 +132,10 @@ def _build_backbone(cfg: TrainConfig, env: DistEnv) -> nn.Module:
         if env.device.type != "cuda":
             raise FacebenchError("[model] sync_batchnorm needs CUDA (torch's SyncBatchNorm does not run on CPU)")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return model.to(env.device)
+    model = model.to(env.device)
+    if cfg.model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 class _Trainer:
@@ -265,6 +268,8 @@ class _Trainer:
                    want_accuracy: bool) -> tuple[torch.Tensor, int | None, float | None]:
         env, cfg = self.env, self.cfg
         images = images.to(env.device, non_blocking=True)
+        if cfg.model.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         labels = labels.to(env.device, non_blocking=True)
         self._set_lr(self.schedule.lr_at(self.step))
         autocast = (torch.autocast(env.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
