@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import platform
+from importlib import metadata
 import sys
 import time
 from pathlib import Path
@@ -42,12 +43,12 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "numpy": np.__version__,
     }
-    for module in ("torch", "onnxruntime", "sklearn", "scipy", "cv2"):
+    for key, dist in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("sklearn", "scikit-learn"),
+                      ("scipy", "scipy"), ("cv2", "opencv-python-headless")):
         try:
-            mod = __import__(module)
-            env[module] = getattr(mod, "__version__", "?")
-        except ImportError:
-            env[module] = None
+            env[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            env[key] = None
     return env
 
 
