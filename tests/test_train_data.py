@@ -165,3 +165,15 @@ def test_loader_batches_flip_and_normalise(tmp_path: Path, workers: int):
             expected = (chip.astype(np.float32).transpose(2, 0, 1) - 127.5) / 127.5
             assert np.allclose(images[row].numpy(), expected, atol=1e-6)
             assert int(labels[row]) == (0 if i < 3 else 1)
+
+
+def test_list_identity_is_the_folder_holding_the_image(tmp_path: Path):
+    (tmp_path / "l.txt").write_text("imgs/m.01/a.jpg 0\n/abs/root/m.02/b.jpg 1\nimgs/m.01/c.jpg 0\n")
+    source = read_list(tmp_path / "l.txt")
+    assert source.identity_keys() == ["m.01", "m.02", "m.01"]
+    assert source.paths[0] == str(tmp_path / "imgs" / "m.01" / "a.jpg") and source.paths[1] == "/abs/root/m.02/b.jpg"
+    (tmp_path / "ids.txt").write_text("m.02\n")
+    from facebench.train.data import remap_identities
+
+    kept = remap_identities(source, ["m.02"], "ids.txt")
+    assert kept.labels.tolist() == [0] and kept.paths[0] == "/abs/root/m.02/b.jpg"

@@ -9,7 +9,7 @@ Sources, each giving images and a class label per image:
 - ``list``: a text file of ``<path> <label>`` lines (the overlap tool's ``train_list.txt``, FaceX-Zoo and
   insightface lists) or ``<path> <label> x1 y1 ... x5 y5`` lines (DeepGlint ``msra_lmk``: raw images aligned
   with their 5 landmarks); paths relative to ``root`` (default: the list file's folder). Identity of an
-  image = the first folder of its path (``identity_key = "dir"``) or its label (``"label"``).
+  image = the folder holding it (``identity_key = "dir"``) or its label (``"label"``).
 
 Remapping (``identities`` file, one identity per line, e.g. v1c-R's ``identities.txt`` or the unsorted
 ``deepglint_unoverlap_list.txt``): images of unlisted identities are dropped, and the label of an image is
@@ -183,6 +183,7 @@ def read_list(list_file: str | Path, root: str | Path | None = None, identity_ke
     if identity_key not in IDENTITY_KEYS:
         raise FacebenchError(f"identity_key must be one of {', '.join(IDENTITY_KEYS)}, got {identity_key!r}")
     base = Path(root) if root is not None else list_file.parent
+    base_text = str(base) + os.sep
     try:
         handle = open(list_file, encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
@@ -217,15 +218,16 @@ def read_list(list_file: str | Path, root: str | Path | None = None, identity_ke
                     raise FacebenchError(f"{where(list_file, number)}: landmarks must be 10 numbers") from None
             path = fields[0]
             if identity_key == "dir":
-                parts = Path(path).parts
-                if len(parts) < 2:
+                folder, sep, _ = path.rpartition("/")
+                folder = folder.rpartition("/")[2]
+                if not sep or not folder:
                     raise FacebenchError(
                         f"{where(list_file, number)}: path {path!r} has no identity folder; use "
                         "identity_key = \"label\" to take identities from the labels")
-                idents.append(parts[0])
+                idents.append(folder)
             else:
                 idents.append(str(label))
-            paths.append(path if os.path.isabs(path) else str(base / path))
+            paths.append(path if path.startswith("/") else base_text + path)
             labels.append(label)
     if not paths:
         raise FacebenchError(f"{list_file}: empty list")
