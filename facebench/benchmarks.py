@@ -8,7 +8,7 @@ Schema (top level)::
 
     name = "lfw"                # must equal the file stem
     version = 1                 # bumped whenever the protocol's numbers could change
-    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface
+    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder
     title = "LFW"
     citation = "..."
     description = "..."         # optional
@@ -28,6 +28,8 @@ Schema (top level)::
 from __future__ import annotations
 
 import difflib
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -41,7 +43,7 @@ else:  # pragma: no cover
 
 from facebench.errors import FacebenchError
 
-KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface")
+KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder")
 _TOP_KEYS = {
     "name", "version", "kind", "title", "citation", "description", "groups", "order", "counts", "source",
     "checksums", "columns", "plausible", "options",
@@ -166,13 +168,52 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
+def folder_benchmark(path: str | Path) -> Benchmark:
+    """The spec of ``--benchmark folder:PATH``: your own identity folder (kind ``folder``, evaluated by
+    `facebench.evaluate.folder`). Its name is ``folder_<folder name>`` (used in results, ``--calibrate-on`` and
+    ``--file NAME.ROLE=PATH``); ``PATH`` is relative to the current directory. Optional files in the folder:
+    ``landmarks.txt`` (5 points per raw image) and ``pairs.txt`` (a ``path_a path_b label`` pair list)."""
+    root = Path(os.path.abspath(os.path.expanduser(str(path))))
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", root.name) or "root"
+    return Benchmark(
+        name=f"folder_{stem}",
+        version=1,
+        kind="folder",
+        title=root.name or str(root),
+        citation=f"user data: {root}",
+        sources=(
+            Source(
+                "folder",
+                {"images": str(root), "landmarks": str(root / "landmarks.txt"), "pairs": str(root / "pairs.txt")},
+                optional=("landmarks", "pairs"),
+            ),
+        ),
+        description="an image folder with one sub-folder per identity",
+        columns={
+            "accuracy": f"{stem} acc",
+            "tar_at_far.1e-03": f"{stem} TAR@1e-3",
+            "rank.1": f"{stem} rank-1",
+            "tpir_at_fpir.1e-02": f"{stem} TPIR@1e-2",
+        },
+        path=str(root),
+    )
+
+
 def select(names: str, specs: Mapping[str, Benchmark]) -> list[Benchmark]:
-    """Resolve ``--benchmark`` text: comma list of names and ``all-<group>`` / ``all``; order kept, no repeats."""
+    """Resolve ``--benchmark`` text: comma list of names, ``all-<group>`` / ``all`` and ``folder:PATH`` (your
+    own identity folder, :func:`folder_benchmark`); order kept, no repeats."""
     chosen: list[Benchmark] = []
     for token in (t.strip() for t in names.split(",")):
         if not token:
             continue
-        if token == "all":
+        if token.startswith("folder:"):
+            if not token[len("folder:"):]:
+                raise FacebenchError("--benchmark folder:PATH needs a folder path after 'folder:'")
+            group = [folder_benchmark(token[len("folder:"):])]
+            taken = {s.name for s in chosen} | set(specs)
+            if group[0].name in taken and group[0] not in chosen:
+                raise FacebenchError(f"{token}: its name {group[0].name!r} is already taken; rename the folder")
+        elif token == "all":
             group = list(specs.values())
         elif token.startswith("all-"):
             wanted = token[4:]

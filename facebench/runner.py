@@ -10,9 +10,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from facebench.benchmarks import load_benchmarks, select
+from facebench.benchmarks import Benchmark, load_benchmarks, select
 from facebench.errors import FacebenchError
-from facebench.evaluate import evaluator_for
+from facebench.evaluate import evaluator_for, thresholds
 from facebench.evaluate.common import RunContext, RunSettings
 from facebench.extract import init_distributed_from_env
 from facebench.embedder import Embedder, ModelSettings
@@ -30,6 +30,9 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
     """
     specs = load_benchmarks()
     chosen = select(settings.benchmarks, specs)
+    calibrate_on = settings.options.get("calibrate_on") or None
+    if calibrate_on:
+        chosen, calibrate_on = calibration_first(chosen, calibrate_on, specs)
     if settings.checkpoint is None and settings.features is None:
         raise FacebenchError("give a CHECKPOINT or --features FILE|DIR")
     if settings.features is not None and not settings.features.exists():
@@ -63,6 +66,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
     if embedder is not None and rank == 0:
         doc["model"] = describe_model(embedder.encoder, settings)
     arrays: dict[str, dict[str, Any]] = {}
+    verification: dict[str, tuple[Any, Any]] = {}
     for spec in chosen:
         log.info("%s: evaluating (%s)", spec.name, spec.kind)
         try:
@@ -84,6 +88,12 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
             "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
             **({"extra": result.extra} if result.extra else {}),
         }
+        points, warning = thresholds.for_benchmark(spec.name, result.arrays, calibrate_on, verification)
+        if points is not None:
+            doc["benchmarks"][spec.name]["operating_points"] = points
+        if warning:
+            log.warning(warning)
+            result.warnings.append(warning)
         arrays[spec.name] = result.arrays
     if ctx.timings:
         doc["extraction"] = {
@@ -93,7 +103,26 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
     if rank == 0:
         write_results(settings.out, doc, arrays)
         write_run_report(settings.out, doc)
+        thresholds.write_tables(settings.out, doc)
     return doc, (1 if doc["failed"] else 0)
+
+
+def calibration_first(chosen: list[Benchmark], name: str, specs: dict[str, Benchmark]) -> tuple[list[Benchmark], str]:
+    """Put the ``--calibrate-on`` benchmark first (adding it when it was not selected; a registered name or
+    ``folder:PATH``) so that its impostor scores set the operating thresholds of the others."""
+    match = [s for s in chosen if s.name == name]
+    calibration = match[0] if match else None
+    if calibration is None:
+        found = select(name, specs)
+        if len(found) != 1:
+            raise FacebenchError(f"--calibrate-on {name!r}: name one benchmark, not a group")
+        calibration = found[0]
+    if calibration.kind not in ("pairs", "folder"):
+        raise FacebenchError(
+            f"--calibrate-on {name}: thresholds are estimated on a pair-verification benchmark (kind pairs or "
+            f"folder); {calibration.name} is kind {calibration.kind}"
+        )
+    return [calibration] + [s for s in chosen if s.name != calibration.name], calibration.name
 
 
 def describe_model(encoder: Any, settings: RunSettings) -> dict[str, Any]:

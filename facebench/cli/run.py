@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "precomputed features on benchmarks, and write results.json, tables and plots.",
     )
     p.add_argument("checkpoint", nargs="?", type=Path, help="model file (omit with --features)")
-    p.add_argument("-b", "--benchmark", required=True, help="names, comma separated; all-verification, all-ijb, all")
+    p.add_argument("-b", "--benchmark", required=True,
+                   help="names, comma separated; all-verification, all-ijb, all; folder:PATH for your own identity folder")
     p.add_argument("--data-root", type=Path, default=Path("."), help="where the benchmark files are (default .)")
     p.add_argument("--out", type=Path, help="output directory (default reports/<checkpoint name>)")
     p.add_argument("--features", type=Path, help="precomputed features: FILE.npy (one benchmark) or DIR of <name>.npy")
@@ -64,7 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--tie-rule", choices=(">=", ">"), default=">=", help="MegaFace rank ties (default >=)")
     g.add_argument("--feature-suffix", default="", help="MegaFace devkit feature file suffix (e.g. _r100.bin)")
     g.add_argument("--megaface-sizes", default="", help="distractor sizes to evaluate (default: all lists present)")
-    g.add_argument("--calibrate-on", help="benchmark whose impostor scores set the operating thresholds")
+    g.add_argument("--calibrate-on", metavar="NAME",
+                   help="pair benchmark whose impostor scores set the operating thresholds applied to the others "
+                   "(default: each benchmark's own, in-sample)")
+    g.add_argument("--folder-seed", type=int, default=0,
+                   help="folder:PATH benchmarks: seed of the generated pairs and gallery/probe split (default 0)")
+    g.add_argument("--folder-pairs", type=int, default=6000,
+                   help="folder:PATH benchmarks: most pairs generated, 10 balanced folds (default 6000)")
     c = p.add_argument_group("cache")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     c.add_argument("--cache-dir", type=Path, help="feature cache root (default $FACEBENCH_CACHE or ~/.cache/facebench)")
@@ -89,6 +96,8 @@ def settings_from_args(args: argparse.Namespace):
         "feature_suffix": args.feature_suffix,
         "megaface_sizes": args.megaface_sizes,
         "calibrate_on": args.calibrate_on,
+        "folder_seed": args.folder_seed,
+        "folder_pairs": args.folder_pairs,
         "measure_speed": not args.no_speed,
     }
     return RunSettings(
@@ -134,4 +143,6 @@ def handle(args: argparse.Namespace) -> int:
     doc, status = run(settings, profile_name=args.profile, flip=args.flip)
     print_summary(doc)
     print(f"results: {settings.out / 'results.json'}")
+    if (settings.out / "operating_points.md").is_file():
+        print(f"operating points: {settings.out / 'operating_points.md'}")
     return status

@@ -13,6 +13,7 @@ EVALUATORS: dict[str, str] = {
     "ijb_1to1": "facebench.evaluate.ijb",
     "ijb_1n": "facebench.evaluate.ijb",
     "megaface": "facebench.evaluate.megaface",
+    "folder": "facebench.evaluate.folder",
 }
 
 

@@ -217,11 +217,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     )
     low = spec.plausible.get("min_accuracy")
     if low is not None and metrics["accuracy"] < low:
-        w = (
-            f"{spec.name}: accuracy {metrics['accuracy']:.2%} is implausibly low for this benchmark "
-            f"(expected >= {low:.0%}); the input contract (colour order, normalisation, flip, alignment) "
-            "is the usual cause: run `facebench doctor CHECKPOINT` to find the right profile"
-        )
+        w = implausible_warning(spec, ctx, metrics["accuracy"], low)
         log.warning(w)
         warnings.append(w)
     rules = {
@@ -240,6 +236,21 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         warnings=warnings,
         arrays=arrays,
         extra={"reader": data.reader, "images": _image_source(paths)},
+    )
+
+
+def implausible_warning(spec: Benchmark, ctx: RunContext, accuracy: float, low: float) -> str:
+    """The warning for an accuracy below the benchmark's plausible floor, pointing at `facebench doctor`."""
+    text = (
+        f"{spec.name}: accuracy {accuracy:.2%} is implausibly low for this benchmark (expected >= {low:.0%}); "
+        "the input contract (colour order, normalisation, flip, alignment) is the usual cause: "
+    )
+    checkpoint = ctx.settings.checkpoint
+    if checkpoint is None:
+        return text + "check how the --features were extracted (`facebench doctor CHECKPOINT` finds a model's contract)"
+    return text + (
+        f"run `facebench doctor {checkpoint} --benchmark {spec.name} --data-root {ctx.settings.data_root}` "
+        "to find the right profile"
     )
 
 

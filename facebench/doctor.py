@@ -1,0 +1,530 @@
+"""`facebench doctor`: find the input contract a checkpoint expects, from its accuracy on a small pair set.
+
+A wrong colour order or pixel scale does not crash anything: it silently costs accuracy (a model fed
+0..255 pixels when it expects (x-127.5)/127.5 scores near chance). The doctor inspects the checkpoint, then
+evaluates a fixed, fold-balanced subset of a verification benchmark under every candidate contract and says
+which one to use.
+
+Candidates: colour order {RGB, BGR} x normalisation {(x-127.5)/127.5 (insightface), (x-127.5)/128
+(FaceX-Zoo), x in 0..255 (raw), x/255} x flip {add, none, concat} x alignment template (the ArcFace template
+at the model's input size; also dlib's chip when the input is not 112x112), plus the profile `facebench run`
+resolves for the checkpoint today and the backend's own default (e.g. dlib's) when they are not in the grid.
+
+Procedure (the images are decoded and aligned once per template and reused by every contract):
+
+1. Subset: from each of the benchmark's 10 contiguous folds, ``pairs // 20`` same and as many different
+   pairs, evenly spaced in stored order (all pairs when the benchmark has fewer). Folds stay contiguous, so
+   the insightface 10-fold rule on the subset keeps them.
+2. Every (colour, normalisation, template) runs on the unflipped chips: the flip ``none`` rows.
+3. The flipped chips run only for contracts whose unflipped accuracy is not clearly worse than the best
+   (exact McNemar test on the held-out decisions, p >= 0.001), and for the contract `facebench run` uses
+   today: a flip combination does not rescue a wrong colour order or scale. Their ``add``/``concat`` rows
+   are computed from the two views; the others are marked ``pruned`` (``--exhaustive`` runs them all).
+4. Ranking: 10-fold accuracy (insightface rule), then AUC. The verdict is the top contract, except that among
+   contracts not significantly worse (McNemar p >= 0.05) which differ from it only by the /127.5 vs /128
+   divisor (a 0.4% scale no accuracy can tell apart) or the flip mode, a named profile and flip ``add`` are
+   preferred. When even the best accuracy is below the benchmark's plausible floor (its spec's
+   ``plausible.min_accuracy``, else 0.75), the verdict is that no contract works: the checkpoint or the data
+   is the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from facebench.benchmarks import Benchmark, resolve_source
+from facebench.embedder import Embedder
+from facebench.errors import FacebenchError
+from facebench.evaluate.pairs import PairData, balance_warnings, reader, verification_metrics
+from facebench.extract import combine_flip
+from facebench.images import ImageList
+from facebench.metrics import kfold as mkfold
+from facebench.metrics.stats import mcnemar
+from facebench.preprocess import PROFILES, Profile, chip_geometry, read_sidecar
+
+DEFAULT_PAIRS = 600
+DEFAULT_MIN_ACCURACY = 0.75
+PRUNE_P = 1e-3
+TIE_P = 0.05
+N_FOLDS = 10
+FLIP_ORDER = ("add", "none", "concat")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """A uniform pixel normalisation ``(x - mean) / std`` with its short key and formula."""
+
+    key: str
+    mean: float
+    std: float
+    formula: str
+    family: str
+
+
+NORMALISATIONS: tuple[Normalisation, ...] = (
+    Normalisation("pm1", 127.5, 127.5, "(x-127.5)/127.5", "pm1"),
+    Normalisation("pm1_128", 127.5, 128.0, "(x-127.5)/128", "pm1"),
+    Normalisation("pixels", 0.0, 1.0, "x (0..255)", "pixels"),
+    Normalisation("unit", 0.0, 255.0, "x/255", "unit"),
+)
+COLOURS = ("rgb", "bgr")
+
+
+def contract_key(profile: Profile) -> tuple:
+    """What a contract is, flip aside: colour, mean, std, chip, size."""
+    return (profile.colour, tuple(profile.mean), tuple(profile.std), profile.chip, int(profile.size))
+
+
+def _normalisation(profile: Profile) -> Normalisation | None:
+    for norm in NORMALISATIONS:
+        if profile.mean == (norm.mean,) * 3 and profile.std == (norm.std,) * 3:
+            return norm
+    return None
+
+
+def named_profile(profile: Profile) -> str | None:
+    """The name of the shipped profile with the same contract (flip aside), if any."""
+    for name, named in PROFILES.items():
+        if contract_key(named) == contract_key(profile):
+            return name
+    return None
+
+
+def contract_name(profile: Profile) -> str:
+    """A named profile's name, else ``<colour>-<normalisation key>[-<chip><size>]``."""
+    named = named_profile(profile)
+    if named:
+        return named
+    norm = _normalisation(profile)
+    name = f"{profile.colour}-{norm.key if norm else 'custom'}"
+    if profile.chip != "arcface":
+        name += f"-{profile.chip}{profile.size}"
+    return name
+
+
+def describe_contract(profile: Profile) -> str:
+    """``BGR, (x-127.5)/128, arcface 112, flip add``."""
+    norm = _normalisation(profile)
+    formula = norm.formula if norm else f"(x-{list(profile.mean)})/{list(profile.std)}"
+    return f"{profile.colour.upper()}, {formula}, {profile.chip} {profile.size}, flip {profile.flip}"
+
+
+def candidate_contracts(size: int, extras: Sequence[Profile | None] = ()) -> list[Profile]:
+    """The grid of base contracts (flip ``none``) for a ``size`` x ``size`` model, plus ``extras``."""
+    chips = ["arcface"] + (["dlib"] if size != 112 else [])
+    out: list[Profile] = []
+    seen: set[tuple] = set()
+    for chip in chips:
+        for colour in COLOURS:
+            for norm in NORMALISATIONS:
+                mean, std = (norm.mean,) * 3, (norm.std,) * 3
+                base = Profile("", colour, mean, std, chip, size, "none")  # type: ignore[arg-type]
+                out.append(dataclasses.replace(base, name=contract_name(base)))
+                seen.add(contract_key(base))
+    for extra in extras:
+        if extra is None or int(extra.size) != size or contract_key(extra) in seen:
+            continue
+        base = extra.with_flip("none")
+        out.append(dataclasses.replace(base, name=contract_name(base) if named_profile(base) else extra.name))
+        seen.add(contract_key(base))
+    return out
+
+
+def fold_balanced_subset(issame: np.ndarray, n_pairs: int, n_folds: int = N_FOLDS) -> np.ndarray:
+    """Pair indices of the doctor's subset (module rule 1), fold by fold, same pairs first."""
+    issame = np.asarray(issame, dtype=bool)
+    if n_pairs < 2 * n_folds:
+        raise FacebenchError(f"--pairs must be at least {2 * n_folds} (one same and one different pair per fold)")
+    if n_pairs >= issame.size:
+        return np.arange(issame.size)
+    per_fold = n_pairs // n_folds
+    want_same, want_diff = per_fold // 2, per_fold - per_fold // 2
+    out = []
+    for idx in mkfold.kfold_indices(int(issame.size), n_folds):
+        for group, want in ((idx[issame[idx]], want_same), (idx[~issame[idx]], want_diff)):
+            out.append(group if want >= group.size else group[(np.arange(want) * group.size) // want])
+    return np.concatenate(out)
+
+
+def subset_images(images: ImageList, rows: np.ndarray) -> tuple[ImageList, np.ndarray]:
+    """The distinct images among ``rows`` (same path = same image; pack items are all distinct) and, per
+    row, its index in that list."""
+    landmarks = images.landmarks
+    if images.paths is not None:
+        index: dict[str, int] = {}
+        picked: list[int] = []
+        where = np.empty(rows.size, dtype=np.int64)
+        for k, r in enumerate(rows):
+            path = images.paths[int(r)]
+            if path not in index:
+                index[path] = len(picked)
+                picked.append(int(r))
+            where[k] = index[path]
+        sub = ImageList(
+            origin=images.origin,
+            paths=[images.paths[r] for r in picked],
+            landmarks=landmarks[picked] if landmarks is not None else None,
+            crops=images.crops,
+        )
+        return sub, where
+    names = [images.names[int(r)] for r in rows] if images.names is not None else None
+    sub = ImageList(
+        origin=images.origin,
+        blobs=[images.blobs[int(r)] for r in rows],  # type: ignore[index]
+        landmarks=landmarks[rows] if landmarks is not None else None,
+        names=names,
+        crops=images.crops,
+    )
+    return sub, np.arange(rows.size)
+
+
+@dataclass
+class ContractResult:
+    """One row of the doctor's table."""
+
+    profile: Profile
+    status: str = "ok"
+    accuracy: float | None = None
+    accuracy_std: float | None = None
+    auc: float | None = None
+    seconds: float = 0.0
+    correct: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.profile.name} / flip {self.profile.flip}"
+
+    def sort_key(self) -> tuple:
+        named = named_profile(self.profile)
+        prior = list(PROFILES).index(named) if named else len(PROFILES)
+        return (-(self.accuracy or 0.0), -(self.auc or 0.0), prior, FLIP_ORDER.index(self.profile.flip))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "contract": self.name,
+            "profile": self.profile.to_dict(),
+            "description": describe_contract(self.profile),
+            "status": self.status,
+            "accuracy": self.accuracy,
+            "accuracy_std": self.accuracy_std,
+            "auc": self.auc,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class Diagnosis:
+    """The doctor's findings: checkpoint facts, the pair subset, every contract's row (ranked), the verdict."""
+
+    checkpoint: dict[str, Any]
+    benchmark: dict[str, Any]
+    rows: list[ContractResult]
+    verdict: dict[str, Any]
+    timings: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> Profile | None:
+        profile = self.verdict.get("profile")
+        return Profile.from_dict(profile, "doctor verdict") if profile else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "benchmark": self.benchmark,
+            "contracts": [r.to_dict() for r in self.rows],
+            "verdict": self.verdict,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "warnings": self.warnings,
+        }
+
+
+NORMALISES_TEXT = {
+    True: "yes: the graph applies a constant affine map to its input before the first layer (it expects raw pixels)",
+    False: "no: the first layer sees the input as given (it expects normalised input)",
+    None: "unknown: the graph's first operators are not a pattern facebench recognises",
+}
+
+
+def inspect_checkpoint(embedder: Embedder) -> dict[str, Any]:
+    """Format, input size and layout, output dimension, in-graph normalisation, size and FLOPs, profiles."""
+    from facebench.models.complexity import model_complexity
+
+    encoder = embedder.encoder
+    described = encoder.describe()
+    info: dict[str, Any] = {
+        "path": str(embedder.settings.checkpoint),
+        "sha256": embedder.sha256,
+        "format": encoder.format,
+        "architecture": described.get("architecture"),
+        "input_size": list(encoder.input_size),
+        "input_layout": described.get("input_layout", "NCHW"),
+        "embedding_dim": encoder.embedding_dim,
+        "normalizes_input": encoder.normalizes_input,
+        "normalizes_input_text": NORMALISES_TEXT[encoder.normalizes_input],
+        "parameters": described.get("parameters"),
+    }
+    try:
+        complexity = model_complexity(encoder)
+        info.update(file_bytes=complexity.get("file_bytes"), flops=complexity.get("flops"))
+    except FacebenchError as exc:
+        info["complexity_error"] = str(exc)
+    sidecar = read_sidecar(embedder.settings.checkpoint)
+    default = getattr(encoder, "default_profile", None)
+    info["sidecar_profile"] = sidecar.to_dict() if sidecar else None
+    info["backend_default_profile"] = default.to_dict() if default else None
+    info["run_profile"] = embedder.profile.to_dict()
+    info["run_profile_source"] = (
+        "--profile" if embedder.settings.profile
+        else "sidecar" if sidecar
+        else "backend default" if default
+        else "insightface default"
+    )
+    return info
+
+
+def load_pair_data(
+    spec: Benchmark,
+    data_root: str | Path,
+    overrides: Mapping[str, str] | None = None,
+    seed: int = 0,
+    max_pairs: int = 6000,
+) -> PairData:
+    """A verification benchmark's pairs (``pairs`` kind through its reader, ``folder`` kind generated)."""
+    if spec.kind not in ("pairs", "folder"):
+        raise FacebenchError(
+            f"doctor needs a pair-verification benchmark (kind pairs or folder); {spec.name} is kind {spec.kind}"
+        )
+    source, paths = resolve_source(spec, data_root, overrides)
+    if spec.kind == "folder":
+        from facebench.evaluate.folder import folder_pair_data
+
+        return folder_pair_data(paths, seed, max_pairs)
+    return reader(source.reader)(paths, spec)
+
+
+def _embed(encoder: Any, chips: np.ndarray, profile: Profile, batch_size: int) -> np.ndarray:
+    """Raw float32 outputs ``(M, D)`` of uint8 RGB ``chips`` under ``profile`` (no flip)."""
+    parts = [np.asarray(encoder.embed(profile.normalise(chips[s : s + batch_size])), dtype=np.float32)
+             for s in range(0, len(chips), batch_size)]
+    return np.concatenate(parts)
+
+
+def _score(row: ContractResult, features: np.ndarray, issame: np.ndarray) -> None:
+    if not np.isfinite(features).all():
+        row.status = "non-finite output"
+        return
+    metrics, arrays = verification_metrics(features, issame, "insightface", "nearest", N_FOLDS)
+    row.accuracy, row.accuracy_std, row.auc = metrics["accuracy"], metrics["accuracy_std"], metrics["auc"]
+    row.correct = arrays["correct"]
+
+
+def diagnose(
+    embedder: Embedder,
+    data: PairData,
+    spec: Benchmark,
+    n_pairs: int = DEFAULT_PAIRS,
+    *,
+    exhaustive: bool = False,
+    min_accuracy: float | None = None,
+    batch_size: int = 64,
+    log: Any = None,
+) -> Diagnosis:
+    """Run the doctor's procedure (module rules) and return its findings."""
+    started = time.perf_counter()
+    encoder = embedder.encoder
+    h, w = encoder.input_size
+    if h != w:
+        raise FacebenchError(
+            f"{embedder.settings.checkpoint}: the model takes {h}x{w} input; profiles describe square chips"
+        )
+    checkpoint = inspect_checkpoint(embedder)
+    subset = fold_balanced_subset(data.issame, n_pairs)
+    issame = data.issame[subset]
+    warnings = balance_warnings(f"{spec.name} subset", issame, N_FOLDS)
+    rows_2n = np.stack([2 * subset, 2 * subset + 1], axis=1).reshape(-1)
+    images, where = subset_images(data.images, rows_2n)
+    extras = [embedder.profile, getattr(encoder, "default_profile", None)]
+    bases = candidate_contracts(h, extras)
+
+    t0 = time.perf_counter()
+    chips: dict[tuple[str, int], np.ndarray] = {}
+    for base in bases:
+        key = (base.chip, base.size)
+        if key not in chips:
+            geometry = chip_geometry(base)
+            chips[key] = np.stack([images.load_chip(i, geometry) for i in range(len(images))])
+    decode_s = time.perf_counter() - t0
+    if log:
+        log(f"decoded and aligned {len(images)} images in {decode_s:.1f} s; evaluating {len(bases)} contracts")
+
+    model_s = 0.0
+    views: dict[int, list[np.ndarray]] = {}
+    view_time: dict[int, list[float]] = {}
+    rows: dict[tuple[int, str], ContractResult] = {}
+    for b, base in enumerate(bases):
+        t = time.perf_counter()
+        raw0 = _embed(encoder, chips[(base.chip, base.size)], base, batch_size)
+        dt = time.perf_counter() - t
+        model_s += dt
+        views[b], view_time[b] = [raw0], [dt]
+        row = ContractResult(base.with_flip("none"), seconds=dt)
+        _score(row, raw0[where], issame)
+        rows[(b, "none")] = row
+    scored = [r for r in rows.values() if r.correct is not None]
+    best_none = min(scored, key=ContractResult.sort_key) if scored else None
+    for b, base in enumerate(bases):
+        none_row = rows[(b, "none")]
+        plausible = none_row.correct is not None and best_none is not None and (
+            none_row is best_none or mcnemar(best_none.correct, none_row.correct).p_value >= PRUNE_P
+        )
+        keep = exhaustive or plausible or contract_key(base) == contract_key(embedder.profile)
+        if keep:
+            flipped = np.ascontiguousarray(chips[(base.chip, base.size)][:, :, ::-1])
+            t = time.perf_counter()
+            views[b].append(_embed(encoder, flipped, base, batch_size))
+            dt = time.perf_counter() - t
+            model_s += dt
+            view_time[b].append(dt)
+        for flip in ("add", "concat"):
+            row = ContractResult(base.with_flip(flip))
+            if keep:
+                row.seconds = sum(view_time[b])
+                raw = np.stack(views[b], axis=1)
+                _score(row, combine_flip(raw, flip)[where], issame)
+            else:
+                row.status = "pruned"
+            rows[(b, flip)] = row
+        views[b] = []  # free the views of this contract
+    ranked = sorted((r for r in rows.values() if r.correct is not None), key=ContractResult.sort_key)
+    rest = [r for r in rows.values() if r.correct is None]
+    floor = float(spec.plausible.get("min_accuracy", DEFAULT_MIN_ACCURACY)) if min_accuracy is None else min_accuracy
+    verdict = make_verdict(ranked, floor, checkpoint, embedder.profile, spec, int(subset.size))
+    benchmark = {
+        "name": spec.name,
+        "title": spec.title,
+        "reader": data.reader,
+        "inputs": data.inputs,
+        "n_pairs_available": int(data.issame.size),
+        "n_pairs": int(subset.size),
+        "n_images": len(images),
+        "fold_balance": mkfold.fold_balance(issame, N_FOLDS).tolist(),
+        "plausible_min_accuracy": floor,
+    }
+    timings = {"decode_align": decode_s, "model": model_s, "total": time.perf_counter() - started}
+    return Diagnosis(checkpoint, benchmark, ranked + rest, verdict, timings, warnings)
+
+
+def _equivalent(row: ContractResult, top: ContractResult) -> bool:
+    """Differs from ``top`` only by the /127.5 vs /128 divisor or the flip mode."""
+    a, b = _normalisation(row.profile), _normalisation(top.profile)
+    same_family = (a is not None and b is not None and a.family == b.family) or (
+        contract_key(row.profile) == contract_key(top.profile)
+    )
+    return (
+        same_family
+        and row.profile.colour == top.profile.colour
+        and row.profile.chip == top.profile.chip
+        and row.profile.size == top.profile.size
+    )
+
+
+def make_verdict(
+    ranked: list[ContractResult],
+    floor: float,
+    checkpoint: dict[str, Any],
+    current: Profile,
+    spec: Benchmark,
+    n_pairs: int,
+) -> dict[str, Any]:
+    """The verdict of module rule 4 as a JSON-ready dict with a ``message``."""
+    path = checkpoint["path"]
+    if not ranked:
+        message = "no contract produced finite embeddings: the checkpoint is broken"
+        return {"status": "failed", "profile": None, "message": message}
+    top = ranked[0]
+    tied = [r for r in ranked if r is top or mcnemar(top.correct, r.correct).p_value >= TIE_P]  # type: ignore[arg-type]
+    current_row = next(
+        (r for r in ranked if contract_key(r.profile) == contract_key(current) and r.profile.flip == current.flip), None
+    )
+    current_info = {
+        "profile": current.to_dict(),
+        "source": checkpoint.get("run_profile_source"),
+        "accuracy": current_row.accuracy if current_row else None,
+    }
+    if (top.accuracy or 0.0) < floor:
+        return {
+            "status": "implausible",
+            "profile": None,
+            "best": top.to_dict(),
+            "current": current_info,
+            "message": (
+                f"no contract reaches plausible accuracy: the best is {top.accuracy:.2%} ({top.label}) on {n_pairs} "
+                f"pairs of {spec.name}, below the {floor:.0%} expected: the checkpoint or the data is the problem. "
+                "Check the pairs and labels (fold balance above), that the images are aligned as the model expects "
+                f"(landmarks, crops), and that {Path(path).name} is a face-embedding model "
+                f"({checkpoint['embedding_dim']}-d output)."
+            ),
+        }
+    eligible = [r for r in tied if _equivalent(r, top)]
+    chosen = min(
+        eligible,
+        key=lambda r: (named_profile(r.profile) is None, FLIP_ORDER.index(r.profile.flip), r.sort_key()),
+    )
+    name = chosen.name
+    named = named_profile(chosen.profile)
+    if named and chosen.profile.flip == PROFILES[named].flip:
+        how = f"`facebench run {path} --profile {named}`"
+    elif named:
+        how = f"`facebench run {path} --profile {named} --flip {chosen.profile.flip}`"
+    else:
+        how = f"`facebench doctor {path} --write-sidecar` (later runs read the sidecar)"
+    lines = [
+        f"use profile {name} ({describe_contract(chosen.profile)}): accuracy {chosen.accuracy:.2%} on {n_pairs} pairs "
+        f"of {spec.name}; {how}, or write it as the checkpoint's sidecar with --write-sidecar."
+    ]
+    if chosen is not top:
+        lines.append(
+            f"({top.label} scored {top.accuracy:.2%}; the two are within noise and differ only by the /127.5 vs /128 "
+            "divisor or the flip mode, so the conventional one is named.)"
+        )
+    others = [r.label for r in tied if r is not chosen]
+    if others:
+        lines.append(f"Within noise of the best (McNemar p >= {TIE_P}): {', '.join(others)}.")
+    if any(r.profile.colour != chosen.profile.colour for r in tied):
+        lines.append("RGB and BGR are within noise on these pairs: the colour order is not determined by this data.")
+    same_as_current = contract_key(current) == contract_key(chosen.profile) and current.flip == chosen.profile.flip
+    if same_as_current:
+        lines.append(f"`facebench run` already uses this contract for this checkpoint ({current_info['source']}).")
+    elif current_row is not None:
+        lines.append(
+            f"`facebench run` currently uses {contract_name(current)} / flip {current.flip} "
+            f"({current_info['source']}): {current_row.accuracy:.2%} here."
+        )
+    norm = _normalisation(chosen.profile)
+    graph_norm = checkpoint.get("normalizes_input")
+    if graph_norm is True and norm is not None and norm.key != "pixels":
+        lines.append("Note: the graph appears to normalise its input, yet a normalised contract scored best.")
+    if graph_norm is False and norm is not None and norm.key == "pixels":
+        lines.append("Note: the graph does not appear to normalise its input, yet raw 0..255 pixels scored best.")
+    return {
+        "status": "ok",
+        "profile": chosen.profile.to_dict(),
+        "contract": name,
+        "accuracy": chosen.accuracy,
+        "best": top.to_dict(),
+        "within_noise": others,
+        "current": current_info,
+        "current_is_right": same_as_current,
+        "message": " ".join(lines),
+    }
