@@ -1,33 +1,76 @@
-"""The report of one run: tables (md, csv, tex) and plots written beside its results.json."""
+"""The report of one run, written beside its results.json.
+
+``facebench run`` writes the tables (``table.md``, ``table.csv``, ``table.tex``), ``roc.png`` (every
+benchmark's ROC in one plot) and the comparison plots of the run (per-benchmark ROC, CMC, fold spread).
+``facebench report RUN_DIR`` regenerates them from results.json and the saved arrays and adds the
+statistics (``intervals.csv``) and the self-contained ``report.html`` with the failure gallery.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Sequence, overload
 
-from facebench.fileio import write_text
+from facebench.report.comparison import compare, write_comparison
 from facebench.report.plots import save_roc
-from facebench.report.tables import build_table, to_csv, to_latex, to_markdown
-from facebench.results import load_arrays
+from facebench.report.runs import Run
+from facebench.report.statistics import StatsSettings
+from facebench.report.tables import Table, run_label
 
 
-def write_run_report(run_dir: str | Path, document: dict[str, Any]) -> list[Path]:
-    """Write ``table.md``, ``table.csv``, ``table.tex`` and ``roc.png`` for one run; return the paths."""
+@overload
+def write_run_report(
+    run_dir: str | Path,
+    document: dict[str, Any],
+    *,
+    html: bool = ...,
+    statistics: bool = ...,
+    settings: StatsSettings | None = ...,
+    gallery: int = ...,
+    out_dir: str | Path | None = ...,
+    columns: Sequence[str] = ...,
+    with_table: Literal[False] = ...,
+) -> list[Path]: ...
+@overload
+def write_run_report(
+    run_dir: str | Path,
+    document: dict[str, Any],
+    *,
+    html: bool = ...,
+    statistics: bool = ...,
+    settings: StatsSettings | None = ...,
+    gallery: int = ...,
+    out_dir: str | Path | None = ...,
+    columns: Sequence[str] = ...,
+    with_table: Literal[True],
+) -> tuple[list[Path], Table]: ...
+
+
+def write_run_report(
+    run_dir: str | Path,
+    document: dict[str, Any],
+    *,
+    html: bool = False,
+    statistics: bool = False,
+    settings: StatsSettings | None = None,
+    gallery: int = 0,
+    out_dir: str | Path | None = None,
+    columns: Sequence[str] = (),
+    with_table: bool = False,
+):
+    """Write the run's tables and plots (and, when asked, statistics and ``report.html``) to ``out_dir``
+    (default: the run directory, where its arrays are read from); return the paths written (and the
+    table, with ``with_table``). ``columns`` adds ``BENCHMARK:METRIC[=LABEL]`` columns."""
     run_dir = Path(run_dir)
-    table = build_table([document])
-    written = []
-    for name, text in (
-        ("table.md", to_markdown(table)),
-        ("table.csv", to_csv(table)),
-        ("table.tex", to_latex(table, caption="facebench results", label="tab:facebench")),
-    ):
-        write_text(run_dir / name, text)
-        written.append(run_dir / name)
+    out = Path(out_dir) if out_dir is not None else run_dir
+    run = Run(run_label(document), run_dir, document)
+    comparison = compare([run], settings=settings, statistics=statistics, gallery=gallery, columns=columns)
+    written = write_comparison(comparison, out, html=html)
     curves = []
     for name, entry in document.get("benchmarks", {}).items():
-        arrays = load_arrays(run_dir, name)
-        if "roc_fpr" in arrays:
-            curves.append((entry.get("title", name), arrays["roc_fpr"], arrays["roc_tpr"]))
+        arrays = run.arrays(name)
+        if "roc_fpr" in arrays and "roc_tpr" in arrays:
+            curves.append((str(entry.get("title", name)), arrays["roc_fpr"], arrays["roc_tpr"]))
     if curves:
-        written.append(save_roc(run_dir / "roc.png", curves, "ROC"))
-    return written
+        written.append(save_roc(out / "roc.png", curves, f"ROC: {run.label}"))
+    return (written, comparison.table) if with_table else written

@@ -1,8 +1,12 @@
 """Paper-style tables: one row per run (or published result), one column per benchmark metric.
 
 Columns come from each benchmark entry's ``columns`` mapping (metric path -> label) in results.json, so a
-table needs nothing but the documents. Values are shown as percentages with two decimals; CSV keeps
-them as percentages with full precision. Each column's header carries the rule that produced it.
+table needs nothing but the documents. Every column header names the rule that produced it (the rule of
+the first row that has the column); a cell produced under another rule keeps its value and is marked
+(†) with a footnote naming its rule, so a row never mixes rules silently. The best value of a column is
+bold, chosen among the cells produced under the column's rule (all ties bold). Markdown, HTML and LaTeX
+show percentages with two decimals; the CSV keeps each value exactly as stored (the fraction in [0, 1],
+``repr`` of the float, which parses back to the same float).
 """
 
 from __future__ import annotations
@@ -12,7 +16,13 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-METRIC_RULE_KEYS = {"accuracy": "kfold", "accuracy_std": "kfold", "tar_at_far": "tar_at_far"}
+#: Cell marks: a rule other than the column's, and "not significantly different from the best run".
+RULE_MARK = "†"
+NS_MARK = "≈"
+LATEX_MARKS = {RULE_MARK: r"$^{\dagger}$", NS_MARK: r"$^{\approx}$"}
+LOWER_IS_BETTER = frozenset({"eer", "accuracy_std"})
+
+_KFOLD_HEADS = frozenset({"accuracy", "accuracy_std", "fold_accuracies"})
 
 
 @dataclass(frozen=True)
@@ -23,90 +33,180 @@ class Column:
     metric: str
     label: str
     rule: str = ""
+    kind: str = ""
     higher_is_better: bool = True
 
     @property
     def header(self) -> str:
+        """``label [rule]`` (the label alone when the rule is unknown)."""
         return f"{self.label} [{self.rule}]" if self.rule else self.label
 
 
 @dataclass
+class Cell:
+    """One value (a fraction, or None when missing), the rule that produced it and its marks."""
+
+    value: float | None
+    rule: str = ""
+    marks: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
 class Row:
-    """One table row: a label, a value per column (fraction or None), and per-cell notes."""
+    """One table row: a label, its kind (``run`` or ``published``) and a cell per column."""
 
     label: str
-    values: list[float | None]
-    notes: list[str] = field(default_factory=list)
+    cells: list[Cell]
     kind: str = "run"
+    source: str = ""
+
+    @property
+    def values(self) -> list[float | None]:
+        return [c.value for c in self.cells]
 
 
 @dataclass
 class Table:
+    """Columns, rows, and the legend of the marks used (mark -> sentence)."""
+
     columns: list[Column]
     rows: list[Row]
+    legend: dict[str, str] = field(default_factory=dict)
+
+    def mark(self, row: int, column: int, mark: str, note: str = "") -> None:
+        """Add ``mark`` to a cell (once)."""
+        cell = self.rows[row].cells[column]
+        if mark not in cell.marks:
+            cell.marks.append(mark)
+        if note:
+            cell.note = f"{cell.note}; {note}" if cell.note else note
+
+
+# ------------------------------------------------------------------------------------------- values
+
+
+def split_path(path: str) -> list[str]:
+    """``tar_at_far.1e-04`` -> ``["tar_at_far", "1e-04"]`` (only the first dot splits: FAR keys hold none
+    before it, and ``val_at_far_1e-03.val`` splits into its key and field)."""
+    head, _, tail = path.partition(".")
+    return [head] + ([tail] if tail else [])
 
 
 def metric_value(metrics: dict[str, Any], path: str) -> float | None:
     """Follow a dotted path (``tar_at_far.1e-04``; ``rank1.1000000``) into a metrics dict."""
     node: Any = metrics
-    for part in _split_path(path):
+    for part in split_path(path):
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
     return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
 
 
-def _split_path(path: str) -> list[str]:
-    # FAR keys contain dots only after the first segment's name, e.g. "tar_at_far.1e-04"; "val_at_far_1e-03.val"
-    head, _, tail = path.partition(".")
-    return [head] + ([tail] if tail else [])
-
-
 def rule_of(entry: dict[str, Any], metric: str) -> str:
-    """The rule that produced a metric (``insightface``, ``nearest``...) from the entry's ``rules``."""
-    rules = entry.get("rules", {})
-    key = _split_path(metric)[0]
-    rule_key = METRIC_RULE_KEYS.get(key, entry.get("column_rules", {}).get(metric, ""))
-    return str(rules.get(rule_key, "")) if rule_key else ""
+    """The rule that produced a metric, from the entry's ``kind`` and ``rules``.
+
+    pairs: ``rules.kfold`` for accuracy, ``rules.tar_at_far`` for TAR@FAR; ijb_1to1: ``rules.tar_at_far``;
+    ijb_1n: ``rules.ijb_1n`` (standard | legacy); megaface: ``noise <rule>`` (plus the TAR rule for
+    verification, and ``ties >`` when the strict tie rule was used). An entry's ``column_rules`` (metric ->
+    rules key) takes precedence.
+    """
+    rules = entry.get("rules", {}) or {}
+    kind = entry.get("kind", "")
+    head = split_path(metric)[0]
+    column_rules = entry.get("column_rules", {}) or {}
+    if metric in column_rules:
+        return str(rules.get(column_rules[metric], ""))
+    if kind == "ijb_1n":
+        return str(rules.get("ijb_1n", ""))
+    if kind == "megaface":
+        parts = []
+        if head == "tar_at_far" and rules.get("tar_at_far"):
+            parts.append(str(rules["tar_at_far"]))
+        if rules.get("noise"):
+            parts.append(f"noise {rules['noise']}")
+        if head in ("rank1", "cmc") and rules.get("tie_rule") not in (None, "", ">="):
+            parts.append(f"ties {rules['tie_rule']}")
+        return ", ".join(parts)
+    if head in _KFOLD_HEADS:
+        return str(rules.get("kfold", ""))
+    if head == "tar_at_far":
+        return str(rules.get("tar_at_far", ""))
+    return ""
+
+
+def run_label(doc: dict[str, Any]) -> str:
+    """A row label for a run: its ``label``, else the checkpoint's file name, else the features path."""
+    if doc.get("label"):
+        return str(doc["label"])
+    if doc.get("checkpoint"):
+        return str(doc["checkpoint"].get("path", "checkpoint")).replace("\\", "/").rsplit("/", 1)[-1]
+    if doc.get("features"):
+        return "features:" + str(doc["features"].get("path", "")).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return "run"
 
 
 def columns_of(documents: Iterable[dict[str, Any]]) -> list[Column]:
-    """The union of the documents' columns, in first-seen order."""
+    """The union of the documents' columns in first-seen order; each column's rule is its first row's."""
     seen: dict[tuple[str, str], Column] = {}
     for doc in documents:
         for name, entry in doc.get("benchmarks", {}).items():
             for metric, label in entry.get("columns", {}).items():
-                key = (name, metric)
-                if key not in seen:
-                    seen[key] = Column(name, metric, label, rule_of(entry, metric))
+                if (name, metric) not in seen:
+                    seen[(name, metric)] = Column(
+                        name,
+                        metric,
+                        str(label),
+                        rule_of(entry, metric),
+                        str(entry.get("kind", "")),
+                        split_path(metric)[0] not in LOWER_IS_BETTER,
+                    )
     return list(seen.values())
 
 
-def run_label(doc: dict[str, Any]) -> str:
-    """A row label for a run: the checkpoint's file name, or the features path."""
-    if doc.get("label"):
-        return str(doc["label"])
-    if doc.get("checkpoint"):
-        return str(doc["checkpoint"].get("path", "checkpoint")).rsplit("/", 1)[-1]
-    if doc.get("features"):
-        return "features:" + str(doc["features"].get("path", "")).rsplit("/", 1)[-1]
-    return "run"
-
-
 def build_table(documents: Sequence[dict[str, Any]], columns: list[Column] | None = None) -> Table:
-    """One row per document, values looked up per column; a rule mismatch is noted in the cell."""
-    columns = columns or columns_of(documents)
+    """One row per document (``row_kind``: run | published), values looked up per column; a cell whose
+    rule differs from its column's is marked †."""
+    columns = columns if columns is not None else columns_of(documents)
     rows = []
     for doc in documents:
-        values, notes = [], []
+        cells = []
         for col in columns:
             entry = doc.get("benchmarks", {}).get(col.benchmark)
-            value = metric_value(entry["metrics"], col.metric) if entry else None
-            rule = rule_of(entry, col.metric) if entry else ""
-            values.append(value)
-            notes.append(f"rule {rule}" if entry and col.rule and rule and rule != col.rule else "")
-        rows.append(Row(run_label(doc), values, notes, doc.get("row_kind", "run")))
-    return Table(columns, rows)
+            if not entry:
+                cells.append(Cell(None))
+                continue
+            value = metric_value(entry.get("metrics", {}), col.metric)
+            rule = rule_of(entry, col.metric)
+            cell = Cell(value, rule)
+            if value is not None and col.rule and rule != col.rule:
+                cell.marks.append(RULE_MARK)
+                cell.note = f"rule {rule or 'not stated'} (column: {col.rule})"
+            cells.append(cell)
+        rows.append(Row(run_label(doc), cells, str(doc.get("row_kind", "run")), str(doc.get("source", ""))))
+    table = Table(columns, rows)
+    if any(RULE_MARK in c.marks for r in rows for c in r.cells):
+        table.legend[RULE_MARK] = "produced under another rule than the column's (named below); not comparable as is"
+    return table
+
+
+def best_rows(table: Table) -> list[set[int]]:
+    """Per column, the rows holding its best value (highest, or lowest when lower is better) among the
+    cells produced under the column's rule; empty when the column has no such value."""
+    best: list[set[int]] = []
+    for j, col in enumerate(table.columns):
+        candidates = [
+            (row.cells[j].value, i)
+            for i, row in enumerate(table.rows)
+            if row.cells[j].value is not None and RULE_MARK not in row.cells[j].marks
+        ]
+        if not candidates:
+            best.append(set())
+            continue
+        values = [v for v, _ in candidates]
+        target = max(values) if col.higher_is_better else min(values)
+        best.append({i for v, i in candidates if v == target})
+    return best
 
 
 def fmt_percent(value: float | None, digits: int = 2) -> str:
@@ -114,79 +214,124 @@ def fmt_percent(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{100.0 * value:.{digits}f}"
 
 
-def to_markdown(table: Table) -> str:
-    """GitHub-flavoured Markdown; cells with a note get a dagger and a footnote line."""
-    header = ["model"] + [c.header for c in table.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|"]
-    footnotes = []
+def footnotes(table: Table) -> list[str]:
+    """The legend lines, then one line per marked cell with its own note (in row order, deduplicated)."""
+    lines = [f"{mark} {text}" for mark, text in table.legend.items()]
     for row in table.rows:
-        cells = [row.label]
-        for j, value in enumerate(row.values):
-            cell = fmt_percent(value)
-            if row.notes and row.notes[j]:
-                cell += "†"
-                footnotes.append(f"† {row.label} / {table.columns[j].label}: {row.notes[j]}")
-            cells.append(cell)
+        for col, cell in zip(table.columns, row.cells):
+            if cell.note and RULE_MARK in cell.marks:
+                lines.append(f"{RULE_MARK} {row.label} / {col.label}: {cell.note}")
+    return list(dict.fromkeys(lines))
+
+
+# ------------------------------------------------------------------------------------------- Markdown
+
+
+def _md_text(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: Table) -> str:
+    """GitHub-flavoured Markdown: bold best values, marks after the value, then the footnotes."""
+    best = best_rows(table)
+    header = ["model"] + [_md_text(c.header) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|"]
+    for i, row in enumerate(table.rows):
+        cells = [_md_text(row.label)]
+        for j, cell in enumerate(row.cells):
+            text = fmt_percent(cell.value)
+            if i in best[j]:
+                text = f"**{text}**"
+            cells.append(text + "".join(cell.marks))
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    if footnotes:
-        text += "\n" + "\n".join(dict.fromkeys(footnotes)) + "\n"
+    notes = footnotes(table)
+    if notes:
+        text += "\n" + "\n".join(_md_text(n) + "  " for n in notes) + "\n"
     return text
 
 
+# ------------------------------------------------------------------------------------------- CSV
+
+
 def to_csv(table: Table) -> str:
-    """CSV with one header row; values are percentages with full precision (empty when missing)."""
+    """CSV with one header row (``model``, ``kind``, then each column's ``label [rule]``); values are the
+    stored fractions written with ``repr`` (exact round trip), empty when missing. No marks: see the
+    Markdown/HTML footnotes."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["model"] + [c.header for c in table.columns])
+    writer.writerow(["model", "kind"] + [c.header for c in table.columns])
     for row in table.rows:
-        writer.writerow([row.label] + ["" if v is None else repr(100.0 * v) for v in row.values])
+        writer.writerow([row.label, row.kind] + ["" if v is None else repr(float(v)) for v in row.values])
     return buffer.getvalue()
 
 
-_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+# ------------------------------------------------------------------------------------------- LaTeX
+
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "†": r"\textdagger{}",
+    "≈": r"$\approx$",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "×": r"$\times$",
+    "–": "--",
+    "—": "---",
+}
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters in plain text."""
+    """Escape LaTeX special characters in plain text (and spell the few non-ASCII marks we use)."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def best_rows(table: Table) -> list[int | None]:
-    """Per column, the index of the best row (highest, or lowest when lower is better); None if empty."""
-    best: list[int | None] = []
-    for j, col in enumerate(table.columns):
-        candidates = [(row.values[j], i) for i, row in enumerate(table.rows) if row.values[j] is not None]
-        if not candidates:
-            best.append(None)
-            continue
-        value = max(c[0] for c in candidates) if col.higher_is_better else min(c[0] for c in candidates)
-        best.append(next(i for v, i in candidates if v == value))
-    return best
-
-
-def to_latex(table: Table, caption: str = "", label: str = "") -> str:
-    """A booktabs ``table`` environment; the best value of each column in bold."""
+def to_latex(table: Table, caption: str = "", label: str = "", extra_notes: Sequence[str] = ()) -> str:
+    """A booktabs ``table``: a header row of labels, a row of rules (small), the best value of each
+    column in bold, marks as superscripts, then the footnotes (and ``extra_notes``) below the tabular.
+    Values are percentages; needs ``\\usepackage{booktabs}``."""
     best = best_rows(table)
-    spec = "l" + "r" * len(table.columns)
-    out = ["\\begin{table}[t]", "\\centering"]
+    n = len(table.columns)
+    spec = "l" + "r" * n
+    out = ["% facebench table; needs \\usepackage{booktabs}", "\\begin{table}[t]", "\\centering"]
     if caption:
         out.append(f"\\caption{{{latex_escape(caption)}}}")
     if label:
         out.append(f"\\label{{{latex_escape(label)}}}")
     out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
-    out.append(" & ".join(["Model"] + [latex_escape(c.header) for c in table.columns]) + " \\\\")
+    out.append(" & ".join(["Model"] + [latex_escape(c.label) for c in table.columns]) + " \\\\")
+    if any(c.rule for c in table.columns):
+        rules = ["{\\scriptsize " + latex_escape(c.rule) + "}" if c.rule else "" for c in table.columns]
+        out.append(" & ".join([""] + rules) + " \\\\")
     out.append("\\midrule")
+    previous_kind = table.rows[0].kind if table.rows else ""
     for i, row in enumerate(table.rows):
+        if row.kind != previous_kind:
+            out.append("\\midrule")
+            previous_kind = row.kind
         cells = [latex_escape(row.label)]
-        for j, value in enumerate(row.values):
-            cell = fmt_percent(value)
-            if best[j] == i and value is not None:
-                cell = f"\\textbf{{{cell}}}"
-            if row.notes and row.notes[j]:
-                cell += "$^\\dagger$"
-            cells.append(cell)
+        for j, cell in enumerate(row.cells):
+            text = "--" if cell.value is None else fmt_percent(cell.value)
+            if i in best[j]:
+                text = f"\\textbf{{{text}}}"
+            text += "".join(LATEX_MARKS.get(m, "") for m in cell.marks)
+            cells.append(text)
         out.append(" & ".join(cells) + " \\\\")
-    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    out += ["\\bottomrule", "\\end{tabular}"]
+    notes = [*footnotes(table), *extra_notes]
+    if notes:
+        out.append("\\par\\smallskip\\footnotesize")
+        out += [latex_escape(n) + "\\par" for n in notes]
+    out.append("\\end{table}")
     return "\n".join(out) + "\n"

@@ -1,0 +1,536 @@
+"""A comparison of runs (and published results): the table, its statistics, plots and failure gallery,
+written as Markdown, LaTeX, CSV and one self-contained HTML page.
+
+Rows: the runs in the order given, then the published rows. Columns: the runs' columns (results.json
+``columns``); published rows fill the columns of benchmarks the runs have (all their columns when no run
+is given). Marks: † a cell under another rule than its column's; ≈ a run not significantly different
+from the best run of its column (see :mod:`facebench.report.statistics` for the tests).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from facebench.benchmarks import Benchmark, load_benchmarks
+from facebench.errors import FacebenchError
+from facebench.fileio import write_bytes
+from facebench.report import plots
+from facebench.report.gallery import Gallery, failure_gallery
+from facebench.report.published import PublishedRow, PublishedSource, as_document, load_sources, select
+from facebench.report.runs import Run, load_runs
+from facebench.report.statistics import (
+    PAIR_KINDS,
+    Designs,
+    Interval,
+    PairedTest,
+    StatsSettings,
+    Unavailable,
+    intervals_for,
+    paired_tests,
+)
+from facebench.report.tables import (
+    LOWER_IS_BETTER,
+    NS_MARK,
+    RULE_MARK,
+    Column,
+    Table,
+    best_rows,
+    build_table,
+    columns_of,
+    fmt_percent,
+    metric_value,
+    rule_of,
+    split_path,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One plot: file name, title and the PNG bytes."""
+
+    name: str
+    title: str
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class Comparison:
+    """Everything a comparison report shows."""
+
+    runs: list[Run]
+    published: list[tuple[PublishedSource, PublishedRow]]
+    table: Table
+    settings: StatsSettings
+    intervals: dict[tuple[str, int], Interval | Unavailable] = field(default_factory=dict)
+    tests: list[PairedTest] = field(default_factory=list)
+    untested: list[tuple[str, str, str, str]] = field(default_factory=list)  # (column, run a, run b, reason)
+    figures: list[Figure] = field(default_factory=list)
+    galleries: list[Gallery] = field(default_factory=list)
+    created: str = ""
+
+    @property
+    def sources(self) -> list[PublishedSource]:
+        """The published sources used, in first-use order."""
+        return list({s.name: s for s, _ in self.published}.values())
+
+
+# ------------------------------------------------------------------------------------------- building
+
+
+def _columns(runs: Sequence[Run], published_docs: Sequence[dict[str, Any]]) -> list[Column]:
+    run_columns = columns_of([r.document for r in runs])
+    if not runs:
+        return columns_of(published_docs)
+    have = {c.benchmark for c in run_columns}
+    keys = {(c.benchmark, c.metric) for c in run_columns}
+    extra = [c for c in columns_of(published_docs) if c.benchmark in have and (c.benchmark, c.metric) not in keys]
+    return run_columns + extra
+
+
+def build_comparison(
+    run_dirs: Sequence[str | Path],
+    *,
+    labels: Sequence[str] = (),
+    published: Sequence[str] = (),
+    settings: StatsSettings | None = None,
+    statistics: bool = True,
+    gallery: int = 6,
+    columns: Sequence[str] = (),
+    benchmarks: dict[str, Benchmark] | None = None,
+    sources: dict[str, PublishedSource] | None = None,
+) -> Comparison:
+    """Load the run directories and the published rows (``SOURCE`` or ``SOURCE/ID`` names) and compare."""
+    benchmarks = benchmarks if benchmarks is not None else load_benchmarks()
+    runs = load_runs(run_dirs, labels)
+    chosen = (
+        select(published, sources if sources is not None else load_sources(benchmarks=benchmarks)) if published else []
+    )
+    return compare(
+        runs, chosen, settings=settings, statistics=statistics, gallery=gallery, columns=columns, benchmarks=benchmarks
+    )
+
+
+def compare(
+    runs: Sequence[Run],
+    published: Sequence[tuple[PublishedSource, PublishedRow]] = (),
+    *,
+    settings: StatsSettings | None = None,
+    statistics: bool = True,
+    gallery: int = 6,
+    columns: Sequence[str] = (),
+    benchmarks: dict[str, Benchmark] | None = None,
+) -> Comparison:
+    """The table, statistics, plots and failure gallery of loaded runs and published rows.
+
+    ``columns``: extra columns ``BENCHMARK:METRIC[=LABEL]`` (e.g. ``lfw:tar_at_far.1e-03``) after the
+    benchmarks' own. ``statistics=False`` skips intervals and tests; ``gallery=0`` skips the gallery.
+    """
+    settings = settings or StatsSettings()
+    runs = list(runs)
+    if published:
+        benchmarks = benchmarks if benchmarks is not None else load_benchmarks()
+    published_docs = [as_document(s, r, benchmarks or {}) for s, r in published]
+    documents = [r.document for r in runs] + published_docs
+    table_columns = _columns(runs, published_docs)
+    for text in columns:
+        column = parse_column(text, documents)
+        if all((c.benchmark, c.metric) != (column.benchmark, column.metric) for c in table_columns):
+            table_columns.append(column)
+    columns = table_columns
+    table = build_table(documents, columns)
+    for row, run in zip(table.rows, runs):
+        row.label = run.label
+    comparison = Comparison(runs, list(published), table, settings, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    if statistics and runs:
+        _statistics(comparison)
+    comparison.figures = _figures(runs, columns)
+    if gallery > 0:
+        for run in runs:
+            for name, entry in run.document.get("benchmarks", {}).items():
+                g = failure_gallery(run, name, gallery) if entry.get("kind") in PAIR_KINDS else None
+                if g is not None:
+                    comparison.galleries.append(g)
+    return comparison
+
+
+def parse_column(text: str, documents: Sequence[dict[str, Any]]) -> Column:
+    """A ``BENCHMARK:METRIC[=LABEL]`` column; its rule is that of the first row that has the value."""
+    spec, _, label = text.partition("=")
+    bench, sep, metric = spec.partition(":")
+    if not sep or not bench or not metric:
+        raise FacebenchError(f"--column {text!r}: expected BENCHMARK:METRIC[=LABEL], e.g. lfw:tar_at_far.1e-03")
+    for doc in documents:
+        entry = doc.get("benchmarks", {}).get(bench)
+        if entry and metric_value(entry.get("metrics", {}), metric) is not None:
+            title = str(entry.get("title", bench))
+            head, *tail = split_path(metric)
+            default = f"{title} {metric}"
+            if head == "tar_at_far" and tail:
+                try:
+                    default = f"{title} TAR@{float(tail[0]):.0e}".replace("e-0", "e-")
+                except ValueError:
+                    pass
+            return Column(
+                bench,
+                metric,
+                label or default,
+                rule_of(entry, metric),
+                str(entry.get("kind", "")),
+                head not in LOWER_IS_BETTER,
+            )
+    raise FacebenchError(f"--column {text!r}: no run or published row has {bench} {metric} (a number in its metrics)")
+
+
+def _statistics(comparison: Comparison) -> None:
+    table, runs, settings = comparison.table, comparison.runs, comparison.settings
+    designs = Designs()
+    by_benchmark: dict[str, list[int]] = {}
+    for j, col in enumerate(table.columns):
+        by_benchmark.setdefault(col.benchmark, []).append(j)
+    for i, run in enumerate(runs):
+        for bench, cols in by_benchmark.items():
+            wanted = [j for j in cols if table.rows[i].cells[j].value is not None]
+            if not wanted:
+                continue
+            found = intervals_for(run, bench, [table.columns[j].metric for j in wanted], settings, designs)
+            for j in wanted:
+                comparison.intervals[(run.label, j)] = found[table.columns[j].metric]
+    tests: dict[tuple[int, int, int], PairedTest] = {}
+    for a, b in itertools.combinations(range(len(runs)), 2):
+        for bench, cols in by_benchmark.items():
+            both = [
+                j for j in cols if table.rows[a].cells[j].value is not None and table.rows[b].cells[j].value is not None
+            ]
+            wanted = [j for j in both if table.rows[a].cells[j].rule == table.rows[b].cells[j].rule]
+            for j in both:
+                if j not in wanted:
+                    rules = f"{table.rows[a].cells[j].rule} vs {table.rows[b].cells[j].rule}"
+                    comparison.untested.append(
+                        (table.columns[j].header, runs[a].label, runs[b].label, f"different rules ({rules})")
+                    )
+            if not wanted:
+                continue
+            found = paired_tests(runs[a], runs[b], bench, [table.columns[j].metric for j in wanted], settings, designs)
+            for j in wanted:
+                result = found[table.columns[j].metric]
+                if isinstance(result, PairedTest):
+                    tests[(a, b, j)] = result
+                    comparison.tests.append(result)
+                else:
+                    comparison.untested.append((table.columns[j].header, runs[a].label, runs[b].label, result.reason))
+    best = best_rows(table)
+    marked = False
+    for j, column in enumerate(table.columns):
+        leaders = sorted(i for i in best[j] if i < len(runs))
+        if not leaders:
+            candidates = [
+                (table.rows[i].cells[j].value, i)
+                for i in range(len(runs))
+                if table.rows[i].cells[j].value is not None and RULE_MARK not in table.rows[i].cells[j].marks
+            ]
+            if not candidates:
+                continue
+            top = max(v for v, _ in candidates) if column.higher_is_better else min(v for v, _ in candidates)
+            leaders = [i for v, i in candidates if v == top]
+        leader = leaders[0]
+        for i in range(len(runs)):
+            if i in leaders or table.rows[i].cells[j].value is None:
+                continue
+            test = tests.get((min(leader, i), max(leader, i), j))
+            if test is not None and not test.significant:
+                table.mark(i, j, NS_MARK)
+                marked = True
+    if marked:
+        table.legend[NS_MARK] = (
+            f"not significantly different from the best run of its column (alpha = {settings.alpha:g} per test, "
+            "two-sided, no multiplicity correction): exact McNemar test on the 10-fold held-out decisions for "
+            f"accuracy and on the rank-1 hits for IJB 1:N rank-1; paired bootstrap (B = {settings.n_boot}, "
+            f"seed {settings.seed}) resampling pairs (templates for IJB) for TAR@FAR"
+        )
+
+
+def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
+    figures: list[Figure] = []
+    if not runs:
+        return figures
+    names = list(dict.fromkeys(n for r in runs for n in r.document.get("benchmarks", {})))
+    fold_panels = []
+    for name in names:
+        entries = [(r, r.entry(name)) for r in runs if r.entry(name)]
+        title = str(entries[0][1].get("title", name))
+        kind = entries[0][1].get("kind", "")
+        curves = []
+        for run, _entry in entries:
+            arrays = run.arrays(name)
+            if "roc_fpr" in arrays and "roc_tpr" in arrays:
+                curves.append((run.label, arrays["roc_fpr"], arrays["roc_tpr"]))
+        if curves:
+            marks = sorted(
+                {
+                    float(split_path(c.metric)[1])
+                    for c in columns
+                    if c.benchmark == name and split_path(c.metric)[0] == "tar_at_far" and len(split_path(c.metric)) > 1
+                }
+            )
+            rule = ", ".join(sorted({str(e.get("rules", {}).get("tar_at_far", "")) for _, e in entries} - {""}))
+            caption = "ROC of all pairs (sklearn's thinned curve); dotted lines: the table's FARs"
+            if kind == "megaface":
+                caption = "verification ROC at the largest distractor list (stored down to FAR 1e-5 only)"
+            figures.append(
+                Figure(
+                    f"roc_{name}.png",
+                    f"{title}: ROC",
+                    plots.figure_png(
+                        plots.roc_figure(curves, f"{title} ROC" + (f" ({rule})" if rule else ""), marks=marks)
+                    ),
+                    caption,
+                )
+            )
+        if kind == "ijb_1n":
+            cmc = []
+            for ri, (run, entry) in enumerate(entries):
+                galleries = list(entry.get("metrics", {}).get("per_gallery", {}))
+                arrays = run.arrays(name)
+                for gi, gallery_name in enumerate(galleries):
+                    if f"{gallery_name}_cmc" in arrays:
+                        cmc.append((f"{run.label} {gallery_name}", arrays[f"{gallery_name}_cmc"], ri, gi))
+            if cmc:
+                figures.append(
+                    Figure(
+                        f"cmc_{name}.png",
+                        f"{title}: CMC",
+                        plots.figure_png(plots.cmc_figure(cmc, f"{title} CMC (open set, mated searches)")),
+                        "rank of the mate among the gallery subjects, per gallery (solid G1/S1, dashed G2/S2)",
+                    )
+                )
+        if kind == "megaface":
+            cmc, sizes = [], []
+            for ri, (run, _entry) in enumerate(entries):
+                arrays = run.arrays(name)
+                if "sizes" in arrays and "cmc" in arrays and np.asarray(arrays["sizes"]).size:
+                    s = np.asarray(arrays["sizes"])
+                    k = int(np.argmax(s))
+                    cmc.append((f"{run.label} ({int(s[k]):,} distractors)", arrays["cmc"][k], ri, 0))
+                    sizes.append((run.label, s, np.asarray(arrays["cmc"])[:, 0]))
+            if cmc:
+                figures.append(
+                    Figure(
+                        f"cmc_{name}.png",
+                        f"{title}: CMC",
+                        plots.figure_png(plots.cmc_figure(cmc, f"{title} CMC at the largest distractor list")),
+                        "identification rate by rank, FaceScrub probes",
+                    )
+                )
+            if sizes and any(s.size > 1 for _, s, _ in sizes):
+                figures.append(
+                    Figure(
+                        f"sizes_{name}.png",
+                        f"{title}: rank-1 by distractors",
+                        plots.figure_png(plots.size_figure(sizes, f"{title} rank-1 by number of distractors")),
+                        "",
+                    )
+                )
+        if kind in PAIR_KINDS:
+            runs_folds = [
+                (run.label, np.asarray(e["metrics"]["fold_accuracies"], dtype=float))
+                for run, e in entries
+                if e.get("metrics", {}).get("fold_accuracies")
+            ]
+            if runs_folds:
+                rule = ", ".join(sorted({str(e.get("rules", {}).get("kfold", "")) for _, e in entries} - {""}))
+                fold_panels.append((f"{title} ({rule})" if rule else title, runs_folds))
+    if fold_panels:
+        figures.append(
+            Figure(
+                "folds.png",
+                "10-fold accuracies",
+                plots.figure_png(plots.folds_figure(fold_panels)),
+                "each point one held-out fold; bar: the mean (the reported accuracy)",
+            )
+        )
+    return figures
+
+
+# ------------------------------------------------------------------------------------------- writing
+
+
+def _pct(x: float) -> str:
+    return fmt_percent(x) if np.isfinite(x) else "-"
+
+
+def intervals_csv(comparison: Comparison) -> str:
+    """One line per run and column: estimate, interval and method (or why there is none); fractions."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["model", "benchmark", "metric", "column", "estimate", "low", "high", "level", "method", "n_boot", "seed"]
+    )
+    for (label, j), item in comparison.intervals.items():
+        col = comparison.table.columns[j]
+        if isinstance(item, Interval):
+            writer.writerow(
+                [
+                    label,
+                    col.benchmark,
+                    col.metric,
+                    col.header,
+                    repr(item.estimate),
+                    repr(item.low),
+                    repr(item.high),
+                    repr(item.level),
+                    item.method,
+                    item.n_boot or "",
+                    "" if item.seed is None else item.seed,
+                ]
+            )
+        else:
+            writer.writerow(
+                [label, col.benchmark, col.metric, col.header, "", "", "", "", f"none: {item.reason}", "", ""]
+            )
+    return buffer.getvalue()
+
+
+def tests_csv(comparison: Comparison) -> str:
+    """One line per paired test: the two runs, values, difference, test, p-value, interval, verdict."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "benchmark",
+            "metric",
+            "run_a",
+            "run_b",
+            "value_a",
+            "value_b",
+            "difference",
+            "test",
+            "statistic",
+            "p_value",
+            "difference_low",
+            "difference_high",
+            "alpha",
+            "significant",
+        ]
+    )
+    for t in comparison.tests:
+        writer.writerow(
+            [
+                t.benchmark,
+                t.metric,
+                t.run_a,
+                t.run_b,
+                repr(t.value_a),
+                repr(t.value_b),
+                repr(t.difference),
+                t.test,
+                t.statistic,
+                repr(t.p_value),
+                "" if not np.isfinite(t.low) else repr(t.low),
+                "" if not np.isfinite(t.high) else repr(t.high),
+                repr(t.alpha),
+                "yes" if t.significant else "no",
+            ]
+        )
+    return buffer.getvalue()
+
+
+def source_lines(comparison: Comparison) -> list[str]:
+    """One citation line per published source used."""
+    lines = []
+    for s in comparison.sources:
+        where = f" {s.url}" if s.url else ""
+        lines.append(f"[{s.name}] {s.citation} {s.title}.{where}")
+    return lines
+
+
+def markdown_report(comparison: Comparison) -> str:
+    """The table (paper style, footnotes), then sources, intervals and paired tests as Markdown."""
+    table = comparison.table
+    parts = [to_markdown(table)]
+    if comparison.sources:
+        parts.append("Published rows:\n\n" + "\n".join(f"- {_md(line)}" for line in source_lines(comparison)) + "\n")
+    intervals = [(label, j, item) for (label, j), item in comparison.intervals.items() if isinstance(item, Interval)]
+    if intervals:
+        lines = [
+            "### Confidence intervals",
+            "",
+            "| model | column | value | interval | method |",
+            "|---|---|---:|---|---|",
+        ]
+        for label, j, item in intervals:
+            lines.append(
+                f"| {_md(label)} | {_md(table.columns[j].header)} | {_pct(item.estimate)} | "
+                f"[{_pct(item.low)}, {_pct(item.high)}] ({item.level:.0%}) | {_md(item.method)} |"
+            )
+        parts.append("\n".join(lines) + "\n")
+    if comparison.tests:
+        lines = [
+            "### Paired tests",
+            "",
+            f"alpha = {comparison.settings.alpha:g} per test, two-sided.",
+            "",
+            "| column | run A | run B | A - B (points) | test | p | significant |",
+            "|---|---|---|---:|---|---:|---|",
+        ]
+        for t in comparison.tests:
+            col = next(
+                (c.header for c in table.columns if c.benchmark == t.benchmark and c.metric == t.metric), t.metric
+            )
+            lines.append(
+                f"| {_md(col)} | {_md(t.run_a)} | {_md(t.run_b)} | {100 * t.difference:+.2f} | {_md(t.test)} | "
+                f"{t.p_value:.3g} | {'yes' if t.significant else 'no'} |"
+            )
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def latex_report(comparison: Comparison) -> str:
+    """The booktabs table with its footnotes and the published sources as notes."""
+    notes = [f"Published: {line}" for line in source_lines(comparison)]
+    return to_latex(
+        comparison.table,
+        caption="Verification and identification results (%)",
+        label="tab:facebench",
+        extra_notes=notes,
+    )
+
+
+def write_comparison(comparison: Comparison, out_dir: str | Path, html: bool = True) -> list[Path]:
+    """Write ``table.md``, ``table.tex``, ``table.csv``, ``intervals.csv``, ``tests.csv``, every plot as PNG
+    and (``html``) ``report.html``, atomically; return the paths."""
+    from facebench.report.html import render_html
+
+    out = Path(out_dir)
+    files: dict[str, bytes] = {
+        "table.md": markdown_report(comparison).encode("utf-8"),
+        "table.tex": latex_report(comparison).encode("utf-8"),
+        "table.csv": to_csv(comparison.table).encode("utf-8"),
+    }
+    if comparison.intervals:
+        files["intervals.csv"] = intervals_csv(comparison).encode("utf-8")
+    if comparison.tests:
+        files["tests.csv"] = tests_csv(comparison).encode("utf-8")
+    for figure in comparison.figures:
+        files[figure.name] = figure.png
+    if html:
+        files["report.html"] = render_html(comparison).encode("utf-8")
+    # everything is rendered before the first file is written: an error leaves no partial report
+    for name, data in files.items():
+        write_bytes(out / name, data)
+    return [out / name for name in files]

@@ -1,0 +1,589 @@
+"""How sure is each number, and which differences are real: intervals and paired tests from a run's arrays.
+
+Exact definitions (docs/reports.md repeats them):
+
+Confidence intervals (level 1 - alpha, percentile bootstrap, ``n_boot`` resamples from
+``numpy.random.default_rng(seed)``):
+
+- **10-fold accuracy** (pair sets): the held-out decisions ``correct`` of the run are kept fixed (the
+  thresholds chosen on the other folds are not re-chosen) and the pairs are resampled with replacement
+  (:func:`facebench.metrics.stats.bootstrap_ci`, one cluster per pair: the packs carry no identities).
+  The statistic is ``sum(w c) / sum(w)`` with ``w = 1 / (k n_fold)`` for a pair of a fold of ``n_fold``
+  pairs, which on the full set is the reported mean of the k fold accuracies.
+- **TAR@FAR** (pair sets, IJB 1:1 when the run saved per-pair arrays): TAR re-read on the resample's ROC by
+  the run's rule (nearest | le | interp) with the fast exact kernel of :mod:`facebench.report.bootstrap`.
+  Pair sets resample pairs; a set whose arrays carry ``template1``/``template2`` resamples templates (a
+  pair counted ``m(t1) m(t2)`` times). Without per-pair arrays an IJB run's own Clopper-Pearson 95%
+  interval of the accepted genuine count is shown, labelled as such (it treats pairs as independent).
+- **IJB 1:N rank-1** (standard rule): per gallery the mated searches (one per probe template) are
+  resampled with replacement; the number of rank-1 hits of a resample of n searches with h hits is
+  Binomial(n, h / n), drawn directly; the statistic is the mean over the galleries, as reported.
+
+Paired tests between two runs of the SAME items (same input files by sha256, same labels):
+
+- **accuracy**: exact McNemar test on the two runs' held-out decisions (:func:`mcnemar`).
+- **TAR@FAR**: paired bootstrap of TAR_a - TAR_b (same resamples for both runs, same design as above);
+  two-sided p-value ``min(1, 2 min((1 + #(d <= 0)), (1 + #(d >= 0))) / (B + 1))``.
+- **IJB 1:N rank-1**: exact McNemar on the rank-1 hits of the mated searches of both galleries pooled.
+
+A difference is significant when p < alpha. No correction for multiple comparisons is applied; alpha is
+per test and stated with every table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from facebench.metrics.kfold import kfold_indices
+from facebench.metrics.roc import threshold_at_far
+from facebench.metrics.stats import bootstrap_ci, mcnemar
+from facebench.report import bootstrap as fast
+from facebench.report.runs import Run
+from facebench.report.tables import metric_value, split_path
+
+TEMPLATE_ARRAYS = ("template1", "template2")
+#: Benchmark kinds whose entries hold 10-fold pair verification (held-out decisions, per-pair scores).
+PAIR_KINDS = ("pairs", "folder")
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """Bootstrap resamples, seed and the significance level (intervals are at level 1 - alpha)."""
+
+    n_boot: int = 1000
+    seed: int = 0
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.n_boot < 1:
+            raise ValueError(f"n_boot must be at least 1; got {self.n_boot}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must lie strictly between 0 and 1; got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval of one table value: ``[low, high]`` at ``level`` around ``estimate``."""
+
+    run: str
+    benchmark: str
+    metric: str
+    estimate: float
+    low: float
+    high: float
+    level: float
+    method: str
+    n_boot: int = 0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired test of two runs on one value: the difference a - b, its p-value and (bootstrap) interval."""
+
+    benchmark: str
+    metric: str
+    run_a: str
+    run_b: str
+    value_a: float
+    value_b: float
+    test: str
+    p_value: float
+    alpha: float
+    statistic: str = ""
+    low: float = float("nan")
+    high: float = float("nan")
+
+    @property
+    def difference(self) -> float:
+        return self.value_a - self.value_b
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < self.alpha
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why a value has no interval or test."""
+
+    reason: str
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _far(metric: str) -> float | None:
+    head, *tail = split_path(metric)
+    if head != "tar_at_far" or not tail:
+        return None
+    try:
+        return float(tail[0])
+    except ValueError:
+        return None
+
+
+class Designs:
+    """Resampling designs, built once per distinct content of labels and template ids (runs of one benchmark
+    share them: at IJB-C scale a template design takes seconds to build)."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, fast.Design] = {}
+
+    def get(self, arrays: dict[str, np.ndarray], labels: np.ndarray) -> fast.Design:
+        """The design of a benchmark's arrays: templates when ``template1``/``template2`` are saved, else pairs."""
+        templates = all(name in arrays for name in TEMPLATE_ARRAYS)
+        digest = hashlib.blake2b(np.ascontiguousarray(labels).tobytes(), digest_size=16)
+        if templates:
+            for name in TEMPLATE_ARRAYS:
+                digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+        key = f"{templates}:{labels.size}:{digest.hexdigest()}"
+        if key not in self._built:
+            if templates:
+                self._built[key] = fast.template_design(labels, arrays[TEMPLATE_ARRAYS[0]], arrays[TEMPLATE_ARRAYS[1]])
+            else:
+                self._built[key] = fast.cluster_design(labels)
+        return self._built[key]
+
+
+def _pair_arrays(run: Run, benchmark: str) -> tuple[np.ndarray, np.ndarray] | Unavailable:
+    arrays = run.arrays(benchmark)
+    if "scores" not in arrays or "labels" not in arrays:
+        return Unavailable(f"{run.label}: {benchmark} has no per-pair scores saved")
+    scores, labels = arrays["scores"], np.asarray(arrays["labels"], dtype=bool)
+    if scores.shape != labels.shape:
+        return Unavailable(f"{run.label}: {benchmark}: {scores.size} scores for {labels.size} labels")
+    return scores, labels
+
+
+def _same_items(a: Run, b: Run, benchmark: str) -> str:
+    """Empty when the two runs evaluated the same items of ``benchmark``; else why not."""
+    ea, eb = a.entry(benchmark), b.entry(benchmark)
+    if not ea or not eb:
+        return "a run lacks the benchmark"
+    if ea.get("inputs") != eb.get("inputs"):
+        return "the runs read different input files (sha256 differ)"
+    return ""
+
+
+# ------------------------------------------------------------------------------------------- intervals
+
+
+def intervals_for(
+    run: Run, benchmark: str, metrics: Sequence[str], settings: StatsSettings, designs: Designs | None = None
+) -> dict[str, Interval | Unavailable]:
+    """The interval of each of ``metrics`` of one run's benchmark (or why there is none)."""
+    designs = designs or Designs()
+    entry = run.entry(benchmark)
+    out: dict[str, Interval | Unavailable] = {}
+    if not entry:
+        return {m: Unavailable(f"{run.label} has no {benchmark}") for m in metrics}
+    kind = entry.get("kind", "")
+    fars = {m: _far(m) for m in metrics}
+    tar_metrics = [m for m in metrics if fars[m] is not None and kind in (*PAIR_KINDS, "ijb_1to1")]
+    if tar_metrics:
+        fars_wanted = [fars[m] for m in tar_metrics]
+        out.update(_tar_intervals(run, benchmark, entry, tar_metrics, fars_wanted, settings, designs))
+    for m in metrics:
+        if m in out:
+            continue
+        head = split_path(m)[0]
+        if head == "accuracy" and kind in PAIR_KINDS:
+            out[m] = _accuracy_interval(run, benchmark, entry, settings)
+        elif m == "rank1" and kind == "ijb_1n":
+            out[m] = _rank1_interval(run, benchmark, entry, settings)
+        elif head == "tpir_at_fpir" and kind == "ijb_1n":
+            out[m] = _tpir_interval(run, benchmark, entry, m, settings)
+        elif kind == "megaface":
+            out[m] = Unavailable("MegaFace saves no per-trial arrays (only the CMC), so no interval")
+        else:
+            out[m] = Unavailable(f"no interval is defined for {benchmark} {m}")
+    return out
+
+
+def _accuracy_interval(
+    run: Run, benchmark: str, entry: dict[str, Any], settings: StatsSettings
+) -> Interval | Unavailable:
+    arrays = run.arrays(benchmark)
+    if "correct" not in arrays:
+        return Unavailable(f"{run.label}: {benchmark} has no held-out decisions saved")
+    correct = np.asarray(arrays["correct"], dtype=np.float64)
+    reported = metric_value(entry.get("metrics", {}), "accuracy")
+    n_folds = int(
+        entry.get("rules", {}).get("n_folds") or len(entry.get("metrics", {}).get("fold_accuracies", [])) or 10
+    )
+    weights = np.empty(correct.size)
+    for fold in kfold_indices(correct.size, n_folds):
+        weights[fold] = 1.0 / (n_folds * fold.size)
+    weighted = weights * correct
+
+    def statistic(idx: np.ndarray) -> float:
+        return float(weighted[idx].sum() / weights[idx].sum())
+
+    if reported is None or abs(statistic(np.arange(correct.size)) - reported) > 1e-12:
+        return Unavailable(f"{run.label}: {benchmark}: the saved decisions do not reproduce the reported accuracy")
+    r = bootstrap_ci(
+        statistic, np.arange(correct.size), n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha
+    )
+    method = f"pair bootstrap of the {n_folds}-fold held-out decisions ({correct.size:,} pairs, thresholds fixed)"
+    return Interval(
+        run.label,
+        benchmark,
+        "accuracy",
+        reported,
+        r.low,
+        r.high,
+        1 - settings.alpha,
+        method,
+        settings.n_boot,
+        settings.seed,
+    )
+
+
+def _tar_intervals(
+    run: Run,
+    benchmark: str,
+    entry: dict[str, Any],
+    metrics: list[str],
+    fars: list[float],
+    settings: StatsSettings,
+    designs: Designs,
+) -> dict[str, Interval | Unavailable]:
+    pairs = _pair_arrays(run, benchmark)
+    if isinstance(pairs, Unavailable):
+        return {m: _stored_tar_interval(run, benchmark, entry, m, far, pairs) for m, far in zip(metrics, fars)}
+    scores, labels = pairs
+    rule = str(entry.get("rules", {}).get("tar_at_far", "nearest"))
+    design = designs.get(run.arrays(benchmark), labels)
+    results = fast.tar_at_far_bootstrap(
+        scores, design, fars, rule, n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha
+    )
+    out: dict[str, Interval | Unavailable] = {}
+    for m, far in zip(metrics, fars):
+        r = results[far]
+        reported = metric_value(entry.get("metrics", {}), m)
+        if reported is None or r.estimate != reported:
+            out[m] = Unavailable(f"{run.label}: {benchmark}: the saved scores do not reproduce the reported {m}")
+            continue
+        out[m] = Interval(
+            run.label,
+            benchmark,
+            m,
+            reported,
+            r.low,
+            r.high,
+            1 - settings.alpha,
+            f"{design.description}; TAR re-read by rule {rule}",
+            settings.n_boot,
+            settings.seed,
+        )
+    return out
+
+
+def _stored_tar_interval(
+    run: Run, benchmark: str, entry: dict[str, Any], metric: str, far: float, missing: Unavailable
+) -> Interval | Unavailable:
+    point = entry.get("metrics", {}).get("operating_points", {}).get(f"{far:.0e}", {})
+    ci = point.get("tar_ci95")
+    if not ci:
+        return missing
+    return Interval(
+        run.label,
+        benchmark,
+        metric,
+        float(point["tar"]),
+        float(ci[0]),
+        float(ci[1]),
+        0.95,
+        "Clopper-Pearson 95% of the accepted genuine pairs, from the run (pairs treated as independent; "
+        "no per-pair scores saved for a template bootstrap)",
+    )
+
+
+def _rank1_interval(run: Run, benchmark: str, entry: dict[str, Any], settings: StatsSettings) -> Interval | Unavailable:
+    hits = _rank1_hits(run, benchmark, entry)
+    if isinstance(hits, Unavailable):
+        return hits
+    reported = metric_value(entry.get("metrics", {}), "rank1")
+    rates = [h.mean() for h in hits.values()]
+    if reported is None or abs(float(np.mean(rates)) - reported) > 1e-12:
+        return Unavailable(f"{run.label}: {benchmark}: the saved mate ranks do not reproduce the reported rank-1")
+    rng = np.random.default_rng(settings.seed)
+    draws = np.mean([rng.binomial(h.size, h.mean(), settings.n_boot) / h.size for h in hits.values()], axis=0)
+    low, high = fast.percentile_interval(draws, settings.alpha)
+    sizes = ", ".join(f"{g} {h.size:,}" for g, h in hits.items())
+    return Interval(
+        run.label,
+        benchmark,
+        "rank1",
+        reported,
+        low,
+        high,
+        1 - settings.alpha,
+        f"bootstrap of the mated searches per gallery ({sizes}), mean over galleries",
+        settings.n_boot,
+        settings.seed,
+    )
+
+
+def _rank1_hits(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, np.ndarray] | Unavailable:
+    if entry.get("rules", {}).get("ijb_1n") != "standard":
+        return Unavailable(f"{run.label}: {benchmark}: intervals are defined for the standard 1:N rule only")
+    arrays = run.arrays(benchmark)
+    galleries = entry.get("metrics", {}).get("per_gallery", {})
+    hits = {}
+    for name in galleries:
+        ranks = arrays.get(f"{name}_mate_ranks")
+        if ranks is None:
+            return Unavailable(f"{run.label}: {benchmark} has no mate ranks saved for {name}")
+        hits[name] = np.asarray(ranks) == 1
+    if not hits:
+        return Unavailable(f"{run.label}: {benchmark} has no galleries")
+    return hits
+
+
+@dataclass(frozen=True)
+class _Searches:
+    """One gallery's open-set searches: rank-1 hit and mate score of each mated search, best score of each
+    non-mated search."""
+
+    hits: np.ndarray
+    mate_scores: np.ndarray
+    nonmated: np.ndarray
+
+
+def _searches(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, _Searches] | Unavailable:
+    hits = _rank1_hits(run, benchmark, entry)
+    if isinstance(hits, Unavailable):
+        return hits
+    arrays = run.arrays(benchmark)
+    out = {}
+    for name, h in hits.items():
+        mates, non = arrays.get(f"{name}_mate_scores"), arrays.get(f"{name}_nonmated_scores")
+        if mates is None or non is None or np.asarray(mates).shape != h.shape or np.asarray(non).size == 0:
+            return Unavailable(f"{run.label}: {benchmark} has no mate / non-mated scores saved for {name}")
+        out[name] = _Searches(h, np.asarray(mates), np.sort(np.asarray(non)))
+    return out
+
+
+def _tpir(s: _Searches, fpir: float, mated: np.ndarray | None = None, nonmated: np.ndarray | None = None) -> float:
+    """TPIR at ``fpir`` (the evaluator's rule): threshold = the lowest non-mated score value whose FPIR is
+    still <= the target; TPIR = share of mated searches with the mate at rank 1 and score >= threshold."""
+    non = s.nonmated if nonmated is None else np.sort(s.nonmated[nonmated])
+    t = threshold_at_far(non, fpir)
+    hits, mates = (s.hits, s.mate_scores) if mated is None else (s.hits[mated], s.mate_scores[mated])
+    return float(np.count_nonzero(hits & (mates >= t)) / hits.size)
+
+
+def _tpir_samples(searches: Sequence[dict[str, _Searches]], fpir: float, settings: StatsSettings) -> np.ndarray:
+    """Resampled mean-over-galleries TPIR of each run in ``searches``, the same resamples for every run:
+    per gallery the mated and the non-mated searches are drawn with replacement, separately."""
+    rng = np.random.default_rng(settings.seed)
+    first = searches[0]
+    samples = np.empty((settings.n_boot, len(searches)))
+    for b in range(settings.n_boot):
+        per_gallery = []
+        for name, s in first.items():
+            mated = rng.integers(0, s.hits.size, s.hits.size)
+            nonmated = rng.integers(0, s.nonmated.size, s.nonmated.size)
+            per_gallery.append([_tpir(run[name], fpir, mated, nonmated) for run in searches])
+        samples[b] = np.mean(per_gallery, axis=0)
+    return samples
+
+
+def _tpir_interval(
+    run: Run, benchmark: str, entry: dict[str, Any], metric: str, settings: StatsSettings
+) -> Interval | Unavailable:
+    searches = _searches(run, benchmark, entry)
+    if isinstance(searches, Unavailable):
+        return searches
+    fpir = float(split_path(metric)[1])
+    reported = metric_value(entry.get("metrics", {}), metric)
+    if reported is None or abs(float(np.mean([_tpir(s, fpir) for s in searches.values()])) - reported) > 1e-12:
+        return Unavailable(f"{run.label}: {benchmark}: the saved searches do not reproduce the reported {metric}")
+    low, high = fast.percentile_interval(_tpir_samples([searches], fpir, settings)[:, 0], settings.alpha)
+    return Interval(
+        run.label,
+        benchmark,
+        metric,
+        reported,
+        low,
+        high,
+        1 - settings.alpha,
+        "stratified bootstrap: per gallery the mated and the non-mated searches resampled separately "
+        "(threshold re-read from the resampled non-mated scores), mean over galleries",
+        settings.n_boot,
+        settings.seed,
+    )
+
+
+# ------------------------------------------------------------------------------------------- tests
+
+
+def paired_tests(
+    a: Run, b: Run, benchmark: str, metrics: Sequence[str], settings: StatsSettings, designs: Designs | None = None
+) -> dict[str, PairedTest | Unavailable]:
+    """The paired test of each of ``metrics`` between runs ``a`` and ``b`` (or why there is none)."""
+    designs = designs or Designs()
+    why = _same_items(a, b, benchmark)
+    if why:
+        return {m: Unavailable(why) for m in metrics}
+    ea, eb = a.entry(benchmark), b.entry(benchmark)
+    assert ea is not None and eb is not None
+    kind = ea.get("kind", "")
+    out: dict[str, PairedTest | Unavailable] = {}
+    fars = {m: _far(m) for m in metrics}
+    tar_metrics = [m for m in metrics if fars[m] is not None and kind in (*PAIR_KINDS, "ijb_1to1")]
+    if tar_metrics:
+        out.update(_tar_tests(a, b, benchmark, tar_metrics, [fars[m] for m in tar_metrics], settings, designs))
+    for m in metrics:
+        if m in out:
+            continue
+        va, vb = metric_value(ea.get("metrics", {}), m), metric_value(eb.get("metrics", {}), m)
+        if va is None or vb is None:
+            out[m] = Unavailable("a run lacks the value")
+            continue
+        head = split_path(m)[0]
+        if head == "accuracy" and kind in PAIR_KINDS:
+            out[m] = _accuracy_test(a, b, benchmark, va, vb, settings)
+        elif m == "rank1" and kind == "ijb_1n":
+            out[m] = _rank1_test(a, b, benchmark, va, vb, settings)
+        elif head == "tpir_at_fpir" and kind == "ijb_1n":
+            out[m] = _tpir_test(a, b, benchmark, m, va, vb, settings)
+        elif kind == "megaface":
+            out[m] = Unavailable("MegaFace saves no per-trial arrays, so no paired test")
+        else:
+            out[m] = Unavailable(f"no paired test is defined for {benchmark} {m}")
+    return out
+
+
+def _accuracy_test(
+    a: Run, b: Run, benchmark: str, va: float, vb: float, settings: StatsSettings
+) -> PairedTest | Unavailable:
+    arr_a, arr_b = a.arrays(benchmark), b.arrays(benchmark)
+    if "correct" not in arr_a or "correct" not in arr_b:
+        return Unavailable("held-out decisions not saved by both runs")
+    if "labels" in arr_a and "labels" in arr_b and not np.array_equal(arr_a["labels"], arr_b["labels"]):
+        return Unavailable("the runs' pair labels differ")
+    ca, cb = np.asarray(arr_a["correct"], bool), np.asarray(arr_b["correct"], bool)
+    if ca.shape != cb.shape:
+        return Unavailable(f"{ca.size} vs {cb.size} held-out decisions")
+    r = mcnemar(ca, cb)
+    only_a, only_b = int(np.count_nonzero(ca & ~cb)), int(np.count_nonzero(~ca & cb))
+    return PairedTest(
+        benchmark,
+        "accuracy",
+        a.label,
+        b.label,
+        va,
+        vb,
+        "exact McNemar (held-out decisions)",
+        r.p_value,
+        settings.alpha,
+        f"{only_a} right only in {a.label}, {only_b} only in {b.label}",
+    )
+
+
+def _tar_tests(
+    a: Run, b: Run, benchmark: str, metrics: list[str], fars: list[float], settings: StatsSettings, designs: Designs
+) -> dict[str, PairedTest | Unavailable]:
+    pa, pb = _pair_arrays(a, benchmark), _pair_arrays(b, benchmark)
+    if isinstance(pa, Unavailable) or isinstance(pb, Unavailable):
+        reason = (pa if isinstance(pa, Unavailable) else pb).reason
+        return {m: Unavailable(reason) for m in metrics}
+    (sa, la), (sb, lb) = pa, pb
+    if not np.array_equal(la, lb):
+        return {m: Unavailable("the runs' pair labels differ") for m in metrics}
+    arr_a, arr_b = a.arrays(benchmark), b.arrays(benchmark)
+    for name in TEMPLATE_ARRAYS:
+        if (name in arr_a) != (name in arr_b) or (name in arr_a and not np.array_equal(arr_a[name], arr_b[name])):
+            return {m: Unavailable("the runs' template arrays differ") for m in metrics}
+    rule_a = str(a.entry(benchmark)["rules"].get("tar_at_far", "nearest"))  # type: ignore[index]
+    rule_b = str(b.entry(benchmark)["rules"].get("tar_at_far", "nearest"))  # type: ignore[index]
+    if rule_a != rule_b:
+        return {m: Unavailable(f"different TAR@FAR rules ({rule_a} vs {rule_b})") for m in metrics}
+    design = designs.get(arr_a, la)
+    results = fast.paired_tar_at_far_bootstrap(
+        sa, sb, design, fars, rule_a, n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha
+    )
+    out: dict[str, PairedTest | Unavailable] = {}
+    for m, far in zip(metrics, fars):
+        r = results[far]
+        va = metric_value(a.entry(benchmark)["metrics"], m)  # type: ignore[index]
+        vb = metric_value(b.entry(benchmark)["metrics"], m)  # type: ignore[index]
+        if va is None or vb is None:
+            out[m] = Unavailable("a run lacks the value")
+            continue
+        out[m] = PairedTest(
+            benchmark,
+            m,
+            a.label,
+            b.label,
+            va,
+            vb,
+            f"paired bootstrap of {design.unit} (B={settings.n_boot}, seed {settings.seed})",
+            r.p_value,
+            settings.alpha,
+            "",
+            r.low,
+            r.high,
+        )
+    return out
+
+
+def _tpir_test(
+    a: Run, b: Run, benchmark: str, metric: str, va: float, vb: float, settings: StatsSettings
+) -> PairedTest | Unavailable:
+    sa, sb = _searches(a, benchmark, a.entry(benchmark)), _searches(b, benchmark, b.entry(benchmark))  # type: ignore[arg-type]
+    if isinstance(sa, Unavailable) or isinstance(sb, Unavailable):
+        return sa if isinstance(sa, Unavailable) else sb  # type: ignore[return-value]
+    if list(sa) != list(sb) or any(
+        sa[g].hits.shape != sb[g].hits.shape or sa[g].nonmated.shape != sb[g].nonmated.shape for g in sa
+    ):
+        return Unavailable("the runs' searches differ")
+    samples = _tpir_samples([sa, sb], float(split_path(metric)[1]), settings)
+    d = samples[:, 0] - samples[:, 1]
+    low, high = fast.percentile_interval(d, settings.alpha)
+    return PairedTest(
+        benchmark,
+        metric,
+        a.label,
+        b.label,
+        va,
+        vb,
+        f"paired stratified bootstrap of searches (B={settings.n_boot}, seed {settings.seed})",
+        fast.two_sided_p(d),
+        settings.alpha,
+        "",
+        low,
+        high,
+    )
+
+
+def _rank1_test(
+    a: Run, b: Run, benchmark: str, va: float, vb: float, settings: StatsSettings
+) -> PairedTest | Unavailable:
+    ha, hb = _rank1_hits(a, benchmark, a.entry(benchmark)), _rank1_hits(b, benchmark, b.entry(benchmark))  # type: ignore[arg-type]
+    if isinstance(ha, Unavailable) or isinstance(hb, Unavailable):
+        return ha if isinstance(ha, Unavailable) else hb  # type: ignore[return-value]
+    if list(ha) != list(hb) or any(ha[g].shape != hb[g].shape for g in ha):
+        return Unavailable("the runs' mated searches differ")
+    ca, cb = np.concatenate(list(ha.values())), np.concatenate(list(hb.values()))
+    r = mcnemar(ca, cb)
+    only_a, only_b = int(np.count_nonzero(ca & ~cb)), int(np.count_nonzero(~ca & cb))
+    return PairedTest(
+        benchmark,
+        "rank1",
+        a.label,
+        b.label,
+        va,
+        vb,
+        "exact McNemar (rank-1 hits, galleries pooled)",
+        r.p_value,
+        settings.alpha,
+        f"{only_a} hits only in {a.label}, {only_b} only in {b.label}",
+    )

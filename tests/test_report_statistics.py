@@ -1,0 +1,243 @@
+"""Intervals and paired tests of the report, on runs whose truth is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebench.metrics.kfold import kfold_indices
+from facebench.metrics.roc import roc_curve, tar_at_far
+from facebench.report.comparison import compare
+from facebench.report.runs import Run
+from facebench.report.statistics import Interval, PairedTest, StatsSettings, Unavailable, intervals_for, paired_tests
+from facebench.report.tables import NS_MARK
+
+INPUTS = {"lfw.bin": "ab" * 32}
+
+
+def pair_run(
+    label: str, correct: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None, inputs: dict | None = None
+) -> Run:
+    """An in-memory run of a 10-fold pair benchmark: held-out decisions ``correct``, optional scores."""
+    folds = kfold_indices(correct.size, 10)
+    fold_acc = [np.count_nonzero(correct[f]) / f.size for f in folds]
+    metrics = {"accuracy": float(np.mean(fold_acc)), "fold_accuracies": fold_acc}
+    arrays = {"correct": correct, "labels": labels}
+    if scores is not None:
+        arrays["scores"] = scores
+        points = tar_at_far(roc_curve(labels, scores), [1e-2, 1e-1], "nearest")
+        metrics["tar_at_far"] = {"1e-02": points[1e-2].tar, "1e-01": points[1e-1].tar}
+    entry = {
+        "title": "LFW",
+        "kind": "pairs",
+        "metrics": metrics,
+        "columns": {"accuracy": "LFW"},
+        "rules": {"kfold": "insightface", "tar_at_far": "nearest", "n_folds": 10},
+        "inputs": inputs or INPUTS,
+    }
+    return Run(label, Path("."), {"benchmarks": {"lfw": entry}}, {"lfw": arrays})
+
+
+def test_accuracy_interval_covers_the_true_accuracy_at_the_stated_rate() -> None:
+    """Held-out decisions right with probability 0.9 (the true accuracy), 600 pairs: 200 data sets, 95%
+    intervals: coverage within 3.5 standard errors of 0.95."""
+    rng = np.random.default_rng(11)
+    labels = np.tile(np.r_[np.ones(30, bool), np.zeros(30, bool)], 10)
+    hits, reps = 0, 200
+    for rep in range(reps):
+        run = pair_run("a", rng.random(600) < 0.9, labels)
+        interval = intervals_for(run, "lfw", ["accuracy"], StatsSettings(n_boot=150, seed=rep))["accuracy"]
+        assert isinstance(interval, Interval)
+        assert interval.estimate == run.document["benchmarks"]["lfw"]["metrics"]["accuracy"]
+        hits += interval.low <= 0.9 <= interval.high
+    coverage = hits / reps
+    assert 0.95 - 3.5 * np.sqrt(0.95 * 0.05 / reps) <= coverage <= 0.995, coverage
+
+
+def test_unequal_folds_still_reproduce_the_reported_mean() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.random(607) < 0.5
+    run = pair_run("a", rng.random(607) < 0.8, labels)  # folds of 61 and 60 pairs
+    interval = intervals_for(run, "lfw", ["accuracy"], StatsSettings(n_boot=50))["accuracy"]
+    assert isinstance(interval, Interval) and "10-fold held-out decisions" in interval.method
+
+
+def test_mcnemar_rejects_a_planted_difference_and_keeps_an_absent_one() -> None:
+    rng = np.random.default_rng(5)
+    labels = np.tile(np.r_[np.ones(300, bool), np.zeros(300, bool)], 10)
+    correct_a = rng.random(labels.size) < 0.95
+    right = np.flatnonzero(correct_a)
+    wrong = np.flatnonzero(~correct_a)
+    planted = correct_a.copy()
+    planted[rng.choice(right, 40, replace=False)] = False  # B is wrong on 40 pairs A gets right
+    absent = correct_a.copy()
+    absent[rng.choice(right, 12, replace=False)] = False  # 12 right -> wrong, 10 wrong -> right: B is 2 pairs
+    absent[rng.choice(wrong, 10, replace=False)] = True  # behind, a difference the data cannot support
+    a = pair_run("A", correct_a, labels)
+    settings = StatsSettings(n_boot=50)
+    t_planted = paired_tests(a, pair_run("B", planted, labels), "lfw", ["accuracy"], settings)["accuracy"]
+    t_absent = paired_tests(a, pair_run("B", absent, labels), "lfw", ["accuracy"], settings)["accuracy"]
+    assert isinstance(t_planted, PairedTest) and t_planted.significant and t_planted.p_value < 1e-6
+    assert t_planted.statistic == "40 right only in A, 0 only in B"
+    assert isinstance(t_absent, PairedTest) and not t_absent.significant and t_absent.p_value > 0.8
+    # and in the table: only the absent difference is marked as not significant
+    for runs, marked in (([a, pair_run("B", planted, labels)], False), ([a, pair_run("B", absent, labels)], True)):
+        table = compare(runs, settings=settings, gallery=0).table
+        assert (NS_MARK in table.rows[1].cells[0].marks) is marked
+        assert NS_MARK not in table.rows[0].cells[0].marks
+
+
+def test_mcnemar_size_under_no_difference() -> None:
+    """Two classifiers of equal accuracy disagreeing at random: rejected at most at the nominal rate."""
+    rng = np.random.default_rng(9)
+    labels = np.tile(np.r_[np.ones(30, bool), np.zeros(30, bool)], 10)
+    rejections = 0
+    for _ in range(300):
+        truth = rng.random(labels.size) < 0.9
+        a, b = truth.copy(), truth.copy()
+        a[rng.random(labels.size) < 0.05] ^= True
+        b[rng.random(labels.size) < 0.05] ^= True
+        t = paired_tests(
+            pair_run("A", a, labels), pair_run("B", b, labels), "lfw", ["accuracy"], StatsSettings(n_boot=1)
+        )
+        rejections += t["accuracy"].significant  # type: ignore[union-attr]
+    assert rejections / 300 <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 300)
+
+
+def test_tar_intervals_and_tests_read_the_run_rule() -> None:
+    rng = np.random.default_rng(2)
+    labels = np.tile(np.r_[np.ones(300, bool), np.zeros(300, bool)], 10)
+    scores_a = np.where(labels, rng.normal(2.5, 1, labels.size), rng.normal(0, 1, labels.size))
+    scores_b = scores_a - 0.8 * labels
+    a = pair_run("A", np.ones(labels.size, bool), labels, scores_a)
+    b = pair_run("B", np.ones(labels.size, bool), labels, scores_b)
+    settings = StatsSettings(n_boot=200, seed=4)
+    found = intervals_for(a, "lfw", ["tar_at_far.1e-02", "tar_at_far.1e-01"], settings)
+    for metric in ("tar_at_far.1e-02", "tar_at_far.1e-01"):
+        it = found[metric]
+        assert isinstance(it, Interval) and it.low <= it.estimate <= it.high
+        assert it.estimate == a.document["benchmarks"]["lfw"]["metrics"]["tar_at_far"][metric.split(".")[1]]
+        assert "pair bootstrap" in it.method and "rule nearest" in it.method
+    test = paired_tests(a, b, "lfw", ["tar_at_far.1e-02"], settings)["tar_at_far.1e-02"]
+    assert isinstance(test, PairedTest) and test.significant and test.low > 0
+    # a run with another read-off rule is not tested against this one
+    b.document["benchmarks"]["lfw"]["rules"]["tar_at_far"] = "le"
+    assert (
+        "different TAR@FAR rules"
+        in paired_tests(a, b, "lfw", ["tar_at_far.1e-02"], settings)["tar_at_far.1e-02"].reason
+    )
+
+
+def test_runs_of_different_inputs_are_never_paired() -> None:
+    labels = np.tile(np.r_[np.ones(30, bool), np.zeros(30, bool)], 10)
+    a = pair_run("A", labels.copy(), labels)
+    b = pair_run("B", labels.copy(), labels, inputs={"lfw.bin": "cd" * 32})
+    result = paired_tests(a, b, "lfw", ["accuracy"], StatsSettings(n_boot=10))["accuracy"]
+    assert isinstance(result, Unavailable) and "different input files" in result.reason
+
+
+def test_missing_arrays_give_reasons_not_numbers() -> None:
+    labels = np.tile(np.r_[np.ones(30, bool), np.zeros(30, bool)], 10)
+    run = pair_run("A", labels.copy(), labels)
+    del run._arrays["lfw"]["correct"]
+    found = intervals_for(run, "lfw", ["accuracy", "tar_at_far.1e-02"], StatsSettings(n_boot=10))
+    assert "no held-out decisions" in found["accuracy"].reason
+    assert "no per-pair scores" in found["tar_at_far.1e-02"].reason
+
+
+def ijb_runs(seed: int = 0) -> tuple[Run, Run]:
+    """Two IJB 1:1 + 1:N runs as the evaluators write them; the 1:1 arrays carry template ids."""
+    rng = np.random.default_rng(seed)
+    t1, t2 = rng.integers(0, 40, 4000), rng.integers(40, 200, 4000)
+    subject = np.arange(200) % 23
+    labels = subject[t1] == subject[t2]
+    runs = []
+    for k in range(2):
+        scores = np.where(labels, rng.normal(2.0 + 0.5 * k, 1, labels.size), rng.normal(0, 1, labels.size))
+        points = tar_at_far(roc_curve(labels, scores), [1e-3, 1e-2], "nearest")
+        ijbc = {
+            "title": "IJB-C 1:1",
+            "kind": "ijb_1to1",
+            "inputs": {"pairs.txt": "00" * 32},
+            "rules": {"tar_at_far": "nearest"},
+            "columns": {"tar_at_far.1e-03": "IJB-C TAR@1e-3"},
+            "metrics": {"tar_at_far": {"1e-03": points[1e-3].tar, "1e-02": points[1e-2].tar}},
+        }
+        galleries, arrays_1n, rank1 = {}, {}, []
+        for g in ("G1", "G2"):
+            ranks = rng.integers(1, 4, 300) if k == 0 else np.where(rng.random(300) < 0.8, 1, 2)
+            mates = rng.normal(0.6, 0.1, 300)
+            non = rng.normal(0.2, 0.1, 500)
+            arrays_1n.update({f"{g}_mate_ranks": ranks, f"{g}_mate_scores": mates, f"{g}_nonmated_scores": non})
+            galleries[g] = {"rank1": float(np.mean(ranks == 1))}
+            rank1.append(galleries[g]["rank1"])
+        tpir = []
+        for g in ("G1", "G2"):
+            non = np.sort(arrays_1n[f"{g}_nonmated_scores"])
+            from facebench.metrics.roc import threshold_at_far
+
+            t = threshold_at_far(non, 1e-1)
+            hit = (arrays_1n[f"{g}_mate_ranks"] == 1) & (arrays_1n[f"{g}_mate_scores"] >= t)
+            tpir.append(float(np.count_nonzero(hit) / hit.size))
+        ijbc_1n = {
+            "title": "IJB-C 1:N",
+            "kind": "ijb_1n",
+            "inputs": {"g1.csv": "11" * 32},
+            "rules": {"ijb_1n": "standard"},
+            "columns": {"rank1": "IJB-C Rank-1"},
+            "metrics": {
+                "rank1": float(np.mean(rank1)),
+                "tpir_at_fpir": {"1e-01": float(np.mean(tpir))},
+                "per_gallery": galleries,
+            },
+        }
+        runs.append(
+            Run(
+                f"ijb{k}",
+                Path("."),
+                {"benchmarks": {"ijbc": ijbc, "ijbc_1n": ijbc_1n}},
+                {"ijbc": {"scores": scores, "labels": labels, "template1": t1, "template2": t2}, "ijbc_1n": arrays_1n},
+            )
+        )
+    return runs[0], runs[1]
+
+
+def test_ijb_intervals_use_templates_and_searches() -> None:
+    a, b = ijb_runs()
+    settings = StatsSettings(n_boot=100, seed=1)
+    tar = intervals_for(a, "ijbc", ["tar_at_far.1e-03"], settings)["tar_at_far.1e-03"]
+    assert isinstance(tar, Interval) and tar.method.startswith("template bootstrap: 200 templates")
+    found = intervals_for(a, "ijbc_1n", ["rank1", "tpir_at_fpir.1e-01"], settings)
+    for metric in ("rank1", "tpir_at_fpir.1e-01"):
+        assert isinstance(found[metric], Interval), found[metric]
+        assert found[metric].low <= found[metric].estimate <= found[metric].high
+    tests = paired_tests(a, b, "ijbc_1n", ["rank1", "tpir_at_fpir.1e-01"], settings)
+    assert tests["rank1"].significant and "McNemar" in tests["rank1"].test  # 1/3 vs 0.8 rank-1
+    assert isinstance(tests["tpir_at_fpir.1e-01"], PairedTest)
+    tar_test = paired_tests(a, b, "ijbc", ["tar_at_far.1e-03"], settings)["tar_at_far.1e-03"]
+    assert isinstance(tar_test, PairedTest) and "templates" in tar_test.test
+
+
+def test_ijb_without_scores_shows_the_runs_clopper_pearson_interval() -> None:
+    entry = {
+        "kind": "ijb_1to1",
+        "rules": {"tar_at_far": "nearest"},
+        "metrics": {
+            "tar_at_far": {"1e-04": 0.9},
+            "operating_points": {"1e-04": {"tar": 0.9, "tar_ci95": [0.85, 0.94]}},
+        },
+    }
+    run = Run("r", Path("."), {"benchmarks": {"ijbc": entry}}, {"ijbc": {}})
+    it = intervals_for(run, "ijbc", ["tar_at_far.1e-04"], StatsSettings(n_boot=10))["tar_at_far.1e-04"]
+    assert isinstance(it, Interval) and (it.low, it.high, it.level) == (0.85, 0.94, 0.95)
+    assert it.method.startswith("Clopper-Pearson 95%") and it.n_boot == 0
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_settings_are_checked(bad: int) -> None:
+    with pytest.raises(ValueError, match="n_boot"):
+        StatsSettings(n_boot=bad)
+    with pytest.raises(ValueError, match="alpha"):
+        StatsSettings(alpha=1.5)
