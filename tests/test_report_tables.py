@@ -317,3 +317,12 @@ def test_the_latex_checks_catch_broken_tables(compared) -> None:
         with pytest.raises(AssertionError, match=re.escape(message) if message != "&" else None):
             check_latex(text, n)
     check_latex(good, n)
+
+
+def test_published_rows_alone_in_benchmark_order() -> None:
+    comparison = build_comparison([], published=["facexzoo/mv-softmax", "insightface_model_zoo/r100-ms1mv2-arcface"])
+    headers = [c.header for c in comparison.table.columns]
+    assert headers[:2] == ["LFW [facexzoo]", "CFP-FP [insightface]"]  # the first row's rule names each column
+    zoo = comparison.table.rows[1]
+    assert [c.marks for c in zoo.cells][:2] == [["†"], []]
+    assert not comparison.intervals and not comparison.tests and not comparison.figures

@@ -89,10 +89,14 @@ class Comparison:
 # ------------------------------------------------------------------------------------------- building
 
 
-def _columns(runs: Sequence[Run], published_docs: Sequence[dict[str, Any]]) -> list[Column]:
+def _columns(runs: Sequence[Run], published_docs: Sequence[dict[str, Any]], order: Sequence[str] = ()) -> list[Column]:
+    """The runs' columns, then published columns of the runs' benchmarks; with no run, the published columns
+    in benchmark order (``order``: benchmark names in table order)."""
     run_columns = columns_of([r.document for r in runs])
     if not runs:
-        return columns_of(published_docs)
+        rank = {name: i for i, name in enumerate(order)}
+        columns = columns_of(published_docs)
+        return sorted(columns, key=lambda c: (rank.get(c.benchmark, len(rank)), columns.index(c)))
     have = {c.benchmark for c in run_columns}
     keys = {(c.benchmark, c.metric) for c in run_columns}
     extra = [c for c in columns_of(published_docs) if c.benchmark in have and (c.benchmark, c.metric) not in keys]
@@ -143,7 +147,7 @@ def compare(
         benchmarks = benchmarks if benchmarks is not None else load_benchmarks()
     published_docs = [as_document(s, r, benchmarks or {}) for s, r in published]
     documents = [r.document for r in runs] + published_docs
-    table_columns = _columns(runs, published_docs)
+    table_columns = _columns(runs, published_docs, list(benchmarks or {}))
     for text in columns:
         column = parse_column(text, documents)
         if all((c.benchmark, c.metric) != (column.benchmark, column.metric) for c in table_columns):

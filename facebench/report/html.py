@@ -230,7 +230,7 @@ def _gallery_section(c: Comparison) -> str:
     parts = [
         "<h2>Failure gallery</h2><p class='notes'>The hardest errors of the 10-fold held-out decisions: false "
         "accepts (different people accepted; red) by highest cosine, false rejects (same person rejected; blue) "
-        "by lowest cosine.</p>"
+        "by lowest cosine. Pairs are numbered from 0 in the benchmark's order, folds from 1.</p>"
     ]
     for g in c.galleries:
         parts.append(
