@@ -18,14 +18,18 @@ Procedure (the images are decoded and aligned once per template and reused by ev
 2. Every (colour, normalisation, template) runs on the unflipped chips: the flip ``none`` rows.
 3. The flipped chips run only for contracts whose unflipped accuracy is not clearly worse than the best
    (exact McNemar test on the held-out decisions, p >= 0.001), and for the contract `facebench run` uses
-   today: a flip combination does not rescue a wrong colour order or scale. Their ``add``/``concat`` rows
-   are computed from the two views; the others are marked ``pruned`` (``--exhaustive`` runs them all).
+   today: a flip combination does not rescue a wrong colour order or scale. When even the best unflipped
+   accuracy is more than 10 points below the plausible floor (nothing works), only the best contract and
+   the current one get flip views. Their ``add``/``concat`` rows are computed from the two views; the
+   others are marked ``pruned`` (``--exhaustive`` runs them all).
 4. Ranking: 10-fold accuracy (insightface rule), then AUC. The verdict is the top contract, except that among
    contracts not significantly worse (McNemar p >= 0.05) which differ from it only by the /127.5 vs /128
    divisor (a 0.4% scale no accuracy can tell apart) or the flip mode, a named profile and flip ``add`` are
    preferred. When even the best accuracy is below the benchmark's plausible floor (its spec's
    ``plausible.min_accuracy``, else 0.75), the verdict is that no contract works: the checkpoint or the data
-   is the problem.
+   is the problem. When contracts of different pixel scales (say 0..255 and (x-127.5)/127.5) are within
+   noise of the best, the verdict is ``undetermined``: a trained model is rarely that indifferent to its input
+   scale (an untrained network with identity batch-norm statistics is), so no profile is recommended.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from facebench.preprocess import PROFILES, Profile, chip_geometry, read_sidecar
 DEFAULT_PAIRS = 600
 DEFAULT_MIN_ACCURACY = 0.75
 PRUNE_P = 1e-3
+HOPELESS_MARGIN = 0.10
 TIE_P = 0.05
 N_FOLDS = 10
 FLIP_ORDER = ("add", "none", "concat")
@@ -381,14 +386,17 @@ def diagnose(
         row = ContractResult(base.with_flip("none"), seconds=dt)
         _score(row, raw0[where], issame)
         rows[(b, "none")] = row
+    floor = float(spec.plausible.get("min_accuracy", DEFAULT_MIN_ACCURACY)) if min_accuracy is None else min_accuracy
     scored = [r for r in rows.values() if r.correct is not None]
     best_none = min(scored, key=ContractResult.sort_key) if scored else None
+    hopeless = best_none is None or (best_none.accuracy or 0.0) < floor - HOPELESS_MARGIN
     for b, base in enumerate(bases):
         none_row = rows[(b, "none")]
-        plausible = none_row.correct is not None and best_none is not None and (
-            none_row is best_none or mcnemar(best_none.correct, none_row.correct).p_value >= PRUNE_P
+        close = none_row.correct is not None and best_none is not None and (
+            none_row is best_none
+            or (not hopeless and mcnemar(best_none.correct, none_row.correct).p_value >= PRUNE_P)
         )
-        keep = exhaustive or plausible or contract_key(base) == contract_key(embedder.profile)
+        keep = exhaustive or close or contract_key(base) == contract_key(embedder.profile)
         if keep:
             flipped = np.ascontiguousarray(chips[(base.chip, base.size)][:, :, ::-1])
             t = time.perf_counter()
@@ -408,7 +416,6 @@ def diagnose(
         views[b] = []  # free the views of this contract
     ranked = sorted((r for r in rows.values() if r.correct is not None), key=ContractResult.sort_key)
     rest = [r for r in rows.values() if r.correct is None]
-    floor = float(spec.plausible.get("min_accuracy", DEFAULT_MIN_ACCURACY)) if min_accuracy is None else min_accuracy
     verdict = make_verdict(ranked, floor, checkpoint, embedder.profile, spec, int(subset.size))
     benchmark = {
         "name": spec.name,
@@ -423,6 +430,14 @@ def diagnose(
     }
     timings = {"decode_align": decode_s, "model": model_s, "total": time.perf_counter() - started}
     return Diagnosis(checkpoint, benchmark, ranked + rest, verdict, timings, warnings)
+
+
+def _scale_family(profile: Profile) -> str:
+    """The pixel scale of a contract: ``(x-127.5)/127.5`` and ``/128`` are one family; others their formula."""
+    norm = _normalisation(profile)
+    if norm is None:
+        return f"(x-{list(profile.mean)})/{list(profile.std)}"
+    return "(x-127.5)/127.5 or /128" if norm.family == "pm1" else norm.formula
 
 
 def _equivalent(row: ContractResult, top: ContractResult) -> bool:
@@ -474,6 +489,22 @@ def make_verdict(
                 "Check the pairs and labels (fold balance above), that the images are aligned as the model expects "
                 f"(landmarks, crops), and that {Path(path).name} is a face-embedding model "
                 f"({checkpoint['embedding_dim']}-d output)."
+            ),
+        }
+    scales = {_scale_family(r.profile) for r in tied}
+    if len(scales) > 1:
+        return {
+            "status": "undetermined",
+            "profile": None,
+            "best": top.to_dict(),
+            "within_noise": [r.label for r in tied if r is not top],
+            "current": current_info,
+            "message": (
+                f"cannot tell the input contract: {len(tied)} contracts with different pixel scales "
+                f"({', '.join(sorted(scales))}) are within noise of the best ({top.accuracy:.2%}, {top.label}) on "
+                f"{n_pairs} pairs of {spec.name}. A trained face model's accuracy depends strongly on its input "
+                "scale, so this checkpoint is probably untrained or scale-invariant, or the pairs are too few "
+                "(raise --pairs). No profile is recommended."
             ),
         }
     eligible = [r for r in tied if _equivalent(r, top)]

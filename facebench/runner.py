@@ -90,7 +90,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         }
         points, warning = thresholds.for_benchmark(spec.name, result.arrays, calibrate_on, verification)
         if points is not None:
-            doc["benchmarks"][spec.name]["operating_points"] = points
+            doc["benchmarks"][spec.name]["thresholds"] = points
         if warning:
             log.warning(warning)
             result.warnings.append(warning)

@@ -15,10 +15,11 @@ import scipy.linalg
 import torch
 from torch import nn
 
+from facebench.benchmarks import load_benchmarks, select
 from facebench.cli import main
 from facebench.demo.splits import split_identities
 from facebench.demo.suite import aligned_jpeg, verification_pairs
-from facebench.doctor import candidate_contracts, contract_name, fold_balanced_subset
+from facebench.doctor import ContractResult, candidate_contracts, contract_name, fold_balanced_subset, make_verdict
 from facebench.images import decode_image
 from facebench.io.binpack import write_bin
 from facebench.preprocess import PROFILES, read_sidecar
@@ -29,7 +30,7 @@ SEED, DIFFICULTY, N_IDS = 11, 0.6, 100
 class ContractNet(nn.Module):
     """A face descriptor built for BGR ``(x-127.5)/128`` input: a fixed 1x1 convolution undoes exactly that
     normalisation (back to RGB pixels of every other row and column, clipped to 0..255), colour-opponent units
-    tuned to true RGB values (R-B, R-G, G-B above fixed offsets) are pooled, and a linear projection is fitted by LDA on other images
+    tuned to true RGB values (R-B above 45, R-G and G-B above 20) are pooled, and a linear projection is fitted by LDA on other images
     of the same identities. Fed RGB, the warm-hue units see cool hues and go silent; fed 0..255 the pixels
     clip to white; fed x/255 the hue differences shrink below the offsets. With ``normalise_inside`` the
     graph takes RGB 0..255 pixels and applies (x-127.5)/128 and the channel swap itself."""
@@ -48,7 +49,7 @@ class ContractNet(nn.Module):
             self.inverse.bias.fill_(127.5)
             hues = torch.tensor([[1.0, 0.0, -1.0], [1.0, -1.0, 0.0], [0.0, 1.0, -1.0]]) / 255
             self.opponent.weight.copy_(hues[:, :, None, None])
-            self.opponent.bias.copy_(torch.tensor([-30.0, -10.0, -10.0]) / 255)
+            self.opponent.bias.copy_(torch.tensor([-45.0, -20.0, -20.0]) / 255)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalise_inside:
@@ -205,6 +206,9 @@ def test_implausible_verdict_exits_1_and_writes_no_sidecar(lab, tmp_path, capsys
     assert report["verdict"]["status"] == "implausible" and report["verdict"]["profile"] is None
     assert "no contract reaches plausible accuracy" in capsys.readouterr().out
     assert read_sidecar(model) is None
+    # nothing is within 10 points of the floor: only the best unflipped contract and run's current one get flips
+    flipped = {r["contract"] for r in report["contracts"] if r["profile"]["flip"] == "add" and r["status"] == "ok"}
+    assert len(flipped) == 2 and "insightface" in flipped
 
 
 def test_fold_balanced_subset_takes_evenly_spaced_pairs_per_fold() -> None:
@@ -232,3 +236,35 @@ def test_candidate_grid() -> None:
     wide = candidate_contracts(150, [PROFILES["dlib"]])
     assert len(wide) == 17 and {p.chip for p in wide} == {"arcface", "dlib"}
     assert "dlib" in {p.name for p in wide}
+
+
+def _verdict_of(rows: list[tuple[str, str, list[int]]]) -> dict:
+    """make_verdict on rows (named contract, flip, per-pair correctness); accuracy = mean correctness."""
+    grid = {p.name: p for p in candidate_contracts(112)}
+    results = []
+    for name, flip, correct in rows:
+        c = np.array(correct, bool)
+        results.append(ContractResult(grid[name].with_flip(flip), accuracy=c.mean(), auc=c.mean(), correct=c))
+    results.sort(key=ContractResult.sort_key)
+    checkpoint = {"path": "m.onnx", "embedding_dim": 8, "normalizes_input": None, "run_profile_source": "default"}
+    spec = select("demo_verify", load_benchmarks())[0]
+    return make_verdict(results, 0.7, checkpoint, PROFILES["insightface"], spec, len(rows[0][2]))
+
+
+def test_verdict_snaps_to_the_named_profile_only_within_noise() -> None:
+    good = [1] * 90 + [0] * 10
+    slightly = [1] * 89 + [0] * 11
+    worse = [1] * 60 + [0] * 40
+    verdict = _verdict_of([("bgr-pm1", "add", good), ("facexzoo", "add", slightly), ("facexzoo", "none", worse)])
+    assert verdict["status"] == "ok" and verdict["contract"] == "facexzoo" and verdict["profile"]["flip"] == "add"
+    assert "within noise and differ only" in verdict["message"]
+    # a clearly better unnamed contract stays the verdict
+    verdict = _verdict_of([("bgr-pm1", "add", good), ("facexzoo", "add", worse)])
+    assert verdict["contract"] == "bgr-pm1" and "--write-sidecar" in verdict["message"]
+
+
+def test_verdict_is_undetermined_when_pixel_scales_tie() -> None:
+    good = [1] * 80 + [0] * 20
+    verdict = _verdict_of([("raw", "add", good), ("insightface", "add", good), ("rgb-unit", "add", [0] + good[:-1])])
+    assert verdict["status"] == "undetermined" and verdict["profile"] is None
+    assert "cannot tell the input contract" in verdict["message"] and "x (0..255)" in verdict["message"]

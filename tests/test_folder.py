@@ -192,7 +192,7 @@ def test_run_on_a_folder_is_reproducible_and_its_identification_is_right(tmp_pat
     assert entry["metrics"]["tpir_at_fpir"]["1e-01"] == pytest.approx(
         sum(s >= t - 1e-6 for s in mated_best) / len(mated_best), abs=1e-12
     )
-    assert entry["operating_points"]["in_sample"]
+    assert entry["thresholds"]["in_sample"]
     # same seed: identical numbers; another seed: other pairs
     status, again = _run(root, tmp_path / "b", "--features", str(tmp_path / "feats.npy"), "--folder-seed", "3")
     assert again["benchmarks"]["folder_faces"]["metrics"] == entry["metrics"]

@@ -111,7 +111,7 @@ def test_run_calibrates_on_one_benchmark_and_checks_on_another(tmp_path: Path) -
     assert main([*args, "--calibrate-on", "lfw"]) == 0
     doc = json.loads((out / "results.json").read_text())
     assert list(doc["benchmarks"]) == ["lfw", "cplfw"]  # the calibration set runs first, added when not selected
-    lfw_ops, ops = doc["benchmarks"]["lfw"]["operating_points"], doc["benchmarks"]["cplfw"]["operating_points"]
+    lfw_ops, ops = doc["benchmarks"]["lfw"]["thresholds"], doc["benchmarks"]["cplfw"]["thresholds"]
     assert lfw_ops["calibrated_on"] is None and ops["calibrated_on"] == "lfw"
     cal_impostors, scores = _cos(lfw)[~lfw_same], _cos(cplfw)
     for key in ("1e-03", "1e-02", "1e-01"):
@@ -122,15 +122,15 @@ def test_run_calibrates_on_one_benchmark_and_checks_on_another(tmp_path: Path) -
         assert p["far"] == np.count_nonzero(scores[~cplfw_same] >= p["cosine"]) / 500
         assert p["tar"] == np.count_nonzero(scores[cplfw_same] >= p["cosine"]) / 500
     assert not ops["points"]["1e-04"]["resolvable"]  # 1000 calibration impostors cannot resolve 1e-4
-    table = (out / "operating_points.md").read_text()
+    table = (out / "thresholds.md").read_text()
     assert "| cplfw | lfw | 1e-03 |" in table and "| lfw | itself (in-sample) | 1e-02 |" in table
     assert "1e-04" not in table
-    assert (out / "operating_points.csv").read_text().count("\n") == 1 + 3 + 3
+    assert (out / "thresholds.csv").read_text().count("\n") == 1 + 3 + 3
 
     # without --calibrate-on every set is its own calibration
     assert main([*args, "--out", str(tmp_path / "own")]) == 0
     own = json.loads((tmp_path / "own" / "results.json").read_text())
-    assert list(own["benchmarks"]) == ["cplfw"] and own["benchmarks"]["cplfw"]["operating_points"]["in_sample"]
+    assert list(own["benchmarks"]) == ["cplfw"] and own["benchmarks"]["cplfw"]["thresholds"]["in_sample"]
 
 
 def test_calibrate_on_needs_a_pair_benchmark(tmp_path: Path, capsys) -> None:

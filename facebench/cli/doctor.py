@@ -140,7 +140,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"findings: {args.out}")
     if diagnosis.verdict["status"] != "ok":
         if args.write_sidecar:
-            print("no sidecar written: no contract reaches plausible accuracy", file=sys.stderr)
+            print(f"no sidecar written: no profile recommended ({diagnosis.verdict['status']})", file=sys.stderr)
         return 1
     if args.write_sidecar:
         path = write_sidecar(args.checkpoint, diagnosis.chosen)

@@ -143,6 +143,6 @@ def handle(args: argparse.Namespace) -> int:
     doc, status = run(settings, profile_name=args.profile, flip=args.flip)
     print_summary(doc)
     print(f"results: {settings.out / 'results.json'}")
-    if (settings.out / "operating_points.md").is_file():
-        print(f"operating points: {settings.out / 'operating_points.md'}")
+    if (settings.out / "thresholds.md").is_file():
+        print(f"thresholds at target FARs: {settings.out / 'thresholds.md'}")
     return status

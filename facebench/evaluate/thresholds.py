@@ -1,4 +1,7 @@
-"""Operating points: the decision threshold that gives a target FAR, estimated on one pair set, checked on another.
+"""Operating thresholds: the decision threshold that gives a target FAR, estimated on one pair set, checked on
+another. A run stores them per verification benchmark under ``thresholds`` in results.json (beside ``metrics``;
+IJB's ``metrics.operating_points`` are in-sample ROC read-offs, a different thing) and writes ``thresholds.md``
+and ``thresholds.csv``.
 
 Rule (for each target FAR):
 
@@ -128,7 +131,7 @@ def table_rows(document: dict[str, Any]) -> list[list[str]]:
     """One row per (benchmark, resolvable target): the operating points of a results document as text."""
     rows = []
     for name, entry in document.get("benchmarks", {}).items():
-        ops = entry.get("operating_points")
+        ops = entry.get("thresholds")
         if not ops:
             continue
         source = ops.get("calibrated_on") or "itself (in-sample)"
@@ -182,13 +185,13 @@ def to_csv(rows: list[list[str]]) -> str:
 
 
 def write_tables(out_dir: str | Path, document: dict[str, Any]) -> list[Path]:
-    """Write ``operating_points.md`` and ``operating_points.csv`` when any benchmark has operating points."""
+    """Write ``thresholds.md`` and ``thresholds.csv`` when any benchmark has operating thresholds."""
     rows = table_rows(document)
     if not rows:
         return []
     out_dir = Path(out_dir)
     written = []
-    for name, text in (("operating_points.md", to_markdown(rows)), ("operating_points.csv", to_csv(rows))):
+    for name, text in (("thresholds.md", to_markdown(rows)), ("thresholds.csv", to_csv(rows))):
         write_text(out_dir / name, text)
         written.append(out_dir / name)
     return written
