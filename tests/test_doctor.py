@@ -268,3 +268,19 @@ def test_verdict_is_undetermined_when_pixel_scales_tie() -> None:
     verdict = _verdict_of([("raw", "add", good), ("insightface", "add", good), ("rgb-unit", "add", [0] + good[:-1])])
     assert verdict["status"] == "undetermined" and verdict["profile"] is None
     assert "cannot tell the input contract" in verdict["message"] and "x (0..255)" in verdict["message"]
+
+
+def test_doctor_on_a_folder_embeds_each_image_once(tmp_path, capsys) -> None:
+    from tests.test_folder import make_folder, tiny_onnx
+
+    root = make_folder(tmp_path / "team", [4, 3, 5, 4] * 6)
+    out = tmp_path / "d.json"
+    status = main(["-q", "doctor", str(tiny_onnx(tmp_path / "m.onnx")), "-b", f"folder:{root}", "--pairs", "200",
+                   "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert report["benchmark"]["name"] == "folder_team" and report["benchmark"]["reader"] == "folder"
+    pairs = report["benchmark"]["n_pairs"]
+    assert pairs == 180 and report["benchmark"]["n_images"] == 96 < 2 * pairs  # 24 identities, 96 distinct images
+    # a random network is indifferent to its input scale: no profile can be recommended
+    assert status == 1 and report["verdict"]["status"] == "undetermined"
+    assert "cannot tell the input contract" in capsys.readouterr().out
