@@ -1,0 +1,612 @@
+"""MegaFace challenge 1: FaceScrub probes against distractor lists of 10 ... 1,000,000 images (PROTOCOLS 4).
+
+Rules (every one is named in the results' ``rules``):
+
+- Embedding: the flip-combined feature, L2-normalised (float64 norm, float32 result); score: cosine
+  (float32 dot products).
+- Noise (``--noise``): ``insightface`` (default) replaces each FaceScrub image of ``facescrub_noises.txt``
+  by its identity centre (the normalised sum of the identity's clean embeddings) and excludes every
+  distractor of ``megaface_noises.txt`` (insightface gives it a 513th dimension of 100, so it can never
+  rank); ``facexzoo`` replaces noisy FaceScrub images the same way and makes each noisy distractor a zero
+  vector (score 0 with every probe, so it still ranks above a negative mate score); ``none`` uses the
+  raw features.
+- Identification (:mod:`facebench.metrics.megaface`): each image of an identity in turn is the gallery
+  mate, every other image of the identity a probe (sum M(M-1) trials); CMC rank 1..10 and rank-1 for every
+  distractor list present, tie rule ``--tie-rule`` (``>=`` default, FaceX-Zoo; ``>`` strict).
+- Verification: TAR at FAR 1e-6, conventional definition (genuine = same-identity probe pairs, impostors =
+  every probe x distractor pair of the largest list, best TAR of any threshold with FAR <= 1e-6); the
+  devkit's own scorer is closed source.
+
+The probe x distractor score matrix is computed once, streamed in blocks of distractors: the lists are
+independent samples, so the union of the selected lists is streamed once and every block updates, for
+each list it belongs to, each probe's 10 largest scores and the largest scores overall. Nothing of size
+probes x distractors is ever held.
+
+Features come from ``--features DIR`` (``facescrub.npy``, ``megaface.npy`` + ``megaface.txt``), from the
+devkit's matio files (``--feature-suffix`` without a checkpoint; roots ``facescrub_features`` and
+``megaface_features``), or from the images through the checkpoint (``facescrub_images``,
+``megaface_images``, optional landmark files). ``--save-features DIR`` writes the ``--features`` layout,
+and with ``--feature-suffix`` also the devkit's matio trees (``DIR/FaceScrub_Features``,
+``DIR/MegaFace_Features``) of the L2-normalised features, ready for the devkit's ``run_experiment.py``.
+Devkit-style ``cmc_facescrub_megaface_<alg>_<size>_1.json`` files go to the run's output directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from facebench.benchmarks import Benchmark
+from facebench.errors import FacebenchError
+from facebench.evaluate.common import BenchmarkResult, RunContext
+from facebench.fileio import write_json
+from facebench.images import ImageList
+from facebench.io import megaface as mfio
+from facebench.metrics import megaface as mmf
+
+log = logging.getLogger(__name__)
+
+NOISE_RULES: tuple[str, ...] = ("insightface", "facexzoo", "none")
+FAR_TARGET = 1e-6
+DEFAULT_OPTIONS: dict[str, Any] = {"max_rank": 10, "roc_max_far": 1e-5, "chunk_rows": 1024}
+TAR_RULE = "conventional"
+VERIFICATION_RULE = (
+    "best TAR of any threshold with FAR <= target (accept score >= t); genuine = same-identity probe pairs, "
+    "impostors = every probe x distractor pair of the largest list; the devkit's scorer is closed source"
+)
+MATIO_DIRS = ("FaceScrub_Features", "MegaFace_Features")
+
+
+def far_key(far: float) -> str:
+    """Results key of a FAR target: ``f"{far:.0e}"`` (``1e-06``)."""
+    return f"{far:.0e}"
+
+
+def list_role(size: int) -> str:
+    """The file role of the distractor list of ``size`` in ``protocols/megaface.toml``."""
+    return f"list_{size}"
+
+
+def devkit_alg_name(suffix: str) -> str:
+    """The algorithm name the devkit derives from a feature suffix (``_r100.bin`` -> ``r100``)."""
+    return suffix.split(".")[0].strip("_") or "facebench"
+
+
+def cmc_file_name(alg: str, size: int, set_number: int = 1) -> str:
+    """The devkit's result file name: ``cmc_facescrub_megaface_<alg>_<size>_<set>.json``."""
+    return f"cmc_facescrub_megaface_{alg}_{size}_{set_number}.json"
+
+
+# ------------------------------------------------------------------------------------------- distractors
+
+
+class DistractorRows(Protocol):
+    """Distractor features by row: ``read(rows)`` returns ``(len(rows), dim)`` floats."""
+
+    origin: str
+
+    def read(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class ArrayRows:
+    """Distractor features held in memory (matio files, extraction)."""
+
+    array: np.ndarray
+    origin: str
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        if rows.size and rows[-1] - rows[0] + 1 == rows.size:
+            return self.array[rows[0] : rows[-1] + 1]
+        return self.array[rows]
+
+
+@dataclass
+class FileRows:
+    """Distractor features streamed from ``megaface.npy``."""
+
+    rows_reader: mfio.NpyRows
+    origin: str
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        return self.rows_reader.take(rows)
+
+
+@dataclass
+class Distractors:
+    """The rows of the distractor matrix to stream and, for each list, which of them belong to it."""
+
+    source: DistractorRows
+    rows: np.ndarray  # sorted unique rows of the matrix used by any selected list
+    paths: list[str]  # devkit path of each entry of ``rows``
+    members: dict[int, np.ndarray] = field(default_factory=dict)  # size -> bool over ``rows``
+
+
+def union_paths(lists: dict[int, list[str]]) -> list[str]:
+    """The distinct paths of all lists: the largest list in its order, then what each smaller one adds."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for size in sorted(lists, reverse=True):
+        for p in lists[size]:
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
+    return out
+
+
+def _members_from_rows(row_of: dict[str, int], lists: dict[int, list[str]], list_files: dict[int, Path], features_txt: str
+                       ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    per_list: dict[int, np.ndarray] = {}
+    for size, paths in lists.items():
+        found = [row_of.get(p) for p in paths]
+        if None in found:
+            i = found.index(None)
+            raise FacebenchError(
+                f"{list_files[size]}: path[{i}] {paths[i]} has no feature row in {features_txt}; "
+                "the features must cover every image of the distractor lists"
+            )
+        per_list[size] = np.fromiter(found, dtype=np.int64, count=len(found))
+    n_rows = len(row_of)  # rows are 0 .. len - 1
+    marks = {}
+    for size, rows in per_list.items():
+        mark = np.zeros(n_rows, dtype=bool)
+        mark[rows] = True
+        marks[size] = mark
+    used = np.flatnonzero(np.logical_or.reduce(list(marks.values()))) if marks else np.zeros(0, np.int64)
+    return used, {size: mark[used] for size, mark in marks.items()}
+
+
+# ------------------------------------------------------------------------------------------- streaming
+
+
+def blas_threads() -> int:
+    """How many threads the BLAS library uses (1 when that cannot be told or limited)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        return 1
+    counts = [int(info.get("num_threads", 1)) for info in threadpool_info() if info.get("user_api") == "blas"]
+    return max(counts, default=1)
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+def stream_top_scores(
+    probes: np.ndarray,
+    distractors: Distractors,
+    excluded: np.ndarray,
+    zeroed: np.ndarray,
+    k: int,
+    overall: dict[int, int],
+    chunk_rows: int = 1024,
+    workers: int = 0,
+) -> dict[int, mmf.TopScores]:
+    """Stream the probe x distractor scores once and keep, per list, each probe's ``k`` largest scores
+    and the ``overall[size]`` largest scores overall.
+
+    ``probes`` are L2-normalised float32 ``(P, D)``; ``excluded`` (bool over ``distractors.rows``) never
+    rank (their scores are ``-inf``); ``zeroed`` distractors are zero vectors (score 0). Blocks of
+    ``chunk_rows`` distractors are shared among ``workers`` threads (0: as many as the BLAS library has),
+    each running a single-threaded matrix product and its own top lists, which are merged at the end (exact):
+    the bookkeeping then runs on every core instead of waiting between multi-threaded products. An error in
+    a block is raised for the first such block, whatever the thread timing.
+    """
+    rows = distractors.rows
+    n_chunks = -(-rows.size // chunk_rows)
+    n_workers = max(1, min(workers or blas_threads(), n_chunks))
+    probes_t = np.ascontiguousarray(probes, dtype=np.float32).T
+
+    def new_state() -> dict[int, mmf.TopScores]:
+        return {size: mmf.TopScores(probes.shape[0], k, overall.get(size, 0)) for size in distractors.members}
+
+    def process(chunk: int, tops: dict[int, mmf.TopScores]) -> None:
+        start = chunk * chunk_rows
+        stop = min(start + chunk_rows, rows.size)
+        raw = distractors.source.read(rows[start:stop])
+        if raw.shape[1] != probes.shape[1]:
+            raise FacebenchError(
+                f"{distractors.source.origin}: {raw.shape[1]}-dim distractor features but the probes are "
+                f"{probes.shape[1]}-dim"
+            )
+        finite = np.isfinite(raw).all(axis=1)
+        if not finite.all():
+            bad = start + int(np.flatnonzero(~finite)[0])
+            raise FacebenchError(
+                f"{distractors.source.origin}: row {int(rows[bad])} ({distractors.paths[bad]}) contains NaN or "
+                "infinite values"
+            )
+        emb = mmf.l2_normalise(raw)
+        z = zeroed[start:stop]
+        if z.any():
+            emb[z] = 0.0
+        scores = emb @ probes_t  # (distractors, probes): a list's distractors are rows
+        x = excluded[start:stop]
+        if x.any():
+            scores[x] = -np.inf
+        width = stop - start
+        counts = {size: int(np.count_nonzero(m[start:stop])) for size, m in distractors.members.items()}
+        order = sorted((c, size) for size, c in counts.items() if c)
+        for i, (count, size) in enumerate(order):
+            member = distractors.members[size][start:stop]
+            if count == width:
+                block = scores
+            elif i == len(order) - 1:
+                scores[~member] = -np.inf  # the last list may take the block in place
+                block = scores
+            else:
+                block = scores[member]
+            tops[size].update(block)
+
+    states = [new_state() for _ in range(n_workers)]
+    if n_workers == 1:
+        for chunk in range(n_chunks):
+            process(chunk, states[0])
+    else:
+        claim = itertools.count()
+        lock = threading.Lock()
+        failed: dict[int, BaseException] = {}
+        stop = threading.Event()
+
+        def work(tops: dict[int, mmf.TopScores]) -> None:
+            while not stop.is_set():
+                with lock:
+                    chunk = next(claim)
+                if chunk >= n_chunks:
+                    return
+                try:
+                    process(chunk, tops)
+                except BaseException as exc:  # re-raised in the calling thread
+                    failed[chunk] = exc
+                    stop.set()
+                    return
+
+        with _single_threaded_blas():
+            threads = [threading.Thread(target=work, args=(state,), daemon=True) for state in states]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if failed:
+            raise failed[min(failed)]
+    tops = states[0]
+    for other in states[1:]:
+        for size, top in tops.items():
+            top.merge(other[size])
+    return tops
+
+
+# ------------------------------------------------------------------------------------------- run
+
+
+@dataclass
+class _Inputs:
+    probes: mfio.ProbeList
+    lists: dict[int, list[str]]
+    list_files: dict[int, Path]
+    paths: dict[str, Path]
+
+
+def _options(spec: Benchmark) -> dict[str, Any]:
+    unknown = sorted(set(spec.options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise FacebenchError(f"{spec.path}: unknown [options] {unknown}; allowed: {sorted(DEFAULT_OPTIONS)}")
+    options = {**DEFAULT_OPTIONS, **spec.options}
+    if int(options["max_rank"]) < 1 or int(options["chunk_rows"]) < 1 or not 0 < float(options["roc_max_far"]) <= 1:
+        raise FacebenchError(f"{spec.path}: [options] need max_rank >= 1, chunk_rows >= 1, 0 < roc_max_far <= 1")
+    return options
+
+
+def _expected_path(spec: Benchmark, ctx: RunContext, role: str) -> str:
+    override = ctx.settings.file_overrides.get(f"{spec.name}.{role}")
+    if override:
+        return override
+    for src in spec.sources:
+        if role in src.files:
+            return str(Path(ctx.settings.data_root) / src.files[role])
+    return role
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``--megaface-sizes`` text (``"10,1000000"``) as sorted sizes; empty means every list present."""
+    sizes = []
+    for token in (t.strip().replace("_", "") for t in (text or "").split(",")):
+        if not token:
+            continue
+        try:
+            size = int(token)
+        except ValueError:
+            raise FacebenchError(f"--megaface-sizes: {token!r} is not a size; use e.g. 10,1000,1000000") from None
+        if size not in mfio.DISTRACTOR_SIZES:
+            raise FacebenchError(f"--megaface-sizes: {size} is not a devkit list size {mfio.DISTRACTOR_SIZES}")
+        sizes.append(size)
+    return sorted(set(sizes))
+
+
+def read_inputs(spec: Benchmark, ctx: RunContext, warnings: list[str]) -> _Inputs:
+    """The probe list and the selected distractor lists (``--megaface-sizes``), with count checks."""
+    _, paths = ctx.files(spec)
+    if "facescrub_list" not in paths:
+        raise FacebenchError(f"{spec.name}: the FaceScrub probe list is missing ({_expected_path(spec, ctx, 'facescrub_list')})")
+    probes = mfio.read_probe_list(paths["facescrub_list"])
+    wanted = parse_sizes(str(ctx.settings.options.get("megaface_sizes", "") or ""))
+    present = [s for s in mfio.DISTRACTOR_SIZES if list_role(s) in paths]
+    for size in wanted:
+        if size not in present:
+            raise FacebenchError(
+                f"{spec.name}: no distractor list of size {size} at {_expected_path(spec, ctx, list_role(size))} "
+                f"(give it with --file {spec.name}.{list_role(size)}=PATH)"
+            )
+    sizes = wanted or present
+    if not sizes:
+        looked = ", ".join(_expected_path(spec, ctx, list_role(s)) for s in mfio.DISTRACTOR_SIZES[:1])
+        raise FacebenchError(
+            f"{spec.name}: no distractor list found (looked for {looked} and the other sizes); give one with "
+            f"--file {spec.name}.list_1000000=PATH"
+        )
+    lists = {size: mfio.read_distractor_list(paths[list_role(size)]) for size in sizes}
+    for size, items in lists.items():
+        if len(items) != size:
+            _warn(warnings, f"{spec.name}: {paths[list_role(size)]} lists {len(items)} distractors, not {size}")
+    names, _ = probes.identity_index()
+    for key, got in (("n_probes", len(probes)), ("n_identities", len(names))):
+        expected = spec.counts.get(key)
+        if expected and expected != got:
+            _warn(warnings, f"{spec.name}: {key} is {got}, the official list has {expected}: numbers are not comparable")
+    return _Inputs(probes, lists, {s: paths[list_role(s)] for s in sizes}, paths)
+
+
+def _warn(warnings: list[str], message: str) -> None:
+    log.warning(message)
+    warnings.append(message)
+
+
+def _image_list(root: Path, entries: Sequence[str], landmarks: Path | None, origin: str) -> ImageList:
+    names: Sequence[str] = entries
+    points = None
+    if landmarks is not None:
+        names, points = mfio.match_landmarks(entries, mfio.read_landmark_file(landmarks), str(landmarks))
+    return ImageList(origin, paths=[os.path.join(str(root), n) for n in names], landmarks=points)
+
+
+def load_features(
+    spec: Benchmark, ctx: RunContext, inputs: _Inputs, suffix: str
+) -> tuple[np.ndarray, Distractors, str]:
+    """Probe features ``(P, D)`` in list order, the distractors to stream, and the source's name."""
+    s = ctx.settings
+    lists = inputs.lists
+    if s.features is not None:
+        if not s.features.is_dir():
+            raise FacebenchError(
+                f"--features {s.features}: MegaFace needs a directory holding {mfio.FACESCRUB_NPY}, "
+                f"{mfio.MEGAFACE_NPY} and {mfio.MEGAFACE_TXT}"
+            )
+        feats = mfio.open_features_dir(s.features, len(inputs.probes))
+        rows, members = _members_from_rows(feats.row_index(), lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
+        paths = [feats.megaface_paths[r] for r in rows]
+        source = FileRows(feats.megaface, str(feats.megaface.path))
+        _check_finite(feats.facescrub, str(s.features / mfio.FACESCRUB_NPY), inputs.probes.paths)
+        return feats.facescrub, Distractors(source, rows, paths, members), "features_dir"
+    union = union_paths(lists)
+    rows, members = _members_from_rows(dict(zip(union, range(len(union)))), lists, inputs.list_files, "the union")
+    if suffix and ctx.encoder is None:
+        roots = {}
+        for role in ("facescrub_features", "megaface_features"):
+            if role not in inputs.paths:
+                raise FacebenchError(
+                    f"{spec.name}: --feature-suffix reads the devkit's matio files, but the {role} directory "
+                    f"{_expected_path(spec, ctx, role)} does not exist (give it with --file {spec.name}.{role}=DIR)"
+                )
+            roots[role] = inputs.paths[role]
+        probes = mfio.read_matio_features(roots["facescrub_features"], inputs.probes.paths, suffix)
+        array = mfio.read_matio_features(roots["megaface_features"], union, suffix, dim=probes.shape[1])
+        _check_finite(probes, str(roots["facescrub_features"]), inputs.probes.paths)
+        source = ArrayRows(array, str(roots["megaface_features"]))
+        return probes, Distractors(source, rows, union, members), "matio"
+    if ctx.encoder is None:
+        raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
+    for role in ("facescrub_images", "megaface_images"):
+        if role not in inputs.paths:
+            raise FacebenchError(
+                f"{spec.name}: extracting features needs the image root {_expected_path(spec, ctx, role)} "
+                f"(give it with --file {spec.name}.{role}=DIR, or evaluate --features DIR)"
+            )
+    if s.save_features is not None and s.save_features.suffix == ".npy":
+        raise FacebenchError("--save-features: MegaFace writes a directory (facescrub.npy, megaface.npy, megaface.txt)")
+    probe_images = _image_list(
+        inputs.paths["facescrub_images"], inputs.probes.paths, inputs.paths.get("facescrub_landmarks"), "FaceScrub"
+    )
+    distractor_images = _image_list(
+        inputs.paths["megaface_images"], union, inputs.paths.get("megaface_landmarks"), "MegaFace"
+    )
+    probes = ctx.features_for(spec, probe_images, part="facescrub", label="facescrub")
+    array = ctx.features_for(spec, distractor_images, part="megaface", label="megaface")
+    if s.save_features is not None:
+        mfio.write_path_list(s.save_features / mfio.MEGAFACE_TXT, union)
+    source = ArrayRows(np.asarray(array, dtype=np.float32), "extracted MegaFace features")
+    _check_finite(probes, "extracted FaceScrub features", inputs.probes.paths)
+    return np.asarray(probes, dtype=np.float32), Distractors(source, rows, union, members), "extracted"
+
+
+def _megaface_noisy(paths: Sequence[str], noise: set[str]) -> np.ndarray:
+    """Which distractor paths are on the MegaFace noise list (matched on their last three components)."""
+    if not noise:
+        return np.zeros(len(paths), dtype=bool)
+    key = mfio.megaface_noise_key
+    return np.fromiter(
+        ((p in noise) if (p.count("/") == 2 and "\\" not in p) else (key(p) in noise) for p in paths),
+        dtype=bool,
+        count=len(paths),
+    )
+
+
+def _check_finite(features: np.ndarray, origin: str, paths: Sequence[str]) -> None:
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise FacebenchError(f"{origin}: row {bad} ({paths[bad]}) contains NaN or infinite values")
+
+
+def _save_converted(ctx: RunContext, kind: str, probes: np.ndarray, inputs: _Inputs, distractors: Distractors,
+                    suffix: str) -> list[str]:
+    """``--save-features``: the ``--features`` layout for matio input; matio trees for other input with a
+    ``--feature-suffix``. Returns what was written."""
+    target = ctx.settings.save_features
+    if target is None:
+        return []
+    written = []
+    if kind == "matio":
+        array = distractors.source.array  # type: ignore[attr-defined]
+        mfio.write_features_dir(target, probes, array, distractors.paths)
+        written.append(str(target))
+    elif suffix:
+        fs_root, mf_root = (target / name for name in MATIO_DIRS)
+        mfio.write_matio_features(fs_root, inputs.probes.paths, mmf.l2_normalise(probes), suffix)
+        chunk = 65536
+        for start in range(0, distractors.rows.size, chunk):
+            rows = distractors.rows[start : start + chunk]
+            block = mmf.l2_normalise(distractors.source.read(rows))
+            mfio.write_matio_features(mf_root, distractors.paths[start : start + chunk], block, suffix)
+        written += [str(fs_root), str(mf_root)]
+    return written
+
+
+def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
+    """MegaFace challenge 1: CMC and rank-1 per distractor list, TAR at FAR 1e-6 at the largest list."""
+    options = _options(spec)
+    max_rank, chunk_rows, roc_max_far = int(options["max_rank"]), int(options["chunk_rows"]), float(options["roc_max_far"])
+    opts = ctx.settings.options
+    noise = str(opts.get("noise", "insightface") or "insightface")
+    tie_rule = str(opts.get("tie_rule", ">=") or ">=")
+    suffix = str(opts.get("feature_suffix", "") or "")
+    if noise not in NOISE_RULES:
+        raise FacebenchError(f"unknown --noise {noise!r}; use {', '.join(NOISE_RULES)}")
+    if tie_rule not in mmf.TIE_RULES:
+        raise FacebenchError(f"unknown --tie-rule {tie_rule!r}; use '>=' or '>'")
+    warnings: list[str] = []
+    inputs = read_inputs(spec, ctx, warnings)
+    hashed = {role: p for role, p in inputs.paths.items() if p.is_file()}
+    inputs_sha = ctx.hash_inputs(spec, hashed, warnings)
+
+    # noise lists
+    fs_noisy = np.zeros(len(inputs.probes), dtype=bool)
+    mf_noise: set[str] = set()
+    if noise != "none":
+        for role in ("facescrub_noises", "megaface_noises"):
+            if role not in inputs.paths:
+                raise FacebenchError(
+                    f"{spec.name}: --noise {noise} needs {_expected_path(spec, ctx, role)} (insightface's noise "
+                    f"list; give it with --file {spec.name}.{role}=PATH) or use --noise none"
+                )
+        fs_names = mfio.read_facescrub_noises(inputs.paths["facescrub_noises"])
+        fs_noisy = np.array([mfio.facescrub_noise_key(p) in fs_names for p in inputs.probes.paths], dtype=bool)
+        mf_noise = mfio.read_megaface_noises(inputs.paths["megaface_noises"])
+
+    raw_probes, distractors, source_kind = load_features(spec, ctx, inputs, suffix)
+    saved = _save_converted(ctx, source_kind, raw_probes, inputs, distractors, suffix)
+
+    names, labels = inputs.probes.identity_index()
+    probes = mmf.l2_normalise(raw_probes)
+    if noise != "none" and fs_noisy.any():
+        probes, orphans = mmf.identity_centres_for_noise(probes, labels, fs_noisy)
+        for label in orphans:
+            _warn(warnings, f"{spec.name}: every image of {names[label]} is on the noise list; kept unchanged")
+    mf_noisy = _megaface_noisy(distractors.paths, mf_noise)
+    excluded = mf_noisy if noise == "insightface" else np.zeros_like(mf_noisy)
+    zeroed = mf_noisy if noise == "facexzoo" else np.zeros_like(mf_noisy)
+
+    n_probes = probes.shape[0]
+    used = {size: int(np.count_nonzero(m & ~excluded)) for size, m in distractors.members.items()}
+    overall = {
+        size: max(mmf.impostors_needed(n_probes * n, roc_max_far), mmf.impostors_needed(n_probes * n, FAR_TARGET))
+        for size, n in used.items()
+    }
+    tops = stream_top_scores(probes, distractors, excluded, zeroed, max_rank, overall, chunk_rows)
+
+    genuine_matrix = probes @ probes.T
+    trial_p, trial_g = mmf.megaface_trials(labels)
+    trial_scores = genuine_matrix[trial_p, trial_g]
+    pair_i, pair_j = mmf.genuine_pairs(labels)
+    pair_scores = genuine_matrix[pair_i, pair_j]
+
+    sizes = sorted(tops)
+    cmc = {size: mmf.identification_rates(trial_scores, trial_p, tops[size].per_probe, tie_rule) for size in sizes}
+    curves, points = {}, {}
+    for size in sizes:
+        if used[size] == 0:
+            continue
+        n_imp = n_probes * used[size]
+        curves[size] = mmf.verification_curve(pair_scores, tops[size].overall, n_imp)
+        points[size] = mmf.tar_at_far(pair_scores, tops[size].overall, n_imp, FAR_TARGET)
+    largest = max(sizes)
+    if largest not in points:
+        raise FacebenchError(f"{spec.name}: every distractor of the {largest} list is excluded as noise")
+
+    alg = devkit_alg_name(suffix)
+    cmc_files = []
+    for size in sizes:
+        doc = {"cmc": [list(range(max_rank)), [float(v) for v in cmc[size]]]}
+        if size in curves:
+            doc["roc"] = [curves[size].fpr.tolist(), curves[size].tpr.tolist()]
+        path = Path(ctx.settings.out) / cmc_file_name(alg, size)
+        write_json(path, doc)
+        cmc_files.append(str(path))
+
+    key = far_key(FAR_TARGET)
+    metrics: dict[str, Any] = {
+        "rank1": {str(size): float(cmc[size][0]) for size in sizes},
+        "cmc": {str(size): [float(v) for v in cmc[size]] for size in sizes},
+        "tar_at_far": {key: points[largest].tar},
+        "tar_at_far_by_size": {str(size): {key: p.tar} for size, p in points.items()},
+    }
+    rules = {
+        "noise": noise,
+        "tie_rule": tie_rule,
+        "tar_at_far": TAR_RULE,
+        "verification": VERIFICATION_RULE,
+        "verification_size": largest,
+        "score": "cosine",
+        "embedding": "l2(f(x)+f(flip(x)))" if ctx.profile.flip == "add" else f"l2(flip={ctx.profile.flip})",
+        "identification": "each image in turn is the gallery mate, the identity's other images are probes",
+        "features": source_kind,
+        "max_rank": max_rank,
+    }
+    if source_kind != "extracted":
+        rules["embedding"] = "l2(given features)"
+    counts = {
+        "n_probes": n_probes,
+        "n_identities": len(names),
+        "n_trials": int(trial_p.size),
+        "n_genuine_pairs": int(pair_i.size),
+        "n_distractors": {str(size): len(inputs.lists[size]) for size in sizes},
+        "n_distractors_used": {str(size): used[size] for size in sizes},
+        "n_facescrub_noisy": int(fs_noisy.sum()) if noise != "none" else 0,
+        "n_megaface_noisy": {str(size): int(np.count_nonzero(distractors.members[size] & mf_noisy)) for size in sizes},
+    }
+    largest_curve = curves[largest]
+    arrays = {
+        "sizes": np.asarray(sizes, dtype=np.int64),
+        "cmc": np.stack([cmc[size] for size in sizes]),
+        "roc_fpr": largest_curve.fpr,
+        "roc_tpr": largest_curve.tpr,
+        "roc_thresholds": largest_curve.thresholds,
+    }
+    extra = {
+        "cmc_files": cmc_files,
+        "verification": {"size": largest, "far": points[largest].far, "threshold": points[largest].threshold},
+        **({"saved": saved} if saved else {}),
+    }
+    return BenchmarkResult(metrics, rules, inputs_sha, counts, warnings, arrays, extra)
