@@ -4,8 +4,20 @@ Public entry points: :func:`make_head` (the MV-Softmax head family), :func:`make
 ``facebench train --config FILE.toml`` (:func:`facebench.train.loop.train`).
 """
 
-from facebench.train.heads import HEADS, ClassShard, HeadSpec, MarginHead, make_head, make_spec
-from facebench.train.losses import LOSSES, ClassificationLoss, cross_entropy_per_sample, make_loss
+from facebench.train.heads import (
+    HEADS,
+    ClassShard,
+    HeadSpec,
+    MarginHead,
+    make_head,
+    make_spec,
+)
+from facebench.train.losses import (
+    LOSSES,
+    ClassificationLoss,
+    cross_entropy_per_sample,
+    make_loss,
+)
 
 __all__ = [
     "HEADS",

@@ -256,7 +256,7 @@ def _choice(value: Any, choices: tuple[str, ...] | list[str], where: str) -> Non
         raise FacebenchError(f"{where}: {value!r} is not one of {', '.join(choices)}{_did_you_mean(str(value), list(choices))}")
 
 
-def _positive(value: float | int | None, where: str, zero_ok: bool = False) -> None:
+def _positive(value: float | None, where: str, zero_ok: bool = False) -> None:
     if value is None:
         return
     if value < 0 or (value == 0 and not zero_ok):

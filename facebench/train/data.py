@@ -32,15 +32,22 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from facebench.errors import FacebenchError, where
-from facebench.images import align, arcface_chip, decode_image, read_image, to_arcface_crop
+from facebench.images import (
+    align,
+    arcface_chip,
+    decode_image,
+    read_image,
+    to_arcface_crop,
+)
 from facebench.preprocess import Profile
 
 log = logging.getLogger(__name__)
@@ -66,7 +73,7 @@ class _StringTable:
     def __getitem__(self, i: int) -> str:
         return self._blob[self._offsets[i] : self._offsets[i + 1]].decode("utf-8", "surrogateescape")
 
-    def take(self, keep: np.ndarray) -> "_StringTable":
+    def take(self, keep: np.ndarray) -> _StringTable:
         return _StringTable([self[int(i)] for i in keep])
 
 
@@ -84,7 +91,7 @@ class TrainingSource(Protocol):
 
     def describe(self, i: int) -> str: ...
 
-    def subset(self, keep: np.ndarray, labels: np.ndarray) -> "TrainingSource": ...
+    def subset(self, keep: np.ndarray, labels: np.ndarray) -> TrainingSource: ...
 
 
 class RecordSource:
@@ -112,7 +119,7 @@ class RecordSource:
     def describe(self, i: int) -> str:
         return f"{self.pack.rec_path} image {int(self.rows[i])}"
 
-    def subset(self, keep: np.ndarray, labels: np.ndarray) -> "RecordSource":
+    def subset(self, keep: np.ndarray, labels: np.ndarray) -> RecordSource:
         out = object.__new__(RecordSource)
         out.origin, out.pack, out.declared_classes = self.origin, self.pack, None
         out.rows, out.labels = self.rows[keep], labels
@@ -146,7 +153,7 @@ class PathSource:
     def describe(self, i: int) -> str:
         return f"{self.origin}: {self.paths[i]}"
 
-    def subset(self, keep: np.ndarray, labels: np.ndarray) -> "PathSource":
+    def subset(self, keep: np.ndarray, labels: np.ndarray) -> PathSource:
         return PathSource(self.origin, self.paths.take(keep), labels, self._identities.take(keep),
                           None if self.landmarks is None else self.landmarks[keep])
 

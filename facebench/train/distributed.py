@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -119,7 +120,7 @@ def gather_labels(labels: torch.Tensor, group: Any) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _sum_allreduce_hook(group, bucket):  # noqa: ANN001 - DDP inspects the annotations: keep them off
+def _sum_allreduce_hook(group, bucket):
     """DDP communication hook: all-reduce SUM (no division by the world size)."""
     fut = dist.all_reduce(bucket.buffer(), group=group, async_op=True).get_future()
     return fut.then(lambda f: f.value()[0])

@@ -23,9 +23,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +39,13 @@ from facebench.preprocess import get_profile, write_sidecar
 from facebench.train import checkpoint as ckpt
 from facebench.train.config import TrainConfig, resume_differences
 from facebench.train.criterion import MarginCriterion, build_criterion
-from facebench.train.data import DataSpec, StepSampler, describe_source, make_loader, open_source
+from facebench.train.data import (
+    DataSpec,
+    StepSampler,
+    describe_source,
+    make_loader,
+    open_source,
+)
 from facebench.train.distributed import (
     DistEnv,
     all_finite,
@@ -77,7 +84,7 @@ class _StopRequest:
         self.requested = False
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopRequest":
+    def __enter__(self) -> _StopRequest:
         if threading_is_main():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -89,7 +96,7 @@ class _StopRequest:
         self.requested = True
         log.warning("stop requested (signal %d): finishing this step and saving a checkpoint", signum)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
@@ -323,7 +330,11 @@ class _Trainer:
         if not self.env.is_main:
             return files
         from facebench.fileio import atomic_path
-        from facebench.models.export import DEFAULT_TOLERANCE, PARITY_BATCH, export_checked
+        from facebench.models.export import (
+            DEFAULT_TOLERANCE,
+            PARITY_BATCH,
+            export_checked,
+        )
         from facebench.models.torch_backend import TorchEncoder
 
         model = copy.deepcopy(unwrap(self.model)).cpu().eval()

@@ -8,8 +8,9 @@ training mode and the generator states are left untouched, so validating does no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
