@@ -27,23 +27,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, default=DEMO_CHECKPOINT, help="evaluate another checkpoint on the suite")
     p.add_argument("--force", action="store_true", help="render the suite again even if it is intact")
     p.add_argument("--workers", type=int, default=2, help="decode/render worker processes (default 2)")
+    p.add_argument("--render-only", action="store_true", help="render the suite (and --training-set) and stop")
+    p.add_argument("--training-set", type=Path, metavar="DIR",
+                   help="also render the demo checkpoint's training images (split train: 1,000 identities x 12 "
+                        "images, difficulty 0.5) into DIR, one folder per identity (examples/demo_train.toml)")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.cli.run import print_summary
-    from facebench.demo.suite import build_suite
+    from facebench.demo.suite import TRAINING_SET, build_suite, write_training_folder
     from facebench.errors import FacebenchError
     from facebench.evaluate.common import RunSettings
     from facebench.runner import run
 
+    root = build_suite(args.data_root or default_suite_root(), force=args.force, processes=max(1, args.workers))
+    print(f"demo suite: {root}")
+    if args.training_set:
+        write_training_folder(args.training_set, **TRAINING_SET, processes=max(1, args.workers))
+        print(f"demo training set: {args.training_set}")
+    if args.render_only:
+        return 0
     if not args.checkpoint.is_file():
         raise FacebenchError(
             f"demo checkpoint not found: {args.checkpoint}; regenerate it with "
             "`facebench train --config examples/demo_train.toml` (see README)"
         )
-    root = build_suite(args.data_root or default_suite_root(), force=args.force, processes=max(1, args.workers))
-    print(f"demo suite: {root}")
     settings = RunSettings(
         benchmarks="all-demo",
         data_root=root,

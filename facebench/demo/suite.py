@@ -6,7 +6,13 @@ records the sha256 of each file). Layout under the suite root:
 - ``demo_verify.bin``: an insightface-style pack, 10 folds x (60 same + 60 different) pairs of aligned
   112x112 JPEG crops; every fold has its own identities (split ``verify``).
 - ``demo_val.bin``: the same layout from split ``val``, for the trainer's periodic validation.
-- more layouts (IJB, MegaFace) are added by :func:`build_suite` through their writers.
+- ``demo_ijb/IJBC/...``: the insightface IJB testsuite layout (meta files, 1:1 pair list, 1:N gallery and
+  probe CSVs, loose crops) for split ``ijb``: each subject has a gallery template (2 media) and a probe
+  template (3 media, video-like frames sharing a media id); every gallery x probe template pair is listed;
+  galleries G1/G2 hold the first/second half of the subjects.
+- ``demo_megaface/...``: the MegaFace devkit layout (FaceScrub-style probe list of split
+  ``megaface_probe``, distractor lists of 10, 100 and 1,000 images of split ``megaface_distractor``, noise
+  lists, aligned images).
 - ``suite.json``: version, seed, settings and the sha256 of every file; written last.
 
 The training images of the demo checkpoint (split ``train``) are written by :func:`write_training_folder`
@@ -35,6 +41,10 @@ DEMO_SEED = 20200207  # AAAI 2020, the MV-Softmax paper's conference
 JPEG_QUALITY = 95
 
 
+TRAINING_SET = {"n_identities": 1000, "images_per_identity": 12, "difficulty": 0.5}
+"""The demo checkpoint's training images (split ``train``), as `facebench demo --training-set` renders them."""
+
+
 @dataclass(frozen=True)
 class SuiteConfig:
     """Sizes and difficulties of the demo benchmarks."""
@@ -42,6 +52,14 @@ class SuiteConfig:
     seed: int = DEMO_SEED
     verify_pairs_per_fold: int = 120
     verify_difficulty: float = 0.6
+    ijb_subjects: int = 40
+    ijb_gallery_media: tuple[int, ...] = (1, 2)
+    ijb_probe_media: tuple[int, ...] = (1, 2, 2)
+    ijb_difficulty: float = 0.9
+    megaface_identities: int = 20
+    megaface_images_per_identity: int = 6
+    megaface_sizes: tuple[int, ...] = (10, 100, 1000)
+    megaface_difficulty: float = 0.6
 
 
 def jpeg(image_rgb: np.ndarray) -> bytes:
@@ -105,6 +123,83 @@ def write_verify_pack(path: Path, split: str, config: SuiteConfig, processes: in
     write_bin(path, blobs, issame)
 
 
+def write_ijb_set(root: Path, config: SuiteConfig, processes: int = 2) -> None:
+    """Render the IJB-style set into ``root/IJBC`` (prefix ``ijbc``: the reader's file names)."""
+    from facebench.io.ijb import MetaImages, SearchSet, TemplatePairs, write_ijb
+
+    subjects = split_identities("ijb", config.ijb_subjects)
+    rng = np.random.default_rng([config.seed, 5])
+    names, templates, medias, jobs = [], [], [], []
+    template_subject: dict[int, int] = {}
+    media_id = 0
+    for s_index, subject in enumerate(subjects):
+        image = 0
+        for role, layout in (("gallery", config.ijb_gallery_media), ("probe", config.ijb_probe_media)):
+            template = 2 * s_index + (1 if role == "gallery" else 2)
+            template_subject[template] = int(subject)
+            for frames in layout:
+                media_id += 1
+                for _ in range(frames):
+                    names.append(f"{len(names) + 1}.jpg")
+                    templates.append(template)
+                    medias.append(media_id)
+                    jobs.append((config.seed, int(subject), image, config.ijb_difficulty))
+                    image += 1
+    rendered = parallel_map(raw_jpeg, jobs, processes)
+    landmarks = np.stack([points for _, points in rendered]).astype(np.float64)
+    scores = np.round(rng.uniform(0.75, 1.0, len(names)), 6)
+    images = MetaImages(np.asarray(names), np.asarray(templates), np.asarray(medias), landmarks, scores)
+    gallery = np.array(sorted(t for t in template_subject if t % 2 == 1))
+    probe = np.array(sorted(t for t in template_subject if t % 2 == 0))
+    t1, t2 = np.repeat(gallery, len(probe)), np.tile(probe, len(gallery))
+    label = np.array([template_subject[a] == template_subject[b] for a, b in zip(t1, t2)])
+    half = len(gallery) // 2
+
+    def search(ts: np.ndarray) -> SearchSet:
+        rows = np.isin(np.asarray(templates), ts)
+        t = np.asarray(templates)[rows]
+        return SearchSet(t, np.array([template_subject[int(x)] for x in t]), np.asarray(names)[rows])
+
+    write_ijb(
+        root,
+        "ijbc",
+        images,
+        pairs=TemplatePairs(t1, t2, label),
+        searches={"gallery1": search(gallery[:half]), "gallery2": search(gallery[half:]), "probes": search(probe)},
+        crops={name: blob for name, (blob, _) in zip(names, rendered)},
+    )
+
+
+def write_megaface_set(root: Path, config: SuiteConfig, processes: int = 2) -> None:
+    """Render the MegaFace-style set into ``root/megaface`` (devkit lists, noise lists, aligned images)."""
+    from facebench.io.megaface import write_distractor_list, write_noise_list, write_probe_list
+
+    mf = root / "megaface"
+    lists = mf / "devkit" / "templatelists"
+    probe_ids = split_identities("megaface_probe", config.megaface_identities)
+    probe_paths, probe_names, jobs = [], [], []
+    for identity in probe_ids:
+        name = f"Demo_{int(identity):07d}"
+        for k in range(config.megaface_images_per_identity):
+            probe_paths.append(f"{name}/{name}_{k}.png")
+            probe_names.append(name)
+            jobs.append((config.seed, int(identity), k, config.megaface_difficulty))
+    distractor_ids = split_identities("megaface_distractor", max(config.megaface_sizes))
+    distractor_paths = [f"{int(i) % 1000:03d}/{int(i)}@N00/{int(i)}_0.jpg" for i in distractor_ids]
+    jobs += [(config.seed, int(i), 0, config.megaface_difficulty) for i in distractor_ids]
+    blobs = parallel_map(aligned_jpeg, jobs, processes)
+    for rel, blob in zip(probe_paths, blobs):
+        write_bytes(mf / "FaceScrub" / rel, blob)
+    for rel, blob in zip(distractor_paths, blobs[len(probe_paths):]):
+        write_bytes(mf / "MegaFace" / rel, blob)
+    write_probe_list(lists / "facescrub_features_list.json", probe_paths, probe_names)
+    for size in config.megaface_sizes:
+        write_distractor_list(lists / f"megaface_features_list.json_{size}_1", distractor_paths[:size])
+    comment = "demo noise lists: no image of the procedural demo is mislabelled"
+    write_noise_list(mf / "facescrub_noises.txt", [], comment)
+    write_noise_list(mf / "megaface_noises.txt", [], comment)
+
+
 def suite_is_current(root: Path, config: SuiteConfig, builders: Iterable[str]) -> bool:
     """True when ``root/suite.json`` matches this version and config and every listed file is intact."""
     manifest = root / "suite.json"
@@ -114,7 +209,7 @@ def suite_is_current(root: Path, config: SuiteConfig, builders: Iterable[str]) -
         info = json.loads(manifest.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return False
-    if info.get("version") != SUITE_VERSION or info.get("config") != asdict(config):
+    if info.get("version") != SUITE_VERSION or info.get("config") != json.loads(json.dumps(asdict(config))):
         return False
     if sorted(info.get("parts", [])) != sorted(builders):
         return False
@@ -127,6 +222,8 @@ def build_suite(root: str | Path, config: SuiteConfig = SuiteConfig(), force: bo
     parts = {
         "verify": lambda: write_verify_pack(root / "demo_verify.bin", "verify", config, processes),
         "val": lambda: write_verify_pack(root / "demo_val.bin", "val", config, processes),
+        "ijb": lambda: write_ijb_set(root / "demo_ijb", config, processes),
+        "megaface": lambda: write_megaface_set(root / "demo_megaface", config, processes),
     }
     if not force and suite_is_current(root, config, parts):
         return root
