@@ -16,6 +16,7 @@ import onnx
 
 from facebench.errors import FacebenchError
 from facebench.fileio import sha256_file
+from facebench.models.base import check_batch
 from facebench.preprocess import PROFILES, Profile
 
 log = logging.getLogger(__name__)
@@ -192,16 +193,7 @@ class OnnxEncoder:
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """float32 ``(N, 3, H, W)`` -> float32 ``(N, D)``, un-normalised embeddings."""
-        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
-            shape = getattr(batch, "shape", None)
-            raise FacebenchError(f"{self.path}: expected a float32 (N, 3, H, W) batch, got shape {shape}")
-        if tuple(batch.shape[2:]) != self.input_size:
-            h, w = self.input_size
-            raise FacebenchError(
-                f"{self.path}: the model takes 3x{h}x{w} input, got 3x{batch.shape[2]}x{batch.shape[3]}; "
-                "check the chip size of the profile"
-            )
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        batch = check_batch(batch, self.input_size, str(self.path))
         chunks = [self._run(batch[s : s + self.max_batch]) for s in range(0, len(batch), self.max_batch)]
         out = np.concatenate(chunks) if chunks else np.zeros((0, self.embedding_dim or 0), np.float32)
         if self.embedding_dim is not None and out.shape[1] != self.embedding_dim:

@@ -19,6 +19,7 @@ import torch
 
 from facebench.errors import FacebenchError
 from facebench.fileio import sha256_file
+from facebench.models.base import check_batch
 from facebench.models.registry import BACKBONES, create_backbone
 from facebench.preprocess import Profile
 
@@ -224,16 +225,7 @@ class TorchEncoder:
         return self.path or self.architecture or self.format
 
     def _check_batch(self, batch: np.ndarray) -> np.ndarray:
-        if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3:
-            shape = getattr(batch, "shape", None)
-            raise FacebenchError(f"{self.name}: expected a float32 (N, 3, H, W) batch, got shape {shape}")
-        if tuple(batch.shape[2:]) != self.input_size:
-            h, w = self.input_size
-            raise FacebenchError(
-                f"{self.name}: the model takes 3x{h}x{w} input, got 3x{batch.shape[2]}x{batch.shape[3]}; "
-                "check the chip size of the profile"
-            )
-        return np.ascontiguousarray(batch, dtype=np.float32)
+        return check_batch(batch, self.input_size, self.name)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.half:

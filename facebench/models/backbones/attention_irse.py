@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facebench.models.backbones import kaiming_init
+
 STAGES: dict[str, tuple[int, int, int]] = {
     "attention56_irse": (1, 1, 1),
     "attention92_irse": (1, 2, 3),
@@ -156,18 +158,7 @@ class AttentionNetIRSE(nn.Module):
             nn.Linear(w4 * 7 * 7, num_features),
             nn.BatchNorm1d(num_features, affine=False),
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """Kaiming-normal (fan_out) convs and linears with zero bias, BN (1, 0)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output_layer(self.body(self.input_layer(x)))

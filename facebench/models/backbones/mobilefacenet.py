@@ -18,6 +18,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from facebench.models.backbones import kaiming_init
+
 Pair = tuple[int, int]
 
 
@@ -126,18 +128,7 @@ class MobileFaceNet(nn.Module):
         )
         self.conv_sep = ConvUnit(c2, 512)
         self.features = GDCHead(num_features)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """Kaiming-normal (fan_out) convs and linears, BN (1, 0)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.layers:
