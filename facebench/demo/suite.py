@@ -7,8 +7,9 @@ records the sha256 of each file). Layout under the suite root:
   112x112 JPEG crops; every fold has its own identities (split ``verify``).
 - ``demo_val.bin``: the same layout from split ``val``, for the trainer's periodic validation.
 - ``demo_ijb/IJBC/...``: the insightface IJB testsuite layout (meta files, 1:1 pair list, 1:N gallery and
-  probe CSVs, loose crops) for split ``ijb``: each subject has a gallery template (2 media) and a probe
-  template (3 media, video-like frames sharing a media id); every gallery x probe template pair is listed;
+  probe CSVs, loose crops) for split ``ijb``: each subject has a gallery template (2 media, 3 images: a
+  still and video-like frames sharing a media id) and a probe template (2 stills); every gallery x probe
+  template pair is listed;
   galleries G1/G2 hold the first/second half of the subjects.
 - ``demo_megaface/...``: the MegaFace devkit layout (FaceScrub-style probe list of split
   ``megaface_probe``, distractor lists of 10, 100 and 1,000 images of split ``megaface_distractor``, noise
@@ -52,10 +53,10 @@ class SuiteConfig:
     seed: int = DEMO_SEED
     verify_pairs_per_fold: int = 120
     verify_difficulty: float = 0.6
-    ijb_subjects: int = 40
+    ijb_subjects: int = 100
     ijb_gallery_media: tuple[int, ...] = (1, 2)
-    ijb_probe_media: tuple[int, ...] = (1, 2, 2)
-    ijb_difficulty: float = 0.9
+    ijb_probe_media: tuple[int, ...] = (1, 1)
+    ijb_difficulty: float = 1.0
     megaface_identities: int = 20
     megaface_images_per_identity: int = 6
     megaface_sizes: tuple[int, ...] = (10, 100, 1000)

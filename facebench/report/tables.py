@@ -192,8 +192,11 @@ def build_table(documents: Sequence[dict[str, Any]], columns: list[Column] | Non
 
 def best_rows(table: Table) -> list[set[int]]:
     """Per column, the rows holding its best value (highest, or lowest when lower is better) among the
-    cells produced under the column's rule; empty when the column has no such value."""
+    cells produced under the column's rule; empty when the column has no such value or there is only one row
+    to compare (a lone run has nothing to be best against)."""
     best: list[set[int]] = []
+    if len(table.rows) < 2:
+        return [set() for _ in table.columns]
     for j, col in enumerate(table.columns):
         candidates = [
             (row.cells[j].value, i)
