@@ -342,7 +342,7 @@ def diagnose(
     *,
     exhaustive: bool = False,
     min_accuracy: float | None = None,
-    batch_size: int = 64,
+    batch_size: int = 32,
     log: Any = None,
 ) -> Diagnosis:
     """Run the doctor's procedure (module rules) and return its findings."""

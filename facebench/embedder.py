@@ -31,7 +31,7 @@ class ModelSettings:
     arch: str | None = None
     profile: str | None = None
     flip: str | None = None
-    batch_size: int = 64
+    batch_size: int = 32
     workers: int = 2
     device: str = "auto"
     half: bool = False

@@ -15,11 +15,13 @@ sharded over ranks and rank 0 gathers them.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import queue
 import sys
 import time
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -54,45 +56,82 @@ def n_views(mode: str) -> int:
     return 1 if mode == "none" else 2
 
 
-class _ChipDataset:
-    """Map-style dataset of aligned uint8 chips, picklable for DataLoader workers."""
+def _load_batch(images: ImageList, chip: ChipGeometry, indices: np.ndarray) -> np.ndarray:
+    """uint8 ``(B, H, W, 3)`` chips of ``images[indices]``."""
+    return np.stack([images.load_chip(int(i), chip) for i in indices])
 
-    def __init__(self, images: ImageList, chip: ChipGeometry, indices: np.ndarray) -> None:
-        self.images, self.chip, self.indices = images, chip, indices
 
-    def __len__(self) -> int:
-        return len(self.indices)
+def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: Any) -> None:
+    """Worker loop: ``(batch_no, indices)`` tasks in, ``(batch_no, chips | error)`` out, until ``None``."""
+    cv2_threads_off()
+    while (task := tasks.get()) is not None:
+        batch_no, indices = task
+        try:
+            results.put((batch_no, _load_batch(images, chip, indices), None))
+        except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
+            results.put((batch_no, None, exc if isinstance(exc, FacebenchError) else RuntimeError(repr(exc))))
 
-    def __getitem__(self, k: int) -> np.ndarray:
-        return self.images.load_chip(int(self.indices[k]), self.chip)
+
+def cv2_threads_off() -> None:
+    """One OpenCV thread per decode worker (the workers are the parallelism)."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def _iter_chip_batches(
     images: ImageList, chip: ChipGeometry, indices: np.ndarray, batch_size: int, workers: int
 ) -> Iterator[np.ndarray]:
-    """Yield uint8 ``(B, H, W, 3)`` batches of chips in index order, decoded by ``workers`` processes."""
-    dataset = _ChipDataset(images, chip, indices)
-    if workers <= 0:
-        for start in range(0, len(indices), batch_size):
-            yield np.stack([dataset[k] for k in range(start, min(start + batch_size, len(indices)))])
+    """Yield uint8 ``(B, H, W, 3)`` batches of chips in index order, decoded by ``workers`` processes.
+
+    At most ``2 * workers + 2`` batches are in flight, so memory stays bounded when the model is slower
+    than decoding; a worker's error is raised here with its message.
+    """
+    batches = [indices[s : s + batch_size] for s in range(0, len(indices), batch_size)]
+    if workers <= 0 or len(batches) <= 1:
+        for batch in batches:
+            yield _load_batch(images, chip, batch)
         return
-    import torch.utils.data
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_decode_worker, args=(images, chip, tasks, results), daemon=True)
+             for _ in range(min(workers, len(batches)))]
+    for proc in procs:
+        proc.start()
+    window = 2 * len(procs) + 2
+    sent = 0
+    done: dict[int, np.ndarray] = {}
+    try:
+        for batch_no in range(len(batches)):
+            while sent < len(batches) and sent < batch_no + window:
+                tasks.put((sent, batches[sent]))
+                sent += 1
+            while batch_no not in done:
+                got, chips, error = _get_result(results, procs)
+                if error is not None:
+                    raise error
+                done[got] = chips
+            yield done.pop(batch_no)
+    finally:
+        for _ in procs:
+            tasks.put(None)
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+        tasks.close()
+        results.close()
 
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=_collate,
-        prefetch_factor=4,
-        persistent_workers=False,
-        multiprocessing_context="fork" if sys.platform.startswith("linux") else None,
-    )
-    yield from loader
 
-
-def _collate(items: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack(items)
+def _get_result(results: Any, procs: list[Any]) -> tuple[int, np.ndarray | None, BaseException | None]:
+    """The next result; a worker that died without answering (killed, out of memory) is an error."""
+    while True:
+        try:
+            return results.get(timeout=1.0)
+        except queue.Empty:
+            dead = [p for p in procs if not p.is_alive()]
+            if dead:
+                raise RuntimeError(f"a decode worker exited with status {dead[0].exitcode}") from None
 
 
 def _embed_padded(encoder: Encoder, batch: np.ndarray, batch_size: int) -> np.ndarray:
@@ -151,7 +190,7 @@ class Progress:
 class ExtractOptions:
     """How extraction runs: batch size, decode workers, chunk size, progress display."""
 
-    batch_size: int = 64
+    batch_size: int = 32
     workers: int = 2
     chunk_size: int = DEFAULT_CHUNK
     progress: bool = True
@@ -221,11 +260,10 @@ def extract_embeddings(
 
 
 def _dist_rank_world() -> tuple[int, int]:
-    try:
-        import torch.distributed as dist
-    except ImportError:  # pragma: no cover
-        return 0, 1
-    if dist.is_available() and dist.is_initialized():
+    """(rank, world size) of an initialised ``torch.distributed`` group; (0, 1) otherwise (torch is not
+    imported for this: a run that never initialised a group never loaded it)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 

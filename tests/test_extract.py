@@ -102,3 +102,11 @@ def test_cache_with_other_chunk_size_is_refused(tmp_path) -> None:
 def test_input_size_mismatch_is_an_error(images: ImageList) -> None:
     with pytest.raises(FacebenchError, match="112x112"):
         extract_raw(LinearEncoder(size=96), images, PROFILES["insightface"], ExtractOptions(workers=0, progress=False))
+
+
+def test_a_corrupt_image_in_a_worker_is_reported_with_its_item() -> None:
+    blobs = [png_bytes(im) for im in random_images(40, seed=2)]
+    blobs[29] = b"\xff\xd8\xff\xe0 not a jpeg"
+    images = ImageList("bad.bin", blobs=blobs)
+    with pytest.raises(FacebenchError, match=r"bad.bin item 29.*cannot decode"):
+        extract_raw(LinearEncoder(), images, PROFILES["insightface"], ExtractOptions(batch_size=4, workers=2, progress=False))

@@ -59,7 +59,7 @@ def handle(args: argparse.Namespace) -> int:
         out=args.out,
         checkpoint=args.checkpoint,
         workers=args.workers,
-        batch_size=64,
+        batch_size=32,
         progress=__import__("sys").stderr.isatty(),
     )
     doc, status = run(settings)

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--folder-pairs", type=int, default=6000, help="folder:PATH benchmarks: pairs generated")
     g = p.add_argument_group("model")
     g.add_argument("--arch", help="backbone name for a PyTorch state_dict")
-    g.add_argument("--batch-size", type=int, default=64, help="images per model call (default 64)")
+    g.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32: on CPU larger batches cost activation memory, not speed)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.set_defaults(func=handle)
 

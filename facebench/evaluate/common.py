@@ -33,7 +33,7 @@ class RunSettings:
     arch: str | None = None
     device: str = "auto"
     half: bool = False
-    batch_size: int = 64
+    batch_size: int = 32
     workers: int = 2
     cache: bool = True
     cache_dir: Path | None = None

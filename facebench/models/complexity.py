@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import statistics
 import time
 from pathlib import Path
@@ -170,21 +171,23 @@ def model_complexity(encoder: Encoder) -> dict[str, Any]:
 
 
 def machine_description(encoder: Encoder | None = None) -> dict[str, Any]:
-    """Where a speed measurement ran: CPU, core count, torch threads, accelerator."""
-    import torch
-
+    """Where a speed measurement ran: CPU, core count, torch threads (when torch runs the model), accelerator."""
     info: dict[str, Any] = {
         "machine": platform.machine(),
         "processor": platform.processor() or None,
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
     }
     device = str(getattr(encoder, "device", "")) if encoder is not None else ""
     providers = getattr(encoder, "providers", None)
-    if device.startswith("cuda") or (providers and "CUDAExecutionProvider" in providers[:1]):
-        index = torch.device(device).index if device.startswith("cuda") else 0
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(index or 0)
+    torch = sys.modules.get("torch")  # loaded only when a torch backend runs the model
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+    if device.startswith("cuda") and torch is not None and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device).index or 0)
+    elif providers and "CUDAExecutionProvider" in providers[:1]:
+        import onnxruntime
+
+        info["gpu"] = onnxruntime.get_device()
     info["device"] = device or (providers[0] if providers else None)
     return info
 

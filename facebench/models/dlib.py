@@ -530,16 +530,6 @@ def find_dlib_model() -> Path:
     raise FacebenchError(f"package {DLIB_PACKAGE} has no models/{DLIB_MODEL_FILE}: reinstall it ({INSTALL_HINT})")
 
 
-def is_dlib_file(path: str | Path) -> bool:
-    """True when the file starts like a dlib metric network (loss record in the first bytes)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(64)
-    except OSError:
-        return False
-    return len(head) > 4 and head[0] == 0x01 and head[1] in (1, 2) and b"loss_" in head[:24]
-
-
 def dlib_profile(net: DlibNetwork) -> Profile:
     """The input contract of ``net``: the ``dlib`` profile, with the file's own channel means (float32)."""
     base = PROFILES["dlib"]

@@ -8,6 +8,8 @@ Format detection, by content first and extension second:
 - a file starting with dlib's loss record, or a ``.dat`` file -> dlib network (format ``dlib``, profile
   ``dlib``);
 - ``.onnx``, or anything else that parses as ONNX -> onnxruntime.
+
+torch is imported only for the torch formats, so evaluating an ONNX graph never loads it.
 """
 
 from __future__ import annotations
@@ -17,15 +19,13 @@ from pathlib import Path
 
 from facebench.errors import FacebenchError
 from facebench.models.base import Encoder
-from facebench.models.torch_backend import TorchEncoder, is_torchscript_archive, load_pytorch, load_torchscript
+from facebench.models.formats import is_dlib_file, is_torchscript_archive
 
 FORMATS = ("onnx", "torchscript", "pytorch", "dlib")
 
 
 def detect_format(path: str | Path) -> str:
     """``onnx``, ``torchscript``, ``pytorch`` or ``dlib`` for the file at ``path`` (rules in the module doc)."""
-    from facebench.models.dlib import is_dlib_file
-
     path = Path(path)
     if not path.is_file():
         raise FacebenchError(f"{path}: checkpoint file not found")
@@ -45,9 +45,10 @@ def detect_format(path: str | Path) -> str:
     )
 
 
-def load_dlib(path: str | Path, *, device: str = "auto", half: bool = False, max_batch: int = 64) -> TorchEncoder:
+def load_dlib(path: str | Path, *, device: str = "auto", half: bool = False, max_batch: int = 64) -> Encoder:
     """dlib's ``.dat`` network as an Encoder (150x150 chips, ``dlib`` profile, 128-d descriptors)."""
     from facebench.models.dlib import build_dlib_model, dlib_profile
+    from facebench.models.torch_backend import TorchEncoder
 
     model, net = build_dlib_model(path)
     return TorchEncoder(
@@ -99,6 +100,8 @@ def load_encoder(
                 f"{path}: fp16 autocast applies to torch models; an ONNX graph runs at its own precision"
             )
         return OnnxEncoder(path, device=device, input_size=input_size, max_batch=batch_hint)
+    from facebench.models.torch_backend import load_pytorch, load_torchscript
+
     if kind == "torchscript":
         return load_torchscript(path, device=device, half=half, input_size=input_size, max_batch=batch_hint)
     if kind == "dlib":

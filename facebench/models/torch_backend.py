@@ -47,15 +47,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
-def is_torchscript_archive(path: str | Path) -> bool:
-    """A TorchScript archive is a zip with a ``code/`` folder or ``constants.pkl``; a plain ``torch.save``
-    zip has neither."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist())
-
-
 # --------------------------------------------------------------------------------------------------------
 # state_dict handling
 
