@@ -15,7 +15,12 @@ Procedure (the images are decoded and aligned once per template and reused by ev
 1. Subset: from each of the benchmark's 10 contiguous folds, ``pairs // 20`` same and as many different
    pairs, evenly spaced in stored order (all pairs when the benchmark has fewer). Folds stay contiguous, so
    the insightface 10-fold rule on the subset keeps them.
-2. Every (colour, normalisation, template) runs on the unflipped chips: the flip ``none`` rows.
+2. Screening: every (colour, normalisation, template) first runs on the unflipped chips of a fold-balanced
+   third of the subset (``pairs // 3`` pairs, at least 200). A contract whose screening accuracy is clearly
+   worse than the best (exact McNemar test, p < 0.001) keeps its screening row, marked ``screened``; so
+   does the /127.5-or-/128 twin of a surviving contract that is not a named profile (a 0.4% scale that no
+   accuracy can tell apart), marked ``twin``. The survivors run on the whole subset (their screening images
+   are reused): the flip ``none`` rows. ``--exhaustive`` skips the screening.
 3. The flipped chips run only for contracts whose unflipped accuracy is not clearly worse than the best
    (exact McNemar test on the held-out decisions, p >= 0.001), and for the contract `facebench run` uses
    today: a flip combination does not rescue a wrong colour order or scale. When even the best unflipped
@@ -55,6 +60,7 @@ from facebench.preprocess import PROFILES, Profile, chip_geometry, read_sidecar
 DEFAULT_PAIRS = 600
 DEFAULT_MIN_ACCURACY = 0.75
 PRUNE_P = 1e-3
+MIN_SCREEN_PAIRS = 200
 HOPELESS_MARGIN = 0.10
 TIE_P = 0.05
 N_FOLDS = 10
@@ -325,6 +331,35 @@ def _embed(encoder: Any, chips: np.ndarray, profile: Profile, batch_size: int) -
     return np.concatenate(parts)
 
 
+def _embed_reusing(
+    encoder: Any, chips: np.ndarray, profile: Profile, batch_size: int, done: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """``_embed`` of every chip, reusing the rows already computed for the image indices in ``done``."""
+    if done is None:
+        return _embed(encoder, chips, profile, batch_size)
+    idx, raw = done
+    rest = np.setdiff1d(np.arange(len(chips)), idx)
+    out = np.empty((len(chips), raw.shape[1]), dtype=np.float32)
+    out[idx] = raw
+    if rest.size:
+        out[rest] = _embed(encoder, chips[rest], profile, batch_size)
+    return out
+
+
+def _named_twin(base: Profile, others: Sequence[Profile]) -> Profile | None:
+    """The surviving contract that differs from ``base`` only by the /127.5 vs /128 divisor and is a named
+    profile while ``base`` is not (then ``base`` need not run on the whole subset)."""
+    if named_profile(base):
+        return None
+    norm = _normalisation(base)
+    for other in others:
+        o = _normalisation(other)
+        if (norm is not None and o is not None and norm.family == o.family == "pm1" and named_profile(other)
+                and other.colour == base.colour and other.chip == base.chip and other.size == base.size):
+            return other
+    return None
+
+
 def _score(row: ContractResult, features: np.ndarray, issame: np.ndarray) -> None:
     if not np.isfinite(features).all():
         row.status = "non-finite output"
@@ -377,9 +412,51 @@ def diagnose(
     views: dict[int, list[np.ndarray]] = {}
     view_time: dict[int, list[float]] = {}
     rows: dict[tuple[int, str], ContractResult] = {}
-    for b, base in enumerate(bases):
+    survivors = list(range(len(bases)))
+    n_screen = max(MIN_SCREEN_PAIRS, int(subset.size) // 3)
+    partial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if not exhaustive and int(subset.size) >= 2 * n_screen:
+        screen = fold_balanced_subset(issame, n_screen)
+        rows_screen = np.stack([2 * screen, 2 * screen + 1], axis=1).reshape(-1)
+        needed, local = np.unique(where[rows_screen], return_inverse=True)
+        screened: dict[int, ContractResult] = {}
+        for b, base in enumerate(bases):
+            t = time.perf_counter()
+            raw = _embed(encoder, chips[(base.chip, base.size)][needed], base, batch_size)
+            dt = time.perf_counter() - t
+            model_s += dt
+            partial[b] = (needed, raw)
+            row = ContractResult(base.with_flip("none"), seconds=dt)
+            _score(row, raw[local], issame[screen])
+            screened[b] = row
+        ok = [r for r in screened.values() if r.correct is not None]
+        best = min(ok, key=ContractResult.sort_key) if ok else None
+        current = contract_key(embedder.profile)
+        keep_keys = set()
+        for b, row in screened.items():
+            close = row.correct is not None and best is not None and (
+                row is best or mcnemar(best.correct, row.correct).p_value >= PRUNE_P
+            )
+            if close or contract_key(bases[b]) == current:
+                keep_keys.add(b)
+        survivors = []
+        for b in sorted(keep_keys):
+            twin = _named_twin(bases[b], [bases[k] for k in keep_keys if k != b])
+            if twin is not None and contract_key(bases[b]) != current:
+                screened[b].status = f"twin of {twin.name} (screening {n_screen} pairs)"
+                rows[(b, "none")] = screened[b]
+            else:
+                survivors.append(b)
+        for b, row in screened.items():
+            if b not in keep_keys:
+                row.status = f"screened ({n_screen} pairs)"
+                rows[(b, "none")] = row
+        if log:
+            log(f"screening on {n_screen} pairs kept {len(survivors)} of {len(bases)} contracts")
+    for b in survivors:
+        base = bases[b]
         t = time.perf_counter()
-        raw0 = _embed(encoder, chips[(base.chip, base.size)], base, batch_size)
+        raw0 = _embed_reusing(encoder, chips[(base.chip, base.size)], base, batch_size, partial.get(b))
         dt = time.perf_counter() - t
         model_s += dt
         views[b], view_time[b] = [raw0], [dt]
@@ -387,10 +464,14 @@ def diagnose(
         _score(row, raw0[where], issame)
         rows[(b, "none")] = row
     floor = float(spec.plausible.get("min_accuracy", DEFAULT_MIN_ACCURACY)) if min_accuracy is None else min_accuracy
-    scored = [r for r in rows.values() if r.correct is not None]
+    scored = [rows[(b, "none")] for b in survivors if rows[(b, "none")].correct is not None]
     best_none = min(scored, key=ContractResult.sort_key) if scored else None
     hopeless = best_none is None or (best_none.accuracy or 0.0) < floor - HOPELESS_MARGIN
     for b, base in enumerate(bases):
+        if b not in survivors:
+            for flip in ("add", "concat"):
+                rows[(b, flip)] = ContractResult(base.with_flip(flip), status="pruned")
+            continue
         none_row = rows[(b, "none")]
         close = none_row.correct is not None and best_none is not None and (
             none_row is best_none
@@ -414,8 +495,9 @@ def diagnose(
                 row.status = "pruned"
             rows[(b, flip)] = row
         views[b] = []  # free the views of this contract
-    ranked = sorted((r for r in rows.values() if r.correct is not None), key=ContractResult.sort_key)
-    rest = [r for r in rows.values() if r.correct is None]
+    full = [r for r in rows.values() if r.correct is not None and r.status == "ok"]
+    ranked = sorted(full, key=ContractResult.sort_key)
+    rest = sorted((r for r in rows.values() if r not in full), key=ContractResult.sort_key)
     verdict = make_verdict(ranked, floor, checkpoint, embedder.profile, spec, int(subset.size))
     benchmark = {
         "name": spec.name,

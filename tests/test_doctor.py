@@ -284,3 +284,19 @@ def test_doctor_on_a_folder_embeds_each_image_once(tmp_path, capsys) -> None:
     # a random network is indifferent to its input scale: no profile can be recommended
     assert status == 1 and report["verdict"]["status"] == "undetermined"
     assert "cannot tell the input contract" in capsys.readouterr().out
+
+
+def test_screening_keeps_the_verdict_and_reuses_the_screened_images(lab, tmp_path, monkeypatch) -> None:
+    import facebench.doctor as doctor
+
+    status_full, full = _doctor(lab, lab["plain"], tmp_path, "--exhaustive")
+    monkeypatch.setattr(doctor, "MIN_SCREEN_PAIRS", 60)  # the 200-pair lab pack then screens on 66 pairs
+    status, screened = _doctor(lab, lab["plain"], tmp_path)
+    assert status == status_full == 0
+    assert screened["verdict"]["contract"] == full["verdict"]["contract"] == "facexzoo"
+    # the survivors' rows on the whole subset are exactly the exhaustive ones (screening rows are reused)
+    for flip in ("none", "add", "concat"):
+        assert _row(screened, "facexzoo", flip)["accuracy"] == _row(full, "facexzoo", flip)["accuracy"]
+    assert _row(screened, "raw", "none")["status"].startswith("screened")
+    assert _row(screened, "bgr-pm1", "none")["status"].startswith("twin of facexzoo")
+    assert _row(screened, "insightface", "add")["status"] == "ok"  # run's current contract always in full
