@@ -52,3 +52,15 @@ def random_images(n: int, size: int = 112, seed: int = 0) -> list[np.ndarray]:
         small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
         out.append(cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC))
     return out
+
+
+def tiny_onnx(path):
+    """A seeded random conv net (8x8 stride-8 patches -> 16-d) exported to ONNX at ``path``; returns ``path``."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 14 * 14, 16)).eval()
+    torch.onnx.export(net, torch.zeros(1, 3, 112, 112), str(path), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    return path

@@ -271,7 +271,8 @@ def test_verdict_is_undetermined_when_pixel_scales_tie() -> None:
 
 
 def test_doctor_on_a_folder_embeds_each_image_once(tmp_path, capsys) -> None:
-    from tests.test_folder import make_folder, tiny_onnx
+    from tests.fakes import tiny_onnx
+    from tests.test_folder import make_folder
 
     root = make_folder(tmp_path / "team", [4, 3, 5, 4] * 6)
     out = tmp_path / "d.json"

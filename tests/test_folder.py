@@ -17,6 +17,7 @@ from facebench.cli import main
 from facebench.errors import FacebenchError
 from facebench.evaluate.folder import generate_pairs, identification_split, list_folder
 from facebench.metrics.kfold import fold_balance
+from tests.fakes import tiny_onnx
 
 
 def make_folder(root: Path, sizes: list[int], seed: int = 0, size: int = 112) -> Path:
@@ -30,15 +31,6 @@ def make_folder(root: Path, sizes: list[int], seed: int = 0, size: int = 112) ->
             noise = rng.integers(-25, 26, base.shape)
             cv2.imwrite(str(folder / f"img_{j}.png"), np.clip(base + noise, 0, 255).astype(np.uint8))
     return root
-
-
-def tiny_onnx(path: Path) -> Path:
-    """A seeded random conv net (8x8 stride-8 patches -> 16-d), exported to ONNX."""
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 14 * 14, 16)).eval()
-    torch.onnx.export(net, torch.zeros(1, 3, 112, 112), str(path), dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
-    return path
 
 
 def _groups(sizes: list[int]) -> list[np.ndarray]:

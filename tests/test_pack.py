@@ -14,7 +14,8 @@ from facebench.demo.render import render
 from facebench.images import align, arcface_chip, decode_image
 from facebench.io.binpack import read_bin
 from facebench.metrics.kfold import fold_balance
-from tests.test_folder import make_folder, tiny_onnx
+from tests.fakes import tiny_onnx
+from tests.test_folder import make_folder
 
 
 def test_pack_generate_stores_the_crops_byte_for_byte_and_reproduces_the_folder_run(tmp_path: Path, capsys) -> None:

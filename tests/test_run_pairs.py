@@ -152,3 +152,47 @@ def test_malicious_pack_is_refused_and_never_runs(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "system" in proc.stderr and "refused" in proc.stderr
     assert not marker.exists()
+
+
+def test_pack_and_original_lfw_give_identical_metrics(tmp_path: Path) -> None:
+    """The same synthetic set as an LFW tree + pairs.txt and as an insightface pack: same numbers."""
+    from tests.fakes import tiny_onnx
+
+    rng = np.random.default_rng(7)
+    images = random_images(80, seed=11)
+    names = [f"Person_{k:02d}" for k in range(20)]
+    tree = tmp_path / "orig" / "lfw"
+    files: dict[tuple[str, int], bytes] = {}
+    for k, name in enumerate(names):
+        for j in range(4):
+            blob = jpeg_bytes(images[4 * k + j])
+            files[(name, j + 1)] = blob
+            (tree / name).mkdir(parents=True, exist_ok=True)
+            (tree / name / f"{name}_{j + 1:04d}.jpg").write_bytes(blob)
+    lines, blobs, issame = ["10\t3"], [], []
+    for _ in range(10):
+        for _ in range(3):
+            name = names[rng.integers(20)]
+            i, j = rng.choice(4, 2, replace=False) + 1
+            lines.append(f"{name}\t{i}\t{j}")
+            blobs += [files[(name, i)], files[(name, j)]]
+            issame.append(True)
+        for _ in range(3):
+            a, b = rng.choice(20, 2, replace=False)
+            i, j = rng.integers(1, 5, 2)
+            lines.append(f"{names[a]}\t{i}\t{names[b]}\t{j}")
+            blobs += [files[(names[a], i)], files[(names[b], j)]]
+            issame.append(False)
+    (tree / "pairs.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "pack").mkdir()
+    write_bin(tmp_path / "pack" / "lfw.bin", blobs, np.array(issame))
+    model = tiny_onnx(tmp_path / "m.onnx")
+    metrics = {}
+    for layout in ("orig", "pack"):
+        out = tmp_path / f"out_{layout}"
+        assert main(["-q", "run", str(model), "-b", "lfw", "--data-root", str(tmp_path / layout), "--out", str(out),
+                     "--no-cache", "--no-speed", "--workers", "0"]) == 0
+        entry = json.loads((out / "results.json").read_text())["benchmarks"]["lfw"]
+        metrics[layout] = (entry["metrics"], entry["extra"]["reader"])
+    assert metrics["orig"][1] == "lfw_pairs" and metrics["pack"][1] == "binpack"
+    assert metrics["orig"][0] == metrics["pack"][0]
