@@ -9,8 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from facebench.benchmarks import load_benchmarks, select
 from facebench.cli import main
