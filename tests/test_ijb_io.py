@@ -3,12 +3,14 @@ reported with its file and line."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facebench.errors import FacebenchError
+from facebench.evaluate.templates import lookup_rows
 from facebench.io import ijb
 
 
@@ -101,6 +103,61 @@ def test_blank_lines_and_crlf_are_accepted_and_counted(tmp_path: Path) -> None:
     with pytest.raises(FacebenchError, match=r"ijbc_template_pair_label.txt line 5: label must be 0 or 1, got 2"):
         ijb.read_template_pairs(path)
     assert ijb.line_of_row(path, 1) == 3
+
+
+@pytest.mark.parametrize("piece_bytes", [7, 1 << 25])
+def test_fast_reader_equals_the_fallback_reader_in_any_number_of_pieces(tmp_path, monkeypatch, piece_bytes):
+    monkeypatch.setattr(ijb, "_PIECE_BYTES", piece_bytes)
+    meta = small_meta(300, seed=5)
+    rng = np.random.default_rng(5)
+    pairs = ijb.TemplatePairs(rng.integers(1, 10**6, 500), rng.integers(1, 4, 500) * 1000, rng.random(500) < 0.3)
+    written = ijb.write_ijb(tmp_path, "ijbc", meta, pairs)
+    fast = (ijb.read_meta_images(written["tid_mid"], written["landmarks"]), ijb.read_template_pairs(written["pairs"]))
+    for role, columns in (("tid_mid", [("n", "str"), ("t", "int"), ("m", "int")]), ("pairs", [("a", "int32")] * 3)):
+        assert ijb._parse_arrow(written[role].read_bytes(), columns, {}) is not None  # the fast path was taken
+    monkeypatch.setattr(ijb, "_parse_arrow", lambda data, columns, convert: None)  # pandas, then the line scan
+    slow = (ijb.read_meta_images(written["tid_mid"], written["landmarks"]), ijb.read_template_pairs(written["pairs"]))
+    for a, b in zip(fast, slow):
+        for name in ("names", "templates", "medias", "landmarks", "scores", "t1", "t2", "label"):
+            if hasattr(a, name):
+                x, y = getattr(a, name), getattr(b, name)
+                assert x.dtype == y.dtype and np.array_equal(x, y), name
+    assert fast[1].t1.dtype == np.int32 and fast[1].label.dtype == bool
+    assert fast[0].inputs == slow[0].inputs and fast[1].sha256 == slow[1].sha256
+
+
+@pytest.mark.parametrize("piece_bytes", [7, 1 << 25])
+@pytest.mark.parametrize("spacing", [" ", "  "])  # single spaces: the fast reader; more: the fallback
+def test_pairs_mapped_to_template_rows_while_read(tmp_path, monkeypatch, piece_bytes, spacing):
+    monkeypatch.setattr(ijb, "_PIECE_BYTES", piece_bytes)
+    ids = np.array([10, 20, 35, 400_000])
+    rng = np.random.default_rng(2)
+    t1, t2, label = rng.choice(ids, 300), rng.choice(ids, 300), rng.integers(0, 2, 300)
+    path = tmp_path / "ijbc_template_pair_label.txt"
+    path.write_text("".join(f"{a}{spacing}{b}{spacing}{c}\n" for a, b, c in zip(t1, t2, label)))
+    pairs = ijb.read_template_pairs(path, to_rows=partial(lookup_rows, ids), image_list="tid.txt")
+    assert pairs.rows and pairs.t1.dtype == np.int16 and pairs.t2.dtype == np.int16
+    assert np.array_equal(pairs.t1, np.searchsorted(ids, t1)) and np.array_equal(pairs.t2, np.searchsorted(ids, t2))
+    assert np.array_equal(pairs.label, label == 1)
+    plain = ijb.read_template_pairs(path)
+    assert not plain.rows and np.array_equal(plain.t1, t1) and np.array_equal(plain.t2, t2)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # the first column's first unknown id is reported first, then the second column's
+        (b"10 20 1\n\n35 20 0\n10 99 0\n77 20 1\n", r"line 5: template 77 is not in tid\.txt \(no image belongs"),
+        (b"10 20 1\n\n35 20 0\n10 99 0\n", r"line 4: template 99 is not in tid\.txt"),
+        (b"10\t20 1\n10 99 0\n", r"line 2: template 99 is not in tid\.txt"),
+    ],
+)
+def test_pair_naming_an_unknown_template_is_reported_with_its_line(tmp_path, content, message):
+    path = tmp_path / "ijbc_template_pair_label.txt"
+    path.write_bytes(content)
+    with pytest.raises(FacebenchError, match=message) as info:
+        ijb.read_template_pairs(path, to_rows=partial(lookup_rows, np.array([10, 20, 35])), image_list="tid.txt")
+    assert str(path) in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,9 @@ def test_pool_rejects_mismatched_inputs():
         pool_templates(np.zeros((2, 2)), np.array([1, 2]), np.array([1, 2]), np.array([1.0]))
 
 
-@pytest.mark.parametrize("case", ["bipartite_probe_major", "bipartite_gallery_major", "sparse", "blocked"])
+@pytest.mark.parametrize(
+    "case", ["bipartite_probe_major", "bipartite_gallery_major", "sparse", "blocked", "shuffled_blocked"]
+)
 def test_score_pairs_matches_loops(case):
     rng = np.random.default_rng(4)
     f = rng.standard_normal((300, 16))
@@ -95,8 +97,10 @@ def test_score_pairs_matches_loops(case):
         grid = np.array([(g, p) for p in probes for g in gallery if rng.random() < 0.3])
         if case == "bipartite_gallery_major":
             grid = grid[np.argsort(grid[:, 0], kind="stable")]
+        if case == "shuffled_blocked":  # neither side grouped: each block picks its pairs out of the list
+            grid = grid[rng.permutation(len(grid))]
         left, right = grid[:, 0], grid[:, 1]
-    kwargs = {"block_bytes": 1000} if case == "blocked" else {}
+    kwargs = {"block_bytes": 1000} if case.endswith("blocked") else {}
     got = score_pairs(f, left, right, **kwargs)
     want = np.array([sum(f[a, k] * f[b, k] for k in range(16)) for a, b in zip(left, right)])
     assert np.max(np.abs(got - want)) <= 1e-12

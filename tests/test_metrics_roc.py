@@ -61,6 +61,37 @@ def test_roc_curve_equals_sklearn_bit_for_bit(make, drop):
     assert ours.drop_intermediate is drop
 
 
+def test_roc_curve_equals_sklearn_on_many_small_tied_inputs():
+    # ties within and across the classes, integer and float32 scores, one or two distinct values
+    rng = np.random.default_rng(8)
+    for case in range(600):
+        n = int(rng.integers(2, 30))
+        labels = rng.random(n) < rng.uniform(0.1, 0.9)
+        if labels.all() or not labels.any():
+            continue
+        levels = int(rng.integers(1, 8))
+        scores = rng.integers(0, levels, n) / levels if case % 3 else rng.normal(size=n)
+        scores = scores.astype(np.float32) if case % 5 == 0 else scores
+        scores = rng.integers(-3, 3, n) if case % 7 == 0 else scores
+        for drop in (True, False):
+            ours = roc_curve(labels, scores, drop_intermediate=drop)
+            fpr, tpr, thr = sklearn.metrics.roc_curve(labels, scores, drop_intermediate=drop)
+            assert np.array_equal(ours.fpr, fpr) and np.array_equal(ours.tpr, tpr)
+            assert np.array_equal(ours.thresholds, thr) and ours.thresholds.dtype == thr.dtype
+            assert auc(ours) == sklearn.metrics.auc(fpr, tpr)
+
+
+def test_roc_curve_overwrite_scores_sorts_in_place_with_the_same_curve():
+    labels, scores = _quantised(6)
+    kept = scores.copy()
+    plain = roc_curve(labels, scores)
+    assert np.array_equal(scores, kept)  # untouched by default
+    overwritten = roc_curve(labels, scores, overwrite_scores=True)
+    assert np.array_equal(scores, np.sort(kept))
+    for name in ("fpr", "tpr", "thresholds"):
+        assert np.array_equal(getattr(plain, name), getattr(overwritten, name))
+
+
 def test_roc_curve_full_curve_matches_direct_counting():
     labels, scores = _quantised(4, 60, 200)
     ours = roc_curve(labels, scores, drop_intermediate=False)

@@ -33,6 +33,20 @@ def test_clopper_pearson_solves_its_defining_equations(k, n, alpha):
     assert (lo, hi) == (pytest.approx(expected.low, rel=1e-6), pytest.approx(expected.high, rel=1e-6))
 
 
+def test_clopper_pearson_equals_scipy_stats_beta_ppf_bit_for_bit():
+    # computed with scipy.special.betaincinv (no scipy.stats import): the very quantiles beta.ppf gives
+    rng = np.random.default_rng(11)
+    n = np.r_[1, 2, 10, 19_557, 15_638_932, rng.integers(1, 30_000_000, 60)]
+    for total in n.tolist():
+        for k in sorted({0, 1, 2, total // 3, total - 1, total} | set(rng.integers(0, total + 1, 4).tolist())):
+            if not 0 <= k <= total:
+                continue
+            for alpha in (0.05, 0.01):
+                lo, hi = clopper_pearson(k, total, alpha)
+                assert lo == (0.0 if k == 0 else float(scipy.stats.beta.ppf(alpha / 2, k, total - k + 1)))
+                assert hi == (1.0 if k == total else float(scipy.stats.beta.ppf(1 - alpha / 2, k + 1, total - k)))
+
+
 def test_clopper_pearson_closed_forms():
     # k = 0: upper end solves (1 - p)^n = alpha/2; k = n: lower end solves p^n = alpha/2
     assert clopper_pearson(0, 10) == (0.0, pytest.approx(1 - 0.025 ** (1 / 10), abs=1e-15))

@@ -152,9 +152,12 @@ class RunContext:
         if not np.issubdtype(feats.dtype, np.floating):
             raise FacebenchError(f"{path}: features must be floating point, got {feats.dtype}")
         feats = np.asarray(feats, dtype=np.float32)
-        if not np.isfinite(feats).all():
-            bad = int(np.argwhere(~np.isfinite(feats))[0, 0])
-            raise FacebenchError(f"{path}: row {bad} contains NaN or infinite values")
+        block = max(1, (8 << 20) // max(1, feats.itemsize * feats.shape[1]))  # ~8 MB of rows at a time
+        for start in range(0, feats.shape[0], block):
+            finite = np.isfinite(feats[start : start + block])
+            if not finite.all():
+                bad = start + int(np.argwhere(~finite)[0, 0])
+                raise FacebenchError(f"{path}: row {bad} contains NaN or infinite values")
         return feats
 
     def _save_features(self, label: str, feats: np.ndarray) -> None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +76,30 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     warnings: list[str] = []
     clock = _Clock(spec.name)
     meta = ijbio.read_meta_images(paths["tid_mid"], paths["landmarks"])
-    pairs = ijbio.read_template_pairs(paths["pairs"])
     clock.lap("read_meta")
+    # the pair list as rows of the templates (the rows of pool_templates: sorted unique ids), mapped while
+    # it is parsed (the 15.6M-pair id columns are never held). Given features are pooled meanwhile (the
+    # parse runs off the GIL); before an extraction the pair list is read first, so that a bad one fails
+    # fast.
+    template_ids = np.unique(meta.templates)
+    read_pairs = partial(
+        ijbio.read_template_pairs, paths["pairs"], partial(lookup_rows, template_ids), paths["tid_mid"]
+    )
+    pooled = None
+    if ctx.settings.features is not None:
+        with ThreadPoolExecutor(max_workers=1) as background:
+            pending = background.submit(read_pairs)
+            pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name)
+            clock.lap("features_and_pooling")
+            pairs = pending.result()
+    else:
+        pairs = read_pairs()
+    clock.lap("pairs")
     inputs = ctx.hash_inputs(spec, paths, warnings, known={**meta.inputs, Path(pairs.path).name: pairs.sha256})
     n_genuine = int(np.count_nonzero(pairs.label))
     counts: dict[str, Any] = {
         "n_images": len(meta),
-        "n_templates": int(np.unique(meta.templates).size),
+        "n_templates": int(template_ids.size),
         "n_pairs": len(pairs),
         "n_genuine": n_genuine,
         "n_impostor": len(pairs) - n_genuine,
@@ -91,21 +110,17 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
             f"{pairs.path}: needs both genuine (label 1) and impostor (label 0) pairs; got {n_genuine} genuine "
             f"of {len(pairs)}"
         )
-
-    # pair ids -> template rows (the rows of pool_templates: sorted unique ids) before the features are
-    # loaded, so that the 15.6M-pair id arrays are freed first
-    template_ids = np.unique(meta.templates)
-    left = _template_rows(template_ids, pairs.t1, pairs.path, paths["tid_mid"])
-    right = _template_rows(template_ids, pairs.t2, pairs.path, paths["tid_mid"])
-    labels = pairs.label
+    left, right, labels = pairs.t1, pairs.t2, pairs.label
     del pairs
-    pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name)
+    if pooled is None:
+        pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name)
+        clock.lap("features_and_pooling")
     del meta
-    clock.lap("features_and_pooling")
     scores = score_pairs(pooled.features, left, right)
-    del left, right
+    del left, right, pooled
     clock.lap("scoring")
-    metrics, arrays = verification_metrics(scores, labels, ctx.settings.tar_rule)
+    metrics, arrays = verification_metrics(scores, labels, ctx.settings.tar_rule, overwrite_scores=True)
+    del scores
     clock.lap("roc")
     rules = {
         "tar_at_far": ctx.settings.tar_rule,
@@ -126,17 +141,18 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
 
 
 def verification_metrics(
-    scores: np.ndarray, labels: np.ndarray, tar_rule: str = "nearest"
+    scores: np.ndarray, labels: np.ndarray, tar_rule: str = "nearest", overwrite_scores: bool = False
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """TAR@FAR (1e-6 ... 1e-1) by ``tar_rule``, AUC, EER and each operating point's counts and intervals.
 
     ``operating_points[key]``: ``tar``, ``far``, ``threshold`` of the point read off the ROC, the numbers of
     genuine and impostor pairs accepted there (``score >= threshold``) and Clopper-Pearson 95% intervals for
-    TAR and FAR (absent for an interpolated point, which no threshold realises).
+    TAR and FAR (absent for an interpolated point, which no threshold realises). ``overwrite_scores``:
+    the scores may be sorted in place (no copy of a 15.6M-pair array).
     """
     if tar_rule not in mroc.TAR_AT_FAR_RULES:
         raise FacebenchError(f"unknown --tar-rule {tar_rule!r}; use {', '.join(mroc.TAR_AT_FAR_RULES)}")
-    curve = mroc.roc_curve(*class_sorted(labels, scores))
+    curve = mroc.roc_curve(labels, scores, overwrite_scores=overwrite_scores)
     points = mroc.tar_at_far(curve, FAR_TARGETS, rule=tar_rule)
     n_gen, n_imp = curve.n_genuine, curve.n_impostor
     operating: dict[str, dict[str, Any]] = {}
@@ -160,21 +176,6 @@ def verification_metrics(
     }
     arrays = {"roc_fpr": curve.fpr, "roc_tpr": curve.tpr, "roc_thresholds": curve.thresholds}
     return metrics, arrays
-
-
-def class_sorted(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs reordered as two ascending runs, impostors then genuine: ``(labels, scores)``.
-
-    A ROC curve depends only on the multiset of (label, score): the curve's points sit at the distinct
-    score values and count the pairs at or above each, whatever their order. Presenting the pairs as two
-    sorted runs lets the stable sort inside ``roc_curve`` (sklearn: mergesort/timsort) finish in linear
-    time, while two ``np.sort`` calls cost ~0.15 s for 15.6M scores (a random-order stable argsort: ~2.5 s).
-    """
-    labels = np.asarray(labels, dtype=bool)
-    genuine = np.sort(scores[labels])
-    impostor = np.sort(scores[~labels])
-    ordered = np.concatenate([impostor, genuine])
-    return np.r_[np.zeros(impostor.size, dtype=bool), np.ones(genuine.size, dtype=bool)], ordered
 
 
 # --------------------------------------------------------------------------------------- 1:N
@@ -395,14 +396,3 @@ def _pool(
         "template": TEMPLATE_RULE,
     }
     return pooled, rules
-
-
-def _template_rows(template_ids: np.ndarray, ids: np.ndarray, pair_file: str, tid_mid: Path) -> np.ndarray:
-    rows, known = lookup_rows(template_ids, ids)
-    if not known.all():
-        row = int(np.flatnonzero(~known)[0])
-        raise FacebenchError(
-            f"{where(pair_file, ijbio.line_of_row(pair_file, row))}: template {ids[row]} is not in {tid_mid} "
-            "(no image belongs to it); the pair list and the image list are from different sets"
-        )
-    return rows

@@ -13,12 +13,16 @@ The three ``.txt`` files are space separated without a header; the landmark poin
 eye, nose, left and right mouth corners as seen in the image. The 1:N files are comma separated with a
 header naming at least ``TEMPLATE_ID`` and ``SUBJECT_ID``; one row per image, template ids repeat.
 
-Reading: the large ``.txt`` files are parsed by pandas' C reader with explicit column types (a 15.6M-line
-pair list in about 2 s); when that parse fails, the file is scanned line by line to report the first bad
-line (``<file> line N: ...``). The 1:N files are read with the :mod:`csv` module, every row checked.
-Every reader returns the sha256 of the bytes it parsed. Writing: :func:`write_ijb` produces the whole
-layout byte for byte (``\\n`` line ends, single spaces, fixed decimals), formatting vectorised so that an
-IJB-C-sized set (15.6M pair lines) is written in seconds.
+Reading: the large ``.txt`` files are memory-mapped and parsed by pyarrow's multi-threaded CSV reader with
+explicit column types, fields separated by single spaces (a 15.6M-line pair list in about 0.35 s on 2
+cores), in pieces so that its working memory stays small, while a thread computes the sha256 of the same
+bytes. A file the fast reader refuses (other whitespace, out-of-range or malformed fields) is parsed by
+pandas' C reader (any whitespace), with the same result for any file both accept; when that fails too,
+the file is scanned line by line to report the first bad line (``<file> line N: ...``). The 1:N files
+are read with the :mod:`csv` module, every row checked. Every reader returns the sha256 of the bytes it
+parsed. Writing: :func:`write_ijb` produces the whole layout byte for byte (``\\n`` line ends, single
+spaces, fixed decimals), formatting vectorised so that an IJB-C-sized set (15.6M pair lines) is written in
+seconds.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import mmap
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence as SequenceABC
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -118,7 +125,7 @@ class MetaImages:
         )
 
 
-class JoinedPaths(SequenceABC):
+class JoinedPaths(Sequence):
     """``image_dir/name`` for each name, made on access (an IJB-C list is 469,375 paths)."""
 
     def __init__(self, image_dir: str, names: np.ndarray) -> None:
@@ -136,13 +143,15 @@ class JoinedPaths(SequenceABC):
 
 @dataclass(frozen=True)
 class TemplatePairs:
-    """The 1:1 pair list: template ids ``t1``, ``t2`` and ``label`` (True = genuine), in file order."""
+    """The 1:1 pair list: template ids ``t1``, ``t2`` and ``label`` (True = genuine), in file order; with
+    ``rows`` True, ``t1`` and ``t2`` hold the templates' rows instead (see :func:`read_template_pairs`)."""
 
     t1: np.ndarray
     t2: np.ndarray
     label: np.ndarray
     sha256: str = ""
     path: str = ""
+    rows: bool = False
 
     def __len__(self) -> int:
         return len(self.label)
@@ -187,9 +196,10 @@ class SearchSet:
 
 
 def read_face_tid_mid(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """``(names, template ids, media ids, sha256)`` of a ``*_face_tid_mid.txt`` file."""
-    data, digest = _read_bytes(path)
-    names, templates, medias = _parse_table(data, path, [("image", "str"), ("template_id", "int"), ("media_id", "int")])
+    """``(names, template ids, media ids, sha256)`` of a ``*_face_tid_mid.txt`` file (ids int64)."""
+    (names, templates, medias), digest = _read_table(
+        path, [("image", "str"), ("template_id", "int"), ("media_id", "int")]
+    )
     return names, templates, medias, digest
 
 
@@ -198,18 +208,19 @@ def read_name_5pts_score(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.n
 
     Every number must be finite.
     """
-    data, digest = _read_bytes(path)
     columns = [("image", "str")] + [(c, "float") for c in _LANDMARK_COLUMNS] + [("detector_score", "float")]
-    parsed = _parse_table(data, path, columns)
-    values = np.stack(parsed[1:], axis=1).astype(np.float64, copy=False)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise FacebenchError(
-            f"{where(path, _line_of_row(data, row))}: expected a finite number for {columns[col + 1][0]}, "
-            f"got {values[row, col]!r}"
-        )
-    return parsed[0], values[:, :10].reshape(-1, 5, 2), values[:, 10].copy(), digest
+    parsed, digest = _read_table(path, columns)
+    points = np.stack(parsed[1:11], axis=1)
+    scores = np.ascontiguousarray(parsed[11])
+    for values, first in ((points, 1), (scores[:, None], 11)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise FacebenchError(
+                f"{where(path, line_of_row(path, row))}: expected a finite number for {columns[first + col][0]}, "
+                f"got {values[row, col]!r}"
+            )
+    return parsed[0], points.reshape(-1, 5, 2), scores, digest
 
 
 def read_meta_images(tid_mid: str | Path, landmarks: str | Path) -> MetaImages:
@@ -225,8 +236,8 @@ def read_meta_images(tid_mid: str | Path, landmarks: str | Path) -> MetaImages:
     if differ.size:
         row = int(differ[0])
         raise FacebenchError(
-            f"{where(landmarks, _line_of_row(_read_bytes(landmarks)[0], row))}: image {names2[row]!r}, but "
-            f"{where(tid_mid, _line_of_row(_read_bytes(tid_mid)[0], row))} has {names[row]!r}; row i of both "
+            f"{where(landmarks, line_of_row(landmarks, row))}: image {names2[row]!r}, but "
+            f"{where(tid_mid, line_of_row(tid_mid, row))} has {names[row]!r}; row i of both "
             "files must be the same image"
         )
     return MetaImages(
@@ -239,15 +250,41 @@ def read_meta_images(tid_mid: str | Path, landmarks: str | Path) -> MetaImages:
     )
 
 
-def read_template_pairs(path: str | Path) -> TemplatePairs:
-    """A ``*_template_pair_label.txt`` file; labels must be 0 or 1."""
-    data, digest = _read_bytes(path)
-    t1, t2, label = _parse_table(data, path, [("template_id_1", "int"), ("template_id_2", "int"), ("label", "int")])
+def read_template_pairs(
+    path: str | Path,
+    to_rows: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    image_list: str | Path = "",
+) -> TemplatePairs:
+    """A ``*_template_pair_label.txt`` file; labels must be 0 or 1. Template ids are int32 when they all
+    fit (an IJB-C list is 15.6M lines), else int64.
+
+    With ``to_rows`` (ids -> (row of each id, mask of the known ids), e.g. the templates of the image list
+    ``image_list``), ``t1`` and ``t2`` are those rows instead (``rows`` True), mapped piece by piece while
+    the file is parsed, so that the id columns of the whole list are never held; an unknown id is an
+    error naming its line.
+    """
+    columns = [("template_id_1", "int32"), ("template_id_2", "int32"), ("label", "int8")]
+
+    def rows_or_minus_one(ids: np.ndarray) -> np.ndarray:  # -1 marks an unknown id, found after the parse
+        rows, known = to_rows(ids)  # type: ignore[misc]
+        return rows if known.all() else np.where(known, rows, -1).astype(rows.dtype)
+
+    convert = {0: rows_or_minus_one, 1: rows_or_minus_one} if to_rows is not None else None
+    (t1, t2, label), digest = _read_table(path, columns, convert)
     bad = np.flatnonzero((label != 0) & (label != 1))
     if bad.size:
         row = int(bad[0])
-        raise FacebenchError(f"{where(path, _line_of_row(data, row))}: label must be 0 or 1, got {label[row]}")
-    return TemplatePairs(t1, t2, label == 1, digest, str(path))
+        raise FacebenchError(f"{where(path, line_of_row(path, row))}: label must be 0 or 1, got {label[row]}")
+    for column, rows in enumerate((t1, t2) if to_rows is not None else ()):
+        if rows.size and rows.min() < 0:
+            row = int(np.flatnonzero(rows < 0)[0])
+            number, text = next(line for k, line in enumerate(_iter_lines(_read_bytes(path)[0])) if k == row)
+            raise FacebenchError(
+                f"{where(path, number)}: template {text.split()[column]} is not in {image_list} (no image belongs "
+                "to it); the pair list and the image list are from different sets"
+            )
+    label = label.view(bool) if label.dtype == np.int8 else label == 1  # (0/1 bytes: valid booleans)
+    return TemplatePairs(t1, t2, label, digest, str(path), rows=to_rows is not None)
 
 
 def read_search_set(path: str | Path) -> SearchSet:
@@ -312,6 +349,12 @@ def _check_prefix(prefix: str) -> str:
     return prefix
 
 
+_Buffer = bytes | mmap.mmap
+_Converters = Mapping[int, Callable[[np.ndarray], np.ndarray]]
+"""Column index -> a function applied to that column's values, piece by piece in file order, whose
+results are stored instead."""
+
+
 def _read_bytes(path: str | Path) -> tuple[bytes, str]:
     try:
         data = Path(path).read_bytes()
@@ -322,33 +365,194 @@ def _read_bytes(path: str | Path) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _iter_lines(data: bytes) -> Iterator[tuple[int, str]]:
+@contextmanager
+def _mapped(path: str | Path) -> Iterator[_Buffer]:
+    """The file's bytes as a read-only memory map (as bytes when it cannot be mapped, e.g. empty); errors
+    name the file."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    except FileNotFoundError:
+        raise FacebenchError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise FacebenchError(f"{path}: is a directory, expected a list file") from None
+    with handle:
+        try:
+            view = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # empty, or not a regular file (a pipe): read it
+            yield handle.read()
+            return
+        try:
+            yield view
+        finally:
+            try:
+                view.close()
+            except BufferError:  # a traceback still holds a buffer of it: unmapped when that is released
+                pass
+
+
+def _read_table(
+    path: str | Path, columns: Sequence[tuple[str, str]], convert: _Converters | None = None
+) -> tuple[list[np.ndarray], str]:
+    """:func:`_parse_table` of the file and its sha256, computed in a thread from the same memory map
+    (hashlib releases the GIL), so the hash costs no extra time."""
+    with _mapped(path) as data, ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        parsed = _parse_table(data, path, columns, convert)
+        return parsed, digest.result()
+
+
+def _iter_lines(data: _Buffer) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of each non-blank line."""
-    text = data.decode("utf-8", errors="surrogateescape")
+    text = bytes(data).decode("utf-8", errors="surrogateescape")
     for number, line in enumerate(io.StringIO(text, newline=None), start=1):
         stripped = line.strip()
         if stripped:
             yield number, stripped
 
 
-def _line_of_row(data: bytes, row: int) -> int:
+def _line_of_row(data: _Buffer, row: int) -> int:
     for k, (number, _) in enumerate(_iter_lines(data)):
         if k == row:
             return number
     return row + 1
 
 
-def _parse_table(data: bytes, path: str | Path, columns: Sequence[tuple[str, str]]) -> list[np.ndarray]:
-    """Whitespace-separated, headerless columns (kinds ``str``, ``int``, ``float``) as arrays.
+_DTYPES = {"str": object, "int": np.int64, "int32": np.int64, "int8": np.int64, "float": np.float64}
+"""Column kind -> dtype of the pandas parse; ``int32``/``int8`` columns are narrowed afterwards when every
+value fits (the fast path parses them at that width and refuses a file where one does not)."""
 
-    Fast path: pandas' C reader with explicit dtypes. Any failure (or a column count other than expected)
-    falls back to a line scan that names the first bad line; blank lines are skipped by both.
+
+def _parse_table(
+    data: _Buffer, path: str | Path, columns: Sequence[tuple[str, str]], convert: _Converters | None = None
+) -> list[np.ndarray]:
+    """Whitespace-separated, headerless columns (kinds ``str``, ``int``, ``int32``, ``int8``, ``float``) as
+    arrays: ``str`` as objects, ``int`` int64, ``int32``/``int8`` at that width when every value fits (else
+    int64), ``float`` float64. Blank lines are skipped.
+
+    Fast path: pyarrow's CSV reader (multi-threaded), fields separated by single spaces. A file it refuses
+    is parsed by pandas' C reader (any run of whitespace); any failure there (or a column count other than
+    expected) falls back to a line scan that names the first bad line. ``convert`` maps numeric columns
+    (piece by piece on the fast path).
     """
+    if re.search(rb"\S", data) is None:
+        raise FacebenchError(f"{path}: empty file; expected lines of {' '.join(c for c, _ in columns)}")
+    parsed = _parse_arrow(data, columns, convert or {})
+    if parsed is None:
+        parsed = _parse_pandas(bytes(data), path, columns)
+        for i, function in (convert or {}).items():
+            parsed[i] = function(parsed[i])
+    return parsed
+
+
+_PIECE_BYTES = 32 << 20
+"""The fast reader parses a file in pieces of about this size, one after the other (each by all threads),
+copying each piece's columns into the output before the next: its working memory stays that of one piece
+(a 235 MB pair list: ~180 MB peak instead of ~600 MB at once)."""
+
+
+def _parse_arrow(data: _Buffer, columns: Sequence[tuple[str, str]], convert: _Converters) -> list[np.ndarray] | None:
+    """The columns by pyarrow's CSV reader, or None when it refuses the file (it accepts only lines of
+    exactly the expected fields separated by single spaces, no quoting, values of the column types)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {"str": pa.string(), "int": pa.int64(), "int32": pa.int32(), "int8": pa.int8(), "float": pa.float64()}
+    names = [f"c{i}" for i in range(len(columns))]
+    options = {
+        "read_options": pacsv.ReadOptions(column_names=names, block_size=1 << 21),
+        "parse_options": pacsv.ParseOptions(
+            delimiter=" ", quote_char=False, double_quote=False, escape_char=False, ignore_empty_lines=True
+        ),
+        "convert_options": pacsv.ConvertOptions(
+            column_types={n: types[kind] for n, (_, kind) in zip(names, columns)},
+            null_values=[],
+            true_values=[],
+            false_values=[],
+            strings_can_be_null=False,
+            check_utf8=True,
+        ),
+        # malloc's pool: the blocks one piece frees serve the next (mimalloc's would be returned, refaulted)
+        "memory_pool": pa.system_memory_pool(),
+    }
+    has_text = any(kind == "str" for _, kind in columns)
+    if has_text and re.search(rb"[\t\x0b\x0c]", data):  # other whitespace: names would keep it, pandas splits
+        return None
+    # numbers go straight into arrays sized for the most rows the file could hold (a row takes at least
+    # one byte per field plus its separator; empty names are refused below): pages never written cost nothing
+    bound = (len(data) + 1) // (2 * len(columns)) + 1
+    out: list = [
+        [] if kind == "str" else None if i in convert else np.empty(bound, dtype=_numpy_dtype(kind))
+        for i, (_, kind) in enumerate(columns)
+    ]
+    rows = 0
+    view = memoryview(data)
+    try:
+        for start, stop in _pieces(data, _PIECE_BYTES):
+            piece = pa.py_buffer(view[start:stop])
+            try:
+                table = pacsv.read_csv(pa.BufferReader(piece), **options)
+            except pa.ArrowException:
+                return None
+            finally:
+                del piece
+            if any(table.column(name).null_count for name in names):
+                return None
+            for i, (name, (_, kind)) in enumerate(zip(names, columns)):
+                chunks = table.column(name).chunks
+                if kind == "str":
+                    for chunk in chunks:
+                        ends = np.frombuffer(chunk.buffers()[1], np.int32, len(chunk) + 1, chunk.offset * 4)
+                        if len(chunk) and np.diff(ends).min() == 0:  # an empty field: a leading space
+                            return None
+                        out[i].extend(chunk.to_pylist())
+                    continue
+                at = rows
+                dtype = _numpy_dtype(kind)
+                for chunk in filter(len, chunks):  # value buffers read directly (to_numpy would import pandas)
+                    offset = chunk.offset * dtype.itemsize
+                    values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=offset)
+                    if i in convert:
+                        values = convert[i](values)
+                        if out[i] is None:
+                            out[i] = np.empty(bound, dtype=values.dtype)
+                    if at + len(chunk) > bound:  # cannot happen (see above); the fallback if it did
+                        return None
+                    out[i][at : at + len(chunk)] = values
+                    at += len(chunk)
+            rows += table.num_rows
+            del table, chunks
+    finally:
+        view.release()  # (pieces still held by an exception keep the map open until they are released)
+    arrays = []
+    for values, (_, kind) in zip(out, columns):
+        if kind == "str":
+            strings = np.empty(len(values), dtype=object)
+            strings[:] = values
+            arrays.append(strings)
+        else:
+            arrays.append(values[:rows] if values is not None else np.empty(0, dtype=_numpy_dtype(kind)))
+    return arrays
+
+
+def _pieces(data: _Buffer, size: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of consecutive pieces of about ``size`` bytes, each ending just after a newline (or at
+    the end of the data)."""
+    start, n = 0, len(data)
+    while start < n:
+        cut = data.find(b"\n", start + size) if start + size < n else -1
+        stop = n if cut < 0 else cut + 1
+        yield start, stop
+        start = stop
+
+
+def _numpy_dtype(kind: str) -> np.dtype:
+    return np.dtype(_DTYPES[kind] if kind in ("int", "float") else kind)
+
+
+def _parse_pandas(data: bytes, path: str | Path, columns: Sequence[tuple[str, str]]) -> list[np.ndarray]:
     import pandas as pd
 
-    if not data.strip():
-        raise FacebenchError(f"{path}: empty file; expected lines of {' '.join(c for c, _ in columns)}")
-    dtypes = {i: {"str": object, "int": np.int64, "float": np.float64}[kind] for i, (_, kind) in enumerate(columns)}
+    dtypes = {i: _DTYPES[kind] for i, (_, kind) in enumerate(columns)}
     options = dict(
         sep=r"\s+",
         header=None,
@@ -375,6 +579,10 @@ def _parse_table(data: bytes, path: str | Path, columns: Sequence[tuple[str, str
         values = frames[0][i].to_numpy()
         if kind == "str":
             values = values.astype(object, copy=False)
+        elif kind in ("int32", "int8"):
+            info = np.iinfo(kind)
+            if values.size and info.min <= values.min() and values.max() <= info.max:
+                values = values.astype(kind)
         out.append(values)
     return out
 
@@ -386,7 +594,7 @@ def _raise_first_bad_line(data: bytes, path: str | Path, columns: Sequence[tuple
         fields = text.split()
         expect_columns(path, number, fields, len(columns), what)
         for (name, kind), value in zip(columns, fields):
-            if kind == "int":
+            if kind.startswith("int"):  # int32/int8 columns too: any int64 is accepted (then stored wider)
                 parse_int(path, number, value, name)
                 if not -(2**63) <= int(value) < 2**63:
                     raise FacebenchError(f"{where(path, number)}: {name} {value} is out of range")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import scipy.stats
 from numpy.typing import ArrayLike
 
 from facebench.metrics._validation import as_labels, check_same_length
@@ -154,6 +153,8 @@ def mcnemar(correct_a: ArrayLike, correct_b: ArrayLike) -> McNemarResult:
     smaller = min(only_a, only_b)
     if discordant == 0:
         return McNemarResult(0, 1.0)
+    import scipy.stats  # here, not at the top: 0.3 s to import, and most runs never test
+
     p_value = min(1.0, 2.0 * float(scipy.stats.binom.cdf(smaller, discordant, 0.5)))
     return McNemarResult(smaller, p_value)
 
@@ -162,7 +163,9 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Exact (Clopper-Pearson) two-sided interval at level 1 - alpha for a binomial proportion k / n.
 
     ``lo = Beta(alpha/2; k, n - k + 1)`` (0 when k = 0), ``hi = Beta(1 - alpha/2; k + 1, n - k)``
-    (1 when k = n), Beta quantiles from :mod:`scipy.stats`. Coverage is at least 1 - alpha.
+    (1 when k = n). The Beta quantile is ``scipy.special.betaincinv``, the inverse regularised incomplete
+    beta function that ``scipy.stats.beta.ppf`` evaluates (the same Boost routine; equal bit for bit),
+    without importing :mod:`scipy.stats` (0.3 s). Coverage is at least 1 - alpha.
 
     >>> lo, hi = clopper_pearson(0, 10)
     >>> lo, round(hi, 6)
@@ -174,8 +177,10 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     if n < 1 or not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n and n >= 1; got k={k}, n={n}")
     _, alpha = _check_bootstrap_args(1, alpha)
-    lo = 0.0 if k == 0 else float(scipy.stats.beta.ppf(alpha / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(scipy.stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    from scipy.special import betaincinv
+
+    lo = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    hi = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
     return lo, hi
 
 
