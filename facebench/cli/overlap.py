@@ -117,15 +117,9 @@ def handle_v1cr(args: argparse.Namespace) -> int:
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise FacebenchError(f"{flag} {item!r}: expected NAME=PATH (e.g. lfw=/data/lfw-names.txt)")
-        if name in out:
-            raise FacebenchError(f"{flag}: {name} given twice")
-        out[name] = Path(value)
-    return out
+    from facebench.cli.run import parse_assignments
+
+    return {k: Path(v) for k, v in parse_assignments(items, flag, "NAME=PATH (e.g. lfw=/data/lfw-names.txt)").items()}
 
 
 def _register_audit(sub: argparse._SubParsersAction) -> None:

@@ -25,15 +25,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--half", action="store_true", help="fp16 autocast on GPU")
 
 
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``--file NAME.ROLE=PATH`` items as a mapping; a malformed item is an error."""
-    out = {}
+def parse_assignments(items: list[str], flag: str, example: str, dotted: bool = False) -> dict[str, str]:
+    """``KEY=VALUE`` command-line items as a mapping (``dotted``: the key must be ``NAME.ROLE``); a malformed
+    or repeated key is an error quoting the item and an example."""
+    out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or "." not in key or not value:
-            raise FacebenchError(f"--file {item!r}: expected BENCHMARK.ROLE=PATH (e.g. lfw.pack=/data/lfw.bin)")
+        if not sep or not key or not value or (dotted and "." not in key):
+            raise FacebenchError(f"{flag} {item!r}: expected {example}")
+        if key in out:
+            raise FacebenchError(f"{flag}: {key} given twice")
         out[key] = value
     return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``--file NAME.ROLE=PATH`` items as a mapping."""
+    return parse_assignments(items, "--file", "BENCHMARK.ROLE=PATH (e.g. lfw.pack=/data/lfw.bin)", dotted=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
