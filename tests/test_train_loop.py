@@ -168,6 +168,12 @@ workers = 0
         metrics = json.loads((report / "results.json").read_text())["benchmarks"]["lfw"]["metrics"]
         assert metrics["accuracy"] == pytest.approx(final["accuracy"], abs=1e-12)
         assert metrics["auc"] == pytest.approx(final["auc"], abs=1e-6)
+    # the same validation scalars in the TensorBoard event file, as TensorBoard's own reader sees them
+    ea = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    acc = ea.EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("val/lfw/accuracy")] == [
+        (int(r["step"]), pytest.approx(float(r["value"]), rel=1e-6)) for r in rows if r["metric"] == "accuracy"]
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")

@@ -31,7 +31,6 @@ else:  # pragma: no cover
 SCHEDULES: tuple[str, ...] = ("step", "poly", "cosine", "constant")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-TENSORBOARD: tuple[str, ...] = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -143,10 +142,10 @@ class ValidationSection:
 
 @dataclass(frozen=True)
 class LogSection:
-    """``[log]``: scalar logging (CSV always; TensorBoard event files when available)."""
+    """``[log]``: scalar logging (CSV files, and TensorBoard event files unless ``tensorboard = false``)."""
 
     every: int = 50
-    tensorboard: str = "auto"
+    tensorboard: bool = True
 
 
 @dataclass(frozen=True)
@@ -324,7 +323,6 @@ def _validate(cfg: TrainConfig) -> None:
         raise FacebenchError(f"{o}: [validation] benchmarks need data_root (the folder `facebench run` reads)")
     _choice(v.kfold_rule, ("insightface", "facexzoo"), f"{o}: [validation] kfold_rule")
     _positive(cfg.log.every, f"{o}: [log] every")
-    _choice(cfg.log.tensorboard, TENSORBOARD, f"{o}: [log] tensorboard")
     if not 7 <= cfg.export.opset <= 21:
         raise FacebenchError(f"{o}: [export] opset must lie in 7..21, got {cfg.export.opset}")
     # the head's own rules (margin on softmax, t without MV, ranges)

@@ -1,12 +1,11 @@
-"""Training logs: CSV files (always) and TensorBoard event files (when ``torch.utils.tensorboard`` imports).
+"""Training logs: CSV files and TensorBoard event files of the same scalars.
 
 - ``train_log.csv``: one row per logged step: ``step, epoch, lr, loss, accuracy, grad_norm,
   images_per_s, elapsed_s`` (loss and accuracy are means over the steps since the previous row).
 - ``validation.csv``: ``step, benchmark, metric, value`` (one row per scalar metric).
-- ``tensorboard/``: the same scalars as ``train/<column>`` and ``val/<benchmark>/<metric>``. The
-  ``tensorboard`` package is not a facebench dependency: with ``[log] tensorboard = "auto"`` the event
-  files are written only when it is installed (``pip install tensorboard``); ``"on"`` makes its absence
-  an error, ``"off"`` never writes them.
+- ``tensorboard/``: the same scalars as ``train/<column>`` and ``val/<benchmark>/<metric>``, in event files
+  written by :mod:`facebench.train.tb_events` (no TensorFlow or ``tensorboard`` package needed to write
+  them; ``tensorboard --logdir <output>/tensorboard`` reads them). ``[log] tensorboard = false`` skips them.
 
 Rows are appended and flushed as they come; on resume from step ``k`` the CSV files are first rewritten
 (atomically) without their rows after ``k``, so a resumed run's logs read as one uninterrupted run.
@@ -15,33 +14,15 @@ Rows are appended and flushed as they come; on resume from step ``k`` the CSV fi
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 from typing import Any
 
 from facebench.errors import FacebenchError
 from facebench.fileio import atomic_open
-
-log = logging.getLogger(__name__)
+from facebench.train.tb_events import EventFileWriter
 
 TRAIN_COLUMNS = ("step", "epoch", "lr", "loss", "accuracy", "grad_norm", "images_per_s", "elapsed_s")
 VALIDATION_COLUMNS = ("step", "benchmark", "metric", "value")
-
-
-def tensorboard_writer_class(mode: str) -> Any:
-    """``SummaryWriter`` when TensorBoard can be used under ``mode`` (auto/on/off), else ``None``."""
-    if mode == "off":
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as exc:
-        if mode == "on":
-            raise FacebenchError(
-                f"[log] tensorboard = \"on\" but torch.utils.tensorboard cannot be imported ({exc}); install the "
-                "`tensorboard` package or set tensorboard = \"auto\" (CSV logs only)") from None
-        log.info("TensorBoard is not installed: scalars go to the CSV logs only (pip install tensorboard)")
-        return None
-    return SummaryWriter
 
 
 def _truncate(path: Path, columns: tuple[str, ...], after_step: int) -> None:
@@ -59,9 +40,9 @@ def _truncate(path: Path, columns: tuple[str, ...], after_step: int) -> None:
 
 
 class TrainLogger:
-    """Appends training and validation scalars to the CSV files (and TensorBoard) under ``directory``."""
+    """Appends training and validation scalars to the CSV and TensorBoard event files under ``directory``."""
 
-    def __init__(self, directory: Path, resume_step: int, tensorboard: str = "auto") -> None:
+    def __init__(self, directory: Path, resume_step: int, tensorboard: bool = True) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.train_path = directory / "train_log.csv"
@@ -72,8 +53,8 @@ class TrainLogger:
             else:
                 with atomic_open(path, "w") as handle:
                     csv.writer(handle).writerow(cols)
-        writer_cls = tensorboard_writer_class(tensorboard)
-        self.tb = writer_cls(str(directory / "tensorboard"), purge_step=resume_step or None) if writer_cls else None
+        self.tb = (EventFileWriter(directory / "tensorboard", purge_step=resume_step + 1 if resume_step else None)
+                   if tensorboard else None)
 
     def _append(self, path: Path, row: list[Any]) -> None:
         with open(path, "a", newline="", encoding="utf-8") as handle:
@@ -83,18 +64,16 @@ class TrainLogger:
         """One training row (keys of ``TRAIN_COLUMNS``; missing values are left empty)."""
         self._append(self.train_path, [_fmt(values.get(c)) for c in TRAIN_COLUMNS])
         if self.tb is not None:
-            for key in TRAIN_COLUMNS[1:]:
-                if values.get(key) is not None:
-                    self.tb.add_scalar(f"train/{key}", values[key], values["step"])
+            self.tb.add_scalars(values["step"], {f"train/{key}": values[key] for key in TRAIN_COLUMNS[1:]
+                                                 if values.get(key) is not None})
             self.tb.flush()
 
     def validation(self, step: int, benchmark: str, metrics: dict[str, float]) -> None:
         """The scalar metrics of one benchmark at ``step``."""
         for metric, value in metrics.items():
             self._append(self.val_path, [step, benchmark, metric, _fmt(value)])
-            if self.tb is not None:
-                self.tb.add_scalar(f"val/{benchmark}/{metric}", value, step)
         if self.tb is not None:
+            self.tb.add_scalars(step, {f"val/{benchmark}/{metric}": value for metric, value in metrics.items()})
             self.tb.flush()
 
     def close(self) -> None:
