@@ -21,7 +21,8 @@ def sources():
 
 def test_every_shipped_source_is_complete(sources) -> None:
     assert set(sources) == {p.stem for p in published_dir().glob("*.toml")}
-    assert {"facexzoo", "insightface_model_zoo", "arcface_torch", "arcface_torch_2021", "arcface_paper"} <= set(sources)
+    assert {"facexzoo", "insightface_model_zoo", "arcface_torch", "arcface_torch_2021", "arcface_paper",
+            "mv_softmax_paper"} <= set(sources)
     for source in sources.values():
         assert source.citation and source.verified and source.rows
         if source.commit:
@@ -53,6 +54,9 @@ def test_values_become_the_exact_printed_fractions(sources) -> None:
             ("megaface", "rank1.1000000"),
         )
     ] == ["99.57", "83.33", "93.82", "95.97", "90.39"]
+    mv_paper = next(r for r in sources["mv_softmax_paper"].rows if r.id == "mv-am-softmax-a")
+    assert mv_paper.printed == {"megaface": {"rank1.1000000": "98.0", "tar_at_far.1e-06": "98.31"}}
+    assert mv_paper.values["megaface"]["rank1.1000000"] == 0.98
     r100 = next(r for r in sources["arcface_torch"].rows if r.id == "ms1mv3-r100")
     assert r100.printed["ijbc"] == {"tar_at_far.1e-04": "96.85", "tar_at_far.1e-05": "95.02"}
 
