@@ -434,3 +434,41 @@ def test_search_file_naming_an_unknown_template(world: World, tmp_path: Path) ->
     status, doc = run_cli(_moved(world, root), "ijbc_1n", tmp_path / "out")
     assert status == 1
     assert "ijbc_1N_probe_mixed.csv line 5: template 31337 has no images in" in doc["failed"]["ijbc_1n"]
+
+
+def test_saved_pair_scores_give_template_bootstrap_and_paired_test(world: World, tmp_path: Path) -> None:
+    """--save-pair-scores keeps every pair's score, label and template ids; report and compare then bootstrap
+    templates (not Clopper-Pearson) and test a TAR difference between two runs of the same pairs."""
+    import csv
+
+    status, doc = run_cli(world, "ijbc", tmp_path / "a", "--save-pair-scores")
+    assert status == 0, doc["failed"]
+    assert doc["settings"]["options"]["save_pair_scores"] is True
+    arrays = np.load(tmp_path / "a" / "ijbc.npz")
+    want = reference_scores(world, reference_templates(world))
+    assert np.max(np.abs(arrays["scores"] - want)) <= 1e-12
+    assert np.array_equal(arrays["labels"], world.label.astype(bool))
+    assert np.array_equal(arrays["template1"], world.t1) and np.array_equal(arrays["template2"], world.t2)
+    # without the flag only the ROC is kept
+    status, _ = run_cli(world, "ijbc", tmp_path / "plain")
+    assert status == 0 and "scores" not in np.load(tmp_path / "plain" / "ijbc.npz")
+
+    assert cli_main(["report", str(tmp_path / "a"), "--n-boot", "200"]) == 0
+    rows = {r["metric"]: r for r in csv.DictReader(open(tmp_path / "a" / "intervals.csv", encoding="utf-8"))}
+    row = rows["tar_at_far.1e-04"]
+    assert "template" in row["method"] and "Clopper" not in row["method"], row["method"]
+    assert float(row["low"]) <= float(row["estimate"]) == doc["benchmarks"]["ijbc"]["metrics"]["tar_at_far"]["1e-04"]
+    assert float(row["estimate"]) <= float(row["high"]) and row["n_boot"] == "200"
+
+    # a second model: the same features with much noise, on the same pairs
+    noisy = tmp_path / "noisy.npy"
+    rng = np.random.default_rng(1)
+    np.save(noisy, (world.feats + 40 * rng.standard_normal(world.feats.shape)).astype(np.float32))
+    status, _ = run_cli(world, "ijbc", tmp_path / "b", "--save-pair-scores", features=noisy)
+    assert status == 0
+    out = tmp_path / "cmp"
+    assert cli_main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--n-boot", "200",
+                     "--no-html"]) == 0
+    tests = [t for t in csv.DictReader(open(out / "tests.csv", encoding="utf-8")) if t["metric"] == "tar_at_far.1e-04"]
+    assert len(tests) == 1 and "bootstrap" in tests[0]["test"], tests
+    assert float(tests[0]["p_value"]) < 0.05

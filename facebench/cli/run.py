@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=Path, help="precomputed features: FILE.npy (one benchmark) or DIR of <name>.npy")
     p.add_argument("--file", action="append", default=[], metavar="NAME.ROLE=PATH", help="override one input file")
     p.add_argument("--save-features", type=Path, help="write the evaluated embeddings (FILE.npy or DIR)")
+    p.add_argument("--save-pair-scores", action="store_true",
+                   help="IJB 1:1: also keep every pair's score, label and template ids in <benchmark>.npz (IJB-C: "
+                   "about 250 MB), so that report and compare bootstrap templates and test TAR differences")
     add_model_arguments(p)
     g = p.add_argument_group("rules")
     g.add_argument("--kfold-rule", choices=("insightface", "facexzoo"), default="insightface")
@@ -107,6 +110,7 @@ def settings_from_args(args: argparse.Namespace):
         "folder_seed": args.folder_seed,
         "folder_pairs": args.folder_pairs,
         "measure_speed": not args.no_speed,
+        "save_pair_scores": args.save_pair_scores,
     }
     return RunSettings(
         benchmarks=args.benchmark,

@@ -117,9 +117,15 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         clock.lap("features_and_pooling")
     del meta
     scores = score_pairs(pooled.features, left, right)
+    per_pair: dict[str, np.ndarray] = {}
+    if ctx.settings.options.get("save_pair_scores"):
+        # before the ROC sorts the scores in place; template ids as in the pair list
+        per_pair = {"scores": scores.copy(), "labels": labels.astype(bool), "template1": template_ids[left],
+                    "template2": template_ids[right]}
     del left, right, pooled
     clock.lap("scoring")
     metrics, arrays = verification_metrics(scores, labels, ctx.settings.tar_rule, overwrite_scores=True)
+    arrays.update(per_pair)
     del scores
     clock.lap("roc")
     rules = {

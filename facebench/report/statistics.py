@@ -153,7 +153,7 @@ class Designs:
 def _pair_arrays(run: Run, benchmark: str) -> tuple[np.ndarray, np.ndarray] | Unavailable:
     arrays = run.arrays(benchmark)
     if "scores" not in arrays or "labels" not in arrays:
-        return Unavailable(f"{run.label}: {benchmark} has no per-pair scores saved")
+        return Unavailable(f"{run.label}: {benchmark} has no per-pair scores saved (IJB 1:1: facebench run --save-pair-scores)")
     scores, labels = arrays["scores"], np.asarray(arrays["labels"], dtype=bool)
     if scores.shape != labels.shape:
         return Unavailable(f"{run.label}: {benchmark}: {scores.size} scores for {labels.size} labels")
@@ -300,7 +300,7 @@ def _stored_tar_interval(
         float(ci[1]),
         0.95,
         "Clopper-Pearson 95% of the accepted genuine pairs, from the run (pairs treated as independent; "
-        "no per-pair scores saved for a template bootstrap)",
+        "no per-pair scores saved for a template bootstrap: run with --save-pair-scores)",
     )
 
 
