@@ -3,6 +3,7 @@ open-set identities, deterministic bytes; and `facebench demo` end to end with t
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -83,6 +84,13 @@ def test_facebench_demo_end_to_end(suite: Path, tmp_path: Path) -> None:
     assert bench["demo_megaface"]["metrics"]["rank1"]["1000"] > 0.3  # chance is 1/1001
     for name in ("table.md", "table.csv", "table.tex", "roc.png"):
         assert (out / name).is_file()
+    # the report's intervals: identity bootstrap for MegaFace, pairs for the pack, searches for 1:N
+    assert main(["-q", "report", str(out), "--n-boot", "100", "--no-html"]) == 0
+    with open(out / "intervals.csv", encoding="utf-8") as handle:
+        methods = {(r["benchmark"], r["metric"]): r["method"] for r in csv.DictReader(handle)}
+    assert methods[("demo_megaface", "rank1.1000")].startswith("identity bootstrap: 20 FaceScrub identities (600 trials)")
+    assert methods[("demo_verify", "accuracy")].startswith("pair bootstrap")
+    assert methods[("demo_ijb_1n", "rank1")].startswith("bootstrap of the mated searches")
     committed = Path(__file__).resolve().parents[1] / "reports" / "demo" / "results.json"
     if committed.is_file():  # the committed example report is what the command produces
         ref = json.loads(committed.read_text())["benchmarks"]

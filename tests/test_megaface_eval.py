@@ -161,6 +161,12 @@ def expected_from_integers(world: World, size: int) -> dict[str, object]:
         ">=": [int(h) / trial_probe.size for h in (above[:, None] < ranks).sum(axis=0)],
         ">": [int(h) / trial_probe.size for h in (at_least[:, None] < ranks).sum(axis=0)],
         "tar": int(np.count_nonzero(pairs > tau)) / pairs.size,
+        # rank-1 hits and trials per identity (the per-trial arrays the report resamples by identity)
+        "rank1_by_identity": {
+            ">=": np.bincount(world.labels[trial_probe], weights=above == 0).astype(np.int64),
+            ">": np.bincount(world.labels[trial_probe], weights=at_least == 0).astype(np.int64),
+        },
+        "trials_by_identity": np.bincount(world.labels[trial_probe]),
     }
 
 
@@ -178,6 +184,13 @@ def test_cmc_and_tar_match_integer_counting_on_the_real_lists(world, integer_exp
         assert result.metrics["rank1"][str(size)] == expected[tie][0]
         assert result.metrics["tar_at_far_by_size"][str(size)]["1e-06"] == expected["tar"], size
     assert result.metrics["tar_at_far"] == {"1e-06": integer_expectations[100000]["tar"]}
+    identity = result.arrays["trial_identity"]
+    for row, size in enumerate(result.arrays["sizes"].tolist()):
+        expected = integer_expectations[size]
+        hits = result.arrays["rank1_hits"][row]
+        np.testing.assert_array_equal(np.bincount(identity, weights=hits).astype(np.int64),
+                                      expected["rank1_by_identity"][tie])
+        np.testing.assert_array_equal(np.bincount(identity), expected["trials_by_identity"])
     assert integer_expectations[100000][">="][0] > integer_expectations[100000][">"][0]  # ties exist
     assert result.counts["n_trials"] == 153634 and result.counts["n_genuine_pairs"] == 76817
     assert result.rules["tie_rule"] == tie and result.rules["noise"] == "none"

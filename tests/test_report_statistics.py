@@ -241,3 +241,64 @@ def test_settings_are_checked(bad: int) -> None:
         StatsSettings(n_boot=bad)
     with pytest.raises(ValueError, match="alpha"):
         StatsSettings(alpha=1.5)
+
+
+def megaface_run(label: str, hits: np.ndarray, identity: np.ndarray, rules: dict | None = None) -> Run:
+    """A MegaFace run as the evaluator writes it: rank-1 hit of each trial at one size, trial identities."""
+    entry = {
+        "title": "MegaFace",
+        "kind": "megaface",
+        "inputs": {"facescrub_features_list.json": "22" * 32},
+        "rules": rules or {"noise": "insightface", "tie_rule": ">="},
+        "columns": {"rank1.1000000": "MegaFace Id@1M"},
+        "metrics": {"rank1": {"1000000": float(hits.mean())}, "tar_at_far": {"1e-06": 0.5}},
+    }
+    arrays = {"sizes": np.array([1000000]), "rank1_hits": hits[None, :], "trial_identity": identity}
+    return Run(label, Path("."), {"benchmarks": {"megaface": entry}}, {"megaface": arrays})
+
+
+def megaface_trials(rng: np.random.Generator, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """M(M-1) trials per identity (M = 4..12 images), each a rank-1 hit with the identity's probability."""
+    images = rng.integers(4, 13, p.size)
+    identity = np.repeat(np.arange(p.size), images * (images - 1)).astype(np.int32)
+    return rng.random(identity.size) < p[identity], identity
+
+
+def test_megaface_rank1_interval_resamples_identities_and_covers_the_truth() -> None:
+    """Identities differ (hit probability ~ Beta with mean 0.9), trials of one identity share it: the identity
+    bootstrap's 95% interval covers 0.9 at the stated rate over 200 data sets of 80 identities."""
+    rng = np.random.default_rng(5)
+    covered, reps = 0, 200
+    for rep in range(reps):
+        hits, identity = megaface_trials(rng, rng.beta(9, 1, 80))
+        run = megaface_run("a", hits, identity)
+        it = intervals_for(run, "megaface", ["rank1.1000000"], StatsSettings(n_boot=150, seed=rep))["rank1.1000000"]
+        assert isinstance(it, Interval) and it.estimate == hits.mean()
+        covered += it.low <= 0.9 <= it.high
+    assert it.method.startswith("identity bootstrap: 80 FaceScrub identities")
+    coverage = covered / reps
+    assert 0.95 - 3.5 * np.sqrt(0.95 * 0.05 / reps) <= coverage <= 0.995, coverage
+
+
+def test_megaface_paired_test_rejects_a_planted_difference_and_keeps_an_absent_one() -> None:
+    rng = np.random.default_rng(8)
+    p = rng.beta(9, 1, 80)
+    hits_a, identity = megaface_trials(rng, p)
+    same = rng.random(identity.size) < p[identity]  # the same model, other draws
+    worse = rng.random(identity.size) < np.clip(p[identity] - 0.1, 0, 1)
+    settings = StatsSettings(n_boot=400, seed=2)
+    a = megaface_run("a", hits_a, identity)
+    absent = paired_tests(a, megaface_run("same", same, identity), "megaface", ["rank1.1000000"], settings)
+    planted = paired_tests(a, megaface_run("worse", worse, identity), "megaface", ["rank1.1000000"], settings)
+    assert isinstance(absent["rank1.1000000"], PairedTest) and not absent["rank1.1000000"].significant
+    test = planted["rank1.1000000"]
+    assert isinstance(test, PairedTest) and test.significant and "identities" in test.test
+    assert test.low <= test.difference <= test.high
+    # other trials, or another noise rule: never paired
+    other = megaface_run("other", hits_a, np.roll(identity, 1))
+    assert "trials differ" in paired_tests(a, other, "megaface", ["rank1.1000000"], settings)["rank1.1000000"].reason
+    facexzoo = megaface_run("fx", same, identity, {"noise": "facexzoo", "tie_rule": ">="})
+    assert "noise" in paired_tests(a, facexzoo, "megaface", ["rank1.1000000"], settings)["rank1.1000000"].reason
+    # TAR@1e-6 has no interval (only the top impostor scores are kept)
+    tar = intervals_for(a, "megaface", ["tar_at_far.1e-06"], settings)["tar_at_far.1e-06"]
+    assert isinstance(tar, Unavailable) and "top impostor" in tar.reason

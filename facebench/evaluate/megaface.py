@@ -543,7 +543,8 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     pair_scores = genuine_matrix[pair_i, pair_j]
 
     sizes = sorted(tops)
-    cmc = {size: mmf.identification_rates(trial_scores, trial_p, tops[size].per_probe, tie_rule) for size in sizes}
+    hits = {size: mmf.rank_hits(trial_scores, trial_p, tops[size].per_probe, tie_rule) for size in sizes}
+    cmc = {size: np.count_nonzero(h, axis=0) / h.shape[0] for size, h in hits.items()}
     curves, points = {}, {}
     for size in sizes:
         if used[size] == 0:
@@ -603,6 +604,9 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         "roc_fpr": largest_curve.fpr,
         "roc_tpr": largest_curve.tpr,
         "roc_thresholds": largest_curve.thresholds,
+        # per trial (rows of ``sizes``): rank-1 hit; the identity of the trial (for identity bootstraps)
+        "rank1_hits": np.stack([hits[size][:, 0] for size in sizes]),
+        "trial_identity": labels[trial_p].astype(np.int32),
     }
     extra = {
         "cmc_files": cmc_files,

@@ -208,10 +208,10 @@ class TopScores:
             self._overall_floor = float(kept.min())
 
 
-def identification_rates(
+def rank_hits(
     genuine: np.ndarray, probe_index: np.ndarray, top_rows: np.ndarray, tie_rule: str = ">="
 ) -> np.ndarray:
-    """CMC: the share of trials that are rank-r hits, for r = 1 .. K (K = ``top_rows.shape[1]``).
+    """``hits[t, r-1]``: whether trial t is a rank-r hit, for r = 1 .. K (K = ``top_rows.shape[1]``).
 
     ``genuine[t]`` is trial t's mate score s(p, g), ``probe_index[t]`` its probe p, ``top_rows[p]`` the K
     largest distractor scores of p, descending (``-inf`` padded). Rank-r hit: ``genuine >= top_rows[p, r-1]``
@@ -223,8 +223,15 @@ def identification_rates(
     if genuine.size == 0:
         raise ValueError("no identification trials (every identity needs at least 2 images)")
     kth = top_rows[np.asarray(probe_index)]
-    hits = genuine[:, None] >= kth if tie_rule == ">=" else genuine[:, None] > kth
-    return np.count_nonzero(hits, axis=0) / genuine.size
+    return genuine[:, None] >= kth if tie_rule == ">=" else genuine[:, None] > kth
+
+
+def identification_rates(
+    genuine: np.ndarray, probe_index: np.ndarray, top_rows: np.ndarray, tie_rule: str = ">="
+) -> np.ndarray:
+    """CMC: the share of trials that are rank-r hits (:func:`rank_hits`), for r = 1 .. K."""
+    hits = rank_hits(genuine, probe_index, top_rows, tie_rule)
+    return np.count_nonzero(hits, axis=0) / hits.shape[0]
 
 
 @dataclass(frozen=True)

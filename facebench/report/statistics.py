@@ -18,6 +18,8 @@ Confidence intervals (level 1 - alpha, percentile bootstrap, ``n_boot`` resample
 - **IJB 1:N rank-1** (standard rule): per gallery the mated searches (one per probe template) are
   resampled with replacement; the number of rank-1 hits of a resample of n searches with h hits is
   Binomial(n, h / n), drawn directly; the statistic is the mean over the galleries, as reported.
+- **MegaFace rank-1** (per distractor size): the FaceScrub identities are resampled with replacement, each
+  with all its trials' rank-1 hits (:func:`bootstrap_ci` with the trial identities as clusters).
 
 Paired tests between two runs of the SAME items (same input files by sha256, same labels):
 
@@ -25,6 +27,7 @@ Paired tests between two runs of the SAME items (same input files by sha256, sam
 - **TAR@FAR**: paired bootstrap of TAR_a - TAR_b (same resamples for both runs, same design as above);
   two-sided p-value ``min(1, 2 min((1 + #(d <= 0)), (1 + #(d >= 0))) / (B + 1))``.
 - **IJB 1:N rank-1**: exact McNemar on the rank-1 hits of the mated searches of both galleries pooled.
+- **MegaFace rank-1**: paired bootstrap of identities (:func:`paired_bootstrap`), same noise and tie rules.
 
 A difference is significant when p < alpha. No correction for multiple comparisons is applied; alpha is
 per test and stated with every table.
@@ -40,7 +43,7 @@ import numpy as np
 
 from facebench.metrics.kfold import kfold_indices
 from facebench.metrics.roc import threshold_at_far
-from facebench.metrics.stats import bootstrap_ci, mcnemar
+from facebench.metrics.stats import bootstrap_ci, mcnemar, paired_bootstrap
 from facebench.report import bootstrap as fast
 from facebench.report.runs import Run
 from facebench.report.tables import metric_value, split_path
@@ -198,8 +201,10 @@ def intervals_for(
             out[m] = _rank1_interval(run, benchmark, entry, settings)
         elif head == "tpir_at_fpir" and kind == "ijb_1n":
             out[m] = _tpir_interval(run, benchmark, entry, m, settings)
+        elif head == "rank1" and kind == "megaface":
+            out[m] = _megaface_rank1_interval(run, benchmark, entry, m, settings)
         elif kind == "megaface":
-            out[m] = Unavailable("MegaFace saves no per-trial arrays (only the CMC), so no interval")
+            out[m] = Unavailable("MegaFace TAR@FAR keeps only the top impostor scores, so no interval")
         else:
             out[m] = Unavailable(f"no interval is defined for {benchmark} {m}")
     return out
@@ -421,6 +426,46 @@ def _tpir_interval(
     )
 
 
+def _megaface_hits(run: Run, benchmark: str, metric: str) -> tuple[np.ndarray, np.ndarray] | Unavailable:
+    """The rank-1 hit of every trial at the size of ``metric`` (``rank1.<size>``) and each trial's identity."""
+    parts = split_path(metric)
+    arrays = run.arrays(benchmark)
+    if len(parts) != 2 or not all(k in arrays for k in ("sizes", "rank1_hits", "trial_identity")):
+        return Unavailable(f"{run.label}: {benchmark} has no per-trial rank-1 hits saved (rerun it with this version of facebench)")
+    rows = np.flatnonzero(np.asarray(arrays["sizes"]) == int(parts[1]))
+    if rows.size != 1:
+        return Unavailable(f"{run.label}: {benchmark} has no trials saved for {parts[1]} distractors")
+    return np.asarray(arrays["rank1_hits"][rows[0]], dtype=bool), np.asarray(arrays["trial_identity"])
+
+
+def _megaface_rank1_interval(
+    run: Run, benchmark: str, entry: dict[str, Any], metric: str, settings: StatsSettings
+) -> Interval | Unavailable:
+    found = _megaface_hits(run, benchmark, metric)
+    if isinstance(found, Unavailable):
+        return found
+    hits, identity = found
+    reported = metric_value(entry.get("metrics", {}), metric)
+    if reported is None or abs(float(hits.mean()) - reported) > 1e-12:
+        return Unavailable(f"{run.label}: {benchmark}: the saved hits do not reproduce the reported {metric}")
+    r = bootstrap_ci(
+        lambda idx: hits[idx].mean(), identity, n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha
+    )
+    return Interval(
+        run.label,
+        benchmark,
+        metric,
+        reported,
+        r.low,
+        r.high,
+        1 - settings.alpha,
+        f"identity bootstrap: {r.n_clusters} FaceScrub identities ({hits.size:,} trials) drawn with replacement, "
+        "each with all its trials' rank-1 hits",
+        settings.n_boot,
+        settings.seed,
+    )
+
+
 # ------------------------------------------------------------------------------------------- tests
 
 
@@ -454,8 +499,10 @@ def paired_tests(
             out[m] = _rank1_test(a, b, benchmark, va, vb, settings)
         elif head == "tpir_at_fpir" and kind == "ijb_1n":
             out[m] = _tpir_test(a, b, benchmark, m, va, vb, settings)
+        elif head == "rank1" and kind == "megaface":
+            out[m] = _megaface_rank1_test(a, b, benchmark, m, va, vb, settings)
         elif kind == "megaface":
-            out[m] = Unavailable("MegaFace saves no per-trial arrays, so no paired test")
+            out[m] = Unavailable("MegaFace TAR@FAR keeps only the top impostor scores, so no paired test")
         else:
             out[m] = Unavailable(f"no paired test is defined for {benchmark} {m}")
     return out
@@ -586,4 +633,37 @@ def _rank1_test(
         r.p_value,
         settings.alpha,
         f"{only_a} hits only in {a.label}, {only_b} only in {b.label}",
+    )
+
+
+def _megaface_rank1_test(
+    a: Run, b: Run, benchmark: str, metric: str, va: float, vb: float, settings: StatsSettings
+) -> PairedTest | Unavailable:
+    fa, fb = _megaface_hits(a, benchmark, metric), _megaface_hits(b, benchmark, metric)
+    if isinstance(fa, Unavailable) or isinstance(fb, Unavailable):
+        return fa if isinstance(fa, Unavailable) else fb  # type: ignore[return-value]
+    (ha, ia), (hb, ib) = fa, fb
+    if not np.array_equal(ia, ib):
+        return Unavailable("the runs' trials differ")
+    rules = [tuple(run.entry(benchmark)["rules"].get(k) for k in ("noise", "tie_rule")) for run in (a, b)]  # type: ignore[index]
+    if rules[0] != rules[1]:
+        return Unavailable(f"different noise / tie rules ({rules[0]} vs {rules[1]})")
+    r = paired_bootstrap(
+        lambda idx: ha[idx].mean(), lambda idx: hb[idx].mean(), ia,
+        n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha,
+    )
+    only_a, only_b = int(np.count_nonzero(ha & ~hb)), int(np.count_nonzero(~ha & hb))
+    return PairedTest(
+        benchmark,
+        metric,
+        a.label,
+        b.label,
+        va,
+        vb,
+        f"paired bootstrap of identities (B={settings.n_boot}, seed {settings.seed})",
+        r.p_value,
+        settings.alpha,
+        f"{only_a} trials hit only in {a.label}, {only_b} only in {b.label}",
+        r.low,
+        r.high,
     )
