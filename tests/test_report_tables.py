@@ -73,8 +73,13 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
         "columns": {"tar_at_far.1e-05": "IJB-C TAR@1e-5", "tar_at_far.1e-04": "IJB-C TAR@1e-4"},
     }
     arrays["ijbc"] = {"roc_fpr": fpr, "roc_tpr": tpr, "roc_thresholds": np.linspace(1, 0, fpr.size)}
-    cmc = np.sort(rng.uniform(megaface_rank1, 1, (2, 10)), axis=1)
-    cmc[1, 0] = megaface_rank1
+    # MegaFace trials: 40 identities x 90 trials, rank-1 hits at 1M and (more) at 1K distractors
+    identity = np.repeat(np.arange(40, dtype=np.int32), 90)
+    hits_1m = rng.random(identity.size) < megaface_rank1
+    hits = np.stack([hits_1m | (rng.random(identity.size) < 0.5), hits_1m])
+    cmc = np.sort(rng.uniform(0, 1, (2, 10)), axis=1)
+    cmc[:, 0] = hits.mean(axis=1)
+    cmc[:, 1:] = cmc[:, :1] + (1 - cmc[:, :1]) * np.sort(rng.uniform(0, 1, (2, 9)), axis=1)
     doc["benchmarks"]["megaface"] = {
         "title": "MegaFace",
         "kind": "megaface",
@@ -90,6 +95,8 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
     arrays["megaface"] = {
         "sizes": np.array([1000, 1000000]),
         "cmc": cmc,
+        "rank1_hits": hits,
+        "trial_identity": identity,
         "roc_fpr": fpr,
         "roc_tpr": tpr,
         "roc_thresholds": np.linspace(1, 0, fpr.size),
@@ -293,13 +300,16 @@ def test_significance_is_stated_and_plots_are_written(compared) -> None:
     for name in names:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     tests = list(csv.DictReader(open(out / "tests.csv", encoding="utf-8")))
-    assert {t["metric"] for t in tests} == {"accuracy", "tar_at_far.1e-02"}  # IJB-C/MegaFace: no per-pair arrays
+    # IJB-C: no per-pair arrays; MegaFace: identities resampled for rank-1, no test of TAR@1e-6
+    assert {t["metric"] for t in tests} == {"accuracy", "tar_at_far.1e-02", "rank1.1000000"}
     assert all(t["test"] for t in tests)
     intervals = list(csv.DictReader(open(out / "intervals.csv", encoding="utf-8")))
     ijb = [i for i in intervals if i["benchmark"] == "ijbc" and i["metric"] == "tar_at_far.1e-04"]
     assert ijb and ijb[0]["method"].startswith("Clopper-Pearson") and ijb[0]["low"] == "0.94"
     mega = [i for i in intervals if i["benchmark"] == "megaface"]
-    assert mega and all(i["method"].startswith("none: MegaFace saves no per-trial arrays") for i in mega)
+    methods = {i["metric"]: i["method"] for i in mega}
+    assert methods["rank1.1000000"].startswith("identity bootstrap: 40 FaceScrub identities (3,600 trials)")
+    assert methods["tar_at_far.1e-06"].startswith("none: MegaFace TAR@FAR keeps only the top impostor scores")
 
 
 def test_the_latex_checks_catch_broken_tables(compared) -> None:
