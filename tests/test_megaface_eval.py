@@ -191,6 +191,11 @@ def test_cmc_and_tar_match_integer_counting_on_the_real_lists(world, integer_exp
         np.testing.assert_array_equal(np.bincount(identity, weights=hits).astype(np.int64),
                                       expected["rank1_by_identity"][tie])
         np.testing.assert_array_equal(np.bincount(identity), expected["trials_by_identity"])
+    # the genuine pairs accepted at the largest list's threshold: as many as the integer TAR counts
+    accepted = result.arrays["genuine_accepted"]
+    assert accepted.size == 76817 and int(accepted.sum()) == round(integer_expectations[100000]["tar"] * 76817)
+    assert np.array_equal(np.bincount(result.arrays["genuine_identity"]),
+                          np.bincount(world.labels) * (np.bincount(world.labels) - 1) // 2)
     assert integer_expectations[100000][">="][0] > integer_expectations[100000][">"][0]  # ties exist
     assert result.counts["n_trials"] == 153634 and result.counts["n_genuine_pairs"] == 76817
     assert result.rules["tie_rule"] == tie and result.rules["noise"] == "none"

@@ -243,8 +243,10 @@ def test_settings_are_checked(bad: int) -> None:
         StatsSettings(alpha=1.5)
 
 
-def megaface_run(label: str, hits: np.ndarray, identity: np.ndarray, rules: dict | None = None) -> Run:
-    """A MegaFace run as the evaluator writes it: rank-1 hit of each trial at one size, trial identities."""
+def megaface_run(label: str, hits: np.ndarray, identity: np.ndarray, rules: dict | None = None,
+                 accepted: np.ndarray | None = None, pair_identity: np.ndarray | None = None) -> Run:
+    """A MegaFace run as the evaluator writes it: rank-1 hit of each trial at one size, trial identities,
+    and (when given) each genuine pair's acceptance at the TAR@1e-6 threshold with the pair's identity."""
     entry = {
         "title": "MegaFace",
         "kind": "megaface",
@@ -254,6 +256,9 @@ def megaface_run(label: str, hits: np.ndarray, identity: np.ndarray, rules: dict
         "metrics": {"rank1": {"1000000": float(hits.mean())}, "tar_at_far": {"1e-06": 0.5}},
     }
     arrays = {"sizes": np.array([1000000]), "rank1_hits": hits[None, :], "trial_identity": identity}
+    if accepted is not None:
+        entry["metrics"]["tar_at_far"]["1e-06"] = float(accepted.mean())
+        arrays.update(genuine_accepted=accepted, genuine_identity=pair_identity)
     return Run(label, Path("."), {"benchmarks": {"megaface": entry}}, {"megaface": arrays})
 
 
@@ -299,6 +304,21 @@ def test_megaface_paired_test_rejects_a_planted_difference_and_keeps_an_absent_o
     assert "trials differ" in paired_tests(a, other, "megaface", ["rank1.1000000"], settings)["rank1.1000000"].reason
     facexzoo = megaface_run("fx", same, identity, {"noise": "facexzoo", "tie_rule": ">="})
     assert "noise" in paired_tests(a, facexzoo, "megaface", ["rank1.1000000"], settings)["rank1.1000000"].reason
-    # TAR@1e-6 has no interval (only the top impostor scores are kept)
+    # a run saved without per-item outcomes says so
     tar = intervals_for(a, "megaface", ["tar_at_far.1e-06"], settings)["tar_at_far.1e-06"]
-    assert isinstance(tar, Unavailable) and "top impostor" in tar.reason
+    assert isinstance(tar, Unavailable) and "no per-pair verification outcomes" in tar.reason
+
+
+def test_megaface_tar_interval_resamples_identities_at_the_runs_threshold() -> None:
+    rng = np.random.default_rng(9)
+    hits, trial_identity = megaface_trials(rng, rng.beta(9, 1, 80))
+    accepted, identity = megaface_trials(rng, rng.beta(18, 2, 80))
+    run = megaface_run("a", hits, trial_identity, accepted=accepted, pair_identity=identity)
+    it = intervals_for(run, "megaface", ["tar_at_far.1e-06"], StatsSettings(n_boot=300, seed=4))["tar_at_far.1e-06"]
+    assert isinstance(it, Interval) and it.estimate == accepted.mean() and it.low < it.estimate < it.high
+    assert it.method.startswith("identity bootstrap: 80 FaceScrub identities") and "threshold fixed" in it.method
+    # exactly the cluster bootstrap of the acceptances by identity
+    from facebench.metrics.stats import bootstrap_ci
+
+    direct = bootstrap_ci(lambda idx: accepted[idx].mean(), identity, n_boot=300, seed=4)
+    assert (it.low, it.high) == (direct.low, direct.high)

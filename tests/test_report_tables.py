@@ -80,6 +80,8 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
     cmc = np.sort(rng.uniform(0, 1, (2, 10)), axis=1)
     cmc[:, 0] = hits.mean(axis=1)
     cmc[:, 1:] = cmc[:, :1] + (1 - cmc[:, :1]) * np.sort(rng.uniform(0, 1, (2, 9)), axis=1)
+    pair_identity = np.repeat(np.arange(40, dtype=np.int32), 45)
+    accepted = rng.random(pair_identity.size) < 0.97
     doc["benchmarks"]["megaface"] = {
         "title": "MegaFace",
         "kind": "megaface",
@@ -88,7 +90,7 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
         "metrics": {
             "rank1": {"1000": float(cmc[0, 0]), "1000000": float(cmc[1, 0])},
             "cmc": {"1000": cmc[0].tolist(), "1000000": cmc[1].tolist()},
-            "tar_at_far": {"1e-06": 0.97},
+            "tar_at_far": {"1e-06": float(accepted.mean())},
         },
         "columns": {"rank1.1000000": "MegaFace Id", "tar_at_far.1e-06": "MegaFace Ver"},
     }
@@ -97,6 +99,8 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
         "cmc": cmc,
         "rank1_hits": hits,
         "trial_identity": identity,
+        "genuine_accepted": accepted,
+        "genuine_identity": pair_identity,
         "roc_fpr": fpr,
         "roc_tpr": tpr,
         "roc_thresholds": np.linspace(1, 0, fpr.size),
@@ -300,8 +304,8 @@ def test_significance_is_stated_and_plots_are_written(compared) -> None:
     for name in names:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     tests = list(csv.DictReader(open(out / "tests.csv", encoding="utf-8")))
-    # IJB-C: no per-pair arrays; MegaFace: identities resampled for rank-1, no test of TAR@1e-6
-    assert {t["metric"] for t in tests} == {"accuracy", "tar_at_far.1e-02", "rank1.1000000"}
+    # IJB-C: no per-pair arrays; MegaFace: identities resampled
+    assert {t["metric"] for t in tests} == {"accuracy", "tar_at_far.1e-02", "rank1.1000000", "tar_at_far.1e-06"}
     assert all(t["test"] for t in tests)
     intervals = list(csv.DictReader(open(out / "intervals.csv", encoding="utf-8")))
     ijb = [i for i in intervals if i["benchmark"] == "ijbc" and i["metric"] == "tar_at_far.1e-04"]
@@ -309,7 +313,7 @@ def test_significance_is_stated_and_plots_are_written(compared) -> None:
     mega = [i for i in intervals if i["benchmark"] == "megaface"]
     methods = {i["metric"]: i["method"] for i in mega}
     assert methods["rank1.1000000"].startswith("identity bootstrap: 40 FaceScrub identities (3,600 trials)")
-    assert methods["tar_at_far.1e-06"].startswith("none: MegaFace TAR@FAR keeps only the top impostor scores")
+    assert methods["tar_at_far.1e-06"].startswith("identity bootstrap: 40 FaceScrub identities (1,800 genuine pairs)")
 
 
 def test_the_latex_checks_catch_broken_tables(compared) -> None:

@@ -607,6 +607,9 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         # per trial (rows of ``sizes``): rank-1 hit; the identity of the trial (for identity bootstraps)
         "rank1_hits": np.stack([hits[size][:, 0] for size in sizes]),
         "trial_identity": labels[trial_p].astype(np.int32),
+        # per genuine pair: accepted at the largest list's TAR@FAR threshold (score > tau); its identity
+        "genuine_accepted": pair_scores.astype(np.float32) > np.float32(points[largest].threshold),
+        "genuine_identity": labels[pair_i].astype(np.int32),
     }
     extra = {
         "cmc_files": cmc_files,

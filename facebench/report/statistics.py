@@ -19,7 +19,8 @@ Confidence intervals (level 1 - alpha, percentile bootstrap, ``n_boot`` resample
   resampled with replacement; the number of rank-1 hits of a resample of n searches with h hits is
   Binomial(n, h / n), drawn directly; the statistic is the mean over the galleries, as reported.
 - **MegaFace rank-1** (per distractor size): the FaceScrub identities are resampled with replacement, each
-  with all its trials' rank-1 hits (:func:`bootstrap_ci` with the trial identities as clusters).
+  with all its trials' rank-1 hits (:func:`bootstrap_ci` with the trial identities as clusters);
+  **MegaFace TAR@1e-6** likewise over the genuine pairs' acceptances at the run's threshold (held fixed).
 
 Paired tests between two runs of the SAME items (same input files by sha256, same labels):
 
@@ -27,7 +28,8 @@ Paired tests between two runs of the SAME items (same input files by sha256, sam
 - **TAR@FAR**: paired bootstrap of TAR_a - TAR_b (same resamples for both runs, same design as above);
   two-sided p-value ``min(1, 2 min((1 + #(d <= 0)), (1 + #(d >= 0))) / (B + 1))``.
 - **IJB 1:N rank-1**: exact McNemar on the rank-1 hits of the mated searches of both galleries pooled.
-- **MegaFace rank-1**: paired bootstrap of identities (:func:`paired_bootstrap`), same noise and tie rules.
+- **MegaFace rank-1, TAR@1e-6**: paired bootstrap of identities (:func:`paired_bootstrap`), same noise and tie
+  rules.
 
 A difference is significant when p < alpha. No correction for multiple comparisons is applied; alpha is
 per test and stated with every table.
@@ -201,10 +203,8 @@ def intervals_for(
             out[m] = _rank1_interval(run, benchmark, entry, settings)
         elif head == "tpir_at_fpir" and kind == "ijb_1n":
             out[m] = _tpir_interval(run, benchmark, entry, m, settings)
-        elif head == "rank1" and kind == "megaface":
-            out[m] = _megaface_rank1_interval(run, benchmark, entry, m, settings)
-        elif kind == "megaface":
-            out[m] = Unavailable("MegaFace TAR@FAR keeps only the top impostor scores, so no interval")
+        elif kind == "megaface" and head in ("rank1", "tar_at_far"):
+            out[m] = _megaface_interval(run, benchmark, entry, m, settings)
         else:
             out[m] = Unavailable(f"no interval is defined for {benchmark} {m}")
     return out
@@ -426,43 +426,48 @@ def _tpir_interval(
     )
 
 
-def _megaface_hits(run: Run, benchmark: str, metric: str) -> tuple[np.ndarray, np.ndarray] | Unavailable:
-    """The rank-1 hit of every trial at the size of ``metric`` (``rank1.<size>``) and each trial's identity."""
+def _megaface_outcomes(run: Run, benchmark: str, metric: str) -> tuple[np.ndarray, np.ndarray, str] | Unavailable:
+    """The per-item outcomes behind a MegaFace value and each item's FaceScrub identity, and what they are.
+
+    ``rank1.<size>``: the rank-1 hit of every identification trial at that distractor size.
+    ``tar_at_far.1e-06``: whether each genuine pair scores above the run's threshold at the largest size.
+    """
     parts = split_path(metric)
     arrays = run.arrays(benchmark)
-    if len(parts) != 2 or not all(k in arrays for k in ("sizes", "rank1_hits", "trial_identity")):
-        return Unavailable(f"{run.label}: {benchmark} has no per-trial rank-1 hits saved (rerun it with this version of facebench)")
-    rows = np.flatnonzero(np.asarray(arrays["sizes"]) == int(parts[1]))
-    if rows.size != 1:
-        return Unavailable(f"{run.label}: {benchmark} has no trials saved for {parts[1]} distractors")
-    return np.asarray(arrays["rank1_hits"][rows[0]], dtype=bool), np.asarray(arrays["trial_identity"])
+    again = "rerun it with this version of facebench"
+    if parts[0] == "rank1":
+        if len(parts) != 2 or not all(k in arrays for k in ("sizes", "rank1_hits", "trial_identity")):
+            return Unavailable(f"{run.label}: {benchmark} has no per-trial rank-1 hits saved ({again})")
+        rows = np.flatnonzero(np.asarray(arrays["sizes"]) == int(parts[1]))
+        if rows.size != 1:
+            return Unavailable(f"{run.label}: {benchmark} has no trials saved for {parts[1]} distractors")
+        return np.asarray(arrays["rank1_hits"][rows[0]], dtype=bool), np.asarray(arrays["trial_identity"]), "trials"
+    if not all(k in arrays for k in ("genuine_accepted", "genuine_identity")):
+        return Unavailable(f"{run.label}: {benchmark} has no per-pair verification outcomes saved ({again})")
+    return np.asarray(arrays["genuine_accepted"], dtype=bool), np.asarray(arrays["genuine_identity"]), "genuine pairs"
 
 
-def _megaface_rank1_interval(
+def _megaface_interval(
     run: Run, benchmark: str, entry: dict[str, Any], metric: str, settings: StatsSettings
 ) -> Interval | Unavailable:
-    found = _megaface_hits(run, benchmark, metric)
+    found = _megaface_outcomes(run, benchmark, metric)
     if isinstance(found, Unavailable):
         return found
-    hits, identity = found
+    outcomes, identity, items = found
     reported = metric_value(entry.get("metrics", {}), metric)
-    if reported is None or abs(float(hits.mean()) - reported) > 1e-12:
-        return Unavailable(f"{run.label}: {benchmark}: the saved hits do not reproduce the reported {metric}")
+    if reported is None or abs(float(outcomes.mean()) - reported) > 1e-12:
+        return Unavailable(f"{run.label}: {benchmark}: the saved outcomes do not reproduce the reported {metric}")
     r = bootstrap_ci(
-        lambda idx: hits[idx].mean(), identity, n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha
+        lambda idx: outcomes[idx].mean(), identity, n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha
     )
+    method = (
+        f"identity bootstrap: {r.n_clusters} FaceScrub identities ({outcomes.size:,} {items}) drawn with "
+        f"replacement, each with all its {items}"
+    )
+    if items == "genuine pairs":
+        method += "; threshold fixed at the run's (its error from the billions of impostor pairs not included)"
     return Interval(
-        run.label,
-        benchmark,
-        metric,
-        reported,
-        r.low,
-        r.high,
-        1 - settings.alpha,
-        f"identity bootstrap: {r.n_clusters} FaceScrub identities ({hits.size:,} trials) drawn with replacement, "
-        "each with all its trials' rank-1 hits",
-        settings.n_boot,
-        settings.seed,
+        run.label, benchmark, metric, reported, r.low, r.high, 1 - settings.alpha, method, settings.n_boot, settings.seed
     )
 
 
@@ -499,10 +504,8 @@ def paired_tests(
             out[m] = _rank1_test(a, b, benchmark, va, vb, settings)
         elif head == "tpir_at_fpir" and kind == "ijb_1n":
             out[m] = _tpir_test(a, b, benchmark, m, va, vb, settings)
-        elif head == "rank1" and kind == "megaface":
-            out[m] = _megaface_rank1_test(a, b, benchmark, m, va, vb, settings)
-        elif kind == "megaface":
-            out[m] = Unavailable("MegaFace TAR@FAR keeps only the top impostor scores, so no paired test")
+        elif kind == "megaface" and head in ("rank1", "tar_at_far"):
+            out[m] = _megaface_test(a, b, benchmark, m, va, vb, settings)
         else:
             out[m] = Unavailable(f"no paired test is defined for {benchmark} {m}")
     return out
@@ -636,23 +639,24 @@ def _rank1_test(
     )
 
 
-def _megaface_rank1_test(
+def _megaface_test(
     a: Run, b: Run, benchmark: str, metric: str, va: float, vb: float, settings: StatsSettings
 ) -> PairedTest | Unavailable:
-    fa, fb = _megaface_hits(a, benchmark, metric), _megaface_hits(b, benchmark, metric)
+    fa, fb = _megaface_outcomes(a, benchmark, metric), _megaface_outcomes(b, benchmark, metric)
     if isinstance(fa, Unavailable) or isinstance(fb, Unavailable):
         return fa if isinstance(fa, Unavailable) else fb  # type: ignore[return-value]
-    (ha, ia), (hb, ib) = fa, fb
+    (oa, ia, items), (ob, ib, _) = fa, fb
     if not np.array_equal(ia, ib):
-        return Unavailable("the runs' trials differ")
+        return Unavailable(f"the runs' {items} differ")
     rules = [tuple(run.entry(benchmark)["rules"].get(k) for k in ("noise", "tie_rule")) for run in (a, b)]  # type: ignore[index]
     if rules[0] != rules[1]:
         return Unavailable(f"different noise / tie rules ({rules[0]} vs {rules[1]})")
     r = paired_bootstrap(
-        lambda idx: ha[idx].mean(), lambda idx: hb[idx].mean(), ia,
+        lambda idx: oa[idx].mean(), lambda idx: ob[idx].mean(), ia,
         n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha,
     )
-    only_a, only_b = int(np.count_nonzero(ha & ~hb)), int(np.count_nonzero(~ha & hb))
+    what = "hit" if items == "trials" else "accepted"
+    only_a, only_b = int(np.count_nonzero(oa & ~ob)), int(np.count_nonzero(~oa & ob))
     return PairedTest(
         benchmark,
         metric,
@@ -663,7 +667,7 @@ def _megaface_rank1_test(
         f"paired bootstrap of identities (B={settings.n_boot}, seed {settings.seed})",
         r.p_value,
         settings.alpha,
-        f"{only_a} trials hit only in {a.label}, {only_b} only in {b.label}",
+        f"{only_a} {items} {what} only in {a.label}, {only_b} only in {b.label}",
         r.low,
         r.high,
     )
