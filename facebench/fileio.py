@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -78,11 +79,26 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
     write_bytes(path, buffer.getvalue())
 
 
+#: Floating-point arrays of at least this many bytes are stored in an ``.npz`` without deflate: their
+#: mantissas barely compress (IJB-C's 15.6M float64 pair scores: 5%) and deflating them takes seconds.
+STORED_FLOAT_BYTES = 1 << 20
+
+
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    """Save arrays in a compressed ``.npz`` atomically."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    write_bytes(path, buffer.getvalue())
+    """Save arrays in an ``.npz`` (what ``np.load`` reads) atomically, streamed into the file.
+
+    Members are deflated at level 1 (IJB-C's template-id columns: 3 s at zlib's default level 6, 0.6 s at
+    level 1, for 17% more bytes), except floating-point arrays of ``STORED_FLOAT_BYTES`` or more, which are
+    stored as they are.
+    """
+    with atomic_open(path, "wb") as handle, zipfile.ZipFile(handle, "w", allowZip64=True) as archive:
+        for name, value in arrays.items():
+            array = np.asanyarray(value)
+            stored = array.dtype.kind == "f" and array.nbytes >= STORED_FLOAT_BYTES
+            archive.compression = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            archive.compresslevel = None if stored else 1
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:

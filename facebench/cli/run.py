@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-features", type=Path, help="write the evaluated embeddings (FILE.npy or DIR)")
     p.add_argument("--save-pair-scores", action="store_true",
                    help="IJB 1:1: also keep every pair's score, label and template ids in <benchmark>.npz (IJB-C: "
-                   "about 250 MB), so that report and compare bootstrap templates and test TAR differences")
+                   "about 160 MB), so that report and compare bootstrap templates and test TAR differences")
     add_model_arguments(p)
     g = p.add_argument_group("rules")
     g.add_argument("--kfold-rule", choices=("insightface", "facexzoo"), default="insightface")
