@@ -199,14 +199,42 @@ def folder_benchmark(path: str | Path) -> Benchmark:
     )
 
 
-def select(names: str, specs: Mapping[str, Benchmark]) -> list[Benchmark]:
-    """Resolve ``--benchmark`` text: comma list of names, ``all-<group>`` / ``all`` and ``folder:PATH`` (your
-    own identity folder, :func:`folder_benchmark`); order kept, no repeats."""
+def spec_overrides(name: str, file_overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """The ``ROLE -> PATH`` overrides of benchmark ``name`` among ``--file NAME.ROLE=PATH`` items."""
+    prefix = f"{name}."
+    return {k[len(prefix):]: v for k, v in (file_overrides or {}).items() if k.startswith(prefix)}
+
+
+def found(
+    specs: Mapping[str, Benchmark], data_root: str | Path, file_overrides: Mapping[str, str] | None = None
+) -> list[Benchmark]:
+    """The benchmarks of ``specs`` with a complete distribution under ``data_root`` (:func:`locate`)."""
+    return [s for s in specs.values() if not isinstance(locate(s, data_root, spec_overrides(s.name, file_overrides)), list)]
+
+
+def select(
+    names: str,
+    specs: Mapping[str, Benchmark],
+    data_root: str | Path | None = None,
+    file_overrides: Mapping[str, str] | None = None,
+) -> list[Benchmark]:
+    """Resolve ``--benchmark`` text: comma list of names, ``all-<group>`` / ``all``, ``found`` (every
+    benchmark whose files are under ``data_root``, :func:`found`) and ``folder:PATH`` (your own identity
+    folder, :func:`folder_benchmark`); order kept, no repeats."""
     chosen: list[Benchmark] = []
     for token in (t.strip() for t in names.split(",")):
         if not token:
             continue
-        if token.startswith("folder:"):
+        if token == "found":
+            if data_root is None:
+                raise FacebenchError("--benchmark found looks for benchmark files under --data-root; give it")
+            group = found(specs, data_root, file_overrides)
+            if not group:
+                raise FacebenchError(
+                    f"no benchmark files found under {Path(data_root).resolve()} (the layout of each benchmark: "
+                    "`facebench benchmarks NAME`); set --data-root, or name benchmarks with --benchmark"
+                )
+        elif token.startswith("folder:"):
             if not token[len("folder:"):]:
                 raise FacebenchError("--benchmark folder:PATH needs a folder path after 'folder:'")
             group = [folder_benchmark(token[len("folder:"):])]
@@ -231,33 +259,41 @@ def select(names: str, specs: Mapping[str, Benchmark]) -> list[Benchmark]:
     return chosen
 
 
-def resolve_source(
+def locate(
     spec: Benchmark, data_root: str | Path, overrides: Mapping[str, str] | None = None
-) -> tuple[Source, dict[str, Path]]:
-    """The first source whose required files exist under ``data_root`` (after ``ROLE=PATH`` overrides).
-
-    Returns the source and its files as absolute paths (optional roles that are absent are left out).
-    When no source is complete, the error lists what each source looked for.
-    """
+) -> tuple[Source, dict[str, Path]] | list[str]:
+    """The first source whose required files exist under ``data_root`` (after ``ROLE=PATH`` overrides) with
+    its files as absolute paths (absent optional roles left out); or, when no source is complete, what each
+    source lacks (``"<reader>: missing role=path, ..."``)."""
     root = Path(data_root)
     overrides = dict(overrides or {})
     reasons = []
     for src in spec.sources:
-        found: dict[str, Path] = {}
+        present: dict[str, Path] = {}
         missing = []
         for role, rel in src.files.items():
             path = Path(overrides[role]) if role in overrides else root / rel
             if path.exists():
-                found[role] = path
+                present[role] = path
             elif role not in src.optional:
                 missing.append(f"{role}={path}")
         if not missing:
-            return src, found
+            return src, present
         reasons.append(f"{src.reader}: missing {', '.join(missing)}")
-    raise FacebenchError(
-        f"{spec.name}: no complete distribution under {root}: " + "; ".join(reasons)
-        + " (set --data-root, or point at a file with --file ROLE=PATH)"
-    )
+    return reasons
+
+
+def resolve_source(
+    spec: Benchmark, data_root: str | Path, overrides: Mapping[str, str] | None = None
+) -> tuple[Source, dict[str, Path]]:
+    """:func:`locate`, or an error listing what each source looked for."""
+    located = locate(spec, data_root, overrides)
+    if isinstance(located, list):
+        raise FacebenchError(
+            f"{spec.name}: no complete distribution under {Path(data_root)}: " + "; ".join(located)
+            + " (set --data-root, or point at a file with --file ROLE=PATH)"
+        )
+    return located
 
 
 def check_checksum(spec: Benchmark, role: str, path: Path, sha256: str) -> str | None:

@@ -29,7 +29,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
     Returns the results document and the exit status (0 all benchmarks ran, 1 some failed).
     """
     specs = load_benchmarks()
-    chosen = select(settings.benchmarks, specs)
+    chosen = select(settings.benchmarks, specs, settings.data_root, settings.file_overrides)
     calibrate_on = settings.options.get("calibrate_on") or None
     if calibrate_on:
         chosen, calibrate_on = calibration_first(chosen, calibrate_on, specs)
@@ -39,8 +39,9 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         raise FacebenchError(f"--features: {settings.features} does not exist")
     if settings.features is not None and settings.features.is_file() and len(chosen) > 1:
         raise FacebenchError(
-            "--features FILE.npy holds one benchmark's features; for several benchmarks give a directory "
-            "with <benchmark>.npy files"
+            f"--features FILE.npy holds one benchmark's features, but {len(chosen)} are selected "
+            f"({', '.join(s.name for s in chosen)}): name one with --benchmark, or give a directory with "
+            "<benchmark>.npy files"
         )
     distributed = init_distributed_from_env()
     rank = _rank() if distributed else 0

@@ -48,6 +48,23 @@ def test_select_groups_lists_and_suggestions() -> None:
         select("all-nothing", specs)
 
 
+def test_found_selects_the_benchmarks_whose_files_are_present(tmp_path) -> None:
+    specs = load_benchmarks()
+    with pytest.raises(FacebenchError, match="no benchmark files found under"):
+        select("found", specs, tmp_path)
+    with pytest.raises(FacebenchError, match="--data-root"):
+        select("found", specs)
+    (tmp_path / "cplfw.bin").write_bytes(b"")
+    (tmp_path / "lfw").mkdir()
+    (tmp_path / "lfw" / "pairs.txt").write_text("10\t300\n")  # the original distribution counts too
+    assert [s.name for s in select("found", specs, tmp_path)] == ["lfw", "cplfw"]  # registry order
+    elsewhere = tmp_path / "x" / "agedb.bin"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"")
+    chosen = select("found,ijbc", specs, tmp_path, {"agedb_30.pack": str(elsewhere), "lfw.pack": "/nowhere"})
+    assert [s.name for s in chosen] == ["lfw", "agedb_30", "cplfw", "ijbc"]
+
+
 def test_resolve_source_takes_the_first_complete_distribution(tmp_path) -> None:
     spec = load_benchmarks()["lfw"]
     with pytest.raises(FacebenchError) as info:
@@ -80,3 +97,16 @@ def test_real_lfw_pairs_file_has_the_known_checksum(protocol_files) -> None:
 
     spec = load_benchmarks()["lfw"]
     assert sha256_file(protocol_files / "lfw" / "pairs.txt") in spec.checksums["pairs"]
+
+
+def test_benchmarks_command_says_what_the_data_root_holds(tmp_path, capsys) -> None:
+    from facebench.cli import main
+
+    (tmp_path / "cplfw.bin").write_bytes(b"")
+    assert main(["benchmarks", "--data-root", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    status = {lines[i].split()[0]: lines[i + 1].strip() for i in range(0, len(lines), 2)}
+    assert status["cplfw"] == f"found: binpack ({tmp_path / 'cplfw.bin'})"
+    assert status["lfw"].startswith(f"missing: binpack: missing pack={tmp_path / 'lfw.bin'}; lfw_pairs: missing")
+    assert main(["benchmarks", "cplfw", "--data-root", str(tmp_path)]) == 0
+    assert f"under {tmp_path}: found: binpack" in capsys.readouterr().out

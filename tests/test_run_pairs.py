@@ -113,6 +113,17 @@ def test_run_with_features_matches_the_insightface_rule(pack_root: Path, tmp_pat
     assert f"{100 * acc:.2f}" in (out / "table.md").read_text()
 
 
+def test_run_without_benchmark_evaluates_what_the_data_root_holds(pack_root: Path, tmp_path: Path) -> None:
+    feats_dir = tmp_path / "feats"
+    feats_dir.mkdir()
+    np.save(feats_dir / "lfw.npy", np.load(pack_root / "feats.npy"))
+    out = tmp_path / "out"
+    assert main(["-q", "run", "--features", str(feats_dir), "--data-root", str(pack_root), "--out", str(out)]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert list(doc["benchmarks"]) == ["lfw"] and not doc["failed"]
+    assert doc["settings"]["benchmarks"] == "found"
+
+
 def test_features_with_wrong_row_count_is_an_error(pack_root: Path, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((10, 4), np.float32))

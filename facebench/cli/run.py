@@ -52,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "precomputed features on benchmarks, and write results.json, tables and plots.",
     )
     p.add_argument("checkpoint", nargs="?", type=Path, help="model file (omit with --features)")
-    p.add_argument("-b", "--benchmark", required=True,
-                   help="names, comma separated; all-verification, all-ijb, all; folder:PATH for your own identity folder")
+    p.add_argument("-b", "--benchmark", default="found",
+                   help="names, comma separated; all-verification, all-ijb, all; folder:PATH for your own identity "
+                   "folder; found (default): every benchmark whose files are under --data-root")
     p.add_argument("--data-root", type=Path, default=Path("."), help="where the benchmark files are (default .)")
     p.add_argument("--out", type=Path, help="output directory (default reports/<checkpoint name>)")
     p.add_argument("--features", type=Path, help="precomputed features: FILE.npy (one benchmark) or DIR of <name>.npy")

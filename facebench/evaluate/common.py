@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from facebench.benchmarks import Benchmark, check_checksum, resolve_source
+from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec_overrides
 from facebench.errors import FacebenchError
 from facebench.embedder import Embedder
 from facebench.extract import DEFAULT_CHUNK
@@ -88,8 +88,7 @@ class RunContext:
 
     def files(self, spec: Benchmark) -> tuple[str, dict[str, Path]]:
         """Resolve a benchmark's files: (reader name, role -> path), with ``--file name.role=PATH`` overrides."""
-        prefix = f"{spec.name}."
-        overrides = {k[len(prefix):]: v for k, v in self.settings.file_overrides.items() if k.startswith(prefix)}
+        overrides = spec_overrides(spec.name, self.settings.file_overrides)
         source, paths = resolve_source(spec, self.settings.data_root, overrides)
         return source.reader, paths
 
