@@ -333,6 +333,27 @@ def test_pair_naming_an_unknown_template(world: World, tmp_path: Path) -> None:
     assert "ijbc_face_tid_mid.txt" in message
 
 
+def test_mangled_pair_labels_warn_with_the_likely_causes(world: World, tmp_path: Path) -> None:
+    """Labels shuffled against the template ids (the reference scripts once shipped such a list): the run
+    completes, and warns that AUC ~0.5 is implausible, naming the pair list and doctor."""
+    status, doc = run_cli(world, "ijbc", tmp_path / "good")
+    assert status == 0 and doc["benchmarks"]["ijbc"]["metrics"]["auc"] > 0.9
+    assert not any("implausibly low" in w for w in doc["benchmarks"]["ijbc"]["warnings"])
+    root = _copy_world(world, tmp_path / "copy")
+    pairs = root / "IJBC/meta/ijbc_template_pair_label.txt"
+    rows = [line.split(" ") for line in pairs.read_text().splitlines()]
+    labels = np.random.default_rng(0).permutation([r[2] for r in rows])
+    pairs.write_text("".join(f"{a} {b} {c}\n" for (a, b, _), c in zip(rows, labels)))
+    status, doc = run_cli(_moved(world, root), "ijbc", tmp_path / "out")
+    assert status == 0
+    entry = doc["benchmarks"]["ijbc"]
+    assert entry["metrics"]["auc"] < 0.7
+    (warning,) = [w for w in entry["warnings"] if "implausibly low" in w]
+    assert warning.startswith(f"ijbc: AUC {entry['metrics']['auc']:.4f} is implausibly low for this benchmark")
+    assert "ijbc_template_pair_label.txt" in warning and "mangled" in warning
+    assert "facebench doctor CHECKPOINT" in warning  # features given: how to check their extraction
+
+
 def test_malformed_meta_line_fails_the_benchmark(world: World, tmp_path: Path) -> None:
     root = _copy_world(world, tmp_path / "copy")
     tid = root / "IJBC/meta/ijbc_face_tid_mid.txt"
@@ -472,3 +493,15 @@ def test_saved_pair_scores_give_template_bootstrap_and_paired_test(world: World,
     tests = [t for t in csv.DictReader(open(out / "tests.csv", encoding="utf-8")) if t["metric"] == "tar_at_far.1e-04"]
     assert len(tests) == 1 and "bootstrap" in tests[0]["test"], tests
     assert float(tests[0]["p_value"]) < 0.05
+
+
+def test_implausible_warning_points_ijb_users_at_a_verification_set() -> None:
+    from facebench.evaluate.common import implausible_warning
+
+    spec = load_benchmarks()["ijbc"]
+    settings = RunSettings(benchmarks="ijbc", data_root=Path("/data"), out=Path("o"), checkpoint=Path("m.onnx"))
+    text = implausible_warning(spec, RunContext(settings, None, resolve_profile(None)), "AUC 0.5012", "0.9", "a mangled list, and ")
+    assert text.startswith("ijbc: AUC 0.5012 is implausibly low for this benchmark (expected >= 0.9); a mangled")
+    assert text.endswith("run `facebench doctor m.onnx --benchmark lfw --data-root /data` to find the right profile")
+    lfw = implausible_warning(load_benchmarks()["cplfw"], RunContext(settings, None, resolve_profile(None)), "accuracy 55.00%", "80%")
+    assert "--benchmark cplfw --data-root /data" in lfw

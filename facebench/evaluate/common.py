@@ -165,3 +165,21 @@ class RunContext:
         single = target.suffix == ".npy" and self.n_benchmarks == 1
         path = target if single else target / f"{label}.npy"
         save_npy(path, feats)
+
+
+def implausible_warning(spec: Benchmark, ctx: RunContext, finding: str, floor: str, other_cause: str = "") -> str:
+    """The warning for a value (``finding``, e.g. ``accuracy 61.20%``) below the benchmark's plausible
+    ``floor``, naming ``other_cause`` when there is one and pointing at `facebench doctor`."""
+    text = (
+        f"{spec.name}: {finding} is implausibly low for this benchmark (expected >= {floor}); {other_cause}"
+        "the input contract (colour order, normalisation, flip, alignment) is the usual cause: "
+    )
+    checkpoint = ctx.settings.checkpoint
+    if checkpoint is None:
+        return text + "check how the --features were extracted (`facebench doctor CHECKPOINT` finds a model's contract)"
+    # doctor evaluates contracts on a pair-verification set: this one, or LFW for IJB and MegaFace
+    bench = spec.name if spec.kind in ("pairs", "folder") else "lfw"
+    return text + (
+        f"run `facebench doctor {checkpoint} --benchmark {bench} --data-root {ctx.settings.data_root}` "
+        "to find the right profile"
+    )

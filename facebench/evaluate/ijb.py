@@ -29,7 +29,7 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError, where
-from facebench.evaluate.common import BenchmarkResult, RunContext
+from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
 from facebench.evaluate.templates import PooledTemplates, lookup_rows, pool_templates, score_pairs
 from facebench.io import ijb as ijbio
 from facebench.metrics import identification as mident
@@ -131,6 +131,13 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     arrays.update(per_pair)
     del scores
     clock.lap("roc")
+    low = spec.plausible.get("min_auc")
+    if low is not None and metrics["auc"] < low:
+        cause = (f"a pair list whose template ids or labels were mangled gives this (compare the sha256 of "
+                 f"{Path(paths['pairs']).name} in results.json with a fresh copy), and ")
+        w = implausible_warning(spec, ctx, f"AUC {metrics['auc']:.4f}", f"{low:g}", cause)
+        log.warning(w)
+        warnings.append(w)
     rules = {
         "tar_at_far": ctx.settings.tar_rule,
         **feature_rules,

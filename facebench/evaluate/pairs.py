@@ -22,7 +22,7 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
-from facebench.evaluate.common import BenchmarkResult, RunContext
+from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
 from facebench.images import ImageList
 from facebench.io.binpack import read_bin
 from facebench.io.landmarks import read_landmarks
@@ -217,7 +217,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     )
     low = spec.plausible.get("min_accuracy")
     if low is not None and metrics["accuracy"] < low:
-        w = implausible_warning(spec, ctx, metrics["accuracy"], low)
+        w = implausible_warning(spec, ctx, f"accuracy {metrics['accuracy']:.2%}", f"{low:.0%}")
         log.warning(w)
         warnings.append(w)
     rules = {
@@ -236,21 +236,6 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         warnings=warnings,
         arrays=arrays,
         extra={"reader": data.reader, "images": _image_source(paths)},
-    )
-
-
-def implausible_warning(spec: Benchmark, ctx: RunContext, accuracy: float, low: float) -> str:
-    """The warning for an accuracy below the benchmark's plausible floor, pointing at `facebench doctor`."""
-    text = (
-        f"{spec.name}: accuracy {accuracy:.2%} is implausibly low for this benchmark (expected >= {low:.0%}); "
-        "the input contract (colour order, normalisation, flip, alignment) is the usual cause: "
-    )
-    checkpoint = ctx.settings.checkpoint
-    if checkpoint is None:
-        return text + "check how the --features were extracted (`facebench doctor CHECKPOINT` finds a model's contract)"
-    return text + (
-        f"run `facebench doctor {checkpoint} --benchmark {spec.name} --data-root {ctx.settings.data_root}` "
-        "to find the right profile"
     )
 
 
