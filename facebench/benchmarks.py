@@ -209,7 +209,10 @@ def found(
     specs: Mapping[str, Benchmark], data_root: str | Path, file_overrides: Mapping[str, str] | None = None
 ) -> list[Benchmark]:
     """The benchmarks of ``specs`` with a complete distribution under ``data_root`` (:func:`locate`)."""
-    return [s for s in specs.values() if not isinstance(locate(s, data_root, spec_overrides(s.name, file_overrides)), list)]
+    return [
+        s for s in specs.values()
+        if not isinstance(locate(s, data_root, spec_overrides(s.name, file_overrides)), list)
+    ]
 
 
 def select(

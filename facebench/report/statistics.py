@@ -158,7 +158,9 @@ class Designs:
 def _pair_arrays(run: Run, benchmark: str) -> tuple[np.ndarray, np.ndarray] | Unavailable:
     arrays = run.arrays(benchmark)
     if "scores" not in arrays or "labels" not in arrays:
-        return Unavailable(f"{run.label}: {benchmark} has no per-pair scores saved (IJB 1:1: facebench run --save-pair-scores)")
+        return Unavailable(
+            f"{run.label}: {benchmark} has no per-pair scores saved (IJB 1:1: facebench run --save-pair-scores)"
+        )
     scores, labels = arrays["scores"], np.asarray(arrays["labels"], dtype=bool)
     if scores.shape != labels.shape:
         return Unavailable(f"{run.label}: {benchmark}: {scores.size} scores for {labels.size} labels")
@@ -467,7 +469,16 @@ def _megaface_interval(
     if items == "genuine pairs":
         method += "; threshold fixed at the run's (its error from the billions of impostor pairs not included)"
     return Interval(
-        run.label, benchmark, metric, reported, r.low, r.high, 1 - settings.alpha, method, settings.n_boot, settings.seed
+        run.label,
+        benchmark,
+        metric,
+        reported,
+        r.low,
+        r.high,
+        1 - settings.alpha,
+        method,
+        settings.n_boot,
+        settings.seed,
     )
 
 
@@ -648,7 +659,10 @@ def _megaface_test(
     (oa, ia, items), (ob, ib, _) = fa, fb
     if not np.array_equal(ia, ib):
         return Unavailable(f"the runs' {items} differ")
-    rules = [tuple(run.entry(benchmark)["rules"].get(k) for k in ("noise", "tie_rule")) for run in (a, b)]  # type: ignore[index]
+    rules = [
+        tuple(run.entry(benchmark)["rules"].get(k) for k in ("noise", "tie_rule"))  # type: ignore[index]
+        for run in (a, b)
+    ]
     if rules[0] != rules[1]:
         return Unavailable(f"different noise / tie rules ({rules[0]} vs {rules[1]})")
     r = paired_bootstrap(

@@ -127,7 +127,8 @@ class EventFileWriter:
     def add_scalars(self, step: int, scalars: dict[str, float]) -> None:
         """One event holding every ``tag: value`` of ``scalars`` at ``step``."""
         if scalars:
-            self._handle.write(tfrecord(event_bytes(time.time(), step, scalars={k: float(v) for k, v in scalars.items()})))
+            values = {tag: float(value) for tag, value in scalars.items()}
+            self._handle.write(tfrecord(event_bytes(time.time(), step, scalars=values)))
 
     def flush(self) -> None:
         self._handle.flush()
