@@ -218,7 +218,7 @@ def test_1to1_end_to_end_matches_reference(world: World, tmp_path: Path) -> None
     assert np.array_equal(arrays["roc_fpr"], fpr) and np.array_equal(arrays["roc_tpr"], tpr)
     assert np.max(np.abs(arrays["roc_thresholds"][1:] - thr[1:])) <= 1e-6
     # operating points: counts at the threshold and exact Clopper-Pearson intervals
-    n_gen, n_imp = int(labels.sum()), int((~labels).sum())
+    n_gen = int(labels.sum())
     for key, point in entry["metrics"]["operating_points"].items():
         t = point["threshold"]
         t = np.inf if t is None else t

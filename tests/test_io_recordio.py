@@ -169,7 +169,7 @@ def test_errors(tmp_path):
     lines = good_idx.splitlines()
     lines[1] = lines[1].split("\t")[0] + "\t" + str(int(lines[1].split("\t")[1]) + 4)
     idx.write_text("\n".join(lines) + "\n")
-    with pytest.raises(FacebenchError, match=rf"train\.rec record 2 offset \d+: no RecordIO record starts here \(magic"):
+    with pytest.raises(FacebenchError, match=r"train\.rec record 2 offset \d+: no RecordIO record starts here \(magic"):
         RecordPack(tmp_path).image(1)
     lines[1] = "2"
     idx.write_text("\n".join(lines) + "\n")

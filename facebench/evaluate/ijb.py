@@ -133,7 +133,7 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     clock.lap("roc")
     low = spec.plausible.get("min_auc")
     if low is not None and metrics["auc"] < low:
-        cause = (f"a pair list whose template ids or labels were mangled gives this (compare the sha256 of "
+        cause = ("a pair list whose template ids or labels were mangled gives this (compare the sha256 of "
                  f"{Path(paths['pairs']).name} in results.json with a fresh copy), and ")
         w = implausible_warning(spec, ctx, f"AUC {metrics['auc']:.4f}", f"{low:g}", cause)
         log.warning(w)
