@@ -90,7 +90,7 @@ def test_facebench_demo_end_to_end(suite: Path, tmp_path: Path) -> None:
         methods = {(r["benchmark"], r["metric"]): r["method"] for r in csv.DictReader(handle)}
     assert methods[("demo_megaface", "rank1.1000")].startswith("identity bootstrap: 20 FaceScrub identities (600 trials)")
     assert methods[("demo_verify", "accuracy")].startswith("pair bootstrap")
-    assert methods[("demo_ijb_1n", "rank1")].startswith("bootstrap of the mated searches")
+    assert methods[("demo_ijb_1n", "rank1")].startswith("probe-template bootstrap")
     committed = Path(__file__).resolve().parents[1] / "reports" / "demo" / "results.json"
     if committed.is_file():  # the committed example report is what the command produces
         ref = json.loads(committed.read_text())["benchmarks"]

@@ -170,7 +170,11 @@ def ijb_runs(seed: int = 0) -> tuple[Run, Run]:
             ranks = rng.integers(1, 4, 300) if k == 0 else np.where(rng.random(300) < 0.8, 1, 2)
             mates = rng.normal(0.6, 0.1, 300)
             non = rng.normal(0.2, 0.1, 500)
-            arrays_1n.update({f"{g}_mate_ranks": ranks, f"{g}_mate_scores": mates, f"{g}_nonmated_scores": non})
+            # 800 probe templates: 0-299 mated in G1, 300-599 in G2, 600-799 in neither
+            probe = np.arange(800)
+            mated = (probe < 300) if g == "G1" else (probe >= 300) & (probe < 600)
+            arrays_1n.update({f"{g}_mate_ranks": ranks, f"{g}_mate_scores": mates, f"{g}_nonmated_scores": non,
+                              f"{g}_mated": mated})
             galleries[g] = {"rank1": float(np.mean(ranks == 1))}
             rank1.append(galleries[g]["rank1"])
         tpir = []
@@ -213,6 +217,21 @@ def test_ijb_intervals_use_templates_and_searches() -> None:
     for metric in ("rank1", "tpir_at_fpir.1e-01"):
         assert isinstance(found[metric], Interval), found[metric]
         assert found[metric].low <= found[metric].estimate <= found[metric].high
+    assert found["rank1"].method.startswith("probe-template bootstrap: 800 probe templates")
+    # the joint draw, written out: one draw of the 800 probes per resample, each gallery's mated hits among them
+    arrays = a._arrays["ijbc_1n"]
+    rng = np.random.default_rng(settings.seed)
+    samples = []
+    for _ in range(settings.n_boot):
+        drawn = rng.integers(0, 800, 800)
+        rates = []
+        for g in ("G1", "G2"):
+            hits_by_probe = np.full(800, -1)
+            hits_by_probe[arrays[f"{g}_mated"]] = arrays[f"{g}_mate_ranks"] == 1
+            chosen = hits_by_probe[drawn]
+            rates.append(np.mean(chosen[chosen >= 0]))
+        samples.append(np.mean(rates))
+    assert (found["rank1"].low, found["rank1"].high) == tuple(np.quantile(samples, [0.025, 0.975]))
     tests = paired_tests(a, b, "ijbc_1n", ["rank1", "tpir_at_fpir.1e-01"], settings)
     assert tests["rank1"].significant and "McNemar" in tests["rank1"].test  # 1/3 vs 0.8 rank-1
     assert isinstance(tests["tpir_at_fpir.1e-01"], PairedTest)

@@ -295,6 +295,7 @@ def _standard_1n(
             "n_nonmated": r["n_nonmated"],
             "n_gallery_templates": int(ids.size),
         }
+        arrays[f"{name}_mated"] = r["mated"]  # per probe template (probe order): mated in this gallery
         arrays[f"{name}_mate_ranks"] = r["mate_ranks"]
         arrays[f"{name}_mate_scores"] = r["mate_scores"]
         arrays[f"{name}_nonmated_scores"] = r["nonmated_scores"]

@@ -15,9 +15,10 @@ Confidence intervals (level 1 - alpha, percentile bootstrap, ``n_boot`` resample
   Pair sets resample pairs; a set whose arrays carry ``template1``/``template2`` resamples templates (a
   pair counted ``m(t1) m(t2)`` times). Without per-pair arrays an IJB run's own Clopper-Pearson 95%
   interval of the accepted genuine count is shown, labelled as such (it treats pairs as independent).
-- **IJB 1:N rank-1** (standard rule): per gallery the mated searches (one per probe template) are
-  resampled with replacement; the number of rank-1 hits of a resample of n searches with h hits is
-  Binomial(n, h / n), drawn directly; the statistic is the mean over the galleries, as reported.
+- **IJB 1:N rank-1 and TPIR@FPIR** (standard rule): the probe templates are resampled with replacement,
+  one draw shared by both galleries (a probe is a mated search of one gallery and a non-mated search of the
+  other); per gallery rank-1 of the drawn mated searches, or the threshold re-read from the drawn non-mated
+  searches and TPIR of the drawn mated ones; the statistic is the mean over the galleries, as reported.
 - **MegaFace rank-1** (per distractor size): the FaceScrub identities are resampled with replacement, each
   with all its trials' rank-1 hits (:func:`bootstrap_ci` with the trial identities as clusters);
   **MegaFace TAR@1e-6** likewise over the genuine pairs' acceptances at the run's threshold (held fixed).
@@ -28,6 +29,7 @@ Paired tests between two runs of the SAME items (same input files by sha256, sam
 - **TAR@FAR**: paired bootstrap of TAR_a - TAR_b (same resamples for both runs, same design as above);
   two-sided p-value ``min(1, 2 min((1 + #(d <= 0)), (1 + #(d >= 0))) / (B + 1))``.
 - **IJB 1:N rank-1**: exact McNemar on the rank-1 hits of the mated searches of both galleries pooled.
+- **IJB 1:N TPIR@FPIR**: paired bootstrap of the probe templates (the same draws for both runs).
 - **MegaFace rank-1, TAR@1e-6**: paired bootstrap of identities (:func:`paired_bootstrap`), same noise and tie
   rules.
 
@@ -312,17 +314,17 @@ def _stored_tar_interval(
 
 
 def _rank1_interval(run: Run, benchmark: str, entry: dict[str, Any], settings: StatsSettings) -> Interval | Unavailable:
-    hits = _rank1_hits(run, benchmark, entry)
-    if isinstance(hits, Unavailable):
-        return hits
+    searches = _searches(run, benchmark, entry)
+    if isinstance(searches, Unavailable):
+        return searches
     reported = metric_value(entry.get("metrics", {}), "rank1")
-    rates = [h.mean() for h in hits.values()]
-    if reported is None or abs(float(np.mean(rates)) - reported) > 1e-12:
+    if reported is None or abs(float(np.mean([s.hits.mean() for s in searches.values()])) - reported) > 1e-12:
         return Unavailable(f"{run.label}: {benchmark}: the saved mate ranks do not reproduce the reported rank-1")
-    rng = np.random.default_rng(settings.seed)
-    draws = np.mean([rng.binomial(h.size, h.mean(), settings.n_boot) / h.size for h in hits.values()], axis=0)
-    low, high = fast.percentile_interval(draws, settings.alpha)
-    sizes = ", ".join(f"{g} {h.size:,}" for g, h in hits.items())
+    try:
+        samples = _search_samples([searches], settings, lambda s, mated, _: float(s.hits[mated].mean()))
+    except ValueError as exc:
+        return Unavailable(f"{run.label}: {benchmark}: {exc}")
+    low, high = fast.percentile_interval(samples[:, 0], settings.alpha)
     return Interval(
         run.label,
         benchmark,
@@ -331,7 +333,7 @@ def _rank1_interval(run: Run, benchmark: str, entry: dict[str, Any], settings: S
         low,
         high,
         1 - settings.alpha,
-        f"bootstrap of the mated searches per gallery ({sizes}), mean over galleries",
+        f"{_probe_design(searches)}; rank-1 of each gallery's drawn mated searches, mean over galleries",
         settings.n_boot,
         settings.seed,
     )
@@ -355,12 +357,15 @@ def _rank1_hits(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, np
 
 @dataclass(frozen=True)
 class _Searches:
-    """One gallery's open-set searches: rank-1 hit and mate score of each mated search, best score of each
-    non-mated search."""
+    """One gallery's open-set searches in probe order: rank-1 hit and mate score of each mated search, best
+    score of each non-mated search, and for each probe template the index of its search among the mated
+    (``mated_pos``) or the non-mated ones (``nonmated_pos``), -1 where it is of the other kind."""
 
     hits: np.ndarray
     mate_scores: np.ndarray
     nonmated: np.ndarray
+    mated_pos: np.ndarray
+    nonmated_pos: np.ndarray
 
 
 def _searches(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, _Searches] | Unavailable:
@@ -370,34 +375,64 @@ def _searches(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, _Sea
     arrays = run.arrays(benchmark)
     out = {}
     for name, h in hits.items():
-        mates, non = arrays.get(f"{name}_mate_scores"), arrays.get(f"{name}_nonmated_scores")
+        mates, non, mated = (arrays.get(f"{name}_{k}") for k in ("mate_scores", "nonmated_scores", "mated"))
         if mates is None or non is None or np.asarray(mates).shape != h.shape or np.asarray(non).size == 0:
             return Unavailable(f"{run.label}: {benchmark} has no mate / non-mated scores saved for {name}")
-        out[name] = _Searches(h, np.asarray(mates), np.sort(np.asarray(non)))
+        if mated is None or np.count_nonzero(mated) != h.size or np.count_nonzero(~np.asarray(mated)) != non.size:
+            return Unavailable(
+                f"{run.label}: {benchmark} does not say which probe made each search of {name} "
+                "(rerun it with this version of facebench)"
+            )
+        mated = np.asarray(mated, dtype=bool)
+        mated_pos = np.full(mated.size, -1, dtype=np.int64)
+        mated_pos[mated] = np.arange(h.size)
+        nonmated_pos = np.full(mated.size, -1, dtype=np.int64)
+        nonmated_pos[~mated] = np.arange(non.size)
+        out[name] = _Searches(h, np.asarray(mates), np.asarray(non), mated_pos, nonmated_pos)
+    if len({s.mated_pos.size for s in out.values()}) != 1:
+        return Unavailable(f"{run.label}: {benchmark}: the galleries were searched by different probe lists")
     return out
+
+
+def _probe_design(searches: dict[str, _Searches]) -> str:
+    n_probes = next(iter(searches.values())).mated_pos.size
+    return (
+        f"probe-template bootstrap: {n_probes:,} probe templates drawn with replacement, the same draw for every "
+        "gallery"
+    )
 
 
 def _tpir(s: _Searches, fpir: float, mated: np.ndarray | None = None, nonmated: np.ndarray | None = None) -> float:
     """TPIR at ``fpir`` (the evaluator's rule): threshold = the lowest non-mated score value whose FPIR is
-    still <= the target; TPIR = share of mated searches with the mate at rank 1 and score >= threshold."""
-    non = s.nonmated if nonmated is None else np.sort(s.nonmated[nonmated])
+    still <= the target; TPIR = share of mated searches with the mate at rank 1 and score >= threshold.
+    ``mated`` / ``nonmated``: indices of a resample (all searches when None)."""
+    non = np.sort(s.nonmated if nonmated is None else s.nonmated[nonmated])
     t = threshold_at_far(non, fpir)
     hits, mates = (s.hits, s.mate_scores) if mated is None else (s.hits[mated], s.mate_scores[mated])
     return float(np.count_nonzero(hits & (mates >= t)) / hits.size)
 
 
-def _tpir_samples(searches: Sequence[dict[str, _Searches]], fpir: float, settings: StatsSettings) -> np.ndarray:
-    """Resampled mean-over-galleries TPIR of each run in ``searches``, the same resamples for every run:
-    per gallery the mated and the non-mated searches are drawn with replacement, separately."""
+def _search_samples(
+    runs: Sequence[dict[str, _Searches]],
+    settings: StatsSettings,
+    statistic: Any,
+) -> np.ndarray:
+    """``statistic(searches, mated, nonmated)`` averaged over the galleries, for each run and resample: the
+    probe templates are drawn with replacement (one draw per resample, shared by every gallery and every
+    run), each drawn probe bringing its search of each gallery, mated or not."""
     rng = np.random.default_rng(settings.seed)
-    first = searches[0]
-    samples = np.empty((settings.n_boot, len(searches)))
+    first = runs[0]
+    n_probes = next(iter(first.values())).mated_pos.size
+    samples = np.empty((settings.n_boot, len(runs)))
     for b in range(settings.n_boot):
+        drawn = rng.integers(0, n_probes, n_probes)
         per_gallery = []
         for name, s in first.items():
-            mated = rng.integers(0, s.hits.size, s.hits.size)
-            nonmated = rng.integers(0, s.nonmated.size, s.nonmated.size)
-            per_gallery.append([_tpir(run[name], fpir, mated, nonmated) for run in searches])
+            mated, nonmated = s.mated_pos[drawn], s.nonmated_pos[drawn]
+            mated, nonmated = mated[mated >= 0], nonmated[nonmated >= 0]
+            if mated.size == 0 or nonmated.size == 0:
+                raise ValueError(f"a resample drew no mated or no non-mated search of {name}: too few probes")
+            per_gallery.append([statistic(run[name], mated, nonmated) for run in runs])
         samples[b] = np.mean(per_gallery, axis=0)
     return samples
 
@@ -412,7 +447,11 @@ def _tpir_interval(
     reported = metric_value(entry.get("metrics", {}), metric)
     if reported is None or abs(float(np.mean([_tpir(s, fpir) for s in searches.values()])) - reported) > 1e-12:
         return Unavailable(f"{run.label}: {benchmark}: the saved searches do not reproduce the reported {metric}")
-    low, high = fast.percentile_interval(_tpir_samples([searches], fpir, settings)[:, 0], settings.alpha)
+    try:
+        samples = _search_samples([searches], settings, lambda s, mated, nonmated: _tpir(s, fpir, mated, nonmated))
+    except ValueError as exc:
+        return Unavailable(f"{run.label}: {benchmark}: {exc}")
+    low, high = fast.percentile_interval(samples[:, 0], settings.alpha)
     return Interval(
         run.label,
         benchmark,
@@ -421,8 +460,8 @@ def _tpir_interval(
         low,
         high,
         1 - settings.alpha,
-        "stratified bootstrap: per gallery the mated and the non-mated searches resampled separately "
-        "(threshold re-read from the resampled non-mated scores), mean over galleries",
+        f"{_probe_design(searches)}; threshold re-read from each gallery's drawn non-mated searches, TPIR of "
+        "its drawn mated searches, mean over galleries",
         settings.n_boot,
         settings.seed,
     )
@@ -606,7 +645,13 @@ def _tpir_test(
         sa[g].hits.shape != sb[g].hits.shape or sa[g].nonmated.shape != sb[g].nonmated.shape for g in sa
     ):
         return Unavailable("the runs' searches differ")
-    samples = _tpir_samples([sa, sb], float(split_path(metric)[1]), settings)
+    if any(not np.array_equal(sa[g].mated_pos, sb[g].mated_pos) for g in sa):
+        return Unavailable("the runs' probes are not mated in the same galleries")
+    fpir = float(split_path(metric)[1])
+    try:
+        samples = _search_samples([sa, sb], settings, lambda s, mated, nonmated: _tpir(s, fpir, mated, nonmated))
+    except ValueError as exc:
+        return Unavailable(str(exc))
     d = samples[:, 0] - samples[:, 1]
     low, high = fast.percentile_interval(d, settings.alpha)
     return PairedTest(
@@ -616,7 +661,7 @@ def _tpir_test(
         b.label,
         va,
         vb,
-        f"paired stratified bootstrap of searches (B={settings.n_boot}, seed {settings.seed})",
+        f"paired bootstrap of probe templates (B={settings.n_boot}, seed {settings.seed})",
         fast.two_sided_p(d),
         settings.alpha,
         "",
