@@ -124,6 +124,16 @@ class Unavailable:
 # ------------------------------------------------------------------------------------------- helpers
 
 
+def _bootstrap_interval(
+    run: Run, benchmark: str, metric: str, reported: float, low: float, high: float, method: str,
+    settings: StatsSettings,
+) -> Interval:
+    """A bootstrap interval at level 1 - alpha with the resampling settings that drew it."""
+    return Interval(
+        run.label, benchmark, metric, reported, low, high, 1 - settings.alpha, method, settings.n_boot, settings.seed
+    )
+
+
 def _far(metric: str) -> float | None:
     head, *tail = split_path(metric)
     if head != "tar_at_far" or not tail:
@@ -239,18 +249,7 @@ def _accuracy_interval(
         statistic, np.arange(correct.size), n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha
     )
     method = f"pair bootstrap of the {n_folds}-fold held-out decisions ({correct.size:,} pairs, thresholds fixed)"
-    return Interval(
-        run.label,
-        benchmark,
-        "accuracy",
-        reported,
-        r.low,
-        r.high,
-        1 - settings.alpha,
-        method,
-        settings.n_boot,
-        settings.seed,
-    )
+    return _bootstrap_interval(run, benchmark, "accuracy", reported, r.low, r.high, method, settings)
 
 
 def _tar_intervals(
@@ -278,17 +277,10 @@ def _tar_intervals(
         if reported is None or r.estimate != reported:
             out[m] = Unavailable(f"{run.label}: {benchmark}: the saved scores do not reproduce the reported {m}")
             continue
-        out[m] = Interval(
-            run.label,
-            benchmark,
-            m,
-            reported,
-            r.low,
-            r.high,
-            1 - settings.alpha,
+        out[m] = _bootstrap_interval(
+            run, benchmark, m, reported, r.low, r.high,
             f"{design.description}; TAR re-read by rule {rule}",
-            settings.n_boot,
-            settings.seed,
+            settings,
         )
     return out
 
@@ -325,17 +317,10 @@ def _rank1_interval(run: Run, benchmark: str, entry: dict[str, Any], settings: S
     except ValueError as exc:
         return Unavailable(f"{run.label}: {benchmark}: {exc}")
     low, high = fast.percentile_interval(samples[:, 0], settings.alpha)
-    return Interval(
-        run.label,
-        benchmark,
-        "rank1",
-        reported,
-        low,
-        high,
-        1 - settings.alpha,
+    return _bootstrap_interval(
+        run, benchmark, "rank1", reported, low, high,
         f"{_probe_design(searches)}; rank-1 of each gallery's drawn mated searches, mean over galleries",
-        settings.n_boot,
-        settings.seed,
+        settings,
     )
 
 
@@ -452,18 +437,11 @@ def _tpir_interval(
     except ValueError as exc:
         return Unavailable(f"{run.label}: {benchmark}: {exc}")
     low, high = fast.percentile_interval(samples[:, 0], settings.alpha)
-    return Interval(
-        run.label,
-        benchmark,
-        metric,
-        reported,
-        low,
-        high,
-        1 - settings.alpha,
+    return _bootstrap_interval(
+        run, benchmark, metric, reported, low, high,
         f"{_probe_design(searches)}; threshold re-read from each gallery's drawn non-mated searches, TPIR of "
         "its drawn mated searches, mean over galleries",
-        settings.n_boot,
-        settings.seed,
+        settings,
     )
 
 
@@ -507,18 +485,7 @@ def _megaface_interval(
     )
     if items == "genuine pairs":
         method += "; threshold fixed at the run's (its error from the billions of impostor pairs not included)"
-    return Interval(
-        run.label,
-        benchmark,
-        metric,
-        reported,
-        r.low,
-        r.high,
-        1 - settings.alpha,
-        method,
-        settings.n_boot,
-        settings.seed,
-    )
+    return _bootstrap_interval(run, benchmark, metric, reported, r.low, r.high, method, settings)
 
 
 # ------------------------------------------------------------------------------------------- tests
