@@ -291,17 +291,23 @@ def megaface_trials(rng: np.random.Generator, p: np.ndarray) -> tuple[np.ndarray
 def test_megaface_rank1_interval_resamples_identities_and_covers_the_truth() -> None:
     """Identities differ (hit probability ~ Beta with mean 0.9), trials of one identity share it: the identity
     bootstrap's 95% interval covers 0.9 at the stated rate over 200 data sets of 80 identities."""
+    from facebench.metrics.stats import bootstrap_ci
+
     rng = np.random.default_rng(5)
-    covered, reps = 0, 200
+    covered, covered_by_trials, reps = 0, 0, 200
     for rep in range(reps):
         hits, identity = megaface_trials(rng, rng.beta(9, 1, 80))
         run = megaface_run("a", hits, identity)
         it = intervals_for(run, "megaface", ["rank1.1000000"], StatsSettings(n_boot=150, seed=rep))["rank1.1000000"]
         assert isinstance(it, Interval) and it.estimate == hits.mean()
         covered += it.low <= 0.9 <= it.high
+        # the same data resampled trial by trial (as if trials were independent)
+        naive = bootstrap_ci(lambda idx: hits[idx].mean(), np.arange(hits.size), n_boot=150, seed=rep)
+        covered_by_trials += naive.low <= 0.9 <= naive.high
     assert it.method.startswith("identity bootstrap: 80 FaceScrub identities")
     coverage = covered / reps
     assert 0.95 - 3.5 * np.sqrt(0.95 * 0.05 / reps) <= coverage <= 0.995, coverage
+    assert covered_by_trials / reps < 0.6, covered_by_trials / reps  # far too narrow
 
 
 def test_megaface_paired_test_rejects_a_planted_difference_and_keeps_an_absent_one() -> None:
