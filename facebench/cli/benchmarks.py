@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from facebench.benchmarks import Benchmark
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +52,7 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(spec, data_root: Path, overrides: dict[str, str]) -> str:
+def _status(spec: Benchmark, data_root: Path, overrides: dict[str, str]) -> str:
     """``found: <reader> (files)`` or ``missing: <what each distribution lacks>``."""
     from facebench.benchmarks import locate, spec_overrides
 

@@ -101,7 +101,7 @@ def format_report(diagnosis) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from facebench.benchmarks import load_benchmarks, select
+    from facebench.benchmarks import load_benchmarks, select, spec_overrides
     from facebench.cli.run import parse_overrides
     from facebench.doctor import diagnose, load_pair_data
     from facebench.embedder import Embedder, ModelSettings
@@ -128,7 +128,7 @@ def handle(args: argparse.Namespace) -> int:
         ModelSettings(checkpoint=args.checkpoint, arch=args.arch, batch_size=args.batch_size, device=args.device,
                       cache=False, progress=False)
     )
-    data = load_pair_data(spec, data_root, _overrides_for(spec.name, parse_overrides(args.file)),
+    data = load_pair_data(spec, data_root, spec_overrides(spec.name, parse_overrides(args.file)),
                           seed=args.folder_seed, max_pairs=args.folder_pairs)
     diagnosis = diagnose(
         embedder, data, spec, args.pairs, exhaustive=args.exhaustive, min_accuracy=args.min_accuracy,
@@ -146,8 +146,3 @@ def handle(args: argparse.Namespace) -> int:
         path = write_sidecar(args.checkpoint, diagnosis.chosen)
         print(f"sidecar: {path} (profile {diagnosis.verdict['contract']})")
     return 0
-
-
-def _overrides_for(name: str, overrides: dict[str, str]) -> dict[str, str]:
-    prefix = f"{name}."
-    return {k[len(prefix):]: v for k, v in overrides.items() if k.startswith(prefix)}

@@ -120,9 +120,7 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     per_pair: dict[str, np.ndarray] = {}
     if ctx.settings.options.get("save_pair_scores"):
         # before the ROC sorts the scores in place; template ids as in the pair list
-        int32 = np.iinfo(np.int32)
-        fits = int32.min <= template_ids.min() and template_ids.max() <= int32.max
-        ids = template_ids.astype(np.int32) if fits else template_ids
+        ids = ijbio.narrow(template_ids, "int32")
         per_pair = {"scores": scores.copy(), "labels": labels.astype(bool), "template1": ids[left],
                     "template2": ids[right]}
     del left, right, pooled

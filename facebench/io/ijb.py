@@ -580,11 +580,18 @@ def _parse_pandas(data: bytes, path: str | Path, columns: Sequence[tuple[str, st
         if kind == "str":
             values = values.astype(object, copy=False)
         elif kind in ("int32", "int8"):
-            info = np.iinfo(kind)
-            if values.size and info.min <= values.min() and values.max() <= info.max:
-                values = values.astype(kind)
+            values = narrow(values, kind)
         out.append(values)
     return out
+
+
+def narrow(values: np.ndarray, dtype: str) -> np.ndarray:
+    """``values`` as integer ``dtype`` when every value fits in it (an empty array stays as it is), else
+    unchanged."""
+    info = np.iinfo(dtype)
+    if values.size and info.min <= values.min() and values.max() <= info.max:
+        return values.astype(dtype)
+    return values
 
 
 def _raise_first_bad_line(data: bytes, path: str | Path, columns: Sequence[tuple[str, str]]) -> None:

@@ -13,24 +13,28 @@ from typing import Iterator
 from facebench.errors import FacebenchError, where
 
 
-def iter_fields(path: str | Path, sep: str | None = None) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(line_number, fields)`` for each non-blank line; fields split on whitespace (``sep=None``) or
-    on ``sep`` with surrounding whitespace stripped. Line numbers are 1-based, counting blank lines."""
+def iter_lines(path: str | Path, what: str = "list file") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for each non-blank line, stripped; line numbers are 1-based, counting
+    blank lines. A missing file (``<path>: file not found``) or a directory is an error; ``what`` names
+    the file expected."""
     try:
         handle = open(path, encoding="utf-8", errors="surrogateescape", newline=None)
     except FileNotFoundError:
-        raise FacebenchError(f"{path}: file not found") from None
+        raise FacebenchError(f"{path}: file not found (expected a {what})") from None
     except IsADirectoryError:
-        raise FacebenchError(f"{path}: is a directory, expected a list file") from None
+        raise FacebenchError(f"{path}: is a directory, expected a {what}") from None
     with handle:
         for number, line in enumerate(handle, start=1):
             text = line.strip()
-            if not text:
-                continue
-            if sep is None:
-                yield number, text.split()
-            else:
-                yield number, [field.strip() for field in text.split(sep)]
+            if text:
+                yield number, text
+
+
+def iter_fields(path: str | Path, sep: str | None = None) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, fields)`` for each non-blank line (:func:`iter_lines`); fields split on
+    whitespace (``sep=None``) or on ``sep`` with surrounding whitespace stripped."""
+    for number, text in iter_lines(path):
+        yield number, text.split() if sep is None else [field.strip() for field in text.split(sep)]
 
 
 def expect_columns(path: str | Path, line: int, fields: list[str], count: int, what: str) -> None:

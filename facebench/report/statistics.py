@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -400,7 +400,7 @@ def _tpir(s: _Searches, fpir: float, mated: np.ndarray | None = None, nonmated: 
 def _search_samples(
     runs: Sequence[dict[str, _Searches]],
     settings: StatsSettings,
-    statistic: Any,
+    statistic: Callable[[_Searches, np.ndarray, np.ndarray], float],
 ) -> np.ndarray:
     """``statistic(searches, mated, nonmated)`` averaged over the galleries, for each run and resample: the
     probe templates are drawn with replacement (one draw per resample, shared by every gallery and every
@@ -539,20 +539,25 @@ def _accuracy_test(
     ca, cb = np.asarray(arr_a["correct"], bool), np.asarray(arr_b["correct"], bool)
     if ca.shape != cb.shape:
         return Unavailable(f"{ca.size} vs {cb.size} held-out decisions")
+    return _mcnemar_test(benchmark, "accuracy", a, b, va, vb, ca, cb, "held-out decisions", "right", settings)
+
+
+def _mcnemar_test(
+    benchmark: str, metric: str, a: Run, b: Run, va: float, vb: float, ca: np.ndarray, cb: np.ndarray,
+    items: str, outcome: str, settings: StatsSettings,
+) -> PairedTest:
+    """The exact McNemar test of two runs' paired binary outcomes ``ca``/``cb`` (e.g. right/wrong per pair)."""
     r = mcnemar(ca, cb)
-    only_a, only_b = int(np.count_nonzero(ca & ~cb)), int(np.count_nonzero(~ca & cb))
     return PairedTest(
-        benchmark,
-        "accuracy",
-        a.label,
-        b.label,
-        va,
-        vb,
-        "exact McNemar (held-out decisions)",
-        r.p_value,
-        settings.alpha,
-        f"{only_a} right only in {a.label}, {only_b} only in {b.label}",
+        benchmark, metric, a.label, b.label, va, vb, f"exact McNemar ({items})", r.p_value, settings.alpha,
+        _only_in(ca, cb, outcome, a.label, b.label),
     )
+
+
+def _only_in(ca: np.ndarray, cb: np.ndarray, what: str, label_a: str, label_b: str) -> str:
+    """``"k <what> only in A, j only in B"``: the discordant outcomes of two runs."""
+    only_a, only_b = int(np.count_nonzero(ca & ~cb)), int(np.count_nonzero(~ca & cb))
+    return f"{only_a} {what} only in {label_a}, {only_b} only in {label_b}"
 
 
 def _tar_tests(
@@ -646,20 +651,7 @@ def _rank1_test(
     if list(ha) != list(hb) or any(ha[g].shape != hb[g].shape for g in ha):
         return Unavailable("the runs' mated searches differ")
     ca, cb = np.concatenate(list(ha.values())), np.concatenate(list(hb.values()))
-    r = mcnemar(ca, cb)
-    only_a, only_b = int(np.count_nonzero(ca & ~cb)), int(np.count_nonzero(~ca & cb))
-    return PairedTest(
-        benchmark,
-        "rank1",
-        a.label,
-        b.label,
-        va,
-        vb,
-        "exact McNemar (rank-1 hits, galleries pooled)",
-        r.p_value,
-        settings.alpha,
-        f"{only_a} hits only in {a.label}, {only_b} only in {b.label}",
-    )
+    return _mcnemar_test(benchmark, "rank1", a, b, va, vb, ca, cb, "rank-1 hits, galleries pooled", "hits", settings)
 
 
 def _megaface_test(
@@ -681,8 +673,6 @@ def _megaface_test(
         lambda idx: oa[idx].mean(), lambda idx: ob[idx].mean(), ia,
         n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha,
     )
-    what = "hit" if items == "trials" else "accepted"
-    only_a, only_b = int(np.count_nonzero(oa & ~ob)), int(np.count_nonzero(~oa & ob))
     return PairedTest(
         benchmark,
         metric,
@@ -693,7 +683,7 @@ def _megaface_test(
         f"paired bootstrap of identities (B={settings.n_boot}, seed {settings.seed})",
         r.p_value,
         settings.alpha,
-        f"{only_a} {items} {what} only in {a.label}, {only_b} only in {b.label}",
+        _only_in(oa, ob, f"{items} {'hit' if items == 'trials' else 'accepted'}", a.label, b.label),
         r.low,
         r.high,
     )

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from facebench.errors import FacebenchError, where
+from facebench.io.textlines import iter_lines
 from facebench.images import (
     align,
     arcface_chip,
@@ -245,18 +246,10 @@ def read_list(list_file: str | Path, root: str | Path | None = None, identity_ke
 def read_identity_list(path: str | Path) -> list[str]:
     """Identities, one per line (blank lines skipped); a repeated identity is an error naming both lines."""
     seen: dict[str, int] = {}
-    try:
-        handle = open(path, encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        raise FacebenchError(f"{path}: identity list not found") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            name = line.strip()
-            if not name:
-                continue
-            if name in seen:
-                raise FacebenchError(f"{where(path, number)}: identity {name!r} repeats line {seen[name]}")
-            seen[name] = number
+    for number, name in iter_lines(path, "identity list"):
+        if name in seen:
+            raise FacebenchError(f"{where(path, number)}: identity {name!r} repeats line {seen[name]}")
+        seen[name] = number
     if not seen:
         raise FacebenchError(f"{path}: empty identity list")
     return list(seen)
