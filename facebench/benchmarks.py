@@ -205,6 +205,25 @@ def spec_overrides(name: str, file_overrides: Mapping[str, str] | None) -> dict[
     return {k[len(prefix):]: v for k, v in (file_overrides or {}).items() if k.startswith(prefix)}
 
 
+def check_overrides(file_overrides: Mapping[str, str] | None, benchmarks: Iterable[Benchmark]) -> None:
+    """Every ``--file NAME.ROLE=PATH`` names one of ``benchmarks`` and one of its file roles (any source's);
+    otherwise an error listing the valid names or roles (a typo must not silently evaluate the default file)."""
+    by_name = {b.name: b for b in benchmarks}
+    for key in file_overrides or {}:
+        name, _, role = key.rpartition(".")
+        spec = by_name.get(name)
+        if spec is None:
+            raise FacebenchError(
+                f"--file {key}: no benchmark {name!r} among those selected ({', '.join(by_name)})"
+                f"{suggest(name, by_name)}"
+            )
+        roles = list(dict.fromkeys(r for src in spec.sources for r in src.files))
+        if role not in roles:
+            raise FacebenchError(
+                f"--file {key}: {name} has no file role {role!r}{suggest(role, roles)}; its roles: {', '.join(roles)}"
+            )
+
+
 def found(
     specs: Mapping[str, Benchmark], data_root: str | Path, file_overrides: Mapping[str, str] | None = None
 ) -> list[Benchmark]:

@@ -1,16 +1,21 @@
 """`facebench run`: resolve benchmarks, load the checkpoint once, evaluate each benchmark, write the run.
 
-A benchmark that cannot be read (missing files, malformed lists) is recorded under ``failed`` with its
-message and the others still run; the exit status is then 1.
+Any exception inside one benchmark (a missing or malformed file, an undecodable image, degenerate
+landmarks, non-finite embeddings, a fold without both classes...) is recorded under ``failed`` with its
+message, the model and the benchmark's files; the others still run, the output is written and the exit
+status is 1. The output directory is claimed before any work and replaced whole at the end
+(`facebench.rundir`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
-from facebench.benchmarks import Benchmark, load_benchmarks, select
+from facebench.benchmarks import Benchmark, check_overrides, load_benchmarks, select
 from facebench.errors import FacebenchError
 from facebench.evaluate import evaluator_for, thresholds
 from facebench.evaluate.common import RunContext, RunSettings
@@ -19,17 +24,22 @@ from facebench.embedder import Embedder, ModelSettings
 from facebench.preprocess import resolve_profile
 from facebench.report.run_report import write_run_report
 from facebench.results import new_document, write_results
+from facebench.rundir import OutputDir, Replace, check_writable_target
 
 log = logging.getLogger(__name__)
 
 
-def run(settings: RunSettings, profile_name: str | None = None, flip: str | None = None) -> tuple[dict[str, Any], int]:
-    """Evaluate every selected benchmark; write results, tables and plots to ``settings.out``.
+def run(
+    settings: RunSettings, profile_name: str | None = None, flip: str | None = None, replace: Replace = Replace.NEVER
+) -> tuple[dict[str, Any], int]:
+    """Evaluate every selected benchmark; write results, tables and plots to ``settings.out``, whole or not
+    at all (an existing directory is replaced only as ``replace`` allows).
 
     Returns the results document and the exit status (0 all benchmarks ran, 1 some failed).
     """
     specs = load_benchmarks()
     chosen = select(settings.benchmarks, specs, settings.data_root, settings.file_overrides)
+    check_overrides(settings.file_overrides, chosen)
     calibrate_on = settings.options.get("calibrate_on") or None
     if calibrate_on:
         chosen, calibrate_on = calibration_first(chosen, calibrate_on, specs)
@@ -43,6 +53,25 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
             f"({', '.join(s.name for s in chosen)}): name one with --benchmark, or give a directory with "
             "<benchmark>.npy files"
         )
+    writer = int(os.environ.get("RANK", "0")) == 0
+    if writer and settings.save_features is not None:
+        single = settings.save_features.suffix == ".npy" and len(chosen) == 1
+        check_writable_target(settings.save_features, "--save-features", directory=not single)
+    output = OutputDir(settings.out, replace) if writer else contextlib.nullcontext(None)
+    with output as staging:
+        return _evaluate(settings, chosen, calibrate_on, profile_name, flip, staging)
+
+
+def _evaluate(
+    settings: RunSettings,
+    chosen: list[Benchmark],
+    calibrate_on: str | None,
+    profile_name: str | None,
+    flip: str | None,
+    staging: Path | None,
+) -> tuple[dict[str, Any], int]:
+    """The body of :func:`run`: evaluate ``chosen`` and write the run into ``staging`` (None: not the
+    writing rank)."""
     distributed = init_distributed_from_env()
     rank = _rank() if distributed else 0
 
@@ -72,9 +101,11 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         log.info("%s: evaluating (%s)", spec.name, spec.kind)
         try:
             result = evaluator_for(spec.kind)(spec, ctx)
-        except FacebenchError as exc:
-            log.error("%s: %s", spec.name, exc)
-            doc["failed"][spec.name] = str(exc)
+            points, warning = thresholds.for_benchmark(spec.name, result.arrays, calibrate_on, verification)
+        except Exception as exc:  # one benchmark's failure is that benchmark's failure
+            message = failure_message(spec, ctx, exc)
+            log.error("%s: %s", spec.name, message, exc_info=log.isEnabledFor(logging.DEBUG))
+            doc["failed"][spec.name] = message
             continue
         doc["benchmarks"][spec.name] = {
             "title": spec.title,
@@ -89,7 +120,6 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
             "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
             **({"extra": result.extra} if result.extra else {}),
         }
-        points, warning = thresholds.for_benchmark(spec.name, result.arrays, calibrate_on, verification)
         if points is not None:
             doc["benchmarks"][spec.name]["thresholds"] = points
         if warning:
@@ -101,11 +131,25 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
             label: {"seconds": round(t, 3), "images": n, "images_per_s": round(n / t, 2) if t > 0 else None}
             for label, (t, n) in ctx.timings.items()
         }
-    if rank == 0:
-        write_results(settings.out, doc, arrays)
-        write_run_report(settings.out, doc)
-        thresholds.write_tables(settings.out, doc)
+    if staging is not None and rank == 0:
+        write_results(staging, doc, arrays)
+        write_run_report(staging, doc)
+        thresholds.write_tables(staging, doc)
     return doc, (1 if doc["failed"] else 0)
+
+
+def failure_message(spec: Benchmark, ctx: RunContext, exc: Exception) -> str:
+    """What ``failed`` records for a benchmark that raised ``exc``: the message (an unexpected exception
+    keeps its type), then the model and the benchmark's files. The image, when one is at fault, is named by
+    the message itself (``ImageList.describe``)."""
+    text = str(exc) if isinstance(exc, FacebenchError) else f"{type(exc).__name__}: {exc}"
+    settings = ctx.settings
+    model = settings.checkpoint or settings.features
+    context = [f"model {model}"] if model is not None else []
+    with contextlib.suppress(Exception):
+        _, paths = ctx.files(spec)
+        context.append("files " + ", ".join(f"{role}={path}" for role, path in paths.items()))
+    return f"{text} [{'; '.join(context)}]" if context else text
 
 
 def calibration_first(chosen: list[Benchmark], name: str, specs: dict[str, Benchmark]) -> tuple[list[Benchmark], str]:

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facebench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (and of a failed benchmark)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -53,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the process exit status (0 ok, 1 failed checks, 2 input error)."""
+    """Run the CLI; return the process exit status: 0 ok; 1 failed checks or benchmarks, a file-system error
+    (``OSError``: a full disk, a read-only file) or an unexpected error; 2 an input or usage error
+    (``FacebenchError``); 130 interrupted. Each error is one line on stderr; ``--debug`` shows the traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    level = logging.DEBUG if args.verbose or args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -64,8 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FacebenchError as exc:
+        if args.debug:
+            raise
         print(f"facebench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("facebench: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"facebench: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"facebench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1

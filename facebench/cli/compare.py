@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("runs", nargs="*", type=Path, metavar="RUN_DIR", help="run directories (holding results.json)")
     p.add_argument("--out", type=Path, help="output directory (required unless --list-published)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     p.add_argument(
         "--published",
         action="append",
@@ -60,6 +61,7 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
     from facebench.report.comparison import build_comparison, write_comparison
     from facebench.report.tables import to_markdown
+    from facebench.rundir import OutputDir, replace_policy
 
     if args.list_published:
         list_published()
@@ -68,17 +70,19 @@ def handle(args: argparse.Namespace) -> int:
         raise FacebenchError("give --out DIR (where the comparison is written)")
     if not args.runs and not args.published:
         raise FacebenchError("nothing to compare: give RUN_DIR... and/or --published NAME")
-    comparison = build_comparison(
-        args.runs,
-        labels=args.label,
-        published=args.published,
-        settings=stats_settings(args),
-        statistics=not args.no_stats,
-        gallery=max(0, args.gallery),
-        columns=args.column,
-    )
-    written = write_comparison(comparison, args.out, html=not args.no_html)
+    settings = stats_settings(args)
+    with OutputDir(args.out, replace_policy(args.overwrite)) as staging:
+        comparison = build_comparison(
+            args.runs,
+            labels=args.label,
+            published=args.published,
+            settings=settings,
+            statistics=not args.no_stats,
+            gallery=max(0, args.gallery),
+            columns=args.column,
+        )
+        written = write_comparison(comparison, staging, html=not args.no_html)
     print(to_markdown(comparison.table), end="")
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {args.out / path.relative_to(staging)}")
     return 0

@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-root", type=Path, help="where the suite is rendered (default ~/.cache/facebench/demo-suite)")
     p.add_argument("--out", type=Path, default=Path("reports/demo"), help="report directory (default reports/demo)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it is not a facebench run (a previous run is always replaced)")
     p.add_argument("--checkpoint", type=Path, default=DEMO_CHECKPOINT, help="evaluate another checkpoint on the suite")
     p.add_argument("--force", action="store_true", help="render the suite again even if it is intact")
     p.add_argument("--workers", type=int, default=2, help="decode/render worker processes (default 2)")
@@ -39,6 +41,7 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.demo.suite import TRAINING_SET, build_suite, write_training_folder
     from facebench.errors import FacebenchError
     from facebench.evaluate.common import RunSettings
+    from facebench.rundir import Replace, replace_policy
     from facebench.runner import run
 
     root = build_suite(args.data_root or default_suite_root(), force=args.force, processes=max(1, args.workers))
@@ -62,7 +65,7 @@ def handle(args: argparse.Namespace) -> int:
         batch_size=32,
         progress=__import__("sys").stderr.isatty(),
     )
-    doc, status = run(settings)
+    doc, status = run(settings, replace=replace_policy(args.overwrite, Replace.RUNS))
     print_summary(doc)
     print(f"report: {args.out}/ (results.json, table.md, table.csv, table.tex, roc.png)")
     return status

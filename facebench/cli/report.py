@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", type=Path, help="run directory (holding results.json)")
     p.add_argument("--out", type=Path, help="write here instead of the run directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     p.add_argument("--label", help="the run's name in tables (default: the checkpoint file name)")
     add_statistics_arguments(p)
     p.set_defaults(func=handle)
@@ -67,23 +68,30 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.report.run_report import write_run_report
     from facebench.report.tables import to_markdown
     from facebench.results import read_results
+    from facebench.rundir import OutputDir, replace_policy
 
     document = read_results(args.run)
     if args.label:
         document["label"] = args.label
     run_dir = args.run if args.run.is_dir() else args.run.parent
-    written, table = write_run_report(
-        run_dir,
-        document,
-        html=not args.no_html,
-        statistics=not args.no_stats,
-        settings=stats_settings(args),
-        gallery=max(0, args.gallery),
-        out_dir=args.out,
-        columns=args.column,
-        with_table=True,
-    )
+    settings = stats_settings(args)
+    # in place: the run directory is updated whole (staged from hard links to its files, then swapped)
+    in_place = args.out is None or args.out.resolve() == run_dir.resolve()
+    target = OutputDir(run_dir, seed=True) if in_place else OutputDir(args.out, replace_policy(args.overwrite))
+    with target as staging:
+        written, table = write_run_report(
+            run_dir,
+            document,
+            html=not args.no_html,
+            statistics=not args.no_stats,
+            settings=settings,
+            gallery=max(0, args.gallery),
+            out_dir=staging,
+            columns=args.column,
+            with_table=True,
+        )
     print(to_markdown(table), end="")
+    final = run_dir if in_place else args.out
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {final / path.relative_to(staging)}")
     return 0

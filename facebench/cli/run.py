@@ -25,6 +25,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--half", action="store_true", help="fp16 autocast on GPU")
 
 
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: replace an existing output directory (whole, when the new output is complete)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out directory (the old one is kept until the new output is "
+                        "complete; no file of it survives)")
+
+
 def parse_assignments(items: list[str], flag: str, example: str, dotted: bool = False) -> dict[str, str]:
     """``KEY=VALUE`` command-line items as a mapping (``dotted``: the key must be ``NAME.ROLE``); a malformed
     or repeated key is an error quoting the item and an example."""
@@ -57,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "folder; found (default): every benchmark whose files are under --data-root")
     p.add_argument("--data-root", type=Path, default=Path("."), help="where the benchmark files are (default .)")
     p.add_argument("--out", type=Path, help="output directory (default reports/<checkpoint name>)")
+    add_overwrite_argument(p)
     p.add_argument("--features", type=Path, help="precomputed features: FILE.npy (one benchmark) or DIR of <name>.npy")
     p.add_argument("--file", action="append", default=[], metavar="NAME.ROLE=PATH", help="override one input file")
     p.add_argument("--save-features", type=Path, help="write the evaluated embeddings (FILE.npy or DIR)")
@@ -150,10 +158,11 @@ def print_summary(doc: dict) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from facebench.rundir import replace_policy
     from facebench.runner import run
 
     settings = settings_from_args(args)
-    doc, status = run(settings, profile_name=args.profile, flip=args.flip)
+    doc, status = run(settings, profile_name=args.profile, flip=args.flip, replace=replace_policy(args.overwrite))
     print_summary(doc)
     print(f"results: {settings.out / 'results.json'}")
     if (settings.out / "thresholds.md").is_file():
