@@ -220,7 +220,7 @@ def check_overrides(file_overrides: Mapping[str, str] | None, benchmarks: Iterab
         roles = list(dict.fromkeys(r for src in spec.sources for r in src.files))
         if role not in roles:
             raise FacebenchError(
-                f"--file {key}: {name} has no file role {role!r}{suggest(role, roles)}; its roles: {', '.join(roles)}"
+                f"--file {key}: {name} has no file role {role!r}; its roles: {', '.join(roles)}{suggest(role, roles)}"
             )
 
 

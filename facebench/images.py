@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from facebench.errors import FacebenchError
+from facebench.io.landmarks import check_landmarks
 
 cv2.setNumThreads(1)
 
@@ -190,7 +191,8 @@ class ImageList:
         else:
             image = decode_image(self.blobs[i], self.describe(i))  # type: ignore[index]
         lmk = self.landmarks[i] if self.landmarks is not None else None
-        if lmk is not None and np.isfinite(lmk).all():
+        if lmk is not None and not np.isnan(lmk).all():  # an all-NaN row: no landmarks for this image
+            check_landmarks(lmk, self.describe(i), image.shape[:2])
             return align(image, lmk, chip)
         if not self.crops and image.shape[:2] != (ARCFACE_SIZE, ARCFACE_SIZE):
             raise FacebenchError(

@@ -99,18 +99,34 @@ class Profile:
             raise FacebenchError(f"{source}: unknown profile field(s) {unknown}; known: {sorted(known)}")
         base = PROFILES.get(str(data.get("name", "")), PROFILES["insightface"])
         merged = {**base.to_dict(), **data}
-        try:
-            return cls(
-                name=str(merged["name"]),
-                colour=str(merged["colour"]).lower(),  # type: ignore[arg-type]
-                mean=tuple(float(v) for v in merged["mean"]),  # type: ignore[arg-type]
-                std=tuple(float(v) for v in merged["std"]),  # type: ignore[arg-type]
-                chip=str(merged["chip"]),  # type: ignore[arg-type]
-                size=int(merged["size"]),
-                flip=str(merged["flip"]),  # type: ignore[arg-type]
-            )
-        except (TypeError, ValueError) as exc:
-            raise FacebenchError(f"{source}: invalid profile value: {exc}") from exc
+        return cls(
+            name=_field(merged, "name", str, source),
+            colour=_field(merged, "colour", str, source).lower(),  # type: ignore[arg-type]
+            mean=_triple(merged, "mean", source),
+            std=_triple(merged, "std", source),
+            chip=_field(merged, "chip", str, source),  # type: ignore[arg-type]
+            size=_field(merged, "size", int, source),
+            flip=_field(merged, "flip", str, source),  # type: ignore[arg-type]
+        )
+
+
+def _field(data: dict[str, Any], key: str, kind: type, source: str) -> Any:
+    """``data[key]`` when it is a ``kind`` (an int is not a bool), else an error naming the field."""
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise FacebenchError(f"{source}: field {key!r} must be {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _triple(data: dict[str, Any], key: str, source: str) -> tuple[float, float, float]:
+    """``data[key]`` as three finite numbers, else an error naming the field and the bad element."""
+    value = data[key]
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise FacebenchError(f"{source}: field {key!r} must be a list of 3 numbers (R, G, B), got {value!r}")
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not np.isfinite(item):
+            raise FacebenchError(f"{source}: field {key}[{i}] must be a finite number, got {item!r}")
+    return tuple(float(v) for v in value)  # type: ignore[return-value]
 
 
 DLIB_MEAN = (122.782, 117.001, 104.298)
@@ -156,8 +172,15 @@ def read_sidecar(checkpoint: str | Path) -> Profile | None:
     except (OSError, json.JSONDecodeError) as exc:
         raise FacebenchError(f"{path}: not a readable JSON profile: {exc}") from exc
     if not isinstance(data, dict):
-        raise FacebenchError(f"{path}: expected a JSON object with profile fields")
-    data = data.get("profile", data)
+        raise FacebenchError(f"{path}: expected a JSON object with profile fields, got {type(data).__name__}")
+    if "profile" in data:
+        unknown = sorted(set(data) - {"profile"})
+        if unknown:
+            raise FacebenchError(f"{path}: unknown key(s) {unknown} beside 'profile'")
+        data = data["profile"]
+        if not isinstance(data, dict):
+            raise FacebenchError(f"{path}: field 'profile' must be an object of profile fields, got "
+                                 f"{type(data).__name__} {data!r}")
     return Profile.from_dict(data, source=str(path))
 
 

@@ -100,18 +100,36 @@ def write_results(out_dir: str | Path, document: dict[str, Any], arrays: dict[st
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
-    """Load a results.json (or a run directory holding one) and check its schema."""
+    """Load a results.json (or a run directory holding one) and check its shape: the schema, and the
+    top-level members every reader uses (``benchmarks`` and ``failed`` objects, each benchmark an object with
+    a ``metrics`` object). Whatever is wrong is a clear error naming the file and the member."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FacebenchError(f"{path}: no results.json here (is this a facebench run directory?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacebenchError(f"{path}: cannot read: {exc}") from None
+    if not text.strip():
+        raise FacebenchError(f"{path}: empty file (the run was not written completely)")
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FacebenchError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise FacebenchError(f"{path}: not valid JSON (truncated or edited?): {exc}") from None
+    except RecursionError:
+        raise FacebenchError(f"{path}: JSON nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise FacebenchError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    if doc.get("schema") != SCHEMA:
         raise FacebenchError(f"{path}: not a facebench results file (schema {doc.get('schema')!r}, expected {SCHEMA!r})")
+    for key in ("benchmarks", "failed"):
+        if not isinstance(doc.get(key), dict):
+            raise FacebenchError(f"{path}: member {key!r} must be an object, got {type(doc.get(key)).__name__}")
+    for name, entry in doc["benchmarks"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
+            raise FacebenchError(f"{path}: benchmarks.{name} must be an object with a 'metrics' object")
     doc["_path"] = str(path)
     return doc
 

@@ -20,11 +20,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from facebench.benchmarks import load_benchmarks, select
+    from facebench.benchmarks import check_overrides, load_benchmarks, select
     from facebench.cli.run import parse_overrides
+    from facebench.errors import FacebenchError
 
     specs = load_benchmarks()
     overrides = parse_overrides(args.file)
+    check_overrides(overrides, specs.values())
+    if args.data_root is not None and not args.data_root.is_dir():
+        what = "does not exist" if not args.data_root.exists() else "is not a directory"
+        raise FacebenchError(f"--data-root {args.data_root}: {what}")
     if args.name:
         for spec in select(args.name, specs, args.data_root, overrides):
             print(f"{spec.name} (v{spec.version}, {spec.kind}): {spec.title}")

@@ -101,7 +101,7 @@ def format_report(diagnosis) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from facebench.benchmarks import load_benchmarks, select, spec_overrides
+    from facebench.benchmarks import check_overrides, load_benchmarks, select, spec_overrides
     from facebench.cli.run import parse_overrides
     from facebench.doctor import diagnose, load_pair_data
     from facebench.embedder import Embedder, ModelSettings
@@ -114,6 +114,13 @@ def handle(args: argparse.Namespace) -> int:
     if len(specs) != 1:
         raise FacebenchError(f"--benchmark {name!r}: give exactly one verification benchmark, got {len(specs)}")
     spec = specs[0]
+    overrides = parse_overrides(args.file)
+    check_overrides(overrides, specs)
+    # the checkpoint is loaded (and so checked) before anything is rendered or read
+    embedder = Embedder.load(
+        ModelSettings(checkpoint=args.checkpoint, arch=args.arch, batch_size=args.batch_size, device=args.device,
+                      cache=False, progress=False)
+    )
     data_root = args.data_root
     if data_root is None:
         if spec.name != "demo_verify":
@@ -124,11 +131,7 @@ def handle(args: argparse.Namespace) -> int:
 
             print("demo suite: checking (rendered on first use) ...", file=sys.stderr)
             data_root = build_suite(default_suite_root())
-    embedder = Embedder.load(
-        ModelSettings(checkpoint=args.checkpoint, arch=args.arch, batch_size=args.batch_size, device=args.device,
-                      cache=False, progress=False)
-    )
-    data = load_pair_data(spec, data_root, spec_overrides(spec.name, parse_overrides(args.file)),
+    data = load_pair_data(spec, data_root, spec_overrides(spec.name, overrides),
                           seed=args.folder_seed, max_pairs=args.folder_pairs)
     diagnosis = diagnose(
         embedder, data, spec, args.pairs, exhaustive=args.exhaustive, min_accuracy=args.min_accuracy,

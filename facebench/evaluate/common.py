@@ -137,10 +137,7 @@ class RunContext:
             path = path / f"{label}.npy"
         if not path.is_file():
             raise FacebenchError(f"{label}: features file not found: {path}")
-        try:
-            feats = np.load(path, allow_pickle=False, mmap_mode="r")
-        except ValueError as exc:
-            raise FacebenchError(f"{path}: not a plain .npy array ({exc}); pickled arrays are refused") from exc
+        feats = _open_npy(path)
         if feats.ndim != 2:
             raise FacebenchError(f"{path}: expected a 2-D (images, dim) array, got shape {feats.shape}")
         if feats.shape[0] != n_rows:
@@ -165,6 +162,24 @@ class RunContext:
         single = target.suffix == ".npy" and self.n_benchmarks == 1
         path = target if single else target / f"{label}.npy"
         save_npy(path, feats)
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    """Memory-map a ``.npy`` features file; an empty file, an ``.npz`` archive (or anything else that is not
+    one plain array) is an error naming the file."""
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    if not head:
+        raise FacebenchError(f"{path}: empty file (0 bytes); expected a .npy array of features")
+    if head.startswith(b"PK"):
+        raise FacebenchError(f"{path}: is an .npz archive (a zip of arrays), not a .npy array; save one array "
+                             "with numpy.save, or unpack the archive")
+    if head != b"\x93NUMPY":
+        raise FacebenchError(f"{path}: not a .npy file (no NumPy header)")
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
+        raise FacebenchError(f"{path}: not a plain .npy array ({exc}); pickled arrays are refused") from None
 
 
 def implausible_warning(spec: Benchmark, ctx: RunContext, finding: str, floor: str, other_cause: str = "") -> str:

@@ -121,9 +121,17 @@ def list_folder(root: str | Path, require_identities: bool = True) -> FolderList
     skipped: list[str] = []
     unreadable: list[str] = []
     ignored = 0
+    real_dirs: dict[str, str] = {}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.is_dir():
             continue
+        real = os.path.realpath(entry.path)
+        if real in real_dirs:
+            raise FacebenchError(
+                f"{root}: identity folders {real_dirs[real]} and {entry.name} are the same directory ({real}, "
+                "through a symbolic link): one identity would count as two; remove one of them"
+            )
+        real_dirs[real] = entry.name
         images = []
         for item in sorted(os.scandir(entry.path), key=lambda e: e.name):
             if item.name.startswith(".") or not item.is_file():

@@ -43,7 +43,7 @@ import numpy as np
 from facebench.errors import FacebenchError, where
 from facebench.fileio import atomic_open
 from facebench.images import ImageList
-from facebench.io.textlines import expect_columns, parse_float, parse_int
+from facebench.io.textlines import expect_columns, parse_float, parse_int, without_bom
 
 PREFIXES: dict[str, str] = {"ijbb": "IJBB", "ijbc": "IJBC"}
 """File prefix -> top directory of the testsuite layout."""
@@ -206,7 +206,8 @@ def read_face_tid_mid(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndar
 def read_name_5pts_score(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """``(names, landmarks (N, 5, 2), detector scores, sha256)`` of a ``*_name_5pts_score.txt`` file.
 
-    Every number must be finite.
+    Every number must be finite and every detector score >= 0 (it multiplies the image's feature: a
+    negative one would flip it).
     """
     columns = [("image", "str")] + [(c, "float") for c in _LANDMARK_COLUMNS] + [("detector_score", "float")]
     parsed, digest = _read_table(path, columns)
@@ -220,6 +221,13 @@ def read_name_5pts_score(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.n
                 f"{where(path, line_of_row(path, row))}: expected a finite number for {columns[first + col][0]}, "
                 f"got {values[row, col]!r}"
             )
+    negative = np.flatnonzero(scores < 0)
+    if negative.size:
+        row = int(negative[0])
+        raise FacebenchError(
+            f"{where(path, line_of_row(path, row))}: detector_score {float(scores[row])!r} is negative (image "
+            f"{parsed[0][row]}); scores weight image features and must be >= 0"
+        )
     return parsed[0], points.reshape(-1, 5, 2), scores, digest
 
 
@@ -403,7 +411,7 @@ def _read_table(
 
 def _iter_lines(data: _Buffer) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of each non-blank line."""
-    text = bytes(data).decode("utf-8", errors="surrogateescape")
+    text = bytes(data).decode("utf-8-sig", errors="surrogateescape")
     for number, line in enumerate(io.StringIO(text, newline=None), start=1):
         stripped = line.strip()
         if stripped:
@@ -434,6 +442,7 @@ def _parse_table(
     expected) falls back to a line scan that names the first bad line. ``convert`` maps numeric columns
     (piece by piece on the fast path).
     """
+    data = without_bom(data)
     if re.search(rb"\S", data) is None:
         raise FacebenchError(f"{path}: empty file; expected lines of {' '.join(c for c, _ in columns)}")
     parsed = _parse_arrow(data, columns, convert or {})

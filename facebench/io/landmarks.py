@@ -4,6 +4,12 @@ Format: one image per line, 11 whitespace-separated columns ``path x1 y1 x2 y2 x
 eye, right eye, nose, left mouth corner and right mouth corner as seen in the image, in pixels of the original
 image. ``path`` is relative to the image root of the benchmark (e.g. ``Abel_Pacheco/Abel_Pacheco_0001.jpg`` for
 LFW) or absolute; paths may not contain whitespace. Blank lines are ignored; a path may appear only once.
+
+Plausible landmarks (:func:`check_landmarks`, applied when an image is aligned, so errors name the image):
+all ten numbers finite; the five points span at least
+``MIN_SPAN`` pixels; not collinear (the smaller singular value of the centred points is at least
+``MIN_THICKNESS`` of the larger: a similarity fitted on a line is arbitrary across it); and, where the image
+size is known, every point within the image enlarged by ``MARGIN`` of its width and height on each side.
 """
 
 from __future__ import annotations
@@ -16,6 +22,47 @@ import numpy as np
 
 from facebench.errors import FacebenchError, where
 from facebench.io.textlines import expect_columns, iter_fields, parse_float
+
+
+#: The five points must span at least this many pixels (largest distance between two of them).
+MIN_SPAN = 2.0
+#: Smallest ratio of the centred points' singular values (0: all on one line).
+MIN_THICKNESS = 0.02
+#: How far (as a fraction of the image's width/height) a point may lie outside the image.
+MARGIN = 0.25
+
+
+def landmark_problem(points: np.ndarray, image_size: tuple[int, int] | None = None) -> str | None:
+    """Why ``points`` ((5, 2) pixels) are not usable landmarks (module rule), or None when they are.
+    ``image_size`` is ``(height, width)``."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape != (5, 2):
+        return f"expected 5 (x, y) points, got shape {points.shape}"
+    if not np.isfinite(points).all():
+        return "landmarks contain NaN or infinite values"
+    centred = points - points.mean(axis=0)
+    span = float(np.max(np.linalg.norm(points[:, None] - points[None], axis=-1)))
+    if span < MIN_SPAN:
+        return f"degenerate landmarks: the five points span {span:.3g} pixels (at least {MIN_SPAN:g} needed)"
+    singular = np.linalg.svd(centred, compute_uv=False)
+    if singular[1] < MIN_THICKNESS * singular[0]:
+        return "degenerate landmarks: the five points are collinear"
+    if image_size is not None:
+        h, w = image_size
+        low = np.array([-MARGIN * w, -MARGIN * h])
+        high = np.array([(1 + MARGIN) * w, (1 + MARGIN) * h])
+        outside = np.flatnonzero(((points < low) | (points > high)).any(axis=1))
+        if outside.size:
+            x, y = points[outside[0]]
+            return f"landmark {outside[0] + 1} ({x:g}, {y:g}) lies off the {w}x{h} image"
+    return None
+
+
+def check_landmarks(points: np.ndarray, origin: str, image_size: tuple[int, int] | None = None) -> None:
+    """Raise an error naming ``origin`` (the image, or file and line) when :func:`landmark_problem` finds one."""
+    problem = landmark_problem(points, image_size)
+    if problem:
+        raise FacebenchError(f"{origin}: {problem}")
 
 
 def read_landmarks(landmark_file: str | Path, image_root: str | Path) -> dict[str, np.ndarray]:

@@ -35,7 +35,7 @@ import numpy as np
 
 from facebench.errors import FacebenchError, where
 from facebench.fileio import atomic_path, write_text
-from facebench.io.textlines import iter_fields, parse_float
+from facebench.io.textlines import iter_fields, parse_float, read_text
 
 PROBE_LIST_NAME = "facescrub_features_list.json"
 DISTRACTOR_SIZES: tuple[int, ...] = (10, 100, 1000, 10000, 100000, 1000000)
@@ -78,7 +78,7 @@ class ProbeList:
 def _load_json(path: str | Path, what: str) -> dict:
     try:
         with open(path, "rb") as handle:
-            data = json.loads(handle.read().decode("utf-8"))
+            data = json.loads(handle.read().decode("utf-8-sig"))
     except FileNotFoundError:
         raise FacebenchError(f"{path}: {what} not found") from None
     except IsADirectoryError:
@@ -169,12 +169,7 @@ def megaface_noise_key(path: str) -> str:
 
 
 def _noise_lines(path: str | Path) -> list[str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        raise FacebenchError(f"{path}: noise list not found") from None
-    except IsADirectoryError:
-        raise FacebenchError(f"{path}: is a directory, expected a noise list") from None
+    text = read_text(path, "noise list")
     out = []
     for raw in text.splitlines():
         line = raw.strip()
@@ -464,10 +459,7 @@ class FeaturesDir:
 
 def read_path_list(path: str | Path) -> list[str]:
     """``megaface.txt``: one devkit-relative path per line; blank or repeated lines are errors."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        raise FacebenchError(f"{path}: not found (one devkit path per row of {MEGAFACE_NPY})") from None
+    text = read_text(path, f"list of one devkit path per row of {MEGAFACE_NPY}", newline="")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

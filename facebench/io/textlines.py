@@ -3,26 +3,63 @@
 Every list parser in `facebench.io` reads through here, so every malformed line is reported the same way:
 ``<file> line N: expected ..., got ...``. Text is decoded as UTF-8 with ``surrogateescape``, so names in another
 encoding still round-trip to the same bytes on disk; ``\\r\\n`` endings and blank lines are accepted.
+
+A UTF-8 byte-order mark (``EF BB BF``, what Windows editors prepend) is dropped before the first line by every
+reader of text lists, so it never hides the first entry: readers of decoded text use :func:`open_text` or
+:func:`read_text`, readers of raw bytes :func:`without_bom` or :func:`skip_bom`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import IO, BinaryIO, Iterator, TypeVar
 
 from facebench.errors import FacebenchError, where
+
+
+BOM = b"\xef\xbb\xbf"
+
+_Bytes = TypeVar("_Bytes", bytes, memoryview)
+
+
+def without_bom(data: _Bytes) -> _Bytes:
+    """``data`` without a leading UTF-8 byte-order mark."""
+    return data[len(BOM):] if bytes(data[: len(BOM)]) == BOM else data
+
+
+def skip_bom(handle: BinaryIO) -> None:
+    """Advance a binary file just opened past a leading UTF-8 byte-order mark (else leave it at 0)."""
+    if handle.read(len(BOM)) != BOM:
+        handle.seek(0)
+
+
+def open_text(
+    path: str | Path, what: str = "list file", errors: str = "surrogateescape", newline: str | None = None
+) -> IO[str]:
+    """Open a text list for reading: UTF-8 (``errors`` for other bytes), a leading byte-order mark dropped,
+    universal newlines unless ``newline`` says otherwise (as :func:`open`). A missing file or a directory
+    is an error naming ``what``."""
+    try:
+        return open(path, encoding="utf-8-sig", errors=errors, newline=newline)
+    except FileNotFoundError:
+        raise FacebenchError(f"{path}: file not found (expected a {what})") from None
+    except IsADirectoryError:
+        raise FacebenchError(f"{path}: is a directory, expected a {what}") from None
+
+
+def read_text(
+    path: str | Path, what: str = "list file", errors: str = "surrogateescape", newline: str | None = None
+) -> str:
+    """The whole text of a list (:func:`open_text`)."""
+    with open_text(path, what, errors, newline) as handle:
+        return handle.read()
 
 
 def iter_lines(path: str | Path, what: str = "list file") -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for each non-blank line, stripped; line numbers are 1-based, counting
     blank lines. A missing file (``<path>: file not found``) or a directory is an error; ``what`` names
     the file expected."""
-    try:
-        handle = open(path, encoding="utf-8", errors="surrogateescape", newline=None)
-    except FileNotFoundError:
-        raise FacebenchError(f"{path}: file not found (expected a {what})") from None
-    except IsADirectoryError:
-        raise FacebenchError(f"{path}: is a directory, expected a {what}") from None
+    handle = open_text(path, what)
     with handle:
         for number, line in enumerate(handle, start=1):
             text = line.strip()

@@ -36,6 +36,7 @@ from typing import Iterator, Literal
 import numpy as np
 
 from facebench.errors import FacebenchError
+from facebench.io.textlines import skip_bom
 from facebench.overlap.whitelists import is_mid
 
 ListingKind = Literal["lmk", "pathlabel", "mids", "dir"]
@@ -97,6 +98,7 @@ def detect_kind(path: str | Path) -> str:
         return "dir"
     try:
         with open(path, "rb") as handle:
+            skip_bom(handle)
             for line_no, line in enumerate(handle, 1):
                 parts = line.split()
                 if not parts:
@@ -173,6 +175,7 @@ def _read_ids(path: Path, identity: str, with_rows: bool) -> Listing:
     dropped: list[int] = []
     rows = array.array("i")
     with open(path, "rb") as handle:
+        skip_bom(handle)
         for line_no, line in enumerate(handle, 1):
             parts = line.split()
             if not parts:
@@ -258,6 +261,7 @@ def _read_paths(path: Path, kind: str, identity: str, with_rows: bool) -> Listin
     add_hash = hashes.append
     add_row = rows.append if with_rows else None
     with open(path, "rb") as handle:
+        skip_bom(handle)
         for line_no, line in enumerate(handle, 1):
             parts = line.split()
             if len(parts) != n_fields:
@@ -344,6 +348,7 @@ def _resolve_duplicates(path: Path, hashes: array.array) -> tuple[frozenset[int]
     dropped: list[int] = []
     first_pair: tuple[int, int] | None = None
     with open(path, "rb") as handle:
+        skip_bom(handle)
         for line_no, line in enumerate(handle, 1):
             parts = line.split()
             if not parts or hash(parts[0]) not in suspects:
@@ -437,6 +442,7 @@ def iter_rows(listing: Listing, fields: bool = False) -> Iterator[tuple[int, byt
     maxsplit = -1 if fields else 2
     row = 0
     with open(listing.source, "rb") as handle:
+        skip_bom(handle)
         for line_no, line in enumerate(handle, 1):
             parts = line.split(None, maxsplit)
             if not parts:

@@ -37,6 +37,7 @@ import numpy as np
 
 from facebench.errors import FacebenchError
 from facebench.fileio import sha256_file
+from facebench.io.textlines import open_text, read_text
 from facebench.overlap.listing import IMAGE_SUFFIXES
 
 HEADER_IDS = frozenset({"class_id", "classid", "id", "mid", "identity", "class", "label"})
@@ -66,7 +67,7 @@ def read_name_map(
     path = Path(path)
     out: dict[str, list[str]] = {}
     try:
-        handle = open(path, encoding="utf-8", errors="replace", newline="")
+        handle = open_text(path, "name map", errors="replace", newline="")
     except OSError as exc:
         raise FacebenchError(f"{path}: cannot read the name map: {exc.strerror or exc}") from exc
     first = True
@@ -139,7 +140,7 @@ def _tree(name: str, root: Path) -> BenchmarkIdentities:
 
 def _devkit_json(name: str, path: Path) -> BenchmarkIdentities:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path, "devkit JSON list", errors="strict"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FacebenchError(f"benchmark {name}: {path} is not a readable JSON list ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("path"), list):
@@ -162,7 +163,7 @@ def _devkit_json(name: str, path: Path) -> BenchmarkIdentities:
 
 def _text(name: str, path: Path) -> BenchmarkIdentities:
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = read_text(path, "identity list", errors="replace").splitlines()
     except OSError as exc:
         raise FacebenchError(f"benchmark {name}: cannot read {path}: {exc.strerror or exc}") from exc
     rows = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]

@@ -154,7 +154,7 @@ def read_whitelist(path: str | Path, expected: KnownWhitelist | None = None) -> 
     sha256 = hashlib.sha256(data).hexdigest()
     md5 = hashlib.md5(data).hexdigest()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FacebenchError(f"{path}: not a text file of MIDs ({exc})") from exc
     mids: list[str] = []

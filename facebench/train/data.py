@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from facebench.errors import FacebenchError, where
-from facebench.io.textlines import iter_lines
+from facebench.io.textlines import iter_lines, open_text
 from facebench.images import (
     align,
     arcface_chip,
@@ -192,10 +192,7 @@ def read_list(list_file: str | Path, root: str | Path | None = None, identity_ke
         raise FacebenchError(f"identity_key must be one of {', '.join(IDENTITY_KEYS)}, got {identity_key!r}")
     base = Path(root) if root is not None else list_file.parent
     base_text = str(base) + os.sep
-    try:
-        handle = open(list_file, encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        raise FacebenchError(f"{list_file}: list file not found") from None
+    handle = open_text(list_file, "training list (path label)")
     paths: list[str] = []
     labels: list[int] = []
     idents: list[str] = []
