@@ -185,7 +185,15 @@ class ImageList:
         return f"{self.origin} item {i}{name}"
 
     def load_chip(self, i: int, chip: ChipGeometry) -> np.ndarray:
-        """Decode image ``i`` and return it as a uint8 RGB chip."""
+        """Decode image ``i`` and return it as a uint8 RGB chip; any failure is an error naming the image."""
+        try:
+            return self._load_chip(i, chip)
+        except FacebenchError:
+            raise
+        except Exception as exc:  # a decoder or warp failure (cv2.error, MemoryError...) names its image
+            raise FacebenchError(f"{self.describe(i)}: {type(exc).__name__}: {exc}") from exc
+
+    def _load_chip(self, i: int, chip: ChipGeometry) -> np.ndarray:
         if self.paths is not None:
             image = read_image(self.paths[i], self.describe(i))
         else:

@@ -160,7 +160,8 @@ def test_read_only_save_features_target_is_refused_before_work(data, tmp_path, c
 def test_save_features_file_that_is_a_directory_is_refused(data, tmp_path, capsys) -> None:
     (tmp_path / "f.npy").mkdir()
     assert _run(data, tmp_path / "out", "--save-features", str(tmp_path / "f.npy")) == 2
-    assert "--save-features" in capsys.readouterr().err and "is a directory" in capsys.readouterr().err + "is a directory"
+    err = capsys.readouterr().err
+    assert f"--save-features {tmp_path / 'f.npy'}: is a directory; give a file name ending in .npy" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -558,3 +559,40 @@ def test_doctor_checks_the_checkpoint_before_rendering_anything(tmp_path, capsys
     assert main(["doctor", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "model.onnx" in err and "demo suite" not in err
+
+
+def test_undecodable_image_fails_its_benchmark_naming_the_item(data, tmp_path) -> None:
+    from tests.fakes import tiny_onnx
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    root = tmp_path / "data"
+    root.mkdir()
+    blobs = [jpeg_bytes(im, quality=60) for im in random_images(2 * 60, size=32, seed=3)]
+    issame = _features(60, 1)[1]
+    write_bin(root / "cfp_fp.bin", blobs, issame)
+    blobs[5] = b"\xff\xd8 this is not a jpeg"
+    write_bin(root / "lfw.bin", blobs, issame)
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(model), "-b", "lfw,cfp_fp", "--data-root", str(root), "--out", str(out),
+                 "--no-speed", "--no-cache", "--workers", "0"]) == 1
+    doc = json.loads((out / "results.json").read_text())
+    assert list(doc["benchmarks"]) == ["cfp_fp"]
+    message = doc["failed"]["lfw"]
+    assert "lfw.bin item 5" in message and "cannot decode the image" in message and f"model {model}" in message
+
+
+def test_unexpected_failure_while_loading_an_image_names_it(tmp_path, monkeypatch) -> None:
+    import cv2
+
+    from facebench.images import ImageList, arcface_chip
+
+    path = tmp_path / "face.png"
+    cv2.imwrite(str(path), np.zeros((300, 200, 3), np.uint8))
+
+    def exhausted(*a, **k):
+        raise MemoryError("cannot allocate 5.3 GB")
+
+    monkeypatch.setattr("facebench.images.warp_to_chip", exhausted)
+    lmk = np.array([[[60, 120], [140, 120], [100, 160], [70, 200], [130, 200]]], np.float64)
+    with pytest.raises(FacebenchError, match=rf"^ijbc: {path}: MemoryError: cannot allocate 5\.3 GB$"):
+        ImageList("ijbc", paths=[str(path)], landmarks=lmk).load_chip(0, arcface_chip())

@@ -245,7 +245,7 @@ def write_audit(
         "columns": list(COLUMNS),
         "warnings": record.get("warnings", []) + result.warnings,
     }
-    with staged_folder(out_dir, AUDIT_FILES, last="audit.json") as stage:
+    with staged_folder(out_dir, AUDIT_FILES) as stage:
         with open(stage / "overlaps.tsv", "w", encoding="utf-8", newline="\n") as handle:
             handle.write("\t".join(COLUMNS) + "\n")
             for row in rows:

@@ -198,7 +198,7 @@ def regenerate_v1c_r(
         "outputs": {},
         "warnings": warnings,
     }
-    with staged_folder(out_dir, OUTPUT_FILES, last="summary.json") as stage:
+    with staged_folder(out_dir, OUTPUT_FILES) as stage:
         _write_lines(stage / "identities.txt", plan.kept)
         _write_lines(stage / "removed_identities.txt", plan.removed)
         _write_label_map(stage / "label_map.tsv", listing, plan)
