@@ -101,7 +101,7 @@ def check_writable_target(path: Path, flag: str, directory: bool) -> None:
     if directory and path.exists() and not path.is_dir():
         raise FacebenchError(f"{flag} {path}: exists and is not a directory")
     if not directory and path.is_dir():
-        raise FacebenchError(f"{flag} {path}: is a directory; give a file name ending in .npy, or a directory")
+        raise FacebenchError(f"{flag} {path}: is a directory, expected a file name")
     where = path if directory and path.is_dir() else ensure_parent(path, flag)
     try:
         fd = os.open(where / f".facebench-write-test-{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -10,6 +10,7 @@ status is 1. The output directory is claimed before any work and replaced whole 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -54,7 +55,8 @@ def run(
             "<benchmark>.npy files"
         )
     writer = int(os.environ.get("RANK", "0")) == 0
-    if writer and settings.save_features is not None:
+    inside_out = settings.save_features is not None and _inside(settings.save_features, settings.out)
+    if writer and settings.save_features is not None and not inside_out:
         single = settings.save_features.suffix == ".npy" and len(chosen) == 1
         check_writable_target(settings.save_features, "--save-features", directory=not single)
     output = OutputDir(settings.out, replace) if writer else contextlib.nullcontext(None)
@@ -89,7 +91,13 @@ def _evaluate(
     else:
         profile = resolve_profile(None, profile_name, flip)
     features_info = {"path": str(settings.features)} if settings.features is not None else None
-    ctx = RunContext(settings, embedder, profile, n_benchmarks=len(chosen))
+    work = settings
+    if staging is not None and settings.save_features is not None and _inside(settings.save_features, settings.out):
+        # features saved inside --out belong to the run: written into the staging directory with it
+        relative = Path(os.path.abspath(settings.save_features)).relative_to(os.path.abspath(settings.out))
+        work = dataclasses.replace(settings, save_features=staging / relative)
+    ctx = RunContext(work, embedder, profile, n_benchmarks=len(chosen), out_dir=staging,
+                     write_artifacts=staging is not None)
 
     checkpoint_info = embedder.describe() if embedder else None
     doc = new_document({**settings.to_dict(), "profile": profile.to_dict()}, checkpoint_info, features_info)
@@ -136,6 +144,11 @@ def _evaluate(
         write_run_report(staging, doc)
         thresholds.write_tables(staging, doc)
     return doc, (1 if doc["failed"] else 0)
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """Whether ``path`` lies inside ``directory`` (lexically, after making both absolute)."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(directory))
 
 
 def failure_message(spec: Benchmark, ctx: RunContext, exc: Exception) -> str:

@@ -161,8 +161,23 @@ def test_save_features_file_that_is_a_directory_is_refused(data, tmp_path, capsy
     (tmp_path / "f.npy").mkdir()
     assert _run(data, tmp_path / "out", "--save-features", str(tmp_path / "f.npy")) == 2
     err = capsys.readouterr().err
-    assert f"--save-features {tmp_path / 'f.npy'}: is a directory; give a file name ending in .npy" in err
+    assert f"--save-features {tmp_path / 'f.npy'}: is a directory, expected a file name" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_features_saved_inside_out_belong_to_the_run(data, old_run) -> None:
+    out, _ = old_run
+    assert _run(data, out, "--overwrite", "--save-features", str(out / "feats.npy")) == 0
+    assert np.array_equal(np.load(out / "feats.npy"), np.load(data / "new.npy"))
+    assert "old-marker.txt" not in _snapshot(out) and _siblings(out) == []
+
+
+def test_pack_out_is_checked_before_the_folder_is_read(tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "people").mkdir()
+    (tmp_path / "people.bin").mkdir()
+    monkeypatch.setattr("facebench.evaluate.folder.pack_folder", lambda *a, **k: pytest.fail("work started"))
+    assert main(["pack", str(tmp_path / "people"), "--generate", "--out", str(tmp_path / "people.bin")]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
 def test_full_file_system_is_refused_in_the_first_second(data, tmp_path, capsys, monkeypatch) -> None:

@@ -108,6 +108,7 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
     from facebench.fileio import write_json
     from facebench.preprocess import write_sidecar
+    from facebench.rundir import check_writable_target
 
     name = args.benchmark or "demo_verify"
     specs = select(name, load_benchmarks())
@@ -116,6 +117,8 @@ def handle(args: argparse.Namespace) -> int:
     spec = specs[0]
     overrides = parse_overrides(args.file)
     check_overrides(overrides, specs)
+    if args.out:
+        check_writable_target(args.out, "--out", directory=False)
     # the checkpoint is loaded (and so checked) before anything is rendered or read
     embedder = Embedder.load(
         ModelSettings(checkpoint=args.checkpoint, arch=args.arch, batch_size=args.batch_size, device=args.device,

@@ -42,9 +42,13 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.models.export import ParityError, export_checked
     from facebench.models.loader import detect_format, load_encoder
     from facebench.preprocess import read_sidecar, write_sidecar
+    from facebench.rundir import check_writable_target
 
     if args.onnx is None and args.torchscript is None:
         raise FacebenchError("nothing to do: give --onnx OUT.onnx and/or --torchscript OUT.pt")
+    for flag, target in (("--onnx", args.onnx), ("--torchscript", args.torchscript)):
+        if target is not None:
+            check_writable_target(target, flag, directory=False)
     kind = detect_format(args.checkpoint)
     if kind == "onnx":
         raise FacebenchError(f"{args.checkpoint}: already ONNX; export reads torch checkpoints and dlib .dat files")

@@ -31,9 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
     from facebench.evaluate.folder import pack_folder
+    from facebench.rundir import check_writable_target
 
     if not args.folder.is_dir():
         raise FacebenchError(f"{args.folder}: not a folder")
+    for flag, target in (("--out", args.out), ("--write-list", args.write_list)):
+        if target is not None:
+            check_writable_target(target, flag, directory=False)
     files: dict[str, Path] = {"images": args.folder}
     landmarks = args.landmarks or (args.folder / "landmarks.txt")
     if args.landmarks is not None or landmarks.is_file():

@@ -69,12 +69,21 @@ class BenchmarkResult:
 
 @dataclass
 class RunContext:
-    """Shared state of one run: settings, the loaded model (None with --features) and its profile."""
+    """Shared state of one run: settings, the loaded model (None with --features), its profile and where
+    files of the run go while it runs: ``out_dir`` (the staging directory that becomes ``settings.out``;
+    default ``settings.out``), written only when ``write_artifacts`` (False on ranks that do not write)."""
 
     settings: RunSettings
     embedder: Embedder | None
     profile: Profile
     n_benchmarks: int = 1
+    out_dir: Path | None = None
+    write_artifacts: bool = True
+
+    @property
+    def artifact_dir(self) -> Path:
+        """Where an evaluator writes its files now (``out_dir``, else ``settings.out``)."""
+        return self.out_dir if self.out_dir is not None else Path(self.settings.out)
 
     @property
     def encoder(self) -> Encoder | None:

@@ -562,9 +562,9 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         doc = {"cmc": [list(range(max_rank)), [float(v) for v in cmc[size]]]}
         if size in curves:
             doc["roc"] = [curves[size].fpr.tolist(), curves[size].tpr.tolist()]
-        path = Path(ctx.settings.out) / cmc_file_name(alg, size)
-        write_json(path, doc)
-        cmc_files.append(str(path))
+        if ctx.write_artifacts:
+            write_json(ctx.artifact_dir / cmc_file_name(alg, size), doc)
+        cmc_files.append(str(Path(ctx.settings.out) / cmc_file_name(alg, size)))
 
     key = far_key(FAR_TARGET)
     metrics: dict[str, Any] = {
