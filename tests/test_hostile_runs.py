@@ -9,6 +9,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,12 +68,20 @@ def _siblings(out: Path) -> list[str]:
     return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.") and "lock" not in p.name)
 
 
-@pytest.fixture()
-def old_run(data: Path, tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
-    """A complete run of old.npy in tmp_path/out, plus a marker file only the old run holds."""
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def old_run_template(data: Path, tmp_path_factory) -> Path:
+    """A complete run of old.npy, plus a marker file only the old run holds."""
+    out = tmp_path_factory.mktemp("template") / "out"
     assert _run(data, out, features="old.npy") == 0
     (out / "old-marker.txt").write_text("old run")
+    return out
+
+
+@pytest.fixture()
+def old_run(old_run_template: Path, tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A copy of the old run in tmp_path/out and its files' bytes."""
+    out = tmp_path / "out"
+    shutil.copytree(old_run_template, out)
     return out, _snapshot(out)
 
 
