@@ -205,17 +205,25 @@ def spec_overrides(name: str, file_overrides: Mapping[str, str] | None) -> dict[
     return {k[len(prefix):]: v for k, v in (file_overrides or {}).items() if k.startswith(prefix)}
 
 
-def check_overrides(file_overrides: Mapping[str, str] | None, benchmarks: Iterable[Benchmark]) -> None:
-    """Every ``--file NAME.ROLE=PATH`` names one of ``benchmarks`` and one of its file roles (any source's);
-    otherwise an error listing the valid names or roles (a typo must not silently evaluate the default file)."""
-    by_name = {b.name: b for b in benchmarks}
+def check_overrides(
+    file_overrides: Mapping[str, str] | None, selected: Iterable[Benchmark], registry: Mapping[str, Benchmark] | None = None
+) -> None:
+    """Every ``--file NAME.ROLE=PATH`` names one of the ``selected`` benchmarks and one of its file roles (any
+    source's); otherwise an error listing the valid names or roles (a typo must not silently evaluate the
+    default file). ``registry`` (every known benchmark) tells an unknown name from one not selected."""
+    by_name = {b.name: b for b in selected}
     for key in file_overrides or {}:
         name, _, role = key.rpartition(".")
         spec = by_name.get(name)
         if spec is None:
+            if registry is not None and name in registry:
+                raise FacebenchError(
+                    f"--file {key}: benchmark {name} is not selected (selected: {', '.join(by_name)}); add it to "
+                    "--benchmark (with --benchmark found: the file it points at must exist)"
+                )
+            known = list(registry or by_name)
             raise FacebenchError(
-                f"--file {key}: no benchmark {name!r} among those selected ({', '.join(by_name)})"
-                f"{suggest(name, by_name)}"
+                f"--file {key}: no benchmark {name!r}; selected: {', '.join(by_name)}{suggest(name, known)}"
             )
         roles = list(dict.fromkeys(r for src in spec.sources for r in src.files))
         if role not in roles:

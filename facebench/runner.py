@@ -40,7 +40,7 @@ def run(
     """
     specs = load_benchmarks()
     chosen = select(settings.benchmarks, specs, settings.data_root, settings.file_overrides)
-    check_overrides(settings.file_overrides, chosen)
+    check_overrides(settings.file_overrides, chosen, specs)
     calibrate_on = settings.options.get("calibrate_on") or None
     if calibrate_on:
         chosen, calibrate_on = calibration_first(chosen, calibrate_on, specs)

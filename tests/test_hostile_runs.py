@@ -432,9 +432,10 @@ def test_file_system_error_is_one_line_exit_1(tmp_path, capsys, monkeypatch) -> 
 
 # ---------------------------------------------------------------------- 7. input validation
 @pytest.mark.parametrize("item, message", [
-    ("lfx.pack=/x.bin", "--file lfx.pack: no benchmark 'lfx' among those selected (lfw); did you mean lfw?"),
-    ("lfw.pak=/x.bin", "--file lfw.pak: lfw has no file role 'pak'; its roles: pack, pairs, images, landmarks"),
-    ("cfp_fp.pack=/x.bin", "--file cfp_fp.pack: no benchmark 'cfp_fp' among those selected (lfw)"),
+    ("lfx.pack=/x.bin", "--file lfx.pack: no benchmark 'lfx'; selected: lfw; did you mean lfw"),
+    ("lfw.pak=/x.bin", "--file lfw.pak: lfw has no file role 'pak'; its roles: pack, pairs, images, landmarks; "
+                       "did you mean pack"),
+    ("cfp_fp.pack=/x.bin", "--file cfp_fp.pack: benchmark cfp_fp is not selected (selected: lfw); add it to"),
 ])
 def test_file_override_typos_are_errors(data, tmp_path, capsys, item, message) -> None:
     assert _run(data, tmp_path / "out", "--file", item) == 2
@@ -620,3 +621,25 @@ def test_unexpected_failure_while_loading_an_image_names_it(tmp_path, monkeypatc
     lmk = np.array([[[60, 120], [140, 120], [100, 160], [70, 200], [130, 200]]], np.float64)
     with pytest.raises(FacebenchError, match=rf"^ijbc: {path}: MemoryError: cannot allocate 5\.3 GB$"):
         ImageList("ijbc", paths=[str(path)], landmarks=lmk).load_chip(0, arcface_chip())
+
+
+@pytest.mark.parametrize("issame, message", [
+    ([1, 0, 1, 0, 1], "ValueError: n_folds=10 exceeds the number of pairs (5)"),
+    ([1] * 20, "needs both genuine (same) and impostor (different) pairs; got 20 genuine and 0 impostor"),
+])
+def test_degenerate_pack_fails_its_benchmark_and_the_other_runs(data, tmp_path, issame, message) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    n = len(issame)
+    write_bin(root / "cfp_fp.bin", [jpeg_bytes(im) for im in random_images(2 * n, size=32)], np.asarray(issame, bool))
+    shutil.copy(data / "lfw.bin", root / "lfw.bin")
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    shutil.copy(data / "feats" / "lfw.npy", feats / "lfw.npy")
+    np.save(feats / "cfp_fp.npy", np.random.default_rng(0).standard_normal((2 * n, 8)).astype(np.float32))
+    out = tmp_path / "out"
+    assert main(["-q", "run", "--features", str(feats), "-b", "cfp_fp,lfw", "--data-root", str(root), "--out",
+                 str(out), "--no-speed"]) == 1
+    doc = json.loads((out / "results.json").read_text())
+    assert list(doc["benchmarks"]) == ["lfw"] and message in doc["failed"]["cfp_fp"]
+    assert f"files pack={root / 'cfp_fp.bin'}" in doc["failed"]["cfp_fp"]

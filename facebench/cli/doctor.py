@@ -111,12 +111,13 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.rundir import check_writable_target
 
     name = args.benchmark or "demo_verify"
-    specs = select(name, load_benchmarks())
+    registry = load_benchmarks()
+    specs = select(name, registry)
     if len(specs) != 1:
         raise FacebenchError(f"--benchmark {name!r}: give exactly one verification benchmark, got {len(specs)}")
     spec = specs[0]
     overrides = parse_overrides(args.file)
-    check_overrides(overrides, specs)
+    check_overrides(overrides, specs, registry)
     if args.out:
         check_writable_target(args.out, "--out", directory=False)
     # the checkpoint is loaded (and so checked) before anything is rendered or read
