@@ -175,6 +175,9 @@ class OutputDir:
         parent = ensure_parent(out, flag)
         if os.path.lexists(out) and not out.is_dir():
             raise FacebenchError(f"{flag} {out}: exists and is not a directory")
+        here = Path(os.path.realpath(os.getcwd()))
+        if not self.seed and (here == out or out in here.parents or out == Path.home()):
+            raise FacebenchError(f"{flag} {out}: would replace the current or home directory; give a sub-directory")
         self._lock()
         try:
             self._recover()

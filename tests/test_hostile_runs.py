@@ -124,6 +124,14 @@ def test_out_under_a_file_is_refused(data, tmp_path, capsys) -> None:
     assert "is not a directory" in capsys.readouterr().err
 
 
+def test_current_directory_is_never_replaced(data, tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "project.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    assert _run(data, Path("."), "--overwrite") == 2
+    assert "would replace the current or home directory" in capsys.readouterr().err
+    assert (tmp_path / "project.txt").read_text() == "mine"
+
+
 def test_missing_parents_of_out_are_created(data, tmp_path) -> None:
     out = tmp_path / "a" / "b" / "out"
     assert _run(data, out) == 0 and (out / "results.json").is_file()
