@@ -651,3 +651,23 @@ def test_degenerate_pack_fails_its_benchmark_and_the_other_runs(data, tmp_path, 
     doc = json.loads((out / "results.json").read_text())
     assert list(doc["benchmarks"]) == ["lfw"] and message in doc["failed"]["cfp_fp"]
     assert f"files pack={root / 'cfp_fp.bin'}" in doc["failed"]["cfp_fp"]
+
+
+@pytest.mark.parametrize("when", ["staging appears", "results.json staged"])
+def test_real_sigkill_at_a_polled_moment_leaves_old_or_new(data, old_run, when) -> None:
+    out, before = old_run
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "facebench", "-q", "run", "--features", str(data / "new.npy"),
+                             "-b", "lfw", "--data-root", str(data), "--out", str(out), "--no-speed", "--overwrite"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = out.parent / f".out.tmp-{proc.pid}"
+    target = staging if when == "staging appears" else staging / "results.json"
+    deadline = time.monotonic() + 120
+    while not target.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = _snapshot(out)
+    if after != before:  # the kill came after the swap: the new run, whole
+        assert "old-marker.txt" not in after and set(after) == set(before) - {"old-marker.txt"}
+    assert _run(data, out, "--overwrite") == 0 and _siblings(out) == []
