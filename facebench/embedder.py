@@ -39,6 +39,7 @@ class ModelSettings:
     cache_dir: Path | None = None
     progress: bool = True
     chunk_size: int = DEFAULT_CHUNK
+    trust_checkpoint_code: bool = False
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Embedder:
         if not path.is_file():
             raise FacebenchError(f"checkpoint not found: {path}")
         encoder = load_encoder(
-            path, arch=settings.arch, device=settings.device, batch_hint=settings.batch_size, half=settings.half
+            path, arch=settings.arch, device=settings.device, batch_hint=settings.batch_size, half=settings.half,
+            trust_checkpoint_code=settings.trust_checkpoint_code,
         )
         profile = resolve_profile(path, settings.profile, settings.flip, default=getattr(encoder, "default_profile", None))
         return cls(settings, encoder, profile, sha256_file(path))

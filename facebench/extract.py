@@ -18,7 +18,9 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -61,8 +63,14 @@ def _load_batch(images: ImageList, chip: ChipGeometry, indices: np.ndarray) -> n
     return np.stack([images.load_chip(int(i), chip) for i in indices])
 
 
-def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: Any) -> None:
-    """Worker loop: ``(batch_no, indices)`` tasks in, ``(batch_no, chips | error)`` out, until ``None``."""
+def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: Any, parent: int) -> None:
+    """Worker loop: ``(batch_no, indices)`` tasks in, ``(batch_no, chips | error)`` out, until ``None``.
+
+    The worker dies with its parent (`die_with_parent`) and ignores Ctrl-C: the terminal's SIGINT reaches
+    the whole process group, and the parent alone reports it and stops the workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
     cv2_threads_off()
     while (task := tasks.get()) is not None:
         batch_no, indices = task
@@ -70,6 +78,39 @@ def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: A
             results.put((batch_no, _load_batch(images, chip, indices), None))
         except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
             results.put((batch_no, None, exc if isinstance(exc, FacebenchError) else RuntimeError(repr(exc))))
+
+
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option (linux/prctl.h): the signal a process receives when its parent thread exits."""
+WATCHDOG_SECONDS = 1.0
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (child) process exit when process ``parent`` is gone, however the parent ended.
+
+    Rule: on Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG, SIGKILL)``);
+    everywhere, a daemon thread checks every ``WATCHDOG_SECONDS`` that ``os.getppid()`` is still ``parent``
+    and ends the process (``os._exit(1)``) when it is not (the parent died and the child was re-parented).
+    A parent that died before this call is caught by the same comparison, at once.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl in this libc: the watchdog alone remains
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="facebench-parent-watchdog", daemon=True).start()
 
 
 def cv2_threads_off() -> None:
@@ -94,7 +135,7 @@ def _iter_chip_batches(
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=_decode_worker, args=(images, chip, tasks, results), daemon=True)
+    procs = [ctx.Process(target=_decode_worker, args=(images, chip, tasks, results, os.getpid()), daemon=True)
              for _ in range(min(workers, len(batches)))]
     for proc in procs:
         proc.start()

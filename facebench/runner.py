@@ -53,7 +53,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
                 checkpoint=settings.checkpoint, arch=settings.arch, profile=profile_name, flip=flip,
                 batch_size=settings.batch_size, workers=settings.workers, device=settings.device,
                 half=settings.half, cache=settings.cache, cache_dir=settings.cache_dir, progress=settings.progress,
-                chunk_size=settings.chunk_size,
+                chunk_size=settings.chunk_size, trust_checkpoint_code=settings.trust_checkpoint_code,
             )
         )
         profile = embedder.profile

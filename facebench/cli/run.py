@@ -23,6 +23,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, default=2, help="decode/align worker processes (default 2; 0 = inline)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     group.add_argument("--half", action="store_true", help="fp16 autocast on GPU")
+    add_trust_argument(group)
+
+
+def add_trust_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--trust-checkpoint-code``: the opt-in for checkpoint formats that run code (TorchScript)."""
+    parser.add_argument(
+        "--trust-checkpoint-code", action="store_true",
+        help="allow a checkpoint that carries code (TorchScript: its code runs on load and on every forward "
+        "pass, with your file access); refused without this flag",
+    )
 
 
 def parse_assignments(items: list[str], flag: str, example: str, dotted: bool = False) -> dict[str, str]:
@@ -133,6 +143,7 @@ def settings_from_args(args: argparse.Namespace):
         options=options,
         progress=not args.no_progress and sys.stderr.isatty(),
         chunk_size=args.chunk_size,
+        trust_checkpoint_code=args.trust_checkpoint_code,
     )
 
 

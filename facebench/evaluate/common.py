@@ -44,6 +44,7 @@ class RunSettings:
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     chunk_size: int = DEFAULT_CHUNK
+    trust_checkpoint_code: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""
