@@ -23,6 +23,7 @@ import numpy as np
 
 from facebench.errors import FacebenchError
 from facebench.fileio import save_npy, write_json
+from facebench.textdoc import parse_json
 
 MANIFEST = "manifest.json"
 
@@ -58,7 +59,7 @@ class FeatureCache:
         expected = {"key": key, "fields": fields, "n_images": n_images, "chunk_size": chunk_size}
         if manifest.is_file():
             try:
-                found = json.loads(manifest.read_text(encoding="utf-8"))
+                found = parse_json(manifest.read_text(encoding="utf-8"), str(manifest))
             except json.JSONDecodeError as exc:
                 raise FacebenchError(f"{manifest}: corrupt cache manifest ({exc}); clear it with `facebench cache clear`") from exc
             if {k: found.get(k) for k in expected} != expected:
@@ -101,7 +102,7 @@ def list_entries(root: str | Path) -> list[dict[str, Any]]:
         return entries
     for manifest in sorted(root.glob(f"*/*/{MANIFEST}")):
         try:
-            info = json.loads(manifest.read_text(encoding="utf-8"))
+            info = parse_json(manifest.read_text(encoding="utf-8"), str(manifest))
         except (OSError, json.JSONDecodeError):
             info = {"key": manifest.parent.name, "fields": {}, "n_images": None, "chunk_size": None}
         chunks = list(manifest.parent.glob("chunk_*.npy"))

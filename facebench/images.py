@@ -8,6 +8,9 @@ squares sense (Umeyama, no reflection), then a bilinear ``cv2.warpAffine`` with 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -90,11 +93,102 @@ def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
+DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
+"""The largest image decoded by default: 64 Mpx (8192x8192, 192 MiB as RGB). Face benchmarks' images are
+far smaller; a larger one is refused before decoding (a 2.6 MB PNG can declare 30000x30000 = 2.5 GiB)."""
+MAX_PIXELS_ENV = "FACEBENCH_MAX_IMAGE_PIXELS"
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
+
+
+def max_image_pixels() -> int:
+    """The pixel limit: ``$FACEBENCH_MAX_IMAGE_PIXELS`` when set (a positive integer), else
+    ``DEFAULT_MAX_PIXELS``."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise FacebenchError(f"${MAX_PIXELS_ENV}={raw!r}: expected a positive number of pixels")
+    return value
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's first frame header (SOFn), walking the marker segments."""
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker == 0xDA:  # scan data before any frame header
+            return None
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if marker in _JPEG_SOF and pos + 9 <= n:
+            height = (data[pos + 5] << 8) | data[pos + 6]
+            width = (data[pos + 7] << 8) | data[pos + 8]
+            return (width, height) if height else None
+        pos += 2 + length
+    return None
+
+
+def image_size(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) an encoded image declares in its header, read without decoding it.
+
+    PNG (IHDR) and JPEG (SOFn) headers are parsed here; other formats through Pillow's header reader.
+    ``None`` when no size can be read (not an image, or a truncated header).
+    """
+    view = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else memoryview(np.ascontiguousarray(data))
+    head = bytes(view[:32])
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith(b"\xff\xd8"):
+        return _jpeg_size(view)
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(view)) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        return (Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1  # over Pillow's own refusal limit
+    except Exception:  # noqa: BLE001 - any reader error means no readable header
+        return None
+
+
+def check_image_size(data: bytes | bytearray | memoryview | np.ndarray, origin: str) -> tuple[int, int]:
+    """The header size of an encoded image; an unreadable header, or more pixels than
+    :func:`max_image_pixels`, is an error naming ``origin`` (nothing is decoded)."""
+    size = image_size(data)
+    if size is None:
+        raise FacebenchError(f"{origin}: cannot decode the image (corrupt or not an image file: no readable size)")
+    width, height = size
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise FacebenchError(
+            f"{origin}: the image declares {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{limit:,} (decoding it would take {width * height * 3 / 2**30:.1f} GiB); refused without decoding. "
+            f"Raise the limit with {MAX_PIXELS_ENV}=N if the image is genuine"
+        )
+    return size
+
+
 def decode_image(data: bytes | np.ndarray, origin: str) -> np.ndarray:
-    """Decode an encoded image (JPEG/PNG/...) to uint8 RGB ``(H, W, 3)``; an undecodable one is an error."""
+    """Decode an encoded image (JPEG/PNG/...) to uint8 RGB ``(H, W, 3)``; an undecodable one, or one whose
+    header declares more than :func:`max_image_pixels` pixels (checked before decoding), is an error."""
     buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buffer.dtype != np.uint8 or buffer.ndim != 1 or buffer.size == 0:
         raise FacebenchError(f"{origin}: not an encoded image (expected bytes or a 1-D uint8 array)")
+    check_image_size(buffer, origin)
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise FacebenchError(f"{origin}: cannot decode the image (corrupt or not an image file)")

@@ -31,6 +31,7 @@ import numpy as np
 from facebench import __version__
 from facebench.errors import FacebenchError
 from facebench.fileio import save_npz, write_json
+from facebench.textdoc import parse_json
 
 SCHEMA = "facebench.results/1"
 
@@ -105,7 +106,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / "results.json"
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = parse_json(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         raise FacebenchError(f"{path}: no results.json here (is this a facebench run directory?)") from None
     except json.JSONDecodeError as exc:

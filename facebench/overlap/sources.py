@@ -38,6 +38,7 @@ import numpy as np
 from facebench.errors import FacebenchError
 from facebench.fileio import sha256_file
 from facebench.overlap.listing import IMAGE_SUFFIXES
+from facebench.textdoc import parse_json
 
 HEADER_IDS = frozenset({"class_id", "classid", "id", "mid", "identity", "class", "label"})
 _LANG_NAME = re.compile(r'^"(.*)"@([A-Za-z][A-Za-z0-9-]*)$')
@@ -139,7 +140,7 @@ def _tree(name: str, root: Path) -> BenchmarkIdentities:
 
 def _devkit_json(name: str, path: Path) -> BenchmarkIdentities:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"), str(path))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FacebenchError(f"benchmark {name}: {path} is not a readable JSON list ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("path"), list):
