@@ -14,6 +14,7 @@ sharded over ranks and rank 0 gathers them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -29,7 +30,7 @@ import numpy as np
 
 from facebench.cache import FeatureCache
 from facebench.errors import FacebenchError
-from facebench.images import ChipGeometry, ImageList
+from facebench.images import ChipGeometry, ImageList, content_digest
 from facebench.models.base import Encoder
 from facebench.preprocess import Profile, chip_geometry
 
@@ -58,9 +59,15 @@ def n_views(mode: str) -> int:
     return 1 if mode == "none" else 2
 
 
-def _load_batch(images: ImageList, chip: ChipGeometry, indices: np.ndarray) -> np.ndarray:
-    """uint8 ``(B, H, W, 3)`` chips of ``images[indices]``."""
-    return np.stack([images.load_chip(int(i), chip) for i in indices])
+def _load_batch(images: ImageList, chip: ChipGeometry, indices: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """uint8 ``(B, H, W, 3)`` chips of ``images[indices]`` and the concatenated content digests of their
+    encoded bytes (hashed as they are read, for the cache's ``--verify-cache``)."""
+    chips, digests = [], []
+    for i in indices:
+        data = images.encoded(int(i))
+        digests.append(content_digest(data))
+        chips.append(images.chip_from(int(i), data, chip))
+    return np.stack(chips), b"".join(digests)
 
 
 def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: Any, parent: int) -> None:
@@ -75,9 +82,9 @@ def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: A
     while (task := tasks.get()) is not None:
         batch_no, indices = task
         try:
-            results.put((batch_no, _load_batch(images, chip, indices), None))
+            results.put((batch_no, *_load_batch(images, chip, indices), None))
         except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
-            results.put((batch_no, None, exc if isinstance(exc, FacebenchError) else RuntimeError(repr(exc))))
+            results.put((batch_no, None, None, exc if isinstance(exc, FacebenchError) else RuntimeError(repr(exc))))
 
 
 PR_SET_PDEATHSIG = 1
@@ -122,8 +129,9 @@ def cv2_threads_off() -> None:
 
 def _iter_chip_batches(
     images: ImageList, chip: ChipGeometry, indices: np.ndarray, batch_size: int, workers: int
-) -> Iterator[np.ndarray]:
-    """Yield uint8 ``(B, H, W, 3)`` batches of chips in index order, decoded by ``workers`` processes.
+) -> Iterator[tuple[np.ndarray, bytes]]:
+    """Yield uint8 ``(B, H, W, 3)`` batches of chips in index order, decoded by ``workers`` processes, each
+    with the content digests of its images (`_load_batch`).
 
     At most ``2 * workers + 2`` batches are in flight, so memory stays bounded when the model is slower
     than decoding; a worker's error is raised here with its message.
@@ -141,17 +149,17 @@ def _iter_chip_batches(
         proc.start()
     window = 2 * len(procs) + 2
     sent = 0
-    done: dict[int, np.ndarray] = {}
+    done: dict[int, tuple[np.ndarray, bytes]] = {}
     try:
         for batch_no in range(len(batches)):
             while sent < len(batches) and sent < batch_no + window:
                 tasks.put((sent, batches[sent]))
                 sent += 1
             while batch_no not in done:
-                got, chips, error = _get_result(results, procs)
+                got, chips, digests, error = _get_result(results, procs)
                 if error is not None:
                     raise error
-                done[got] = chips
+                done[got] = (chips, digests)
             yield done.pop(batch_no)
     finally:
         for _ in procs:
@@ -164,7 +172,7 @@ def _iter_chip_batches(
         results.close()
 
 
-def _get_result(results: Any, procs: list[Any]) -> tuple[int, np.ndarray | None, BaseException | None]:
+def _get_result(results: Any, procs: list[Any]) -> tuple[int, np.ndarray | None, bytes | None, BaseException | None]:
     """The next result; a worker that died without answering (killed, out of memory) is an error."""
     while True:
         try:
@@ -273,12 +281,14 @@ def extract_raw(
     for c in pending:
         idx = np.arange(c * chunk, min((c + 1) * chunk, n))
         parts = []
-        for batch in _iter_chip_batches(images, chip, idx, options.batch_size, options.workers):
+        contents = hashlib.sha256()
+        for batch, digests in _iter_chip_batches(images, chip, idx, options.batch_size, options.workers):
             parts.append(embed_chips(encoder, np.asarray(batch), profile, options.batch_size))
+            contents.update(digests)
             progress.update(len(batch))
         block = np.concatenate(parts) if parts else np.zeros((0, n_views(profile.flip), 0), np.float32)
         if cache is not None:
-            cache.write_chunk(c, block)
+            cache.write_chunk(c, block, contents.hexdigest())
         else:
             results[c] = block
     if world > 1:

@@ -195,17 +195,21 @@ def decode_image(data: bytes | np.ndarray, origin: str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_image(path: str, origin: str | None = None) -> np.ndarray:
-    """Read and decode an image file to uint8 RGB; a missing or corrupt file is an error naming it."""
+def read_encoded(path: str, origin: str | None = None) -> bytes:
+    """The bytes of an image file; a missing or unreadable file is an error naming it."""
     origin = origin or path
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise FacebenchError(f"{origin}: image file not found: {path}") from None
     except OSError as exc:
         raise FacebenchError(f"{origin}: cannot read image {path}: {exc}") from None
-    return decode_image(data, origin)
+
+
+def read_image(path: str, origin: str | None = None) -> np.ndarray:
+    """Read and decode an image file to uint8 RGB; a missing or corrupt file is an error naming it."""
+    return decode_image(read_encoded(path, origin), origin or path)
 
 
 def warp_to_chip(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
@@ -277,12 +281,20 @@ class ImageList:
         name = f" ({self.names[i]})" if self.names is not None else ""
         return f"{self.origin} item {i}{name}"
 
+    def encoded(self, i: int) -> bytes | np.ndarray:
+        """The encoded bytes of image ``i`` (read from its file, or the pack's blob)."""
+        if self.paths is not None:
+            return read_encoded(self.paths[i], self.describe(i))
+        return self.blobs[i]  # type: ignore[index]
+
     def load_chip(self, i: int, chip: ChipGeometry) -> np.ndarray:
         """Decode image ``i`` and return it as a uint8 RGB chip."""
-        if self.paths is not None:
-            image = read_image(self.paths[i], self.describe(i))
-        else:
-            image = decode_image(self.blobs[i], self.describe(i))  # type: ignore[index]
+        return self.chip_from(i, self.encoded(i), chip)
+
+    def chip_from(self, i: int, data: bytes | np.ndarray, chip: ChipGeometry) -> np.ndarray:
+        """Image ``i``, given its encoded bytes ``data``, as a uint8 RGB chip (aligned by its landmarks, or
+        mapped from an ArcFace crop)."""
+        image = decode_image(data, self.describe(i))
         lmk = self.landmarks[i] if self.landmarks is not None else None
         if lmk is not None and np.isfinite(lmk).all():
             return align(image, lmk, chip)
@@ -295,15 +307,39 @@ class ImageList:
         return crop_to_chip(to_arcface_crop(image), chip)
 
     def fingerprint(self) -> str:
-        """sha256 identifying this exact list (paths or blob bytes, landmarks), for cache keys."""
+        """sha256 identifying this exact list, for cache keys: each file's path, size and modification time
+        in nanoseconds (:func:`file_identity`), or each blob's bytes; and the landmarks."""
         digest = hashlib.sha256()
         if self.paths is not None:
             for p in self.paths:
-                digest.update(p.encode("utf-8") + b"\0")
+                digest.update(f"{p}\0{file_identity(p)}\0".encode("utf-8"))
         else:
             for b in self.blobs:  # type: ignore[union-attr]
-                raw = b.tobytes() if isinstance(b, np.ndarray) else bytes(b)
-                digest.update(hashlib.sha256(raw).digest())
+                digest.update(content_digest(b))
         if self.landmarks is not None:
             digest.update(np.ascontiguousarray(self.landmarks, dtype=np.float64).tobytes())
         return digest.hexdigest()
+
+    def contents_digest(self, indices: Sequence[int]) -> str:
+        """sha256 over the content digests of images ``indices`` (every file read and hashed)."""
+        digest = hashlib.sha256()
+        for i in indices:
+            digest.update(content_digest(self.encoded(int(i))))
+        return digest.hexdigest()
+
+
+def content_digest(data: bytes | bytearray | memoryview | np.ndarray) -> bytes:
+    """sha256 (32 raw bytes) of an encoded image."""
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data).data
+    return hashlib.sha256(data).digest()
+
+
+def file_identity(path: str) -> str:
+    """``size:mtime_ns`` of a file, the rule git and make use to decide a file is unchanged without reading it
+    (``missing`` when it cannot be stat'ed: extraction then reports it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"

@@ -33,6 +33,9 @@ FlipMode = Literal["add", "concat", "none"]
 
 FLIP_MODES: tuple[str, ...] = ("add", "concat", "none")
 SIDECAR_SUFFIX = ".facebench.json"
+PREPROCESS_VERSION = 1
+"""The code version of preprocessing (decode, alignment, chip mapping, flip, normalisation), part of the
+feature-cache key: bump it whenever a change to that code changes a single pixel fed to a model."""
 
 
 @dataclass(frozen=True)

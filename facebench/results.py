@@ -9,7 +9,10 @@ Schema ``facebench.results/1``::
      "environment": {"python", "platform", "numpy", "torch", "onnxruntime", ...},
      "model": {"parameters", "file_bytes", "flops", "latency_ms", ...} (when measured),
      "benchmarks": {NAME: {"title", "kind", "protocol_version", "metrics", "rules", "inputs",
-                           "n_pairs" / other counts, "columns", "warnings", "artifacts"}},
+                           "n_pairs" / other counts, "columns", "warnings", "artifacts",
+                           "feature_sources": {IMAGE_LIST: {"source": "file" | "cache" | "extracted" |
+                               "cache+extracted", "cache_key", "chunks", "chunks_from_cache",
+                               "chunks_computed", "verified", "stale_chunks"}}}},
      "failed": {NAME: "message"}}
 
 Metric values are fractions in [0, 1]; FAR keys are ``f"{far:.0e}"``. Every metric is reported with the

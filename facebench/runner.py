@@ -54,6 +54,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
                 batch_size=settings.batch_size, workers=settings.workers, device=settings.device,
                 half=settings.half, cache=settings.cache, cache_dir=settings.cache_dir, progress=settings.progress,
                 chunk_size=settings.chunk_size, trust_checkpoint_code=settings.trust_checkpoint_code,
+                verify_cache=settings.verify_cache,
             )
         )
         profile = embedder.profile
@@ -86,6 +87,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
             **result.counts,
             "columns": dict(spec.columns),
             "warnings": result.warnings,
+            "feature_sources": ctx.feature_sources.get(spec.name, {}),
             "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
             **({"extra": result.extra} if result.extra else {}),
         }

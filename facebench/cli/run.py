@@ -96,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder:PATH benchmarks: most pairs generated, 10 balanced folds (default 6000)")
     c = p.add_argument_group("cache")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    c.add_argument("--verify-cache", action="store_true",
+                   help="read and hash every image of each cached chunk and recompute chunks whose contents "
+                   "changed (the key itself tracks each image's size and mtime, as git and make do)")
     c.add_argument("--cache-dir", type=Path, help="feature cache root (default $FACEBENCH_CACHE or ~/.cache/facebench)")
     c.add_argument("--chunk-size", type=int, default=4096,
                    help="images per cache chunk (the unit of resume and of sharding under torchrun; default 4096)")
@@ -144,6 +147,7 @@ def settings_from_args(args: argparse.Namespace):
         progress=not args.no_progress and sys.stderr.isatty(),
         chunk_size=args.chunk_size,
         trust_checkpoint_code=args.trust_checkpoint_code,
+        verify_cache=args.verify_cache,
     )
 
 

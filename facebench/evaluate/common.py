@@ -45,6 +45,7 @@ class RunSettings:
     progress: bool = True
     chunk_size: int = DEFAULT_CHUNK
     trust_checkpoint_code: bool = False
+    verify_cache: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""
@@ -76,6 +77,8 @@ class RunContext:
     embedder: Embedder | None
     profile: Profile
     n_benchmarks: int = 1
+    feature_sources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Per benchmark, per image list: where its features came from (a file, the cache, extraction)."""
 
     @property
     def encoder(self) -> Encoder | None:
@@ -123,10 +126,13 @@ class RunContext:
         label = label or f"{spec.name}{'_' + part if part else ''}"
         if self.settings.features is not None:
             feats = self._load_features(label, len(images))
+            source: dict[str, Any] = {"source": "file", "path": str(self.settings.features)}
         elif self.embedder is None:
             raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
         else:
             feats = self.embedder.embed(images, label, flip)
+            source = self.embedder.cache_info[label]
+        self.feature_sources.setdefault(spec.name, {})[label] = source
         if self.settings.save_features is not None:
             self._save_features(label, feats)
         return feats
