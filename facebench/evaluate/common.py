@@ -12,6 +12,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec_overrides
 from facebench.errors import FacebenchError
 from facebench.embedder import Embedder
+from facebench.evaluate.checks import check_embeddings
 from facebench.extract import DEFAULT_CHUNK
 from facebench.fileio import save_npy, sha256_file
 from facebench.images import ImageList
@@ -132,6 +133,7 @@ class RunContext:
         else:
             feats = self.embedder.embed(images, label, flip)
             source = self.embedder.cache_info[label]
+        check_embeddings(feats, f"{spec.name}: {label} features", images.describe)
         self.feature_sources.setdefault(spec.name, {})[label] = source
         if self.settings.save_features is not None:
             self._save_features(label, feats)
