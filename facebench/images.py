@@ -152,17 +152,27 @@ def image_size(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[int, 
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     if head.startswith(b"\xff\xd8"):
         return _jpeg_size(view)
+    return _pillow_size(view)
+
+
+def _pillow_size(view: memoryview) -> tuple[int, int] | None:
+    """(width, height) read by the first Pillow format plugin that accepts the header (what ``Image.open``
+    does, minus its own pixel check, so that the limit applied is facebench's)."""
     from PIL import Image
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(view)) as image:
-                return image.size
-    except Image.DecompressionBombError:
-        return (Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1  # over Pillow's own refusal limit
-    except Exception:  # noqa: BLE001 - any reader error means no readable header
-        return None
+    Image.init()
+    prefix = bytes(view[:16])
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        if accept is not None and not accept(prefix):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return tuple(factory(io.BytesIO(view), "").size)  # type: ignore[return-value]
+        except Exception:  # noqa: BLE001 - this plugin cannot read it; try the next
+            continue
+    return None
 
 
 def check_image_size(data: bytes | bytearray | memoryview | np.ndarray, origin: str) -> tuple[int, int]:

@@ -78,21 +78,24 @@ def check_embeddings(
     if found.zero_dim:
         raise FacebenchError(f"{origin}: the embeddings have 0 dimensions ({found.n_rows} rows); nothing to score")
 
-    def rows(indices: np.ndarray) -> str:
-        named = [f"{int(r)} ({describe(int(r))})" if describe else str(int(r)) for r in indices[:SHOWN]]
+    def row(r: int) -> str:
+        return f"row {r} ({describe(r)})" if describe else f"row {r}"
+
+    def others(indices: np.ndarray) -> str:
+        if indices.size == 1:
+            return f" (1 of {found.n_rows} rows)"
+        named = ", ".join(row(int(r)) for r in indices[1:SHOWN])
         more = f" and {indices.size - SHOWN} more" if indices.size > SHOWN else ""
-        return ", ".join(named) + more
+        return f" ({indices.size} of {found.n_rows} rows; also {named}{more})"
 
     if found.nonfinite.size:
-        raise FacebenchError(
-            f"{origin}: the embeddings of {found.nonfinite.size} of {found.n_rows} images contain NaN or infinite "
-            f"values: rows {rows(found.nonfinite)}"
-        )
+        first = int(found.nonfinite[0])
+        raise FacebenchError(f"{origin}: {row(first)} contains NaN or infinite values{others(found.nonfinite)}")
     if found.zero_norm.size:
+        first = int(found.zero_norm[0])
         raise FacebenchError(
-            f"{origin}: the embeddings of {found.zero_norm.size} of {found.n_rows} images are all zeros (norm 0: "
-            f"cosine 0 with everything, so they would score as neither match nor non-match): rows "
-            f"{rows(found.zero_norm)}; check the model or the features file"
+            f"{origin}: {row(first)} is all zeros{others(found.zero_norm)}: a zero embedding has cosine 0 with "
+            "everything, so it cannot be scored; check the model or the features file"
         )
     raise FacebenchError(
         f"{origin}: all {found.n_rows} embeddings are identical (the output does not depend on the image); "

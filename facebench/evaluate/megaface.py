@@ -223,9 +223,7 @@ def stream_top_scores(
                 f"{distractors.source.origin}: {raw.shape[1]}-dim distractor features but the probes are "
                 f"{probes.shape[1]}-dim"
             )
-        check_embeddings(
-            raw, distractors.source.origin, lambda r: f"row {int(rows[r])}: {distractors.paths[r]}", row_offset=start
-        )
+        check_embeddings(raw, distractors.source.origin, lambda r: distractors.paths[r], row_offset=start)
         emb = mmf.l2_normalise(raw)
         z = zeroed[start:stop]
         if z.any():
