@@ -902,3 +902,20 @@ def test_ctrl_c_prints_one_line_and_no_worker_traceback(model_path, tmp_path):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert [line for line in err.splitlines() if not line.startswith("WARNING ")] == ["facebench: interrupted"], err
     assert _alive(workers, wait=10.0) == []
+
+
+def test_ijb_templates_weighted_to_zero_are_a_counted_warning(tmp_path):
+    from tests.test_ijb_eval import build_world, run_cli
+
+    world = build_world(tmp_path)
+    target = int(world.templates[0])
+    meta = tmp_path / "IJBC/meta/ijbc_name_5pts_score.txt"
+    lines = meta.read_text().splitlines()
+    zeroed = [" ".join(line.split()[:-1] + ["0"]) if t == target else line for line, t in zip(lines, world.templates)]
+    meta.write_text("\n".join(zeroed) + "\n")
+    status, doc = run_cli(world, "ijbc", tmp_path / "o")
+    assert status == 0
+    n_templates = np.unique(world.templates).size
+    assert f"ijbc: 1 of {n_templates} templates pool to a zero vector" in " ".join(doc["benchmarks"]["ijbc"]["warnings"])
+    status, doc = run_cli(world, "ijbc", tmp_path / "o2", "--no-detector-weight")  # control: no zero template
+    assert not any("zero vector" in w for w in doc["benchmarks"]["ijbc"]["warnings"])
