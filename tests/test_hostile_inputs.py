@@ -919,3 +919,13 @@ def test_ijb_templates_weighted_to_zero_are_a_counted_warning(tmp_path):
     assert f"ijbc: 1 of {n_templates} templates pool to a zero vector" in " ".join(doc["benchmarks"]["ijbc"]["warnings"])
     status, doc = run_cli(world, "ijbc", tmp_path / "o2", "--no-detector-weight")  # control: no zero template
     assert not any("zero vector" in w for w in doc["benchmarks"]["ijbc"]["warnings"])
+
+
+def test_dlib_tensor_dims_that_overflow_int64_are_a_clear_error():
+    from facebench.models.dlib import _Stream
+
+    big = b"\x05" + (1 << 32).to_bytes(5, "little")  # a dlib integer of 2**32
+    data = b"\x01\x02" + big * 4 + b"\0" * 64  # tensor version 2, dims 2**32 x 4: 2**128 floats, 0 in int64
+    assert int(np.prod([1 << 32] * 4, dtype=np.int64)) == 0  # what the old count computed
+    with pytest.raises(FacebenchError, match=r"net\.dat byte \d+: unexpected end of file reading"):
+        _Stream(data, "net.dat").tensor()
