@@ -120,8 +120,9 @@ def _jpeg_size(data: memoryview) -> tuple[int, int] | None:
     """(width, height) from a JPEG's first frame header (SOFn), walking the marker segments."""
     pos, n = 2, len(data)
     while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
+        if data[pos] != 0xFF:  # extraneous bytes before a marker: skipped, as libjpeg does
+            pos += 1
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -143,7 +144,8 @@ def _jpeg_size(data: memoryview) -> tuple[int, int] | None:
 def image_size(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[int, int] | None:
     """(width, height) an encoded image declares in its header, read without decoding it.
 
-    PNG (IHDR) and JPEG (SOFn) headers are parsed here; other formats through Pillow's header reader.
+    PNG (IHDR) and JPEG (SOFn) headers are parsed here; other formats (and JPEGs whose frame header this
+    parser does not find) through Pillow's header reader.
     ``None`` when no size can be read (not an image, or a truncated header).
     """
     view = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else memoryview(np.ascontiguousarray(data))
@@ -151,7 +153,9 @@ def image_size(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[int, 
     if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     if head.startswith(b"\xff\xd8"):
-        return _jpeg_size(view)
+        size = _jpeg_size(view)
+        if size is not None:
+            return size
     return _pillow_size(view)
 
 
