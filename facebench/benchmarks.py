@@ -42,6 +42,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from facebench.errors import FacebenchError
+from facebench.textdoc import parse_toml
 
 KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder")
 _TOP_KEYS = {
@@ -150,7 +151,7 @@ def load_benchmarks(directory: str | Path | None = None) -> dict[str, Benchmark]
     specs: dict[str, Benchmark] = {}
     for path in sorted(directory.glob("*.toml")):
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = parse_toml(path.read_text(encoding="utf-8"), str(path))
         except tomllib.TOMLDecodeError as exc:
             raise FacebenchError(f"{path}: invalid TOML: {exc}") from exc
         spec = parse_spec(data, str(path))

@@ -1,9 +1,21 @@
 """The feature cache: raw extraction outputs stored in chunks, keyed by everything that determines them.
 
-Key = sha256 of (checkpoint sha256, image-list fingerprint, profile colour/mean/std/chip/size, number of
-flip views, backend settings). A cache entry is a directory ``<root>/<key[:2]>/<key>/`` holding
-``manifest.json`` and ``chunk_NNNNNN.npy`` files; each chunk is written atomically, so a chunk file that
-exists is complete and a killed run resumes by computing only the missing chunks.
+Key = sha256 of the fields :meth:`facebench.embedder.Embedder.cache_fields` lists: the sha256 of every file
+the checkpoint consists of (the model file, ONNX external-data files, the sidecar profile), the image list's
+fingerprint, the profile's colour/mean/std/chip/size, the number of flip views, the backend and its
+version, the preprocessing code version (``PREPROCESS_VERSION``) and OpenCV's version.
+
+Image files are identified the way git and make decide a file is unchanged: by path, size and modification
+time in nanoseconds (:func:`facebench.images.file_identity`). Rewriting an image changes its mtime, so the
+key changes and the features are recomputed. A change that keeps size and mtime (a tool that restores
+mtimes, a clock set back) is caught by ``--verify-cache``: each chunk stores the sha256 of its images' bytes
+(hashed as they were decoded), and with ``--verify-cache`` every cached chunk's images are read and hashed
+again; a chunk whose contents differ is recomputed.
+
+A cache entry is a directory ``<root>/<key[:2]>/<key>/`` holding ``manifest.json``, ``chunk_NNNNNN.npy``
+files and beside each its ``chunk_NNNNNN.sha256`` (the contents digest, written first); each file is
+written atomically, so a chunk file that exists is complete and a killed run resumes by computing only the
+missing chunks.
 
 Default root: ``$FACEBENCH_CACHE`` or ``~/.cache/facebench/features``.
 """
@@ -15,14 +27,16 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from facebench.errors import FacebenchError
-from facebench.fileio import save_npy, write_json
+from facebench.fileio import save_npy, write_json, write_text
+from facebench.textdoc import parse_json
 
 MANIFEST = "manifest.json"
 
@@ -58,7 +72,7 @@ class FeatureCache:
         expected = {"key": key, "fields": fields, "n_images": n_images, "chunk_size": chunk_size}
         if manifest.is_file():
             try:
-                found = json.loads(manifest.read_text(encoding="utf-8"))
+                found = parse_json(manifest.read_text(encoding="utf-8"), str(manifest))
             except json.JSONDecodeError as exc:
                 raise FacebenchError(f"{manifest}: corrupt cache manifest ({exc}); clear it with `facebench cache clear`") from exc
             if {k: found.get(k) for k in expected} != expected:
@@ -73,12 +87,42 @@ class FeatureCache:
     def chunk_path(self, c: int) -> Path:
         return self.directory / f"chunk_{c:06d}.npy"
 
+    def contents_path(self, c: int) -> Path:
+        return self.directory / f"chunk_{c:06d}.sha256"
+
     def has_chunk(self, c: int) -> bool:
         return self.chunk_path(c).is_file()
 
-    def write_chunk(self, c: int, block: np.ndarray) -> None:
-        """Store chunk ``c`` atomically."""
+    def chunk_rows(self, c: int) -> range:
+        """The image indices chunk ``c`` holds."""
+        return range(c * self.chunk_size, min((c + 1) * self.chunk_size, self.n_images))
+
+    def write_chunk(self, c: int, block: np.ndarray, contents: str) -> None:
+        """Store chunk ``c`` and the sha256 of its images' contents, each atomically (the digest first)."""
+        write_text(self.contents_path(c), contents + "\n")
         save_npy(self.chunk_path(c), np.asarray(block, dtype=np.float32))
+
+    def chunk_contents(self, c: int) -> str | None:
+        """The contents digest stored with chunk ``c`` (``None`` when absent)."""
+        try:
+            return self.contents_path(c).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+
+    def stale_chunks(self, chunks: list[int], contents_of: Callable[[range], str], threads: int = 1) -> list[int]:
+        """The chunks among ``chunks`` whose stored contents digest differs from ``contents_of(rows)`` (the
+        images read and hashed again now), or that have none; hashed on ``threads`` threads."""
+        def stale(c: int) -> bool:
+            return self.chunk_contents(c) != contents_of(self.chunk_rows(c))
+
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            flags = list(pool.map(stale, chunks))
+        return [c for c, bad in zip(chunks, flags) if bad]
+
+    def drop_chunk(self, c: int) -> None:
+        """Delete chunk ``c`` (so that it is recomputed)."""
+        for path in (self.chunk_path(c), self.contents_path(c)):
+            path.unlink(missing_ok=True)
 
     def read_chunk(self, c: int) -> np.ndarray:
         """Load chunk ``c``; a damaged file is an error that says how to recover."""
@@ -101,7 +145,7 @@ def list_entries(root: str | Path) -> list[dict[str, Any]]:
         return entries
     for manifest in sorted(root.glob(f"*/*/{MANIFEST}")):
         try:
-            info = json.loads(manifest.read_text(encoding="utf-8"))
+            info = parse_json(manifest.read_text(encoding="utf-8"), str(manifest))
         except (OSError, json.JSONDecodeError):
             info = {"key": manifest.parent.name, "fields": {}, "n_images": None, "chunk_size": None}
         chunks = list(manifest.parent.glob("chunk_*.npy"))

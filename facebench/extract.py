@@ -14,11 +14,14 @@ sharded over ranks and rank 0 gathers them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
 import queue
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -27,7 +30,7 @@ import numpy as np
 
 from facebench.cache import FeatureCache
 from facebench.errors import FacebenchError
-from facebench.images import ChipGeometry, ImageList
+from facebench.images import ChipGeometry, ImageList, content_digest
 from facebench.models.base import Encoder
 from facebench.preprocess import Profile, chip_geometry
 
@@ -56,20 +59,65 @@ def n_views(mode: str) -> int:
     return 1 if mode == "none" else 2
 
 
-def _load_batch(images: ImageList, chip: ChipGeometry, indices: np.ndarray) -> np.ndarray:
-    """uint8 ``(B, H, W, 3)`` chips of ``images[indices]``."""
-    return np.stack([images.load_chip(int(i), chip) for i in indices])
+def _load_batch(images: ImageList, chip: ChipGeometry, indices: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """uint8 ``(B, H, W, 3)`` chips of ``images[indices]`` and the concatenated content digests of their
+    encoded bytes (hashed as they are read, for the cache's ``--verify-cache``)."""
+    chips, digests = [], []
+    for i in indices:
+        data = images.encoded(int(i))
+        digests.append(content_digest(data))
+        chips.append(images.chip_from(int(i), data, chip))
+    return np.stack(chips), b"".join(digests)
 
 
-def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: Any) -> None:
-    """Worker loop: ``(batch_no, indices)`` tasks in, ``(batch_no, chips | error)`` out, until ``None``."""
+def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: Any, parent: int) -> None:
+    """Worker loop: ``(batch_no, indices)`` tasks in, ``(batch_no, chips | error)`` out, until ``None``.
+
+    The worker dies with its parent (`die_with_parent`) and ignores Ctrl-C: the terminal's SIGINT reaches
+    the whole process group, and the parent alone reports it and stops the workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
     cv2_threads_off()
     while (task := tasks.get()) is not None:
         batch_no, indices = task
         try:
-            results.put((batch_no, _load_batch(images, chip, indices), None))
+            results.put((batch_no, *_load_batch(images, chip, indices), None))
         except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
-            results.put((batch_no, None, exc if isinstance(exc, FacebenchError) else RuntimeError(repr(exc))))
+            results.put((batch_no, None, None, exc if isinstance(exc, FacebenchError) else RuntimeError(repr(exc))))
+
+
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option (linux/prctl.h): the signal a process receives when its parent thread exits."""
+WATCHDOG_SECONDS = 1.0
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (child) process exit when process ``parent`` is gone, however the parent ended.
+
+    Rule: on Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG, SIGKILL)``);
+    everywhere, a daemon thread checks every ``WATCHDOG_SECONDS`` that ``os.getppid()`` is still ``parent``
+    and ends the process (``os._exit(1)``) when it is not (the parent died and the child was re-parented).
+    A parent that died before this call is caught by the same comparison, at once.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl in this libc: the watchdog alone remains
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="facebench-parent-watchdog", daemon=True).start()
 
 
 def cv2_threads_off() -> None:
@@ -81,8 +129,9 @@ def cv2_threads_off() -> None:
 
 def _iter_chip_batches(
     images: ImageList, chip: ChipGeometry, indices: np.ndarray, batch_size: int, workers: int
-) -> Iterator[np.ndarray]:
-    """Yield uint8 ``(B, H, W, 3)`` batches of chips in index order, decoded by ``workers`` processes.
+) -> Iterator[tuple[np.ndarray, bytes]]:
+    """Yield uint8 ``(B, H, W, 3)`` batches of chips in index order, decoded by ``workers`` processes, each
+    with the content digests of its images (`_load_batch`).
 
     At most ``2 * workers + 2`` batches are in flight, so memory stays bounded when the model is slower
     than decoding; a worker's error is raised here with its message.
@@ -94,23 +143,23 @@ def _iter_chip_batches(
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=_decode_worker, args=(images, chip, tasks, results), daemon=True)
+    procs = [ctx.Process(target=_decode_worker, args=(images, chip, tasks, results, os.getpid()), daemon=True)
              for _ in range(min(workers, len(batches)))]
     for proc in procs:
         proc.start()
     window = 2 * len(procs) + 2
     sent = 0
-    done: dict[int, np.ndarray] = {}
+    done: dict[int, tuple[np.ndarray, bytes]] = {}
     try:
         for batch_no in range(len(batches)):
             while sent < len(batches) and sent < batch_no + window:
                 tasks.put((sent, batches[sent]))
                 sent += 1
             while batch_no not in done:
-                got, chips, error = _get_result(results, procs)
+                got, chips, digests, error = _get_result(results, procs)
                 if error is not None:
                     raise error
-                done[got] = chips
+                done[got] = (chips, digests)
             yield done.pop(batch_no)
     finally:
         for _ in procs:
@@ -123,7 +172,7 @@ def _iter_chip_batches(
         results.close()
 
 
-def _get_result(results: Any, procs: list[Any]) -> tuple[int, np.ndarray | None, BaseException | None]:
+def _get_result(results: Any, procs: list[Any]) -> tuple[int, np.ndarray | None, bytes | None, BaseException | None]:
     """The next result; a worker that died without answering (killed, out of memory) is an error."""
     while True:
         try:
@@ -232,12 +281,14 @@ def extract_raw(
     for c in pending:
         idx = np.arange(c * chunk, min((c + 1) * chunk, n))
         parts = []
-        for batch in _iter_chip_batches(images, chip, idx, options.batch_size, options.workers):
+        contents = hashlib.sha256()
+        for batch, digests in _iter_chip_batches(images, chip, idx, options.batch_size, options.workers):
             parts.append(embed_chips(encoder, np.asarray(batch), profile, options.batch_size))
+            contents.update(digests)
             progress.update(len(batch))
         block = np.concatenate(parts) if parts else np.zeros((0, n_views(profile.flip), 0), np.float32)
         if cache is not None:
-            cache.write_chunk(c, block)
+            cache.write_chunk(c, block, contents.hexdigest())
         else:
             results[c] = block
     if world > 1:

@@ -8,6 +8,9 @@ squares sense (Umeyama, no reflection), then a bilinear ``cv2.warpAffine`` with 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -91,28 +94,137 @@ def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
+DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
+"""The largest image decoded by default: 64 Mpx (8192x8192, 192 MiB as RGB). Face benchmarks' images are
+far smaller; a larger one is refused before decoding (a 2.6 MB PNG can declare 30000x30000 = 2.5 GiB)."""
+MAX_PIXELS_ENV = "FACEBENCH_MAX_IMAGE_PIXELS"
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
+
+
+def max_image_pixels() -> int:
+    """The pixel limit: ``$FACEBENCH_MAX_IMAGE_PIXELS`` when set (a positive integer), else
+    ``DEFAULT_MAX_PIXELS``."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise FacebenchError(f"${MAX_PIXELS_ENV}={raw!r}: expected a positive number of pixels")
+    return value
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's first frame header (SOFn), walking the marker segments."""
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:  # extraneous bytes before a marker: skipped, as libjpeg does
+            pos += 1
+            continue
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker == 0xDA:  # scan data before any frame header
+            return None
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if marker in _JPEG_SOF and pos + 9 <= n:
+            height = (data[pos + 5] << 8) | data[pos + 6]
+            width = (data[pos + 7] << 8) | data[pos + 8]
+            return (width, height) if height else None
+        pos += 2 + length
+    return None
+
+
+def image_size(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) an encoded image declares in its header, read without decoding it.
+
+    PNG (IHDR) and JPEG (SOFn) headers are parsed here; other formats (and JPEGs whose frame header this
+    parser does not find) through Pillow's header reader.
+    ``None`` when no size can be read (not an image, or a truncated header).
+    """
+    view = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else memoryview(np.ascontiguousarray(data))
+    head = bytes(view[:32])
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith(b"\xff\xd8"):
+        size = _jpeg_size(view)
+        if size is not None:
+            return size
+    return _pillow_size(view)
+
+
+def _pillow_size(view: memoryview) -> tuple[int, int] | None:
+    """(width, height) read by the first Pillow format plugin that accepts the header (what ``Image.open``
+    does, minus its own pixel check, so that the limit applied is facebench's)."""
+    from PIL import Image
+
+    Image.init()
+    prefix = bytes(view[:16])
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        if accept is not None and not accept(prefix):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return tuple(factory(io.BytesIO(view), "").size)  # type: ignore[return-value]
+        except Exception:  # noqa: BLE001 - this plugin cannot read it; try the next
+            continue
+    return None
+
+
+def check_image_size(data: bytes | bytearray | memoryview | np.ndarray, origin: str) -> tuple[int, int]:
+    """The header size of an encoded image; an unreadable header, or more pixels than
+    :func:`max_image_pixels`, is an error naming ``origin`` (nothing is decoded)."""
+    size = image_size(data)
+    if size is None:
+        raise FacebenchError(f"{origin}: cannot decode the image (corrupt or not an image file: no readable size)")
+    width, height = size
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise FacebenchError(
+            f"{origin}: the image declares {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{limit:,} (decoding it would take {width * height * 3 / 2**30:.1f} GiB); refused without decoding. "
+            f"Raise the limit with {MAX_PIXELS_ENV}=N if the image is genuine"
+        )
+    return size
+
+
 def decode_image(data: bytes | np.ndarray, origin: str) -> np.ndarray:
-    """Decode an encoded image (JPEG/PNG/...) to uint8 RGB ``(H, W, 3)``; an undecodable one is an error."""
+    """Decode an encoded image (JPEG/PNG/...) to uint8 RGB ``(H, W, 3)``; an undecodable one, or one whose
+    header declares more than :func:`max_image_pixels` pixels (checked before decoding), is an error."""
     buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buffer.dtype != np.uint8 or buffer.ndim != 1 or buffer.size == 0:
         raise FacebenchError(f"{origin}: not an encoded image (expected bytes or a 1-D uint8 array)")
+    check_image_size(buffer, origin)
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise FacebenchError(f"{origin}: cannot decode the image (corrupt or not an image file)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_image(path: str, origin: str | None = None) -> np.ndarray:
-    """Read and decode an image file to uint8 RGB; a missing or corrupt file is an error naming it."""
+def read_encoded(path: str, origin: str | None = None) -> bytes:
+    """The bytes of an image file; a missing or unreadable file is an error naming it."""
     origin = origin or path
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise FacebenchError(f"{origin}: image file not found: {path}") from None
     except OSError as exc:
         raise FacebenchError(f"{origin}: cannot read image {path}: {exc}") from None
-    return decode_image(data, origin)
+
+
+def read_image(path: str, origin: str | None = None) -> np.ndarray:
+    """Read and decode an image file to uint8 RGB; a missing or corrupt file is an error naming it."""
+    return decode_image(read_encoded(path, origin), origin or path)
 
 
 def warp_to_chip(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
@@ -184,20 +296,28 @@ class ImageList:
         name = f" ({self.names[i]})" if self.names is not None else ""
         return f"{self.origin} item {i}{name}"
 
+    def encoded(self, i: int) -> bytes | np.ndarray:
+        """The encoded bytes of image ``i`` (read from its file, or the pack's blob)."""
+        if self.paths is not None:
+            return read_encoded(self.paths[i], self.describe(i))
+        return self.blobs[i]  # type: ignore[index]
+
     def load_chip(self, i: int, chip: ChipGeometry) -> np.ndarray:
         """Decode image ``i`` and return it as a uint8 RGB chip; any failure is an error naming the image."""
+        return self.chip_from(i, self.encoded(i), chip)
+
+    def chip_from(self, i: int, data: bytes | np.ndarray, chip: ChipGeometry) -> np.ndarray:
+        """Image ``i``, given its encoded bytes ``data``, as a uint8 RGB chip (aligned by its landmarks, or
+        mapped from an ArcFace crop); any failure is an error naming the image."""
         try:
-            return self._load_chip(i, chip)
+            return self._chip_from(i, data, chip)
         except FacebenchError:
             raise
         except Exception as exc:  # a decoder or warp failure (cv2.error, MemoryError...) names its image
             raise FacebenchError(f"{self.describe(i)}: {type(exc).__name__}: {exc}") from exc
 
-    def _load_chip(self, i: int, chip: ChipGeometry) -> np.ndarray:
-        if self.paths is not None:
-            image = read_image(self.paths[i], self.describe(i))
-        else:
-            image = decode_image(self.blobs[i], self.describe(i))  # type: ignore[index]
+    def _chip_from(self, i: int, data: bytes | np.ndarray, chip: ChipGeometry) -> np.ndarray:
+        image = decode_image(data, self.describe(i))
         lmk = self.landmarks[i] if self.landmarks is not None else None
         if lmk is not None and not np.isnan(lmk).all():  # an all-NaN row: no landmarks for this image
             check_landmarks(lmk, self.describe(i), image.shape[:2])
@@ -211,15 +331,39 @@ class ImageList:
         return crop_to_chip(to_arcface_crop(image), chip)
 
     def fingerprint(self) -> str:
-        """sha256 identifying this exact list (paths or blob bytes, landmarks), for cache keys."""
+        """sha256 identifying this exact list, for cache keys: each file's path, size and modification time
+        in nanoseconds (:func:`file_identity`), or each blob's bytes; and the landmarks."""
         digest = hashlib.sha256()
         if self.paths is not None:
             for p in self.paths:
-                digest.update(p.encode("utf-8") + b"\0")
+                digest.update(f"{p}\0{file_identity(p)}\0".encode("utf-8"))
         else:
             for b in self.blobs:  # type: ignore[union-attr]
-                raw = b.tobytes() if isinstance(b, np.ndarray) else bytes(b)
-                digest.update(hashlib.sha256(raw).digest())
+                digest.update(content_digest(b))
         if self.landmarks is not None:
             digest.update(np.ascontiguousarray(self.landmarks, dtype=np.float64).tobytes())
         return digest.hexdigest()
+
+    def contents_digest(self, indices: Sequence[int]) -> str:
+        """sha256 over the content digests of images ``indices`` (every file read and hashed)."""
+        digest = hashlib.sha256()
+        for i in indices:
+            digest.update(content_digest(self.encoded(int(i))))
+        return digest.hexdigest()
+
+
+def content_digest(data: bytes | bytearray | memoryview | np.ndarray) -> bytes:
+    """sha256 (32 raw bytes) of an encoded image."""
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data).data
+    return hashlib.sha256(data).digest()
+
+
+def file_identity(path: str) -> str:
+    """``size:mtime_ns`` of a file, the rule git and make use to decide a file is unchanged without reading it
+    (``missing`` when it cannot be stat'ed: extraction then reports it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"

@@ -25,6 +25,7 @@ import numpy as np
 from facebench.errors import FacebenchError
 from facebench.fileio import write_json
 from facebench.images import ChipGeometry, arcface_chip
+from facebench.textdoc import parse_json
 
 Colour = Literal["rgb", "bgr"]
 Chip = Literal["arcface", "dlib"]
@@ -32,6 +33,9 @@ FlipMode = Literal["add", "concat", "none"]
 
 FLIP_MODES: tuple[str, ...] = ("add", "concat", "none")
 SIDECAR_SUFFIX = ".facebench.json"
+PREPROCESS_VERSION = 1
+"""The code version of preprocessing (decode, alignment, chip mapping, flip, normalisation), part of the
+feature-cache key: bump it whenever a change to that code changes a single pixel fed to a model."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ def read_sidecar(checkpoint: str | Path) -> Profile | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"), str(path))
     except (OSError, json.JSONDecodeError) as exc:
         raise FacebenchError(f"{path}: not a readable JSON profile: {exc}") from exc
     if not isinstance(data, dict):

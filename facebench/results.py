@@ -9,7 +9,10 @@ Schema ``facebench.results/1``::
      "environment": {"python", "platform", "numpy", "torch", "onnxruntime", ...},
      "model": {"parameters", "file_bytes", "flops", "latency_ms", ...} (when measured),
      "benchmarks": {NAME: {"title", "kind", "protocol_version", "metrics", "rules", "inputs",
-                           "n_pairs" / other counts, "columns", "warnings", "artifacts"}},
+                           "n_pairs" / other counts, "columns", "warnings", "artifacts",
+                           "feature_sources": {IMAGE_LIST: {"source": "file" | "cache" | "extracted" |
+                               "cache+extracted", "cache_key", "chunks", "chunks_from_cache",
+                               "chunks_computed", "verified", "stale_chunks"}}}},
      "failed": {NAME: "message"}}
 
 Metric values are fractions in [0, 1]; FAR keys are ``f"{far:.0e}"``. Every metric is reported with the
@@ -31,6 +34,7 @@ import numpy as np
 from facebench import __version__
 from facebench.errors import FacebenchError
 from facebench.fileio import save_npz, write_json
+from facebench.textdoc import parse_json
 
 SCHEMA = "facebench.results/1"
 
@@ -115,11 +119,9 @@ def read_results(path: str | Path) -> dict[str, Any]:
     if not text.strip():
         raise FacebenchError(f"{path}: empty file (the run was not written completely)")
     try:
-        doc = json.loads(text)
+        doc = parse_json(text, str(path))
     except json.JSONDecodeError as exc:
         raise FacebenchError(f"{path}: not valid JSON (truncated or edited?): {exc}") from None
-    except RecursionError:
-        raise FacebenchError(f"{path}: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise FacebenchError(f"{path}: expected a JSON object, got {type(doc).__name__}")
     if doc.get("schema") != SCHEMA:

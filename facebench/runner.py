@@ -84,7 +84,8 @@ def _evaluate(
                 checkpoint=settings.checkpoint, arch=settings.arch, profile=profile_name, flip=flip,
                 batch_size=settings.batch_size, workers=settings.workers, device=settings.device,
                 half=settings.half, cache=settings.cache, cache_dir=settings.cache_dir, progress=settings.progress,
-                chunk_size=settings.chunk_size,
+                chunk_size=settings.chunk_size, trust_checkpoint_code=settings.trust_checkpoint_code,
+                verify_cache=settings.verify_cache,
             )
         )
         profile = embedder.profile
@@ -125,6 +126,7 @@ def _evaluate(
             **result.counts,
             "columns": dict(spec.columns),
             "warnings": result.warnings,
+            "feature_sources": ctx.feature_sources.get(spec.name, {}),
             "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
             **({"extra": result.extra} if result.extra else {}),
         }

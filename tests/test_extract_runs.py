@@ -40,7 +40,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
     torch.jit.save(torch.jit.script(TinyNet().eval()), root / "tiny.pt")
-    assert main(["-q", "export", str(root / "tiny.pt"), "--onnx", str(root / "tiny.onnx")]) == 0
+    assert main(["-q", "export", str(root / "tiny.pt"), "--onnx", str(root / "tiny.onnx"), "--trust-checkpoint-code"]) == 0
     model = create_backbone("mobilefacenet_small").eval()
     torch.save(model.state_dict(), root / "m.pt")
     assert main(["-q", "export", str(root / "m.pt"), "--arch", "mobilefacenet_small", "--onnx", str(root / "m.onnx")]) == 0

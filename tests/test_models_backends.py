@@ -71,7 +71,7 @@ def files(tmp_path_factory, model):
 @pytest.mark.parametrize("kind", ["plain", "arcface_torch", "ddp", "whole_model_ckpt", "torchscript", "onnx"])
 def test_every_format_gives_the_same_embeddings(files, kind, batch, reference):
     arch = ARCH if kind in ("plain", "arcface_torch", "ddp", "whole_model_ckpt") else None
-    encoder = load_encoder(files[kind], arch=arch, device="cpu", batch_hint=2)
+    encoder = load_encoder(files[kind], arch=arch, device="cpu", batch_hint=2, trust_checkpoint_code=kind == "torchscript")
     expected_format = {"torchscript": "torchscript", "onnx": "onnx"}.get(kind, "pytorch")
     assert encoder.format == expected_format
     assert encoder.input_size == (112, 112)
@@ -165,7 +165,7 @@ def test_output_that_is_not_an_embedding_is_rejected(tmp_path):
     torch.jit.save(torch.jit.trace(_Spatial(), torch.zeros(1, 3, 112, 112)), path)
     expected = r"output has shape \(2, 3, 4, 4\) for 2 images; an embedding model must return \(N, D\)"
     with pytest.raises(FacebenchError, match=expected):
-        load_encoder(path, device="cpu")
+        load_encoder(path, device="cpu", trust_checkpoint_code=True)
 
 
 def test_torchscript_of_another_input_size_needs_input_size(tmp_path):
@@ -173,8 +173,8 @@ def test_torchscript_of_another_input_size_needs_input_size(tmp_path):
     net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(2 * 14 * 14, 8))
     torch.jit.save(torch.jit.trace(net, torch.zeros(1, 3, 16, 16)), path)
     with pytest.raises(FacebenchError, match="wrong input size or architecture"):
-        load_encoder(path, device="cpu")
-    assert load_encoder(path, device="cpu", input_size=(16, 16)).embedding_dim == 8
+        load_encoder(path, device="cpu", trust_checkpoint_code=True)
+    assert load_encoder(path, device="cpu", input_size=(16, 16), trust_checkpoint_code=True).embedding_dim == 8
 
 
 def test_half_needs_cuda(files):

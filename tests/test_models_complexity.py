@@ -49,7 +49,7 @@ def test_model_complexity_of_loaded_encoders(net_files):
     net, onnx_path, ts_path = net_files
     params = sum(p.numel() for p in net.parameters())
     for path in (onnx_path, ts_path):
-        encoder = load_encoder(path, device="cpu", input_size=(16, 16))
+        encoder = load_encoder(path, device="cpu", input_size=(16, 16), trust_checkpoint_code=True)
         info = model_complexity(encoder)
         assert info["parameters"] == params
         assert info["file_bytes"] == os.path.getsize(path)

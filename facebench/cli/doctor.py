@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from facebench.cli.run import add_trust_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--arch", help="backbone name for a PyTorch state_dict")
     g.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32: on CPU larger batches cost activation memory, not speed)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_trust_argument(g)
     p.set_defaults(func=handle)
 
 
@@ -123,7 +126,7 @@ def handle(args: argparse.Namespace) -> int:
     # the checkpoint is loaded (and so checked) before anything is rendered or read
     embedder = Embedder.load(
         ModelSettings(checkpoint=args.checkpoint, arch=args.arch, batch_size=args.batch_size, device=args.device,
-                      cache=False, progress=False)
+                      cache=False, progress=False, trust_checkpoint_code=args.trust_checkpoint_code)
     )
     data_root = args.data_root
     if data_root is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from facebench.cli.run import add_trust_argument
+
 
 def _size(text: str) -> tuple[int, int]:
     h, sep, w = text.lower().partition("x")
@@ -34,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--input-size", type=_size, metavar="HxW", help="input size of a TorchScript model (default 112x112)"
     )
     p.add_argument("--device", default="cpu", help="device to export on (default cpu)")
+    add_trust_argument(p)
     p.set_defaults(func=handle)
 
 
@@ -52,7 +55,8 @@ def handle(args: argparse.Namespace) -> int:
     kind = detect_format(args.checkpoint)
     if kind == "onnx":
         raise FacebenchError(f"{args.checkpoint}: already ONNX; export reads torch checkpoints and dlib .dat files")
-    encoder = load_encoder(args.checkpoint, arch=args.arch, device=args.device, input_size=args.input_size)
+    encoder = load_encoder(args.checkpoint, arch=args.arch, device=args.device, input_size=args.input_size,
+                           trust_checkpoint_code=args.trust_checkpoint_code)
     profile = read_sidecar(args.checkpoint) or getattr(encoder, "default_profile", None)
     status = 0
     for fmt, out in (("onnx", args.onnx), ("torchscript", args.torchscript)):

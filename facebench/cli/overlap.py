@@ -225,6 +225,7 @@ def handle_audit(args: argparse.Namespace) -> int:
             cache=not args.no_cache,
             cache_dir=args.cache_dir,
             progress=not args.no_progress,
+            trust_checkpoint_code=args.trust_checkpoint_code,
         )
     elif any(getattr(args, k) for k in ("arch", "profile", "flip", "half")):
         raise FacebenchError("--arch/--profile/--flip/--half apply to --checkpoint")

@@ -23,6 +23,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, default=2, help="decode/align worker processes (default 2; 0 = inline)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     group.add_argument("--half", action="store_true", help="fp16 autocast on GPU")
+    add_trust_argument(group)
+
+
+def add_trust_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--trust-checkpoint-code``: the opt-in for checkpoint formats that run code (TorchScript)."""
+    parser.add_argument(
+        "--trust-checkpoint-code", action="store_true",
+        help="allow a checkpoint that carries code (TorchScript: its code runs on load and on every forward "
+        "pass, with your file access); refused without this flag",
+    )
 
 
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder:PATH benchmarks: most pairs generated, 10 balanced folds (default 6000)")
     c = p.add_argument_group("cache")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    c.add_argument("--verify-cache", action="store_true",
+                   help="read and hash every image of each cached chunk and recompute chunks whose contents "
+                   "changed (the key itself tracks each image's size and mtime, as git and make do)")
     c.add_argument("--cache-dir", type=Path, help="feature cache root (default $FACEBENCH_CACHE or ~/.cache/facebench)")
     c.add_argument("--chunk-size", type=int, default=4096,
                    help="images per cache chunk (the unit of resume and of sharding under torchrun; default 4096)")
@@ -141,6 +154,8 @@ def settings_from_args(args: argparse.Namespace):
         options=options,
         progress=not args.no_progress and sys.stderr.isatty(),
         chunk_size=args.chunk_size,
+        trust_checkpoint_code=args.trust_checkpoint_code,
+        verify_cache=args.verify_cache,
     )
 
 

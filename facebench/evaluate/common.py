@@ -12,6 +12,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec_overrides
 from facebench.errors import FacebenchError
 from facebench.embedder import Embedder
+from facebench.evaluate.checks import check_embeddings
 from facebench.extract import DEFAULT_CHUNK
 from facebench.fileio import save_npy, sha256_file
 from facebench.images import ImageList
@@ -44,6 +45,8 @@ class RunSettings:
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     chunk_size: int = DEFAULT_CHUNK
+    trust_checkpoint_code: bool = False
+    verify_cache: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""
@@ -84,6 +87,8 @@ class RunContext:
     def artifact_dir(self) -> Path:
         """Where an evaluator writes its files now (``out_dir``, else ``settings.out``)."""
         return self.out_dir if self.out_dir is not None else Path(self.settings.out)
+    feature_sources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Per benchmark, per image list: where its features came from (a file, the cache, extraction)."""
 
     @property
     def encoder(self) -> Encoder | None:
@@ -131,10 +136,14 @@ class RunContext:
         label = label or f"{spec.name}{'_' + part if part else ''}"
         if self.settings.features is not None:
             feats = self._load_features(label, len(images))
+            source: dict[str, Any] = {"source": "file", "path": str(self.settings.features)}
         elif self.embedder is None:
             raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
         else:
             feats = self.embedder.embed(images, label, flip)
+            source = self.embedder.cache_info[label]
+        check_embeddings(feats, f"{spec.name}: {label} features", images.describe)
+        self.feature_sources.setdefault(spec.name, {})[label] = source
         if self.settings.save_features is not None:
             self._save_features(label, feats)
         return feats

@@ -89,7 +89,7 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     if ctx.settings.features is not None:
         with ThreadPoolExecutor(max_workers=1) as background:
             pending = background.submit(read_pairs)
-            pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name)
+            pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name, warnings=warnings)
             clock.lap("features_and_pooling")
             pairs = pending.result()
     else:
@@ -113,7 +113,7 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     left, right, labels = pairs.t1, pairs.t2, pairs.label
     del pairs
     if pooled is None:
-        pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name)
+        pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name, warnings=warnings)
         clock.lap("features_and_pooling")
     del meta
     scores = score_pairs(pooled.features, left, right)
@@ -232,7 +232,7 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
 
     clock.lap("read_meta")
     label = str(spec.options.get("features_label", spec.name))
-    pooled, feature_rules = _pool(spec, ctx, meta, paths, label=label)
+    pooled, feature_rules = _pool(spec, ctx, meta, paths, label=label, warnings=warnings)
     clock.lap("features_and_pooling")
     probe_ids, probe_subjects = members["probes"]
     probe_feats = pooled.features[pooled.rows(probe_ids)[0]]
@@ -374,9 +374,12 @@ def _check_counts(spec: Benchmark, counts: dict[str, Any], warnings: list[str]) 
 
 
 def _pool(
-    spec: Benchmark, ctx: RunContext, meta: ijbio.MetaImages, paths: dict[str, Path], label: str
+    spec: Benchmark, ctx: RunContext, meta: ijbio.MetaImages, paths: dict[str, Path], label: str,
+    warnings: list[str],
 ) -> tuple[PooledTemplates, dict[str, Any]]:
-    """Image features (given or extracted) pooled into templates; the feature rules used."""
+    """Image features (given or extracted, checked by `features_for`) pooled into templates; the feature
+    rules used. Templates that pool to a zero vector (every image weighted 0: detector score 0) are legal
+    under the protocol and score 0 against everything: counted in a warning."""
     options = ctx.settings.options
     per_image_l2 = bool(options.get("per_image_l2", False))
     detector_weight = bool(options.get("detector_weight", True))
@@ -401,6 +404,12 @@ def _pool(
     except ValueError as exc:
         raise FacebenchError(f"{spec.name}: {exc}") from None
     del features
+    zero = int(np.count_nonzero(~pooled.features.any(axis=1)))
+    if zero:
+        w = (f"{spec.name}: {zero} of {pooled.features.shape[0]} templates pool to a zero vector (all their images "
+             "have detector score 0) and score 0 against every template")
+        log.warning(w)
+        warnings.append(w)
     flip = None if given else ctx.profile.flip
     rules = {
         "flip": flip if flip else "as given (--features)",

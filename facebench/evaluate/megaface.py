@@ -46,6 +46,7 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
+from facebench.evaluate.checks import check_embeddings
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.fileio import write_json
 from facebench.images import ImageList
@@ -222,13 +223,7 @@ def stream_top_scores(
                 f"{distractors.source.origin}: {raw.shape[1]}-dim distractor features but the probes are "
                 f"{probes.shape[1]}-dim"
             )
-        finite = np.isfinite(raw).all(axis=1)
-        if not finite.all():
-            bad = start + int(np.flatnonzero(~finite)[0])
-            raise FacebenchError(
-                f"{distractors.source.origin}: row {int(rows[bad])} ({distractors.paths[bad]}) contains NaN or "
-                "infinite values"
-            )
+        check_embeddings(raw, distractors.source.origin, lambda r: distractors.paths[r], row_offset=start)
         emb = mmf.l2_normalise(raw)
         z = zeroed[start:stop]
         if z.any():
@@ -398,7 +393,7 @@ def load_features(
         rows, members = _members_from_rows(feats.row_index(), lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
         paths = [feats.megaface_paths[r] for r in rows]
         source = FileRows(feats.megaface, str(feats.megaface.path))
-        _check_finite(feats.facescrub, str(s.features / mfio.FACESCRUB_NPY), inputs.probes.paths)
+        _check_probes(feats.facescrub, str(s.features / mfio.FACESCRUB_NPY), inputs.probes.paths)
         return feats.facescrub, Distractors(source, rows, paths, members), "features_dir"
     union = union_paths(lists)
     rows, members = _members_from_rows(dict(zip(union, range(len(union)))), lists, inputs.list_files, "the union")
@@ -413,7 +408,7 @@ def load_features(
             roots[role] = inputs.paths[role]
         probes = mfio.read_matio_features(roots["facescrub_features"], inputs.probes.paths, suffix)
         array = mfio.read_matio_features(roots["megaface_features"], union, suffix, dim=probes.shape[1])
-        _check_finite(probes, str(roots["facescrub_features"]), inputs.probes.paths)
+        _check_probes(probes, str(roots["facescrub_features"]), inputs.probes.paths)
         source = ArrayRows(array, str(roots["megaface_features"]))
         return probes, Distractors(source, rows, union, members), "matio"
     if ctx.encoder is None:
@@ -437,7 +432,6 @@ def load_features(
     if s.save_features is not None:
         mfio.write_path_list(s.save_features / mfio.MEGAFACE_TXT, union)
     source = ArrayRows(np.asarray(array, dtype=np.float32), "extracted MegaFace features")
-    _check_finite(probes, "extracted FaceScrub features", inputs.probes.paths)
     return np.asarray(probes, dtype=np.float32), Distractors(source, rows, union, members), "extracted"
 
 
@@ -453,11 +447,9 @@ def _megaface_noisy(paths: Sequence[str], noise: set[str]) -> np.ndarray:
     )
 
 
-def _check_finite(features: np.ndarray, origin: str, paths: Sequence[str]) -> None:
-    finite = np.isfinite(features).all(axis=1)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise FacebenchError(f"{origin}: row {bad} ({paths[bad]}) contains NaN or infinite values")
+def _check_probes(features: np.ndarray, origin: str, paths: Sequence[str]) -> None:
+    """`check_embeddings` on probe features, naming each row's FaceScrub path."""
+    check_embeddings(features, origin, lambda r: paths[r])
 
 
 def _save_converted(ctx: RunContext, kind: str, probes: np.ndarray, inputs: _Inputs, distractors: Distractors,
@@ -527,6 +519,10 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     mf_noisy = _megaface_noisy(distractors.paths, mf_noise)
     excluded = mf_noisy if noise == "insightface" else np.zeros_like(mf_noisy)
     zeroed = mf_noisy if noise == "facexzoo" else np.zeros_like(mf_noisy)
+    if zeroed.any():
+        _warn(warnings, f"{spec.name}: the facexzoo noise rule scores {int(np.count_nonzero(zeroed))} noisy "
+              "distractor(s) as zero vectors (cosine 0 with every probe), as FaceX-Zoo does; --noise insightface "
+              "excludes them instead")
 
     n_probes = probes.shape[0]
     used = {size: int(np.count_nonzero(m & ~excluded)) for size, m in distractors.members.items()}

@@ -36,6 +36,7 @@ import numpy as np
 from facebench.errors import FacebenchError, where
 from facebench.fileio import atomic_path, write_text
 from facebench.io.textlines import iter_fields, parse_float, read_text
+from facebench.textdoc import parse_json
 
 PROBE_LIST_NAME = "facescrub_features_list.json"
 DISTRACTOR_SIZES: tuple[int, ...] = (10, 100, 1000, 10000, 100000, 1000000)
@@ -78,7 +79,7 @@ class ProbeList:
 def _load_json(path: str | Path, what: str) -> dict:
     try:
         with open(path, "rb") as handle:
-            data = json.loads(handle.read().decode("utf-8-sig"))
+            data = parse_json(handle.read().decode("utf-8-sig"), str(path))
     except FileNotFoundError:
         raise FacebenchError(f"{path}: {what} not found") from None
     except IsADirectoryError:

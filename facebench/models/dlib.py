@@ -187,7 +187,7 @@ class _Stream:
         dims = tuple(self.int() for _ in range(4))
         if any(d < 0 for d in dims):
             raise self.error(f"negative tensor dims {dims}")
-        count = int(np.prod(dims, dtype=np.int64))
+        count = math.prod(dims)  # Python ints: declared dims cannot overflow into a small count
         raw = self._take(4 * count)
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(dims)
 

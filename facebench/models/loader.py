@@ -10,6 +10,12 @@ Format detection, by content first and extension second:
 - ``.onnx``, or anything else that parses as ONNX -> onnxruntime.
 
 torch is imported only for the torch formats, so evaluating an ONNX graph never loads it.
+
+Code in checkpoints: a TorchScript archive is a program; ``torch.jit.load`` runs its ``__setstate__``
+methods and every ``forward`` runs its code, which can read and write any file the user can. Formats that
+run code (``CODE_FORMATS``) are refused unless the caller passes ``trust_checkpoint_code=True`` (the CLI's
+``--trust-checkpoint-code``); the other formats are data only (ONNX graphs, state_dicts read with
+``weights_only=True``, dlib's serialisation read by facebench's own parser).
 """
 
 from __future__ import annotations
@@ -22,6 +28,20 @@ from facebench.models.base import Encoder
 from facebench.models.formats import is_dlib_file, is_torchscript_archive
 
 FORMATS = ("onnx", "torchscript", "pytorch", "dlib")
+CODE_FORMATS = frozenset({"torchscript"})
+"""Checkpoint formats whose loading or forward pass runs code stored in the file."""
+TRUST_FLAG = "--trust-checkpoint-code"
+
+
+def check_code_trust(path: str | Path, kind: str, trust_checkpoint_code: bool) -> None:
+    """Refuse a checkpoint of a code-running format (``CODE_FORMATS``) unless its code is trusted."""
+    if kind in CODE_FORMATS and not trust_checkpoint_code:
+        raise FacebenchError(
+            f"{path}: refused to load a {kind} checkpoint: it carries code that runs when it is loaded and on "
+            "every forward pass, and that code can read and write any file you can. facebench runs no code from "
+            f"a checkpoint by default. If you trust where this file comes from, pass {TRUST_FLAG} (Python: "
+            "trust_checkpoint_code=True); otherwise ask for an ONNX graph or a state_dict (weights only)"
+        )
 
 
 def detect_format(path: str | Path) -> str:
@@ -75,6 +95,7 @@ def load_encoder(
     half: bool = False,
     input_size: tuple[int, int] | None = None,
     format: str | None = None,
+    trust_checkpoint_code: bool = False,
 ) -> Encoder:
     """Load the checkpoint at ``path`` as an Encoder.
 
@@ -86,10 +107,13 @@ def load_encoder(
         half: fp16 autocast for torch models on CUDA (CPU always runs float32).
         input_size: ``(H, W)`` for graphs that do not fix it (TorchScript defaults to 112x112).
         format: force a format instead of detecting it.
+        trust_checkpoint_code: allow formats that run code stored in the file (TorchScript); refused
+            otherwise (see the module docstring).
     """
     kind = format or detect_format(path)
     if kind not in FORMATS:
         raise FacebenchError(f"unknown checkpoint format {kind!r}; known: {', '.join(FORMATS)}")
+    check_code_trust(path, kind, trust_checkpoint_code)
     if arch is not None and kind not in ("pytorch",):
         raise FacebenchError(f"{path}: --arch applies to PyTorch state_dicts; this file is {kind}")
     if kind == "onnx":

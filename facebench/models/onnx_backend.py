@@ -37,6 +37,35 @@ def _constant_names(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
+def external_data_files(model: onnx.ModelProto, path: str | Path) -> list[Path]:
+    """The external-data files a model's tensors are stored in (initializers, sparse initializers and
+    tensor attributes, subgraphs included), resolved beside the model file, in first-use order."""
+    base = Path(path).parent
+    found: dict[str, None] = {}
+
+    def tensors(graph: onnx.GraphProto):
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                if attr.HasField("g"):
+                    yield from tensors(attr.g)
+                for sub in attr.graphs:
+                    yield from tensors(sub)
+
+    for tensor in tensors(model.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    found.setdefault(entry.value, None)
+    return [base / name for name in found]
+
+
 def graph_normalizes_input(model: onnx.ModelProto, input_name: str) -> bool | None:
     """Whether the graph applies a fixed affine map to its input before the first layer.
 
@@ -167,6 +196,7 @@ class OnnxEncoder:
         self.default_profile: Profile | None = PROFILES["raw"] if self.normalizes_input else None
         self.architecture = model.graph.name or None
         self.parameters = int(sum(int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer))
+        self.data_files = external_data_files(model, self.path)
         self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
         self._sha256: str | None = None
         self.embedding_dim: int | None = None

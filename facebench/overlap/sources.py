@@ -39,6 +39,7 @@ from facebench.errors import FacebenchError
 from facebench.fileio import sha256_file
 from facebench.io.textlines import open_text, read_text
 from facebench.overlap.listing import IMAGE_SUFFIXES
+from facebench.textdoc import parse_json
 
 HEADER_IDS = frozenset({"class_id", "classid", "id", "mid", "identity", "class", "label"})
 _LANG_NAME = re.compile(r'^"(.*)"@([A-Za-z][A-Za-z0-9-]*)$')
@@ -140,7 +141,7 @@ def _tree(name: str, root: Path) -> BenchmarkIdentities:
 
 def _devkit_json(name: str, path: Path) -> BenchmarkIdentities:
     try:
-        data = json.loads(read_text(path, "devkit JSON list", errors="strict"))
+        data = parse_json(read_text(path, "devkit JSON list", errors="strict"), str(path))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FacebenchError(f"benchmark {name}: {path} is not a readable JSON list ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("path"), list):

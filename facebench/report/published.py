@@ -37,6 +37,7 @@ else:  # pragma: no cover
 
 from facebench.benchmarks import Benchmark, load_benchmarks, suggest
 from facebench.errors import FacebenchError
+from facebench.textdoc import parse_toml
 
 _TOP_KEYS = {
     "name",
@@ -240,7 +241,7 @@ def load_sources(
     sources: dict[str, PublishedSource] = {}
     for path in sorted(directory.glob("*.toml")):
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = parse_toml(path.read_text(encoding="utf-8"), str(path))
         except tomllib.TOMLDecodeError as exc:
             raise FacebenchError(f"{path}: invalid TOML: {exc}") from exc
         source = parse_source(data, str(path), benchmarks)

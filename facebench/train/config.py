@@ -22,6 +22,7 @@ from facebench.preprocess import PROFILES
 from facebench.train.data import IDENTITY_KEYS, SOURCES
 from facebench.train.heads import HEADS, MODES, VARIANTS
 from facebench.train.losses import LOSSES
+from facebench.textdoc import parse_toml
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -363,7 +364,7 @@ def _parse_override(text: str) -> tuple[str, str, Any]:
     name, raw = text.split("=", 1)
     section, key = name.strip().split(".", 1)
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        value = parse_toml(f"v = {raw}", f"--set {text!r}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
     return section, key, value
@@ -379,7 +380,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     except OSError as exc:
         raise FacebenchError(f"{path}: cannot read the config: {exc}") from None
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text, str(path))
     except tomllib.TOMLDecodeError as exc:
         raise FacebenchError(f"{path}: invalid TOML: {exc}") from None
     for item in overrides or []:

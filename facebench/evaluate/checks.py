@@ -1,0 +1,103 @@
+"""Embeddings are checked before they are scored.
+
+A model (or a features file) that outputs zero rows, NaN or infinite values, zero-dimensional rows, or the
+same row for every image gives numbers that look like results: a zero row has cosine 0 with everything,
+so all-zero MegaFace distractors never outrank a mate and rank-1 reads 100%. :func:`find_degenerate` is the
+one pure check (arrays in, row indices out); :func:`check_embeddings` turns its findings into an error
+naming the image rows, and every evaluator (pairs, folder, IJB, MegaFace) calls it on the features it
+scores. Rows a protocol itself zeroes (MegaFace's facexzoo noise rule) are zeroed after this check and
+reported as a counted warning by that protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from facebench.errors import FacebenchError
+
+BLOCK_BYTES = 8 << 20
+"""Rows are checked in blocks of about this many bytes (features may be a memory-mapped file)."""
+SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Degenerate:
+    """What :func:`find_degenerate` found: rows (absolute indices) with a NaN or infinite value, rows of zero
+    L2 norm, whether the rows have zero dimensions, and whether all (two or more) rows are identical."""
+
+    n_rows: int
+    zero_dim: bool
+    nonfinite: np.ndarray
+    zero_norm: np.ndarray
+    constant: bool
+
+    @property
+    def ok(self) -> bool:
+        return not (self.zero_dim or self.nonfinite.size or self.zero_norm.size or self.constant)
+
+
+def find_degenerate(features: np.ndarray, row_offset: int = 0) -> Degenerate:
+    """Degenerate rows of a 2-D ``(N, D)`` array, read in blocks.
+
+    Rules: a row is non-finite when any value is NaN or +-inf; a row has zero norm when all its values are
+    exactly 0 (finite rows only); the output is constant when N >= 2, D >= 1 and every row equals row 0
+    exactly; zero-dimensional when D == 0 (then no row is examined). Row indices are reported plus
+    ``row_offset``.
+    """
+    if features.ndim != 2:
+        raise ValueError(f"expected (N, D) embeddings, got shape {features.shape}")
+    n, d = features.shape
+    empty = np.zeros(0, dtype=np.int64)
+    if d == 0:
+        return Degenerate(n, True, empty, empty, False)
+    step = max(1, BLOCK_BYTES // max(1, features.itemsize * d))
+    first = np.asarray(features[:1]) if n else None
+    nonfinite, zero, constant = [], [], n >= 2
+    for start in range(0, n, step):
+        block = np.asarray(features[start : start + step])
+        finite = np.isfinite(block).all(axis=1)
+        nonfinite.append(np.flatnonzero(~finite) + start)
+        zero.append(np.flatnonzero(finite & ~block.any(axis=1)) + start)
+        if constant:
+            constant = bool((block == first).all())
+    join = lambda parts: np.concatenate(parts).astype(np.int64) + row_offset  # noqa: E731
+    return Degenerate(n, False, join(nonfinite), join(zero), constant)
+
+
+def check_embeddings(
+    features: np.ndarray, origin: str, describe: Callable[[int], str] | None = None, row_offset: int = 0
+) -> None:
+    """Raise a FacebenchError when ``features`` are degenerate (:func:`find_degenerate`), naming ``origin``,
+    the count and the first image rows (``describe(row)`` names an image)."""
+    found = find_degenerate(features, row_offset)
+    if found.ok:
+        return
+    if found.zero_dim:
+        raise FacebenchError(f"{origin}: the embeddings have 0 dimensions ({found.n_rows} rows); nothing to score")
+
+    def row(r: int) -> str:
+        return f"row {r} ({describe(r)})" if describe else f"row {r}"
+
+    def others(indices: np.ndarray) -> str:
+        if indices.size == 1:
+            return f" (1 of {found.n_rows} rows)"
+        named = ", ".join(row(int(r)) for r in indices[1:SHOWN])
+        more = f" and {indices.size - SHOWN} more" if indices.size > SHOWN else ""
+        return f" ({indices.size} of {found.n_rows} rows; also {named}{more})"
+
+    if found.nonfinite.size:
+        first = int(found.nonfinite[0])
+        raise FacebenchError(f"{origin}: {row(first)} contains NaN or infinite values{others(found.nonfinite)}")
+    if found.zero_norm.size:
+        first = int(found.zero_norm[0])
+        raise FacebenchError(
+            f"{origin}: {row(first)} is all zeros{others(found.zero_norm)}: a zero embedding has cosine 0 with "
+            "everything, so it cannot be scored; check the model or the features file"
+        )
+    raise FacebenchError(
+        f"{origin}: all {found.n_rows} embeddings are identical (the output does not depend on the image); "
+        "check the model, its input contract (`facebench doctor`) or the features file"
+    )
