@@ -89,12 +89,9 @@ def resolvable(n: int, rate: float) -> bool:
     return allowed_count(n, rate) >= 1
 
 
-def unresolvable_reason(what: str, rate: float, n: int, unit: str) -> str:
-    """The warning text for a target that ``n`` negatives cannot resolve."""
-    return (
-        f"{what} at {rate:.0e} is not measurable: {n:,} {unit} resolve rates down to {1 / max(n, 1):.1e} "
-        f"(one {unit[:-1] if unit.endswith('s') else unit} in {n:,}); reported as null"
-    )
+def unresolvable_reason(n: int, unit: str) -> str:
+    """Why a target below ``1 / n`` cannot be measured with ``n`` negatives (``unit``: what they are)."""
+    return f"{n:,} {unit} resolve rates down to {1 / max(n, 1):.1e} only (one in {n:,})"
 
 
 def count_accepted(sorted_scores: np.ndarray, threshold: float, comparison: str) -> int:
