@@ -184,6 +184,6 @@ def det_figure(
     ax.set_ylabel(ylabel + " (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    if curves:
+    if lows_x:
         ax.legend(loc="upper right", fontsize=8)
     return fig
