@@ -240,6 +240,24 @@ def eer(roc: RocCurve) -> float:
     return float(roc.fpr[a] + weight * (roc.fpr[k] - roc.fpr[a]))
 
 
+def det_curve(roc: RocCurve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detection error trade-off points ``(fpr, fnr, thresholds)`` of a ROC, as
+    :func:`sklearn.metrics.det_curve` (scikit-learn >= 1.8, which starts from the point at threshold
+    ``inf``) returns them: FNR = 1 - TPR, the points from the last one with FPR 0 to the first one with
+    FNR 0, in order of decreasing FPR (increasing threshold). Pass a ``drop_intermediate=False`` curve for
+    sklearn's default output (sklearn thins DET curves by another rule than ROC curves). Plotted on normal-deviate axes
+    (``scipy.stats.norm.ppf``) as ISO/IEC 19795-1 and NIST do.
+
+    >>> det_curve(roc_curve([0, 1, 0], [0, 0.5, 1], drop_intermediate=False))[:2]
+    (array([0.5, 0.5, 0. ]), array([0., 1., 1.]))
+    """
+    fpr, tpr, thresholds = roc.fpr, roc.tpr, roc.thresholds
+    first = int(np.searchsorted(fpr, fpr[0], side="right")) - 1
+    last = int(np.searchsorted(tpr, tpr[-1], side="left")) + 1
+    keep = slice(first, last)
+    return fpr[keep][::-1], (1.0 - tpr[keep])[::-1], thresholds[keep][::-1]
+
+
 def rocch(roc: RocCurve) -> tuple[np.ndarray, np.ndarray]:
     """The ROC convex hull: the upper-left convex hull of the ROC points (with (0, 0) and (1, 1)), as
     ``(fpr, tpr)`` with FPR ascending. Every hull vertex is a ROC point; any point on a hull edge is
@@ -250,7 +268,8 @@ def rocch(roc: RocCurve) -> tuple[np.ndarray, np.ndarray]:
     for x, y in points:  # ascending FPR, then TPR; keep the upper hull (clockwise turns only)
         while len(hull) >= 2:
             (x1, y1), (x2, y2) = hull[-2], hull[-1]
-            if (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1) >= 0:  # the middle point lies on or below
+            # the middle point lies on or below the chord (collinear up to rounding of the rates: dropped)
+            if (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1) >= -1e-12:
                 hull.pop()
             else:
                 break
