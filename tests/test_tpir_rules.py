@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facebench.metrics.identification import TPIR_RULES, open_set_identification, tpir_at_fpir
+from facebench.metrics.identification import TPIR_RULES, dir_fpir_curve, open_set_identification, tpir_at_fpir
 
 FPIRS = (1e-2, 1e-1)
 
@@ -91,3 +91,20 @@ def test_rules_differ_where_mates_sit_at_or_between_the_thresholds() -> None:
         "insightface": (0.8, ">"), "ge": (0.8, ">="), "best": (0.7, ">")
     }
     assert {r: p.negatives_accepted for r, p in got.items()} == {"insightface": 1, "ge": 2, "best": 2}
+
+
+def test_dir_fpir_curve_brute_force_and_the_best_rule_reads_it() -> None:
+    rng = np.random.default_rng(8)
+    mates = np.round(rng.normal(0.6, 0.2, 200), 2)
+    ranks = np.where(rng.random(200) < 0.85, 1, 2)
+    nonmated = np.round(rng.normal(0.3, 0.15, 300), 2)
+    curve = dir_fpir_curve(mates, ranks, nonmated)
+    values = sorted(set(nonmated.tolist()), reverse=True) + [-np.inf]
+    assert curve["thresholds"].tolist() == values
+    for v, fpir, dir_ in zip(values, curve["fpir"], curve["dir"]):
+        assert fpir == sum(x > v for x in nonmated) / 300
+        assert dir_ == sum(1 for m, r in zip(mates, ranks) if r == 1 and m > v) / 200
+    assert curve["fpir"][0] == 0 and curve["fpir"][-1] == 1 and curve["dir"][-1] == np.mean(ranks == 1)
+    for f in (0.001, 0.01, 0.05, 0.1, 0.5):
+        best = tpir_at_fpir(mates, ranks, nonmated, f, "best").positive_rate
+        assert best == curve["dir"][curve["fpir"] <= f][-1]
