@@ -495,7 +495,7 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         **data.rules,
     }
     if data.split is not None:
-        rules["tpir_at_fpir"] = extra["identification"]["tpir_rule"]
+        rules["tpir_rule"] = extra["identification"]["tpir_rule"]
     return BenchmarkResult(
         metrics=metrics,
         rules=rules,

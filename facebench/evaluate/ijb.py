@@ -255,14 +255,10 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     except ValueError as exc:
         raise FacebenchError(f"{spec.name}: {exc}") from None
     clock.lap("search")
-    # tables name the rule of each column from rules[...]: TPIR columns the TPIR rule, the others the 1:N rule
-    column_rules = {
-        m: "tpir_column" if rule == "standard" and m.startswith(("tpir_at_fpir", "fnir_at_fpir")) else "ijb_1n"
-        for m in spec.columns
-    }
+    # tables name the rule of each column from rules[...] (TPIR columns add rules.tpir_rule's name)
+    column_rules = {m: "ijb_1n" for m in spec.columns if not m.startswith(("tpir_at_fpir", "fnir_at_fpir"))}
     standard_rules = {
         "tpir_rule": rates.tpir_rule_text(tpir_rule),
-        "tpir_column": f"{rule}, TPIR {tpir_rule}",
         "cmc_ties": cmc_ties,
         "resolution": "an FPIR target below 1/non-mated searches of a gallery is null (not measurable)",
     }

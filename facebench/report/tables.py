@@ -113,7 +113,8 @@ def rule_of(entry: dict[str, Any], metric: str) -> str:
     """The rule that produced a metric, from the entry's ``kind`` and ``rules``.
 
     pairs: ``rules.kfold`` for accuracy, ``rules.tar_at_far`` for TAR@FAR; ijb_1to1: ``rules.tar_at_far``;
-    ijb_1n: ``rules.ijb_1n`` (standard | legacy); megaface: ``noise <rule>`` (plus the TAR rule for
+    ijb_1n: ``rules.ijb_1n`` (standard | legacy), plus ``TPIR <rule>`` for TPIR/FNIR columns
+    (``rules.tpir_rule``, its name before the colon); megaface: ``noise <rule>`` (plus the TAR rule for
     verification, and ``ties >`` when the strict tie rule was used). An entry's ``column_rules`` (metric ->
     rules key) takes precedence.
     """
@@ -124,6 +125,8 @@ def rule_of(entry: dict[str, Any], metric: str) -> str:
     if metric in column_rules:
         return str(rules.get(column_rules[metric], ""))
     if kind == "ijb_1n":
+        if head in ("tpir_at_fpir", "fnir_at_fpir") and rules.get("tpir_rule"):
+            return f"{rules.get('ijb_1n', '')}, TPIR {str(rules['tpir_rule']).split(':', 1)[0]}"
         return str(rules.get("ijb_1n", ""))
     if kind == "megaface":
         parts = []
@@ -138,6 +141,8 @@ def rule_of(entry: dict[str, Any], metric: str) -> str:
         return str(rules.get("kfold", ""))
     if head == "tar_at_far":
         return str(rules.get("tar_at_far", ""))
+    if head in ("tpir_at_fpir", "fnir_at_fpir") and rules.get("tpir_rule"):
+        return f"TPIR {str(rules['tpir_rule']).split(':', 1)[0]}"
     return ""
 
 
