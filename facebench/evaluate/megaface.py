@@ -47,6 +47,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate import rates
+from facebench.evaluate.rates import key as far_key
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.fileio import write_json
 from facebench.images import ImageList
@@ -93,11 +94,6 @@ def _tar_metrics(
     out["unmeasurable"] = unmeasurable
     out["few_events"] = few
     return out
-
-
-def far_key(far: float) -> str:
-    """Results key of a FAR target: ``f"{far:.0e}"`` (``1e-06``)."""
-    return f"{far:.0e}"
 
 
 def list_role(size: int) -> str:

@@ -24,7 +24,6 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
-from facebench.evaluate.rates import key as far_key
 from facebench.images import ImageList
 from facebench.io.binpack import read_bin
 from facebench.io.landmarks import read_landmarks
