@@ -295,3 +295,22 @@ def test_tpir_rules_order_and_fnir() -> None:
         p = {rule: tpir_at_fpir(mates, ranks, nonmated, f, rule) for rule in ("insightface", "ge", "best")}
         assert p["insightface"].positive_rate <= p["ge"].positive_rate <= p["best"].positive_rate
         assert all(point.negative_rate <= f for point in p.values())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_tar_at_far_path_agrees_on_the_supremum_rule(seed) -> None:
+    """The ROC ``le`` read-off (unthinned curve), MegaFace's conventional TAR and the kernel's ``>`` point
+    are one rule: the same TAR on tied, coarse scores at every target."""
+    from facebench.metrics import megaface as mmf
+    from facebench.metrics.roc import tar_at_far
+
+    rng = np.random.default_rng(seed)
+    genuine = np.round(rng.normal(1.0, 0.7, 300), 1).astype(np.float32)
+    impostor = np.round(rng.normal(0.0, 0.7, 2000), 1).astype(np.float32)
+    labels = np.r_[np.ones(300, bool), np.zeros(2000, bool)]
+    curve = roc_curve(labels, np.r_[genuine, impostor], drop_intermediate=False)
+    for far in (1 / 2000, 0.001, 0.0042, 0.01, 0.1, 0.5):
+        le = tar_at_far(curve, [far], "le")[far].tar
+        mega = mmf.tar_at_far(genuine, np.sort(impostor)[::-1][: mmf.impostors_needed(2000, far)], 2000, far).tar
+        kernel = operating.operating_point(np.sort(genuine), np.sort(impostor), far, ">").positive_rate
+        assert le == mega == kernel, far

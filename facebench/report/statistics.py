@@ -202,6 +202,11 @@ def intervals_for(
     if not entry:
         return {m: Unavailable(f"{run.label} has no {benchmark}") for m in metrics}
     kind = entry.get("kind", "")
+    unmeasurable = entry.get("metrics", {}).get("unmeasurable") or {}
+    for m in metrics:
+        if m in unmeasurable:
+            out[m] = Unavailable(f"{run.label}: {benchmark} {m} is not measurable ({unmeasurable[m]})")
+    metrics = [m for m in metrics if m not in out]
     fars = {m: _far(m) for m in metrics}
     tar_metrics = [m for m in metrics if fars[m] is not None and kind in (*PAIR_KINDS, "ijb_1to1")]
     if tar_metrics:
