@@ -541,3 +541,16 @@ def test_implausible_warning_points_ijb_users_at_a_verification_set() -> None:
     assert text.endswith("run `facebench doctor m.onnx --benchmark lfw --data-root /data` to find the right profile")
     lfw = implausible_warning(load_benchmarks()["cplfw"], RunContext(settings, None, resolve_profile(None)), "accuracy 55.00%", "80%")
     assert "--benchmark cplfw --data-root /data" in lfw
+
+
+def test_1n_cmc_tie_rules_on_untied_scores_agree_and_are_recorded(world: World, tmp_path: Path) -> None:
+    """Continuous scores have no ties: the three CMC tie rules give the same ranks; each is named in rules."""
+    feats = reference_templates(world)
+    per = {name: open_set_reference(feats, world.probes, members) for name, members in world.galleries.items()}
+    for ties in (">", "argsort"):
+        status, doc = run_cli(world, "ijbc_1n", tmp_path / ties.replace(">", "gt"), "--cmc-ties", ties)
+        assert status == 0, doc["failed"]
+        entry = doc["benchmarks"]["ijbc_1n"]
+        assert entry["rules"]["cmc_ties"] == ties
+        for name in ("G1", "G2"):
+            assert entry["metrics"]["per_gallery"][name]["rank5"] == per[name]["rank5"]
