@@ -326,6 +326,13 @@ def _standard_1n(
         reasons = [v for p, v in unmeasurable.items() if p.endswith(f"tpir_at_fpir.{key(f)}")]
         if reasons:
             unmeasurable[f"tpir_at_fpir.{key(f)}"] = "mean of the galleries: " + "; ".join(reasons)
+        elif any(p.endswith(f"tpir_at_fpir.{key(f)}") for p in few):
+            # the mean column: counts pooled over the galleries (the intervals of the pooled shares)
+            g = list(per_gallery.values())
+            few[f"tpir_at_fpir.{key(f)}"] = rates.few_events_entry(
+                sum(x["nonmated_accepted"][key(f)] for x in g), sum(x["n_nonmated"] for x in g),
+                sum(round(x["tpir_at_fpir"][key(f)] * x["n_mated"]) for x in g), sum(x["n_mated"] for x in g),
+            )
     return {**mean, "per_gallery": per_gallery, "unmeasurable": unmeasurable, "few_events": few}
 
 
