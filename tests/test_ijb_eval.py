@@ -140,7 +140,12 @@ def insightface_tar(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     for target in FARS:
         _, index = min(zip(abs(fpr - target), range(len(fpr))))
         out[f"{target:.0e}"] = float(tpr[index])
-    return out
+    return measurable_only(out, int(np.sum(~labels)))
+
+
+def measurable_only(rates: dict[str, float], n_negatives: int) -> dict[str, float | None]:
+    """None at every target below 1 / n_negatives (what the evaluator reports there)."""
+    return {k: (v if float(k) * n_negatives >= 1 else None) for k, v in rates.items()}
 
 
 def le_tar(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -153,11 +158,12 @@ def le_tar(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
             if np.mean(impostor >= t) <= target:
                 best = max(best, float(np.mean(genuine >= t)))
         out[f"{target:.0e}"] = best
-    return out
+    return measurable_only(out, int(np.sum(~labels)))
 
 
-def open_set_reference(feats, probes, gallery):
-    """Per-probe loops: rank of the mate, best non-mated score, then rank rates and TPIR at FPIR."""
+def open_set_reference(feats, probes, gallery, rule="insightface"):
+    """Per-probe loops: rank of the mate, best non-mated score, then rank rates and TPIR at FPIR by ``rule``
+    (PROTOCOLS 3, written out; None at an FPIR below 1 / non-mated searches)."""
     subjects = {s for _, s in gallery}
     mate_ranks, mate_scores, nonmated = [], [], []
     for p, ps in probes:
@@ -170,10 +176,23 @@ def open_set_reference(feats, probes, gallery):
             nonmated.append(max(scores.values()))
     out = {f"rank{k}": sum(r <= k for r in mate_ranks) / len(mate_ranks) for k in (1, 5, 10)}
     out["tpir_at_fpir"] = {}
+    n = len(nonmated)
     for target in (1e-2, 1e-1):
-        candidates = [c for c in sorted(set(nonmated)) if sum(v >= c for v in nonmated) / len(nonmated) <= target]
-        t = candidates[0] if candidates else np.nextafter(max(nonmated), np.inf)
-        hits = sum(1 for r, v in zip(mate_ranks, mate_scores) if r == 1 and v >= t)
+        if target * n < 1:
+            out["tpir_at_fpir"][f"{target:.0e}"] = None
+            continue
+        if rule == "insightface":  # evaluation_1N: t = sorted-descending[max(int(N*f) - 1, 0)], both strict
+            t = sorted(nonmated, reverse=True)[max(int(n * target) - 1, 0)]
+            hits = sum(1 for r, v in zip(mate_ranks, mate_scores) if r == 1 and v > t)
+        elif rule == "ge":  # the lowest non-mated value whose share >= it is <= f; mates >= t
+            candidates = [c for c in sorted(set(nonmated)) if sum(v >= c for v in nonmated) / n <= target]
+            t = candidates[0] if candidates else np.nextafter(max(nonmated), np.inf)
+            hits = sum(1 for r, v in zip(mate_ranks, mate_scores) if r == 1 and v >= t)
+        else:  # best: the most rank-1 mates over every threshold (accept >= v) whose FPIR <= f
+            hits = 0
+            for v in sorted(set(nonmated + mate_scores)) + [np.inf]:
+                if sum(x >= v for x in nonmated) / n <= target:
+                    hits = max(hits, sum(1 for r, m in zip(mate_ranks, mate_scores) if r == 1 and m >= v))
         out["tpir_at_fpir"][f"{target:.0e}"] = hits / len(mate_ranks)
     return out
 
@@ -248,15 +267,17 @@ def test_1to1_flags_and_le_rule(world: World, tmp_path: Path) -> None:
     assert entry["rules"]["test_mode"] == "N0D0F?" and entry["rules"]["tar_at_far"] == "le"
 
 
-def test_1n_standard_per_gallery_and_mean(world: World, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rule", ["insightface", "ge", "best"])
+def test_1n_standard_per_gallery_and_mean(world: World, tmp_path: Path, rule: str) -> None:
     fdir = tmp_path / "feats"
     fdir.mkdir()
     (fdir / "ijbc.npy").write_bytes(world.features.read_bytes())  # 1:1 and 1:N share DIR/ijbc.npy
-    status, doc = run_cli(world, "ijbc,ijbc_1n", tmp_path / "out", features=fdir)
+    extra = () if rule == "insightface" else ("--tpir-rule", rule)
+    status, doc = run_cli(world, "ijbc,ijbc_1n", tmp_path / "out", *extra, features=fdir)
     assert status == 0, doc["failed"]
     metrics = doc["benchmarks"]["ijbc_1n"]["metrics"]
     feats = reference_templates(world)
-    per = {name: open_set_reference(feats, world.probes, members) for name, members in world.galleries.items()}
+    per = {name: open_set_reference(feats, world.probes, members, rule) for name, members in world.galleries.items()}
     for name in ("G1", "G2"):
         got = metrics["per_gallery"][name]
         for k in ("rank1", "rank5", "rank10"):
@@ -267,15 +288,26 @@ def test_1n_standard_per_gallery_and_mean(world: World, tmp_path: Path) -> None:
     for k in ("rank1", "rank5", "rank10"):
         assert metrics[k] == pytest.approx((per["G1"][k] + per["G2"][k]) / 2, abs=1e-15)
     for f in ("1e-02", "1e-01"):
-        mean = (per["G1"]["tpir_at_fpir"][f] + per["G2"]["tpir_at_fpir"][f]) / 2
-        assert metrics["tpir_at_fpir"][f] == pytest.approx(mean, abs=1e-15)
+        values = [per["G1"]["tpir_at_fpir"][f], per["G2"]["tpir_at_fpir"][f]]
+        if None in values:
+            assert metrics["tpir_at_fpir"][f] is None and f"tpir_at_fpir.{f}" in metrics["unmeasurable"]
+        else:
+            assert metrics["tpir_at_fpir"][f] == pytest.approx(sum(values) / 2, abs=1e-15)
+            accepted = [metrics["per_gallery"][g]["nonmated_accepted"][f] for g in ("G1", "G2")]
+            if min(accepted) < 10:  # few events: the mean column carries the pooled counts' intervals
+                assert metrics["few_events"][f"tpir_at_fpir.{f}"]["negatives_accepted"] == sum(accepted)
     entry = doc["benchmarks"]["ijbc_1n"]
+    assert entry["rules"]["tpir_rule"].startswith(f"{rule}: ")
+    assert any("not measurable" in w for w in entry["warnings"]) == any(
+        v is None for g in per.values() for v in g["tpir_at_fpir"].values()
+    )
     assert entry["rules"]["ijb_1n"] == "standard" and entry["n_probe_templates"] == len(world.probes)
     assert entry["n_gallery1_templates"] == 15 and entry["n_gallery2_templates"] == 15
     arrays = np.load(tmp_path / "out" / "ijbc_1n.npz")
     assert arrays["G1_cmc"][0] == pytest.approx(per["G1"]["rank1"], abs=1e-15)
     table = (tmp_path / "out" / "table.md").read_text()
-    assert "IJB-C Rank-1 [standard]" in table and "IJB-C TAR@1e-4 [nearest]" in table
+    assert "IJB-C Rank-1 [standard]" in table and "[nearest]" in table
+    assert f"[standard, TPIR {rule}]" in table
 
 
 def test_1n_legacy_rule(tmp_path: Path) -> None:
@@ -436,6 +468,10 @@ def test_interp_rule_reads_between_roc_points() -> None:
     metrics, arrays = verification_metrics(scores, labels, "interp")
     fpr, tpr, _ = sklearn.metrics.roc_curve(labels, scores)
     for target in FARS:
+        if target * np.sum(~labels) < 1:
+            assert metrics["tar_at_far"][f"{target:.0e}"] is None
+            assert f"tar_at_far.{target:.0e}" in metrics["unmeasurable"]
+            continue
         i = max(k for k in range(len(fpr)) if fpr[k] <= target)
         if fpr[i] == target or i == len(fpr) - 1:
             want = tpr[i]
@@ -474,11 +510,14 @@ def test_saved_pair_scores_give_template_bootstrap_and_paired_test(world: World,
     status, _ = run_cli(world, "ijbc", tmp_path / "plain")
     assert status == 0 and "scores" not in np.load(tmp_path / "plain" / "ijbc.npz")
 
-    assert cli_main(["report", str(tmp_path / "a"), "--n-boot", "200"]) == 0
+    # 1,311 impostor pairs: TAR@1e-4 is not measurable (null), TAR@1e-3 is
+    assert doc["benchmarks"]["ijbc"]["metrics"]["tar_at_far"]["1e-04"] is None
+    column = ["--column", "ijbc:tar_at_far.1e-03"]
+    assert cli_main(["report", str(tmp_path / "a"), "--n-boot", "200", *column]) == 0
     rows = {r["metric"]: r for r in csv.DictReader(open(tmp_path / "a" / "intervals.csv", encoding="utf-8"))}
-    row = rows["tar_at_far.1e-04"]
+    row = rows["tar_at_far.1e-03"]
     assert "template" in row["method"] and "Clopper" not in row["method"], row["method"]
-    assert float(row["low"]) <= float(row["estimate"]) == doc["benchmarks"]["ijbc"]["metrics"]["tar_at_far"]["1e-04"]
+    assert float(row["low"]) <= float(row["estimate"]) == doc["benchmarks"]["ijbc"]["metrics"]["tar_at_far"]["1e-03"]
     assert float(row["estimate"]) <= float(row["high"]) and row["n_boot"] == "200"
 
     # a second model: the same features with much noise, on the same pairs
@@ -489,8 +528,8 @@ def test_saved_pair_scores_give_template_bootstrap_and_paired_test(world: World,
     assert status == 0
     out = tmp_path / "cmp"
     assert cli_main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--n-boot", "200",
-                     "--no-html"]) == 0
-    tests = [t for t in csv.DictReader(open(out / "tests.csv", encoding="utf-8")) if t["metric"] == "tar_at_far.1e-04"]
+                     "--no-html", *column]) == 0
+    tests = [t for t in csv.DictReader(open(out / "tests.csv", encoding="utf-8")) if t["metric"] == "tar_at_far.1e-03"]
     assert len(tests) == 1 and "bootstrap" in tests[0]["test"], tests
     assert float(tests[0]["p_value"]) < 0.05
 
@@ -505,3 +544,16 @@ def test_implausible_warning_points_ijb_users_at_a_verification_set() -> None:
     assert text.endswith("run `facebench doctor m.onnx --benchmark lfw --data-root /data` to find the right profile")
     lfw = implausible_warning(load_benchmarks()["cplfw"], RunContext(settings, None, resolve_profile(None)), "accuracy 55.00%", "80%")
     assert "--benchmark cplfw --data-root /data" in lfw
+
+
+def test_1n_cmc_tie_rules_on_untied_scores_agree_and_are_recorded(world: World, tmp_path: Path) -> None:
+    """Continuous scores have no ties: the three CMC tie rules give the same ranks; each is named in rules."""
+    feats = reference_templates(world)
+    per = {name: open_set_reference(feats, world.probes, members) for name, members in world.galleries.items()}
+    for ties in (">", "argsort"):
+        status, doc = run_cli(world, "ijbc_1n", tmp_path / ties.replace(">", "gt"), "--cmc-ties", ties)
+        assert status == 0, doc["failed"]
+        entry = doc["benchmarks"]["ijbc_1n"]
+        assert entry["rules"]["cmc_ties"] == ties
+        for name in ("G1", "G2"):
+            assert entry["metrics"]["per_gallery"][name]["rank5"] == per[name]["rank5"]

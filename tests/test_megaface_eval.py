@@ -182,7 +182,10 @@ def test_cmc_and_tar_match_integer_counting_on_the_real_lists(world, integer_exp
         expected = integer_expectations[size]
         assert result.metrics["cmc"][str(size)] == expected[tie], size
         assert result.metrics["rank1"][str(size)] == expected[tie][0]
-        assert result.metrics["tar_at_far_by_size"][str(size)]["1e-06"] == expected["tar"], size
+        # TAR@1e-6 needs 10^6 impostor pairs (probes x distractors); below that it is null, with the reason
+        measurable = result.counts["n_probes"] * size >= 10**6
+        assert result.metrics["tar_at_far_by_size"][str(size)]["1e-06"] == (expected["tar"] if measurable else None)
+        assert (f"tar_at_far_by_size.{size}.1e-06" in result.metrics["unmeasurable"]) == (not measurable)
     assert result.metrics["tar_at_far"] == {"1e-06": integer_expectations[100000]["tar"]}
     identity = result.arrays["trial_identity"]
     for row, size in enumerate(result.arrays["sizes"].tolist()):
@@ -264,7 +267,8 @@ def test_zero_vectors_and_exclusion_differ_where_mate_scores_are_negative(world,
         result = evaluate(world, tmp_path / noise, noise=noise, sizes="10",
                           extra_files={"megaface.megaface_noises": str(noise_file)})
         cmc[noise] = result.metrics["cmc"]["10"]
-        assert (cmc[noise], result.metrics["tar_at_far"]["1e-06"]) == reference_with_noise(world, 10, noise, ">=", mf_noisy)
+        assert cmc[noise] == reference_with_noise(world, 10, noise, ">=", mf_noisy)[0]
+        assert result.metrics["tar_at_far"]["1e-06"] is None  # 3,530 x 10 impostor pairs cannot resolve 1e-6
     assert cmc["insightface"] != cmc["facexzoo"] != cmc["none"] != cmc["insightface"]
 
 

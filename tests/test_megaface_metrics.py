@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from facebench.metrics import megaface as mmf
+from facebench.metrics.operating import allowed_count
 
 
 def _split_points(rng, n):
@@ -97,7 +98,7 @@ def test_tar_at_far_is_the_best_tar_with_far_at_most_the_target(seed) -> None:
 
 def test_impostor_budget_at_megaface_scale() -> None:
     n = 3530 * 1_000_000
-    assert mmf.max_accepted_impostors(n, 1e-6) == 3530
+    assert allowed_count(n, 1e-6) == 3530
     assert mmf.impostors_needed(n, 1e-6) == 3531
     assert mmf.impostors_needed(3530 * 10, 1e-6) == 1
     assert mmf.impostors_needed(5, 1.0) == 5

@@ -59,7 +59,7 @@ def _open_set_reference(scores, probes, gallery, fpirs):
 @pytest.mark.parametrize("coarse", [False, True])
 def test_open_set_equals_loop_reference(coarse):
     scores, probes, gallery = _search(1, coarse)
-    result = open_set_identification(scores, probes, gallery, ranks=(1, 2, 5, 10), fpirs=FPIRS)
+    result = open_set_identification(scores, probes, gallery, ranks=(1, 2, 5, 10), fpirs=FPIRS, tpir_rule="ge")
     ranks, thresholds, tpir, fpir = _open_set_reference(scores, probes, gallery, FPIRS)
     assert np.array_equal(result["mate_ranks"], ranks)
     assert result["rank_rates"] == {k: np.sum(ranks <= k) / ranks.size for k in (1, 2, 5, 10)}
@@ -78,7 +78,7 @@ def test_open_set_hand_case_with_ties_and_several_templates():
         [0.3, 0.8, 0.2, 0.1],  # non-mated (subject d), best 0.8
         [0.4, 0.1, 0.2, 0.35],  # non-mated, best 0.4
     ]
-    r = open_set_identification(scores, ["a", "b", "c", "d", "e"], gallery, ranks=(1, 2), fpirs=(0.5, 0.0))
+    r = open_set_identification(scores, ["a", "b", "c", "d", "e"], gallery, ranks=(1, 2), fpirs=(0.5, 0.0), tpir_rule="ge")
     assert r["mate_ranks"].tolist() == [2, 1, 2]
     assert r["rank_rates"] == {1: 1 / 3, 2: 1.0}
     assert r["mated"].tolist() == [True, True, True, False, False]

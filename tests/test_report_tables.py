@@ -186,7 +186,7 @@ def test_markdown_shows_every_number_rounded_and_marks_other_rules(compared) -> 
     for label, values in expected.items():
         for header, value in values.items():
             cell = rows[label][headers.index(header)].replace("**", "")
-            assert cell.rstrip("†≈") == fmt_percent(value), (label, header, cell)
+            assert cell.rstrip("†≈‡§") == fmt_percent(value), (label, header, cell)
     # the published cells computed under another rule are marked and explained
     assert rows["MV-Softmax"][headers.index("LFW [insightface]")].endswith("†")
     assert rows["ArcFace R100 (MS1MV2), paper"][
@@ -340,3 +340,30 @@ def test_published_rows_alone_in_benchmark_order() -> None:
     zoo = comparison.table.rows[1]
     assert [c.marks for c in zoo.cells][:2] == [["†"], []]
     assert not comparison.intervals and not comparison.tests and not comparison.figures
+
+
+def test_unmeasurable_and_few_event_cells_in_every_format() -> None:
+    """A null rate with its reason is a dash with a ‡ footnote (empty in the CSV); a rate on few negatives
+    keeps its value with a § footnote carrying the intervals."""
+    from facebench.report.tables import build_table, footnotes, to_csv, to_latex, to_markdown
+
+    entry = {
+        "title": "LFW", "kind": "pairs", "rules": {"tar_at_far": "nearest"},
+        "columns": {"tar_at_far.1e-06": "TAR@1e-6", "tar_at_far.1e-02": "TAR@1e-2"},
+        "metrics": {
+            "tar_at_far": {"1e-06": None, "1e-02": 0.5},
+            "unmeasurable": {"tar_at_far.1e-06": "3,000 impostor pairs resolve rates down to 3.3e-04 only (one in 3,000)"},
+            "few_events": {"tar_at_far.1e-02": {"negatives_accepted": 4, "n_negatives": 3000,
+                                                "negative_rate_ci95": [0.0003, 0.0034],
+                                                "positive_rate_ci95": [0.48, 0.52]}},
+        },
+    }
+    table = build_table([{"label": "m", "benchmarks": {"lfw": entry}}])
+    md = to_markdown(table)
+    assert "| m | -‡ | 50.00§ |" in md
+    assert "‡ m / TAR@1e-6: 3,000 impostor pairs resolve rates down to 3.3e-04 only (one in 3,000)" in md
+    assert "§ m / TAR@1e-2: 4 of 3,000 negatives accepted: rate 95% CI [48.00, 52.00]" in md
+    assert to_csv(table).splitlines()[1] == "m,run,,0.5"
+    tex = to_latex(table)
+    assert r"--$^{\ddagger}$ & 50.00$^{\S}$" in tex
+    assert any(line.startswith("‡ not measurable") for line in footnotes(table))

@@ -90,6 +90,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--no-detector-weight", action="store_true", help="IJB: do not multiply by the detector score")
     g.add_argument("--ijb-1n-rule", choices=("standard", "legacy"), default="standard",
                    help="IJB 1:N: standard per-gallery open set, or the legacy insightface merged rule")
+    g.add_argument("--tpir-rule", choices=("insightface", "ge", "best"), default="insightface",
+                   help="IJB/folder 1:N TPIR@FPIR threshold rule (default insightface: evaluation_1N; ge: bob.measure; "
+                   "best: supremum over thresholds with FPIR <= target)")
+    g.add_argument("--cmc-ties", choices=(">=", ">", "argsort"), default=">=",
+                   help="1:N rank ties: >= a tied non-mate ranks above the mate (bob, default); > the mate wins; "
+                   "argsort: insightface's np.argsort order")
+    g.add_argument("--threshold", type=float, default=None,
+                   help="also report FMR and FNMR at this fixed threshold (1:1 benchmarks)")
+    g.add_argument("--threshold-unit", choices=("cosine", "distance"), default="cosine",
+                   help="--threshold as a cosine (accept cos >= t) or a squared-L2 distance of unit vectors "
+                   "(accept d <= t, i.e. cos >= 1 - t/2)")
     g.add_argument("--noise", choices=("insightface", "facexzoo", "none"), default="insightface",
                    help="MegaFace noise-list rule")
     g.add_argument("--tie-rule", choices=(">=", ">"), default=">=", help="MegaFace rank ties (default >=)")
@@ -124,6 +135,10 @@ def settings_from_args(args: argparse.Namespace):
         "per_image_l2": args.per_image_l2,
         "detector_weight": not args.no_detector_weight,
         "ijb_1n_rule": args.ijb_1n_rule,
+        "tpir_rule": args.tpir_rule,
+        "cmc_ties": args.cmc_ties,
+        "threshold": args.threshold,
+        "threshold_unit": args.threshold_unit,
         "noise": args.noise,
         "tie_rule": args.tie_rule,
         "feature_suffix": args.feature_suffix,

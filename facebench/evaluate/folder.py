@@ -53,7 +53,8 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.evaluate.pairs import PairData, balance_warnings, far_key, normalise_rows, verification_metrics
+from facebench.evaluate import rates
+from facebench.evaluate.pairs import PairData, balance_warnings, normalise_rows, verification_metrics
 from facebench.fileio import sha256_file
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
@@ -319,27 +320,38 @@ def identification_split(groups: Sequence[np.ndarray], seed: int = DEFAULT_SEED)
 
 
 def identification_metrics(
-    features: np.ndarray, split: IdentificationSplit
+    features: np.ndarray, split: IdentificationSplit, tpir_rule: str = "insightface", cmc_ties: str = ">="
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
-    """(metrics, details, arrays) of the open-set search of every probe against the gallery."""
+    """(metrics, details, arrays) of the open-set search of every probe against the gallery: rank-k rates
+    (ties by ``cmc_ties``), TPIR / FNIR at FPIR by ``tpir_rule`` (None below 1/non-mated searches, with
+    ``unmeasurable`` / ``few_events`` notes in the metrics), the DIR-FPIR curve in the arrays."""
     emb = normalise_rows(features)
     scores = emb[split.probes] @ emb[split.gallery].T
     ranks = [k for k in RANKS if k <= len(split.gallery)]
-    r = mident.open_set_identification(scores, split.probe_subjects, split.gallery_subjects, ranks, FPIR_TARGETS)
+    r = mident.open_set_identification(
+        scores, split.probe_subjects, split.gallery_subjects, ranks, FPIR_TARGETS, tpir_rule, cmc_ties
+    )
+    values, unmeasurable, few, curve = rates.open_set_rates(r, FPIR_TARGETS, tpir_rule)
     metrics = {
         "rank": {str(k): float(v) for k, v in r["rank_rates"].items()},
-        "tpir_at_fpir": {far_key(f): float(v) for f, v in r["tpir"].items()},
+        "tpir_at_fpir": values["tpir_at_fpir"],
+        "fnir_at_fpir": values["fnir_at_fpir"],
+        "unmeasurable": unmeasurable,
+        "few_events": few,
     }
     details = {
         "rule": r["rule"],
-        "fpir": {far_key(f): float(v) for f, v in r["fpir"].items()},
-        "thresholds": {far_key(f): float(v) for f, v in r["thresholds"].items()},
+        "tpir_rule": rates.tpir_rule_text(tpir_rule),
+        "cmc_ties": cmc_ties,
+        "fpir": values["fpir"],
+        "thresholds": values["thresholds"],
     }
     arrays = {
         "mate_ranks": r["mate_ranks"],
         "mate_scores": r["mate_scores"],
         "nonmated_scores": r["nonmated_scores"],
         "cmc": mident.cmc_curve(r["mate_ranks"], len(split.gallery)),
+        **curve,
     }
     return metrics, details, arrays
 
@@ -463,24 +475,35 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     inputs = ctx.hash_inputs(spec, {k: v for k, v in files.items() if k != "images"}, data.warnings, known=data.inputs)
     features = ctx.features_for(spec, data.images)
     metrics, arrays = verification_metrics(
-        features[data.pairs.reshape(-1)], data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, N_FOLDS
+        features[data.pairs.reshape(-1)], data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, N_FOLDS,
+        threshold=options.get("threshold"), threshold_unit=str(options.get("threshold_unit", "cosine")),
     )
     arrays["pair_images"] = data.pairs
     extra: dict[str, Any] = {"reader": "folder", "images": str(data.listing.root)}
     if data.split is not None:
-        id_metrics, details, id_arrays = identification_metrics(features, data.split)
+        id_metrics, details, id_arrays = identification_metrics(
+            features, data.split, str(options.get("tpir_rule", "insightface")), str(options.get("cmc_ties", ">="))
+        )
+        for field in ("unmeasurable", "few_events"):
+            metrics[field] = {**metrics.get(field, {}), **id_metrics.pop(field)}
         metrics.update(id_metrics)
         extra["identification"] = details
         arrays.update(id_arrays)
         data.counts.update(n_mated=int(id_arrays["mate_ranks"].size), n_nonmated=int(id_arrays["nonmated_scores"].size))
+    for w in rates.unmeasurable_warnings(spec.name, metrics):
+        log.warning(w)
+        data.warnings.append(w)
     rules = {
         "kfold": ctx.settings.kfold_rule,
         "tar_at_far": ctx.settings.tar_rule,
         "flip": ctx.profile.flip,
         "score": "cosine",
         "n_folds": N_FOLDS,
+        **rates.RULES_1TO1,
         **data.rules,
     }
+    if data.split is not None:
+        rules["tpir_rule"] = extra["identification"]["tpir_rule"]
     return BenchmarkResult(
         metrics=metrics,
         rules=rules,

@@ -12,8 +12,10 @@ file (row i = line i of ``*_face_tid_mid.txt``). Rules (PROTOCOLS 2, 2.4, 3):
   (``nearest`` default, ``le``, ``interp``), AUC, EER; at each target the accepted genuine and impostor
   counts and Clopper-Pearson 95% intervals (at 1e-6 only ~16 IJB-C impostors are above the threshold).
 - 1:N, standard rule: each gallery (G1/G2, S1/S2) searched separately by all mixed probes; rank-1/5/10
-  and TPIR at FPIR 0.01 and 0.1 per gallery (:func:`facebench.metrics.identification.open_set_identification`)
-  and their mean. ``--ijb-1n-rule legacy``: insightface's merged-gallery script numbers, labelled legacy.
+  (ties by ``--cmc-ties``) and TPIR / FNIR at FPIR 0.01 and 0.1 per gallery by ``--tpir-rule``
+  (``insightface`` default, ``ge``, ``best``: :func:`facebench.metrics.identification.tpir_threshold`)
+  and their mean; an FPIR below 1/non-mated searches is null. ``--ijb-1n-rule legacy``: insightface's
+  merged-gallery script numbers, labelled legacy.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError, where
+from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
+from facebench.evaluate.rates import key
 from facebench.evaluate.templates import PooledTemplates, lookup_rows, pool_templates, score_pairs
 from facebench.io import ijb as ijbio
 from facebench.metrics import identification as mident
 from facebench.metrics import roc as mroc
-from facebench.metrics.stats import clopper_pearson
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +49,6 @@ IJB_1N_RULES = ("standard", "legacy")
 _SPEC_OPTIONS = {"ijb_1to1": {"prefix"}, "ijb_1n": {"prefix", "features_label"}}
 _READERS = {"ijb_1to1": "ijb_meta", "ijb_1n": "ijb_1n"}
 TEMPLATE_RULE = "template = L2(sum over media of the mean of the media's image features)"
-
-
-def key(rate: float) -> str:
-    """Results key of a FAR/FPIR target: ``f"{rate:.0e}"`` (``1e-04``)."""
-    return f"{rate:.0e}"
 
 
 def insightface_mode(flip: str | None, per_image_l2: bool, detector_weight: bool) -> str:
@@ -125,7 +123,12 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
                     "template2": ids[right]}
     del left, right, pooled
     clock.lap("scoring")
-    metrics, arrays = verification_metrics(scores, labels, ctx.settings.tar_rule, overwrite_scores=True)
+    options = ctx.settings.options
+    metrics, arrays = verification_metrics(
+        scores, labels, ctx.settings.tar_rule, overwrite_scores=True, threshold=options.get("threshold"),
+        threshold_unit=str(options.get("threshold_unit", "cosine")),
+    )
+    warnings += rates.unmeasurable_warnings(spec.name, metrics)
     arrays.update(per_pair)
     del scores
     clock.lap("roc")
@@ -142,6 +145,7 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         "score": "cosine",
         "roc": "sklearn roc_curve (drop_intermediate=True), accept score >= threshold",
         "confidence_interval": "Clopper-Pearson 95% on the accepted genuine / impostor counts",
+        **rates.RULES_1TO1,
     }
     return BenchmarkResult(
         metrics=metrics,
@@ -155,38 +159,27 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
 
 
 def verification_metrics(
-    scores: np.ndarray, labels: np.ndarray, tar_rule: str = "nearest", overwrite_scores: bool = False
+    scores: np.ndarray,
+    labels: np.ndarray,
+    tar_rule: str = "nearest",
+    overwrite_scores: bool = False,
+    threshold: float | None = None,
+    threshold_unit: str = "cosine",
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """TAR@FAR (1e-6 ... 1e-1) by ``tar_rule``, AUC, EER and each operating point's counts and intervals.
-
-    ``operating_points[key]``: ``tar``, ``far``, ``threshold`` of the point read off the ROC, the numbers of
-    genuine and impostor pairs accepted there (``score >= threshold``) and Clopper-Pearson 95% intervals for
-    TAR and FAR (absent for an interpolated point, which no threshold realises). ``overwrite_scores``:
-    the scores may be sorted in place (no copy of a 15.6M-pair array).
+    """TAR@FAR (1e-6 ... 1e-1) by ``tar_rule``, AUC, EER (ROC crossing and ROC convex hull), each operating
+    point's counts and intervals (:func:`facebench.evaluate.rates.tar_at_far_metrics`: a FAR below
+    1/impostors is None, listed in ``unmeasurable``), and FMR/FNMR at ``threshold`` when given.
+    ``overwrite_scores``: the scores may be sorted in place (no copy of a 15.6M-pair array).
     """
     if tar_rule not in mroc.TAR_AT_FAR_RULES:
         raise FacebenchError(f"unknown --tar-rule {tar_rule!r}; use {', '.join(mroc.TAR_AT_FAR_RULES)}")
+    at_threshold = rates.at_threshold_metrics(labels, scores, threshold, threshold_unit)
     curve = mroc.roc_curve(labels, scores, overwrite_scores=overwrite_scores)
-    points = mroc.tar_at_far(curve, FAR_TARGETS, rule=tar_rule)
-    n_gen, n_imp = curve.n_genuine, curve.n_impostor
-    operating: dict[str, dict[str, Any]] = {}
-    for far, point in points.items():
-        entry: dict[str, Any] = {"tar": point.tar, "far": point.far, "threshold": point.threshold}
-        if not np.isnan(point.threshold):
-            accepted_gen = int(round(point.tar * n_gen))
-            accepted_imp = int(round(point.far * n_imp))
-            entry.update(
-                genuine_accepted=accepted_gen,
-                impostors_accepted=accepted_imp,
-                tar_ci95=list(clopper_pearson(accepted_gen, n_gen)),
-                far_ci95=list(clopper_pearson(accepted_imp, n_imp)),
-            )
-        operating[key(far)] = entry
     metrics = {
-        "tar_at_far": {key(f): float(points[f].tar) for f in FAR_TARGETS},
+        **rates.tar_at_far_metrics(curve, FAR_TARGETS, tar_rule),
         "auc": float(mroc.auc(curve)),
-        "eer": float(mroc.eer(curve)),
-        "operating_points": operating,
+        **rates.eer_metrics(curve),
+        **at_threshold,
     }
     arrays = {"roc_fpr": curve.fpr, "roc_tpr": curve.tpr, "roc_thresholds": curve.thresholds}
     return metrics, arrays
@@ -201,6 +194,12 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     rule = str(ctx.settings.options.get("ijb_1n_rule", "standard"))
     if rule not in IJB_1N_RULES:
         raise FacebenchError(f"unknown --ijb-1n-rule {rule!r}; use {' or '.join(IJB_1N_RULES)}")
+    tpir_rule = str(ctx.settings.options.get("tpir_rule", "insightface"))
+    cmc_ties = str(ctx.settings.options.get("cmc_ties", ">="))
+    if tpir_rule not in mident.TPIR_RULES:
+        raise FacebenchError(f"unknown --tpir-rule {tpir_rule!r}; use {', '.join(mident.TPIR_RULES)}")
+    if cmc_ties not in mident.CMC_TIE_RULES:
+        raise FacebenchError(f"unknown --cmc-ties {cmc_ties!r}; use {', '.join(mident.CMC_TIE_RULES)}")
     warnings: list[str] = []
     clock = _Clock(spec.name)
     meta = ijbio.read_meta_images(paths["tid_mid"], paths["landmarks"])
@@ -240,8 +239,10 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     arrays: dict[str, np.ndarray] = {}
     try:
         if rule == "standard":
-            metrics = _standard_1n(pooled, probe_feats, probe_subjects, galleries, arrays)
+            metrics = _standard_1n(pooled, probe_feats, probe_subjects, galleries, arrays, tpir_rule, cmc_ties)
             rule_name = mident.OPEN_SET_RULE
+            warnings += rates.unmeasurable_warnings(spec.name, {"unmeasurable": {
+                p: v for p, v in metrics["unmeasurable"].items() if p.startswith("per_gallery.")}})
         else:
             metrics = _legacy_1n(pooled, probe_feats, probe_subjects, galleries)
             rule_name = mident.LEGACY_RULE
@@ -254,10 +255,17 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     except ValueError as exc:
         raise FacebenchError(f"{spec.name}: {exc}") from None
     clock.lap("search")
-    column_rules = {m: "ijb_1n" for m in spec.columns}  # tables name the rule of each column from rules[...]
+    # tables name the rule of each column from rules[...] (TPIR columns add rules.tpir_rule's name)
+    column_rules = {m: "ijb_1n" for m in spec.columns if not m.startswith(("tpir_at_fpir", "fnir_at_fpir"))}
+    standard_rules = {
+        "tpir_rule": rates.tpir_rule_text(tpir_rule),
+        "cmc_ties": cmc_ties,
+        "resolution": "an FPIR target below 1/non-mated searches of a gallery is null (not measurable)",
+    }
     rules = {
         "ijb_1n": rule,
         "identification": rule_name,
+        **(standard_rules if rule == "standard" else {}),
         **feature_rules,
         "score": "cosine",
         "galleries": list(names) if rule == "standard" else [f"{names[0]}+{names[1]} merged"],
@@ -279,28 +287,53 @@ def _standard_1n(
     probe_subjects: np.ndarray,
     galleries: dict[str, tuple[np.ndarray, np.ndarray]],
     arrays: dict[str, np.ndarray],
+    tpir_rule: str = "insightface",
+    cmc_ties: str = ">=",
 ) -> dict[str, Any]:
+    """Per gallery and their mean: rank-k rates (ties by ``cmc_ties``), TPIR / FNIR at FPIR by ``tpir_rule``
+    (None where the gallery's non-mated searches cannot resolve the target; the mean is None when any
+    gallery's is), the DIR-FPIR curve in the arrays."""
     per_gallery: dict[str, Any] = {}
+    unmeasurable: dict[str, str] = {}
+    few: dict[str, Any] = {}
     for name, (ids, subjects) in galleries.items():
         scores = probe_feats @ pooled.features[pooled.rows(ids)[0]].T
-        r = mident.open_set_identification(scores, probe_subjects, subjects, RANKS, FPIR_TARGETS)
+        r = mident.open_set_identification(scores, probe_subjects, subjects, RANKS, FPIR_TARGETS, tpir_rule, cmc_ties)
+        values, g_unmeasurable, g_few, curve = rates.open_set_rates(r, FPIR_TARGETS, tpir_rule)
         per_gallery[name] = {
             **{f"rank{k}": r["rank_rates"][k] for k in RANKS},
-            "tpir_at_fpir": {key(f): r["tpir"][f] for f in FPIR_TARGETS},
-            "fpir": {key(f): r["fpir"][f] for f in FPIR_TARGETS},
-            "thresholds": {key(f): r["thresholds"][f] for f in FPIR_TARGETS},
+            **values,
             "n_mated": r["n_mated"],
             "n_nonmated": r["n_nonmated"],
             "n_gallery_templates": int(ids.size),
         }
+        unmeasurable.update({f"per_gallery.{name}.{p}": v for p, v in g_unmeasurable.items()})
+        few.update({f"per_gallery.{name}.{p}": v for p, v in g_few.items()})
         arrays[f"{name}_mated"] = r["mated"]  # per probe template (probe order): mated in this gallery
         arrays[f"{name}_mate_ranks"] = r["mate_ranks"]
+        arrays[f"{name}_tpir_hits"] = r["rank1_strict"]  # TPIR's rank-1 condition (mate above every non-mate)
         arrays[f"{name}_mate_scores"] = r["mate_scores"]
         arrays[f"{name}_nonmated_scores"] = r["nonmated_scores"]
         arrays[f"{name}_cmc"] = mident.cmc_curve(r["mate_ranks"], min(CMC_MAX_RANK, int(np.unique(subjects).size)))
-    mean = {f"rank{k}": float(np.mean([g[f"rank{k}"] for g in per_gallery.values()])) for k in RANKS}
-    tpir = {key(f): float(np.mean([g["tpir_at_fpir"][key(f)] for g in per_gallery.values()])) for f in FPIR_TARGETS}
-    return {**mean, "tpir_at_fpir": tpir, "per_gallery": per_gallery}
+        arrays.update({f"{name}_{k}": v for k, v in curve.items()})
+    mean: dict[str, Any] = {f"rank{k}": float(np.mean([g[f"rank{k}"] for g in per_gallery.values()])) for k in RANKS}
+    for field in ("tpir_at_fpir", "fnir_at_fpir"):
+        mean[field] = {}
+        for f in FPIR_TARGETS:
+            values = [g[field][key(f)] for g in per_gallery.values()]
+            mean[field][key(f)] = None if any(v is None for v in values) else float(np.mean(values))
+    for f in FPIR_TARGETS:
+        reasons = [v for p, v in unmeasurable.items() if p.endswith(f"tpir_at_fpir.{key(f)}")]
+        if reasons:
+            unmeasurable[f"tpir_at_fpir.{key(f)}"] = "mean of the galleries: " + "; ".join(reasons)
+        elif any(p.endswith(f"tpir_at_fpir.{key(f)}") for p in few):
+            # the mean column: counts pooled over the galleries (the intervals of the pooled shares)
+            g = list(per_gallery.values())
+            few[f"tpir_at_fpir.{key(f)}"] = rates.few_events_entry(
+                sum(x["nonmated_accepted"][key(f)] for x in g), sum(x["n_nonmated"] for x in g),
+                sum(round(x["tpir_at_fpir"][key(f)] * x["n_mated"]) for x in g), sum(x["n_mated"] for x in g),
+            )
+    return {**mean, "per_gallery": per_gallery, "unmeasurable": unmeasurable, "few_events": few}
 
 
 def _legacy_1n(

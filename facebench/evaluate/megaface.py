@@ -47,11 +47,14 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.checks import check_embeddings
+from facebench.evaluate import rates
+from facebench.evaluate.rates import key as far_key
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.fileio import write_json
 from facebench.images import ImageList
 from facebench.io import megaface as mfio
 from facebench.metrics import megaface as mmf
+from facebench.metrics import operating
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +69,32 @@ VERIFICATION_RULE = (
 MATIO_DIRS = ("FaceScrub_Features", "MegaFace_Features")
 
 
-def far_key(far: float) -> str:
-    """Results key of a FAR target: ``f"{far:.0e}"`` (``1e-06``)."""
-    return f"{far:.0e}"
+def _tar_metrics(
+    points: dict[int, mmf.VerificationPoint], n_impostors: dict[int, int], n_genuine: int, largest: int, key: str
+) -> dict[str, Any]:
+    """``tar_at_far`` (the largest list) and ``tar_at_far_by_size``: None where the list's impostor pairs
+    cannot resolve the target (fewer than 1 / FAR), listed in ``unmeasurable`` with the reason; a point
+    accepting fewer than 10 impostors in ``few_events`` with its intervals."""
+    by_size: dict[str, dict[str, float | None]] = {}
+    unmeasurable: dict[str, str] = {}
+    few: dict[str, Any] = {}
+    for size, p in points.items():
+        n = n_impostors[size]
+        measurable = operating.resolvable(n, FAR_TARGET)
+        by_size[str(size)] = {key: p.tar if measurable else None}
+        if not measurable:
+            unmeasurable[f"tar_at_far_by_size.{size}.{key}"] = operating.unresolvable_reason(n, "impostor pairs")
+        elif round(p.far * n) < operating.FEW_EVENTS:
+            few[f"tar_at_far_by_size.{size}.{key}"] = rates.few_events_entry(
+                round(p.far * n), n, round(p.tar * n_genuine), n_genuine
+            )
+    out: dict[str, Any] = {"tar_at_far": {key: by_size[str(largest)][key]}, "tar_at_far_by_size": by_size}
+    for notes in (unmeasurable, few):
+        if f"tar_at_far_by_size.{largest}.{key}" in notes:
+            notes[f"tar_at_far.{key}"] = notes[f"tar_at_far_by_size.{largest}.{key}"]
+    out["unmeasurable"] = unmeasurable
+    out["few_events"] = few
+    return out
 
 
 def list_role(size: int) -> str:
@@ -566,9 +592,10 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     metrics: dict[str, Any] = {
         "rank1": {str(size): float(cmc[size][0]) for size in sizes},
         "cmc": {str(size): [float(v) for v in cmc[size]] for size in sizes},
-        "tar_at_far": {key: points[largest].tar},
-        "tar_at_far_by_size": {str(size): {key: p.tar} for size, p in points.items()},
+        **_tar_metrics(points, {size: n_probes * used[size] for size in points}, int(pair_scores.size), largest, key),
     }
+    for w in rates.unmeasurable_warnings(spec.name, metrics):
+        _warn(warnings, w)
     rules = {
         "noise": noise,
         "tie_rule": tie_rule,

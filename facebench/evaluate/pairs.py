@@ -22,6 +22,7 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
+from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
 from facebench.images import ImageList
 from facebench.io.binpack import read_bin
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 
 FAR_TARGETS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 KFOLD_RULES = ("insightface", "facexzoo")
-
-
-def far_key(far: float) -> str:
-    """Results key of a FAR target: ``f"{far:.0e}"`` (``1e-04``)."""
-    return f"{far:.0e}"
 
 
 @dataclass
@@ -134,11 +130,15 @@ def verification_metrics(
     kfold_rule: str = "insightface",
     tar_rule: str = "nearest",
     n_folds: int = 10,
+    threshold: float | None = None,
+    threshold_unit: str = "cosine",
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """All verification metrics of a pair set from its 2N flip-combined features.
 
-    Returns (metrics, arrays): metrics as fractions; arrays are the per-pair scores, labels, held-out
-    decisions and the ROC curve, saved beside the results for reports and paired tests.
+    Returns (metrics, arrays): metrics as fractions (TAR@FAR by :func:`facebench.evaluate.rates.tar_at_far_metrics`:
+    None below 1/impostors, ``unmeasurable`` says why; ``eer`` and ``eer_rocch``; FMR/FNMR at ``threshold``
+    when given); arrays are the per-pair scores, labels, held-out decisions and the ROC curve, saved beside
+    the results for reports and paired tests.
     """
     if kfold_rule not in KFOLD_RULES:
         raise FacebenchError(f"unknown --kfold-rule {kfold_rule!r}; use {' or '.join(KFOLD_RULES)}")
@@ -155,13 +155,13 @@ def verification_metrics(
         kf = mkfold.facexzoo_kfold(cos, issame, n_folds=n_folds)
     val = mkfold.insightface_val_far(dist, issame, far_target=1e-3, n_folds=n_folds)
     curve = mroc.roc_curve(issame, cos)
-    points = mroc.tar_at_far(curve, FAR_TARGETS, rule=tar_rule)
     metrics: dict[str, Any] = {
         "accuracy": float(kf.mean),
         "accuracy_std": float(kf.std),
         "auc": float(mroc.auc(curve)),
-        "eer": float(mroc.eer(curve)),
-        "tar_at_far": {far_key(f): float(points[f].tar) for f in FAR_TARGETS},
+        **rates.eer_metrics(curve),
+        **rates.tar_at_far_metrics(curve, FAR_TARGETS, tar_rule),
+        **rates.at_threshold_metrics(issame, cos, threshold, threshold_unit),
         "val_at_far_1e-03": {"val": float(val.val_mean), "val_std": float(val.val_std), "far": float(val.far_mean)},
         "fold_accuracies": [float(a) for a in kf.accuracies],
         "fold_thresholds": [float(t) for t in kf.thresholds],
@@ -212,9 +212,12 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         log.warning(w)
         warnings.append(w)
     features = ctx.features_for(spec, data.images)
+    options = ctx.settings.options
     metrics, arrays = verification_metrics(
-        features, data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, n_folds
+        features, data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, n_folds,
+        threshold=options.get("threshold"), threshold_unit=str(options.get("threshold_unit", "cosine")),
     )
+    warnings += rates.unmeasurable_warnings(spec.name, metrics)
     low = spec.plausible.get("min_accuracy")
     if low is not None and metrics["accuracy"] < low:
         w = implausible_warning(spec, ctx, f"accuracy {metrics['accuracy']:.2%}", f"{low:.0%}")
@@ -227,6 +230,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         "embedding": "l2(f(x)+f(flip(x)))" if ctx.profile.flip == "add" else f"l2(flip={ctx.profile.flip})",
         "score": "cosine",
         "n_folds": n_folds,
+        **rates.RULES_1TO1,
     }
     return BenchmarkResult(
         metrics=metrics,

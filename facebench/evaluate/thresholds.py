@@ -6,8 +6,10 @@ and ``thresholds.csv``.
 Rule (for each target FAR):
 
 - Estimate: ``t`` = the lowest cosine value among the calibration set's impostor scores whose share of
-  impostors accepted (``score >= t``) is still ``<= target`` (:func:`facebench.metrics.roc.threshold_at_far`;
-  above the largest impostor score when even that accepts too many). The same threshold in squared-L2 form
+  impostors accepted (``score >= t``) is still ``<= target`` (:func:`facebench.metrics.roc.threshold_at_far`
+  with ``">="``, bob.measure's ``far_threshold``, the one kernel of :mod:`facebench.metrics.operating`;
+  above the largest impostor score when even that accepts too many). Genuine scores strictly between that
+  impostor value and the next lower one are rejected, so its TAR can be below the ``le`` ROC read-off's. The same threshold in squared-L2 form
   between unit vectors is ``2 - 2t``: accept when the squared distance is ``<= 2 - 2t`` (the two forms accept
   the same pairs, up to floating-point rounding at the boundary).
 - Check: on the evaluated set, FAR = impostors with ``score >= t`` / impostors and TAR = genuine pairs with
@@ -29,6 +31,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from facebench.fileio import write_text
+from facebench.evaluate.rates import key as far_key
+from facebench.metrics import operating
 from facebench.metrics import roc as mroc
 from facebench.metrics.stats import clopper_pearson
 
@@ -39,11 +43,6 @@ RULE = (
     "i.e. squared L2 between unit vectors <= 2 - 2t; FAR and TAR measured on this set with 95% Clopper-Pearson "
     "intervals"
 )
-
-
-def far_key(far: float) -> str:
-    """Results key of a FAR target (``1e-03``), as everywhere in results.json."""
-    return f"{far:.0e}"
 
 
 def split_scores(scores: np.ndarray, labels: np.ndarray, origin: str) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +92,7 @@ def operating_points(
             "target": float(target),
             "cosine": float(t),
             "squared_l2": float(mroc.cos_to_sqeuclidean(t)),
-            "resolvable": bool(target * cal_impostor.size >= 1.0),
+            "resolvable": operating.resolvable(int(cal_impostor.size), target),
             "calibration_far": cal_far["rate"],
             "calibration_tar": accepted_share(cal_genuine, t, alpha)["rate"],
             "far": far["rate"],

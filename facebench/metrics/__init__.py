@@ -4,13 +4,25 @@ Nothing here imports the rest of facebench. Every function states its exact rule
 handling, which reference implementation it reproduces) in its docstring, and every result names the
 rule it used.
 
-- :mod:`.roc`: ROC curve, TAR@FAR read-off rules (``nearest``/``le``/``interp``), AUC, EER, FAR thresholds.
+- :mod:`.operating`: the one threshold kernel at a target rate (comparison ``>=``/``>``), resolution.
+- :mod:`.roc`: ROC curve, TAR@FAR read-off rules (``nearest``/``le``/``interp``), AUC, EER (ROC crossing and
+  convex hull), DET points, FMR/FNMR at a threshold, FAR thresholds.
 - :mod:`.kfold`: the 10-fold accuracy rules of insightface and FaceX-Zoo, VAL@FAR, fold balance.
-- :mod:`.identification`: open-set 1:N (CMC, TPIR@FPIR) and insightface's legacy 1:N numbers.
+- :mod:`.identification`: open-set 1:N (CMC, TPIR@FPIR by rule ``insightface``/``ge``/``best``, DIR-FPIR
+  curve) and insightface's legacy 1:N numbers.
 - :mod:`.stats`: cluster bootstrap, paired bootstrap, exact McNemar, Clopper-Pearson.
 """
 
-from facebench.metrics.identification import cmc_curve, legacy_insightface_1n, open_set_identification
+from facebench.metrics.identification import (
+    TPIR_RULES,
+    cmc_curve,
+    dir_fpir_curve,
+    legacy_insightface_1n,
+    open_set_identification,
+    tpir_at_fpir,
+    tpir_threshold,
+)
+from facebench.metrics.operating import RatePoint, allowed_count, operating_point, rate_threshold, resolvable
 from facebench.metrics.kfold import (
     KFoldResult,
     ValFar,
@@ -28,7 +40,10 @@ from facebench.metrics.roc import (
     RocCurve,
     auc,
     cos_to_sqeuclidean,
+    det_curve,
     eer,
+    eer_rocch,
+    rates_at_threshold,
     roc_curve,
     sqeuclidean_to_cos,
     tar_at_far,
@@ -47,6 +62,18 @@ from facebench.metrics.stats import (
 __all__ = [
     "DEFAULT_FAR_TARGETS",
     "TAR_AT_FAR_RULES",
+    "TPIR_RULES",
+    "RatePoint",
+    "allowed_count",
+    "det_curve",
+    "dir_fpir_curve",
+    "eer_rocch",
+    "operating_point",
+    "rate_threshold",
+    "rates_at_threshold",
+    "resolvable",
+    "tpir_at_fpir",
+    "tpir_threshold",
     "BootstrapResult",
     "KFoldResult",
     "McNemarResult",

@@ -16,7 +16,9 @@ Verification (the conventional definition; the devkit's own scorer is closed sou
 unordered same-identity probe pairs, impostor pairs every (probe, distractor) pair, a pair is accepted when
 ``score >= t``. TAR at FAR f is the best TAR of any threshold whose FAR is at most f: with
 ``k = max{k : k / n_impostors <= f}`` and ``tau`` the (k+1)-th largest impostor score,
-``TAR = #{genuine > tau} / n_genuine``. It needs only the ``k + 1`` largest impostor scores overall, which
+``TAR = #{genuine > tau} / n_genuine`` (:func:`facebench.metrics.operating.operating_point` with ``">"``,
+the same kernel as every other TAR@FAR). With fewer than ``1 / f`` impostors the target is not resolvable
+(:func:`facebench.metrics.operating.resolvable`): the evaluator reports ``None``. It needs only the ``k + 1`` largest impostor scores overall, which
 :class:`TopScores` also keeps.
 
 Scores that are ``-inf`` are never counted (that is how an excluded distractor is passed in a block).
@@ -27,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from facebench.metrics.operating import allowed_count, operating_point
 
 TIE_RULES: tuple[str, ...] = (">=", ">")
 
@@ -98,21 +102,9 @@ def genuine_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(first_i), np.concatenate(first_j)
 
 
-def max_accepted_impostors(n_impostors: int, far: float) -> int:
-    """The most impostors a threshold may accept at FAR ``far``: ``max{k : k / n_impostors <= far}``."""
-    if n_impostors <= 0:
-        return 0
-    k = min(int(np.floor(far * n_impostors)), n_impostors)
-    while k > 0 and k / n_impostors > far:
-        k -= 1
-    while k < n_impostors and (k + 1) / n_impostors <= far:
-        k += 1
-    return k
-
-
 def impostors_needed(n_impostors: int, far: float) -> int:
-    """How many of the largest impostor scores decide TAR at ``far``: ``max_accepted + 1`` (at most all)."""
-    return min(max_accepted_impostors(n_impostors, far) + 1, max(n_impostors, 0))
+    """How many of the largest impostor scores decide TAR at ``far``: ``allowed_count + 1`` (at most all)."""
+    return min(allowed_count(n_impostors, far) + 1, max(n_impostors, 0))
 
 
 class TopScores:
@@ -289,23 +281,21 @@ class VerificationPoint:
 
 def tar_at_far(genuine: np.ndarray, top_impostors: np.ndarray, n_impostors: int, far: float) -> VerificationPoint:
     """TAR at ``far`` by the conventional definition (module docstring): ``#{genuine > tau} / n_genuine``
-    with ``tau`` the (k+1)-th largest impostor score, ``k = max{k : k / n_impostors <= far}``.
+    with ``tau`` the (c+1)-th largest impostor score, ``c = allowed_count(n_impostors, far)``; ``tau = -inf``
+    (TAR = FAR = 1) when every impostor may be accepted. This is
+    :func:`facebench.metrics.operating.operating_point` with ``comparison=">"``, the supremum of TAR over
+    thresholds with FAR <= ``far`` (the ``le`` read-off of the full ROC).
 
     ``top_impostors`` must hold at least :func:`impostors_needed` of the largest impostor scores.
     """
-    genuine = np.asarray(genuine, dtype=np.float32)
+    genuine = np.sort(np.asarray(genuine, dtype=np.float32))
     if genuine.size == 0 or n_impostors <= 0:
         raise ValueError("verification needs genuine and impostor pairs")
-    k = max_accepted_impostors(n_impostors, far)
+    k = allowed_count(n_impostors, far)
     if k >= n_impostors:  # every impostor may be accepted
         return VerificationPoint(1.0, 1.0, float("-inf"))
-    top = np.sort(np.asarray(top_impostors, dtype=np.float32))[::-1]
+    top = np.sort(np.asarray(top_impostors, dtype=np.float32))
     if top.size < k + 1:
         raise ValueError(f"TAR at FAR {far:g} needs the {k + 1} largest impostor scores; {top.size} given")
-    tau = top[k]
-    accepted_impostors = int(np.count_nonzero(top > tau))
-    return VerificationPoint(
-        tar=float(np.count_nonzero(genuine > tau) / genuine.size),
-        far=accepted_impostors / n_impostors,
-        threshold=float(tau),
-    )
+    point = operating_point(genuine, top, far, ">", n_negatives=max(n_impostors, top.size))
+    return VerificationPoint(tar=point.positive_rate, far=point.negative_rate, threshold=point.threshold)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from facebench.metrics import _counting
+from facebench.metrics import _counting, operating
 from facebench.metrics._validation import (
     as_labels,
     as_scores,
@@ -205,17 +205,21 @@ def tar_at_far(
 
 
 def auc(roc: RocCurve) -> float:
-    """Area under the ROC curve by the trapezoidal rule: ``sum(diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)``,
-    the sum :func:`sklearn.metrics.auc` forms (equal to it bit for bit, and to ``roc_auc_score``).
+    """Area under the ROC curve by the trapezoidal rule: ``sum(diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)``.
 
-    Thinning collinear points does not change the area.
+    On a curve from :func:`roc_curve` this is the sum :func:`sklearn.metrics.auc` forms on sklearn's
+    ``roc_curve`` output with the same ``drop_intermediate``, bit for bit; ``roc_auc_score`` uses the
+    default thinned curve, so it equals this on a ``drop_intermediate=True`` curve only (on an unthinned
+    one the value agrees to rounding: thinning drops collinear points, which changes no area but can
+    change the floating-point sum). Ties between a genuine and an impostor score count one half.
     """
     fpr, tpr = roc.fpr, roc.tpr
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
 def eer(roc: RocCurve) -> float:
-    """Equal error rate: where the ROC crosses FNR = FPR (FNR = 1 - TPR).
+    """Equal error rate by the ROC-crossing rule: where the ROC crosses FNR = FPR (FNR = 1 - TPR).
+    (The convex-hull alternative is :func:`eer_rocch`.)
 
     With d = FPR - FNR (non-decreasing along the curve, -1 at the first point, +1 at the last), take the
     first point k with d >= 0. If d is exactly 0 there, the EER is its FPR; otherwise the ROC segment
@@ -236,14 +240,96 @@ def eer(roc: RocCurve) -> float:
     return float(roc.fpr[a] + weight * (roc.fpr[k] - roc.fpr[a]))
 
 
-def threshold_at_far(impostor_scores: ArrayLike, far: float) -> float:
-    """The smallest threshold t, among the impostor score values, with ``share(impostor >= t) <= far``.
+def det_curve(roc: RocCurve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detection error trade-off points ``(fpr, fnr, thresholds)`` of a ROC, as
+    :func:`sklearn.metrics.det_curve` (scikit-learn >= 1.8, which starts from the point at threshold
+    ``inf``) returns them: FNR = 1 - TPR, the points from the last one with FPR 0 to the first one with
+    FNR 0, in order of decreasing FPR (increasing threshold). Pass a ``drop_intermediate=False`` curve for
+    sklearn's default output (sklearn thins DET curves by another rule than ROC curves). Plotted on normal-deviate axes
+    (``scipy.stats.norm.ppf``) as ISO/IEC 19795-1 and NIST do.
 
-    Between two consecutive impostor values the share accepted is constant, so the smallest qualifying
-    impostor value is the lowest threshold with that FAR. When even the largest impostor score gives a
-    share above ``far`` (e.g. ``far < 1/n``), t is the next float above the maximum, where FAR = 0.
-    This is bob.measure's ``far_threshold`` rule (accept ``score >= t``), except that bob returns a value
-    just below the minimum for ``far = 1``; here the minimum itself (same FAR, 1).
+    >>> det_curve(roc_curve([0, 1, 0], [0, 0.5, 1], drop_intermediate=False))[:2]
+    (array([0.5, 0.5, 0. ]), array([0., 1., 1.]))
+    """
+    fpr, tpr, thresholds = roc.fpr, roc.tpr, roc.thresholds
+    first = int(np.searchsorted(fpr, fpr[0], side="right")) - 1
+    last = int(np.searchsorted(tpr, tpr[-1], side="left")) + 1
+    keep = slice(first, last)
+    return fpr[keep][::-1], (1.0 - tpr[keep])[::-1], thresholds[keep][::-1]
+
+
+def rocch(roc: RocCurve) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC convex hull: the upper-left convex hull of the ROC points (with (0, 0) and (1, 1)), as
+    ``(fpr, tpr)`` with FPR ascending. Every hull vertex is a ROC point; any point on a hull edge is
+    reachable by randomising between its two ends. bob.measure's ``rocch`` returns the same vertices as
+    ``(pmiss, pfa) = (1 - tpr, fpr)``."""
+    points = np.unique(np.column_stack([np.r_[0.0, roc.fpr, 1.0], np.r_[0.0, roc.tpr, 1.0]]), axis=0)
+    hull: list[tuple[float, float]] = []
+    for x, y in points:  # ascending FPR, then TPR; keep the upper hull (clockwise turns only)
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            # the middle point lies on or below the chord (collinear up to rounding of the rates: dropped)
+            if (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1) >= -1e-12:
+                hull.pop()
+            else:
+                break
+        hull.append((float(x), float(y)))
+    xs, ys = np.array(hull).T
+    return xs, ys
+
+
+def rocch_eer(pfa: ArrayLike, pmiss: ArrayLike) -> float:
+    """The EER of a ROC convex hull given as vertices ``(pfa, pmiss)`` (pfa ascending, pmiss descending):
+    the false-alarm rate where the hull meets the line pfa = pmiss, by linear interpolation on the edge
+    that crosses it (bob.measure ``rocch2eer``)."""
+    x, y = np.asarray(pfa, dtype=float), np.asarray(pmiss, dtype=float)
+    d = x - y
+    k = int(np.argmax(d >= 0))
+    if d[k] == 0 or k == 0:
+        return float(x[k])
+    a = k - 1
+    weight = -d[a] / (d[k] - d[a])
+    return float(x[a] + weight * (x[k] - x[a]))
+
+
+def eer_rocch(roc: RocCurve) -> float:
+    """ROC-convex-hull EER (bob.measure ``eer_rocch``): :func:`rocch_eer` of :func:`rocch`. Never above
+    :func:`eer` (the hull lies on or above the curve), equal to it when the crossing edge is on the hull."""
+    fpr, tpr = rocch(roc)
+    return rocch_eer(fpr, 1.0 - tpr)
+
+
+def rates_at_threshold(labels: ArrayLike, scores: ArrayLike, threshold: float, comparison: str = ">=") -> tuple[float, float]:
+    """(FMR, FNMR) at a fixed ``threshold``: the share of impostor scores accepted and of genuine scores
+    rejected, a pair accepted when ``score >= threshold`` (or ``>``). bob.measure's ``farfrr`` for ``>=``.
+
+    >>> rates_at_threshold([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9], 0.5)
+    (0.5, 0.0)
+    """
+    issame = as_labels(labels, "labels")
+    values = as_scores(scores, "scores")
+    check_same_length(labels=issame, scores=values)
+    n_genuine, n_impostor = check_both_classes(issame, "rates_at_threshold")
+    operating.check_comparison(comparison)
+    accepted = values >= threshold if comparison == ">=" else values > threshold
+    fmr = np.count_nonzero(accepted & ~issame) / n_impostor
+    fnmr = np.count_nonzero(~accepted & issame) / n_genuine
+    return float(fmr), float(fnmr)
+
+
+def threshold_at_far(impostor_scores: ArrayLike, far: float, comparison: str = ">=") -> float:
+    """The threshold of :func:`facebench.metrics.operating.rate_threshold`: the lowest t whose impostor
+    share accepted, ``#(impostor CMP t) / n``, is ``<= far``.
+
+    ``comparison=">="`` (default; bob.measure's ``far_threshold``, accept ``score >= t``): t is the c-th
+    largest impostor score, ``c = max{c : c / n <= far}``, moved up to the next larger distinct value when
+    it ties with the (c+1)-th; the next float above the maximum when ``c = 0`` (e.g. ``far < 1/n``, where
+    FAR 0 is all a threshold can give). It is the lowest *impostor value* with that FAR, not the lowest
+    threshold: any t in ``(s_(c+1), s_c]`` gives the same FAR and accepts the genuine scores in that gap
+    too. ``comparison=">"``: t = ``s_(c+1)`` (accept ``score > t``), which accepts the same impostors and
+    every genuine score above ``s_(c+1)``: the highest TAR with FAR ``<= far`` (the ``le`` read-off);
+    ``-inf`` when ``far = 1``. bob returns a value just below the minimum for ``far = 1``; ``">="`` here
+    the minimum itself (same FAR, 1).
 
     For squared-Euclidean distances between unit vectors pass ``-d`` or convert with
     :func:`sqeuclidean_to_cos` first, and map the threshold back with :func:`cos_to_sqeuclidean`
@@ -251,6 +337,8 @@ def threshold_at_far(impostor_scores: ArrayLike, far: float) -> float:
 
     >>> threshold_at_far([0.1, 0.2, 0.3, 0.4], 0.5)
     0.3
+    >>> threshold_at_far([0.1, 0.2, 0.3, 0.4], 0.5, ">")
+    0.2
     >>> threshold_at_far([0.1, 0.2, 0.3, 0.3], 0.25) > 0.3
     True
     """
@@ -258,9 +346,10 @@ def threshold_at_far(impostor_scores: ArrayLike, far: float) -> float:
     if values.size == 0:
         raise ValueError("threshold_at_far needs at least one impostor score; got none")
     rate = check_rate(far, "far")
+    operating.check_comparison(comparison)
     if values.dtype.kind != "f":
         values = values.astype(np.float64)
-    return _counting.lowest_threshold_at_rate(np.sort(values), rate)
+    return operating.rate_threshold(np.sort(values), rate, comparison)
 
 
 def cos_to_sqeuclidean(cos: ArrayLike) -> np.ndarray | float:

@@ -286,8 +286,9 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
                     float(split_path(c.metric)[1])
                     for c in columns
                     if c.benchmark == name and split_path(c.metric)[0] == "tar_at_far" and len(split_path(c.metric)) > 1
+                    and any(metric_value(e.get("metrics", {}), c.metric) is not None for _, e in entries)
                 }
-            )
+            )  # an unmeasurable target (null in every run) is left off the plot
             rule = ", ".join(sorted({str(e.get("rules", {}).get("tar_at_far", "")) for _, e in entries} - {""}))
             caption = "ROC of all pairs (sklearn's thinned curve); dotted lines: the table's FARs"
             if kind == "megaface":
@@ -302,6 +303,9 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
                     caption,
                 )
             )
+        det = _det_figure(name, title, kind, entries)
+        if det is not None:
+            figures.append(det)
         if kind == "ijb_1n":
             cmc = []
             for ri, (run, entry) in enumerate(entries):
@@ -365,6 +369,40 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
             )
         )
     return figures
+
+
+def _det_figure(name: str, title: str, kind: str, entries: Sequence[tuple[Run, dict[str, Any]]]) -> Figure | None:
+    """The DET plot of a benchmark: FNMR against FMR from each run's ROC (1:1, folder, MegaFace), or
+    FNIR (1 - DIR at rank 1) against FPIR from each gallery's DIR-FPIR curve (1:N); None without curves."""
+    curves = []
+    for run, entry in entries:
+        arrays = run.arrays(name)
+        if "roc_fpr" in arrays and "roc_tpr" in arrays:
+            curves.append((run.label, np.asarray(arrays["roc_fpr"]), 1.0 - np.asarray(arrays["roc_tpr"]), 0))
+        galleries = list(entry.get("metrics", {}).get("per_gallery", {})) if kind == "ijb_1n" else [""]
+        for gi, gallery in enumerate(galleries):
+            prefix = f"{gallery}_" if gallery else ""
+            if f"{prefix}dir_fpir_fpir" in arrays and f"{prefix}dir_fpir_dir" in arrays:
+                label = f"{run.label} {gallery} 1:N".replace("  ", " ")
+                curves.append((label, np.asarray(arrays[f"{prefix}dir_fpir_fpir"]),
+                               1.0 - np.asarray(arrays[f"{prefix}dir_fpir_dir"]), gi))
+    if not curves:
+        return None
+    identification = kind == "ijb_1n"
+    png = plots.figure_png(
+        plots.det_figure(
+            curves,
+            f"{title} DET",
+            *(("False positive identification rate (FPIR)", "False negative identification rate (FNIR)")
+              if identification else ()),
+        )
+    )
+    caption = (
+        "FNIR = 1 - DIR (rank 1) against FPIR, per gallery (solid G1/S1, dashed G2/S2); normal-deviate axes"
+        if identification
+        else "detection error trade-off on normal-deviate axes (ISO/IEC 19795-1); 1:N lines: FNIR against FPIR"
+    )
+    return Figure(f"det_{name}.png", f"{title}: DET", png, caption)
 
 
 # ------------------------------------------------------------------------------------------- writing

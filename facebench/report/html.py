@@ -74,6 +74,9 @@ def _runs_section(c: Comparison) -> str:
         if sha:
             what += f"<br><code title='{_e(sha)}'>{_e(sha[:16])}</code>"
         rules = f"kfold {settings.get('kfold_rule', '?')}, TAR {settings.get('tar_rule', '?')}"
+        tpir_rule = (settings.get("options", {}) or {}).get("tpir_rule")
+        if tpir_rule:
+            rules += f", TPIR {tpir_rule}"
         prof = ", ".join(f"{k} {profile[k]}" for k in ("name", "colour", "flip") if profile.get(k) is not None)
         failed = doc.get("failed") or {}
         warnings = [w for e in doc.get("benchmarks", {}).values() for w in e.get("warnings", [])]

@@ -137,3 +137,53 @@ def folds_figure(panels: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]])
         ax.set_visible(False)
     fig.tight_layout()
     return fig
+
+
+#: Tick positions of the DET axes (probabilities), as ISO/IEC 19795-1 and NIST FRVT plot them.
+DET_TICKS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99)
+
+
+def det_points(false_accept: np.ndarray, false_reject: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The DET curve's coordinates: both error rates mapped through the standard normal deviate
+    (``scipy.stats.norm.ppf``); points with a rate of 0 or 1 (infinite deviates) are left out."""
+    from scipy.stats import norm
+
+    x, y = np.asarray(false_accept, dtype=float), np.asarray(false_reject, dtype=float)
+    keep = (x > 0) & (x < 1) & (y > 0) & (y < 1)
+    return norm.ppf(x[keep]), norm.ppf(y[keep])
+
+
+def det_figure(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray, int]],
+    title: str,
+    xlabel: str = "False match rate (FMR)",
+    ylabel: str = "False non-match rate (FNMR)",
+) -> "plt.Figure":
+    """Detection error trade-off: for each ``(label, false accept rates, false reject rates, family)`` the
+    two error rates on normal-deviate axes (:func:`det_points`), colour by curve, line style by family
+    (gallery G1 solid, G2 dashed). The axes span the drawn points, ticks labelled in %."""
+    from scipy.stats import norm
+
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    lows_x, lows_y = [], []
+    for (label, fa, fr, family), colour in zip(curves, _colours(len(curves))):
+        x, y = det_points(fa, fr)
+        if x.size == 0:
+            continue
+        ax.step(x, y, where="post", linestyle=STYLES[family % len(STYLES)], label=label, linewidth=1.4, color=colour)
+        lows_x.append(x.min())
+        lows_y.append(y.min())
+    ticks = norm.ppf(np.array(DET_TICKS))
+    labels = [f"{100 * p:g}" for p in DET_TICKS]
+    ax.set_xticks(ticks, labels, fontsize=7)
+    ax.set_yticks(ticks, labels, fontsize=7)
+    top = norm.ppf(0.95)
+    ax.set_xlim(min(lows_x, default=norm.ppf(1e-4)) - 0.1, top)
+    ax.set_ylim(min(lows_y, default=norm.ppf(1e-4)) - 0.1, top)
+    ax.set_xlabel(xlabel + " (%)")
+    ax.set_ylabel(ylabel + " (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if lows_x:
+        ax.legend(loc="upper right", fontsize=8)
+    return fig

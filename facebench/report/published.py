@@ -12,7 +12,7 @@ Schema::
     url = "..."                       # optional: repo, path, commit, notes, training_set
     verified = "how every number was checked"
     [rules.<kind or benchmark>]       # rules keys as in results.json (pairs: kfold; ijb_1to1: tar_at_far;
-    kfold = "facexzoo"                #  ijb_1n: ijb_1n; megaface: noise, tie_rule, tar_at_far)
+    kfold = "facexzoo"                #  ijb_1n: ijb_1n, tpir_rule; megaface: noise, tie_rule, tar_at_far)
     [[row]]
     id = "mobilefacenet"              # selects one row: --published facexzoo/mobilefacenet
     label = "MobileFaceNet"           # optional: table, backbone, head, training_set, note
@@ -58,7 +58,7 @@ _ROW_KEYS = {"id", "label", "table", "backbone", "head", "training_set", "values
 RULE_KEYS: dict[str, frozenset[str]] = {
     "pairs": frozenset({"kfold"}),
     "ijb_1to1": frozenset({"tar_at_far"}),
-    "ijb_1n": frozenset({"ijb_1n"}),
+    "ijb_1n": frozenset({"ijb_1n", "tpir_rule"}),
     "megaface": frozenset({"noise", "tie_rule", "tar_at_far"}),
 }
 _METRICS: dict[str, frozenset[str]] = {

@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from facebench.metrics.kfold import kfold_indices
-from facebench.metrics.roc import threshold_at_far
+from facebench.metrics.identification import tpir_threshold
 from facebench.metrics.stats import bootstrap_ci, mcnemar, paired_bootstrap
 from facebench.report import bootstrap as fast
 from facebench.report.runs import Run
@@ -202,6 +202,11 @@ def intervals_for(
     if not entry:
         return {m: Unavailable(f"{run.label} has no {benchmark}") for m in metrics}
     kind = entry.get("kind", "")
+    unmeasurable = entry.get("metrics", {}).get("unmeasurable") or {}
+    for m in metrics:
+        if m in unmeasurable:
+            out[m] = Unavailable(f"{run.label}: {benchmark} {m} is not measurable ({unmeasurable[m]})")
+    metrics = [m for m in metrics if m not in out]
     fars = {m: _far(m) for m in metrics}
     tar_metrics = [m for m in metrics if fars[m] is not None and kind in (*PAIR_KINDS, "ijb_1to1")]
     if tar_metrics:
@@ -351,6 +356,7 @@ class _Searches:
     nonmated: np.ndarray
     mated_pos: np.ndarray
     nonmated_pos: np.ndarray
+    tpir_rule: str = "ge"
 
 
 def _searches(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, _Searches] | Unavailable:
@@ -373,7 +379,11 @@ def _searches(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, _Sea
         mated_pos[mated] = np.arange(h.size)
         nonmated_pos = np.full(mated.size, -1, dtype=np.int64)
         nonmated_pos[~mated] = np.arange(non.size)
-        out[name] = _Searches(h, np.asarray(mates), np.asarray(non), mated_pos, nonmated_pos)
+        tpir_hits = arrays.get(f"{name}_tpir_hits")  # TPIR's rank-1 condition when --cmc-ties was not >=
+        h = np.asarray(tpir_hits, dtype=bool) if tpir_hits is not None and np.shape(tpir_hits) == h.shape else h
+        # results before the TPIR rules existed used the ge rule
+        rule = str(entry.get("rules", {}).get("tpir_rule", "ge")).split(":", 1)[0]
+        out[name] = _Searches(h, np.asarray(mates), np.asarray(non), mated_pos, nonmated_pos, rule)
     if len({s.mated_pos.size for s in out.values()}) != 1:
         return Unavailable(f"{run.label}: {benchmark}: the galleries were searched by different probe lists")
     return out
@@ -388,13 +398,15 @@ def _probe_design(searches: dict[str, _Searches]) -> str:
 
 
 def _tpir(s: _Searches, fpir: float, mated: np.ndarray | None = None, nonmated: np.ndarray | None = None) -> float:
-    """TPIR at ``fpir`` (the evaluator's rule): threshold = the lowest non-mated score value whose FPIR is
-    still <= the target; TPIR = share of mated searches with the mate at rank 1 and score >= threshold.
+    """TPIR at ``fpir`` by the evaluator's rule (``s.tpir_rule``,
+    :func:`facebench.metrics.identification.tpir_threshold`): the threshold re-read from the non-mated
+    searches, TPIR = share of mated searches with the mate at rank 1 passing it.
     ``mated`` / ``nonmated``: indices of a resample (all searches when None)."""
     non = np.sort(s.nonmated if nonmated is None else s.nonmated[nonmated])
-    t = threshold_at_far(non, fpir)
+    t, comparison = tpir_threshold(non, fpir, s.tpir_rule)
     hits, mates = (s.hits, s.mate_scores) if mated is None else (s.hits[mated], s.mate_scores[mated])
-    return float(np.count_nonzero(hits & (mates >= t)) / hits.size)
+    passed = mates >= t if comparison == ">=" else mates > t
+    return float(np.count_nonzero(hits & passed) / hits.size)
 
 
 def _search_samples(

@@ -19,7 +19,13 @@ from typing import Any, Iterable, Sequence
 #: Cell marks: a rule other than the column's, and "not significantly different from the best run".
 RULE_MARK = "†"
 NS_MARK = "≈"
-LATEX_MARKS = {RULE_MARK: r"$^{\dagger}$", NS_MARK: r"$^{\approx}$"}
+#: Marks of a rate the counts cannot measure (the cell is a dash) and of one resting on few events.
+UNMEASURED_MARK = "‡"
+FEW_EVENTS_MARK = "§"
+LATEX_MARKS = {RULE_MARK: r"$^{\dagger}$", NS_MARK: r"$^{\approx}$", UNMEASURED_MARK: r"$^{\ddagger}$",
+               FEW_EVENTS_MARK: r"$^{\S}$"}
+#: Marks whose cells get a footnote line of their own.
+_NOTED_MARKS = (RULE_MARK, UNMEASURED_MARK, FEW_EVENTS_MARK)
 LOWER_IS_BETTER = frozenset({"eer", "accuracy_std"})
 
 _KFOLD_HEADS = frozenset({"accuracy", "accuracy_std", "fold_accuracies"})
@@ -107,7 +113,8 @@ def rule_of(entry: dict[str, Any], metric: str) -> str:
     """The rule that produced a metric, from the entry's ``kind`` and ``rules``.
 
     pairs: ``rules.kfold`` for accuracy, ``rules.tar_at_far`` for TAR@FAR; ijb_1to1: ``rules.tar_at_far``;
-    ijb_1n: ``rules.ijb_1n`` (standard | legacy); megaface: ``noise <rule>`` (plus the TAR rule for
+    ijb_1n: ``rules.ijb_1n`` (standard | legacy), plus ``TPIR <rule>`` for TPIR/FNIR columns
+    (``rules.tpir_rule``, its name before the colon); megaface: ``noise <rule>`` (plus the TAR rule for
     verification, and ``ties >`` when the strict tie rule was used). An entry's ``column_rules`` (metric ->
     rules key) takes precedence.
     """
@@ -118,6 +125,8 @@ def rule_of(entry: dict[str, Any], metric: str) -> str:
     if metric in column_rules:
         return str(rules.get(column_rules[metric], ""))
     if kind == "ijb_1n":
+        if head in ("tpir_at_fpir", "fnir_at_fpir") and rules.get("tpir_rule"):
+            return f"{rules.get('ijb_1n', '')}, TPIR {str(rules['tpir_rule']).split(':', 1)[0]}"
         return str(rules.get("ijb_1n", ""))
     if kind == "megaface":
         parts = []
@@ -132,6 +141,8 @@ def rule_of(entry: dict[str, Any], metric: str) -> str:
         return str(rules.get("kfold", ""))
     if head == "tar_at_far":
         return str(rules.get("tar_at_far", ""))
+    if head in ("tpir_at_fpir", "fnir_at_fpir") and rules.get("tpir_rule"):
+        return f"TPIR {str(rules['tpir_rule']).split(':', 1)[0]}"
     return ""
 
 
@@ -182,12 +193,39 @@ def build_table(documents: Sequence[dict[str, Any]], columns: list[Column] | Non
             if value is not None and col.rule and rule != col.rule:
                 cell.marks.append(RULE_MARK)
                 cell.note = f"rule {rule or 'not stated'} (column: {col.rule})"
+            _mark_resolution(cell, entry.get("metrics", {}), col.metric)
             cells.append(cell)
         rows.append(Row(run_label(doc), cells, str(doc.get("row_kind", "run")), str(doc.get("source", ""))))
     table = Table(columns, rows)
     if any(RULE_MARK in c.marks for r in rows for c in r.cells):
         table.legend[RULE_MARK] = "produced under another rule than the column's (named below); not comparable as is"
+    if any(UNMEASURED_MARK in c.marks for r in rows for c in r.cells):
+        table.legend[UNMEASURED_MARK] = "not measurable: the target rate is below one in the number of negatives"
+    if any(FEW_EVENTS_MARK in c.marks for r in rows for c in r.cells):
+        table.legend[FEW_EVENTS_MARK] = (
+            "fewer than 10 negatives accepted at the threshold: the value rests on very few events (95% "
+            "Clopper-Pearson intervals below)"
+        )
     return table
+
+
+def _mark_resolution(cell: Cell, metrics: dict[str, Any], metric: str) -> None:
+    """Mark a cell whose rate the counts cannot measure (``metrics.unmeasurable``; its value is None) or
+    that rests on few negatives (``metrics.few_events``), with the reason or the intervals as its note."""
+    reason = (metrics.get("unmeasurable") or {}).get(metric)
+    few = (metrics.get("few_events") or {}).get(metric)
+    if cell.value is None and reason:
+        cell.marks.append(UNMEASURED_MARK)
+        cell.note = f"{cell.note}; {reason}" if cell.note else str(reason)
+    elif cell.value is not None and few:
+        lo, hi = few["positive_rate_ci95"]
+        nlo, nhi = few["negative_rate_ci95"]
+        text = (
+            f"{few['negatives_accepted']} of {few['n_negatives']:,} negatives accepted: rate 95% CI "
+            f"[{fmt_percent(lo)}, {fmt_percent(hi)}], false-accept rate 95% CI [{nlo:.1e}, {nhi:.1e}]"
+        )
+        cell.marks.append(FEW_EVENTS_MARK)
+        cell.note = f"{cell.note}; {text}" if cell.note else text
 
 
 def best_rows(table: Table) -> list[set[int]]:
@@ -222,8 +260,9 @@ def footnotes(table: Table) -> list[str]:
     lines = [f"{mark} {text}" for mark, text in table.legend.items()]
     for row in table.rows:
         for col, cell in zip(table.columns, row.cells):
-            if cell.note and RULE_MARK in cell.marks:
-                lines.append(f"{RULE_MARK} {row.label} / {col.label}: {cell.note}")
+            marks = "".join(m for m in cell.marks if m in _NOTED_MARKS)
+            if cell.note and marks:
+                lines.append(f"{marks} {row.label} / {col.label}: {cell.note}")
     return list(dict.fromkeys(lines))
 
 
