@@ -13,7 +13,7 @@ from typing import Any
 from facebench.benchmarks import Benchmark, load_benchmarks, select
 from facebench.errors import FacebenchError
 from facebench.evaluate import evaluator_for, thresholds
-from facebench.evaluate.common import RunContext, RunSettings
+from facebench.evaluate.common import BenchmarkResult, RunContext, RunSettings
 from facebench.extract import init_distributed_from_env
 from facebench.embedder import Embedder, ModelSettings
 from facebench.preprocess import resolve_profile
@@ -76,19 +76,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
             log.error("%s: %s", spec.name, exc)
             doc["failed"][spec.name] = str(exc)
             continue
-        doc["benchmarks"][spec.name] = {
-            "title": spec.title,
-            "kind": spec.kind,
-            "protocol_version": spec.version,
-            "metrics": result.metrics,
-            "rules": result.rules,
-            "inputs": result.inputs,
-            **result.counts,
-            "columns": dict(spec.columns),
-            "warnings": result.warnings,
-            "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
-            **({"extra": result.extra} if result.extra else {}),
-        }
+        doc["benchmarks"][spec.name] = benchmark_entry(spec, result)
         points, warning = thresholds.for_benchmark(spec.name, result.arrays, calibrate_on, verification)
         if points is not None:
             doc["benchmarks"][spec.name]["thresholds"] = points
@@ -106,6 +94,23 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         write_run_report(settings.out, doc)
         thresholds.write_tables(settings.out, doc)
     return doc, (1 if doc["failed"] else 0)
+
+
+def benchmark_entry(spec: Benchmark, result: BenchmarkResult) -> dict[str, Any]:
+    """The results.json entry of one evaluated benchmark."""
+    return {
+        "title": spec.title,
+        "kind": spec.kind,
+        "protocol_version": spec.version,
+        "metrics": result.metrics,
+        "rules": result.rules,
+        "inputs": result.inputs,
+        **result.counts,
+        "columns": dict(spec.columns),
+        "warnings": result.warnings,
+        "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
+        **({"extra": result.extra} if result.extra else {}),
+    }
 
 
 def calibration_first(chosen: list[Benchmark], name: str, specs: dict[str, Benchmark]) -> tuple[list[Benchmark], str]:
