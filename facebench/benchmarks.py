@@ -8,7 +8,7 @@ Schema (top level)::
 
     name = "lfw"                # must equal the file stem
     version = 1                 # bumped whenever the protocol's numbers could change
-    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | alltoall
+    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | alltoall | tinyface | survface
     title = "LFW"
     citation = "..."
     description = "..."         # optional
@@ -43,7 +43,7 @@ else:  # pragma: no cover
 
 from facebench.errors import FacebenchError
 
-KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall")
+KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface")
 _TOP_KEYS = {
     "name", "version", "kind", "title", "citation", "description", "groups", "order", "counts", "source",
     "checksums", "columns", "plausible", "options",

@@ -15,6 +15,8 @@ EVALUATORS: dict[str, str] = {
     "megaface": "facebench.evaluate.megaface",
     "folder": "facebench.evaluate.folder",
     "alltoall": "facebench.evaluate.alltoall",
+    "tinyface": "facebench.evaluate.tinyface",
+    "survface": "facebench.evaluate.survface",
 }
 
 
