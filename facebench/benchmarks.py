@@ -8,7 +8,7 @@ Schema (top level)::
 
     name = "lfw"                # must equal the file stem
     version = 1                 # bumped whenever the protocol's numbers could change
-    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | alltoall | tinyface | survface
+    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | alltoall | tinyface | survface | identify
     title = "LFW"
     citation = "..."
     description = "..."         # optional
@@ -43,7 +43,7 @@ else:  # pragma: no cover
 
 from facebench.errors import FacebenchError
 
-KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface")
+KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface", "identify")
 _TOP_KEYS = {
     "name", "version", "kind", "title", "citation", "description", "groups", "order", "counts", "source",
     "checksums", "columns", "plausible", "options",
@@ -202,6 +202,18 @@ def alltoall_benchmark(path: str | Path) -> Benchmark:
     )
 
 
+def identify_benchmark(path: str | Path) -> Benchmark:
+    """The spec of ``--benchmark identify:PATH``: 1:N on your own gallery and probe lists or identity folder
+    (kind ``identify``, `facebench.evaluate.identify`); name ``identify_<stem>``."""
+    root = Path(os.path.abspath(os.path.expanduser(str(path))))
+    stem = _own_stem(root)
+    return _own_benchmark(
+        "identify", root, {"images": str(root), "landmarks": str(root / "landmarks.txt")}, ("landmarks",),
+        "1:N identification: gallery and probe lists (or a seeded split of an identity folder)",
+        {"rank.1": f"{stem} rank-1", "map": f"{stem} mAP", "tpir_at_fpir.1e-02": f"{stem} TPIR@1e-2"},
+    )
+
+
 def _own_stem(root: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", root.name) or "root"
 
@@ -223,7 +235,7 @@ def _own_benchmark(
 
 
 #: ``--benchmark PREFIX:PATH`` forms for your own data: prefix -> spec builder.
-OWN_DATA = {"folder": folder_benchmark, "alltoall": alltoall_benchmark}
+OWN_DATA = {"folder": folder_benchmark, "alltoall": alltoall_benchmark, "identify": identify_benchmark}
 
 
 def spec_overrides(name: str, file_overrides: Mapping[str, str] | None) -> dict[str, str]:
@@ -250,8 +262,8 @@ def select(
 ) -> list[Benchmark]:
     """Resolve ``--benchmark`` text: comma list of names, ``all-<group>`` / ``all``, ``found`` (every
     benchmark whose files are under ``data_root``, :func:`found`), ``folder:PATH`` (your own identity
-    folder, :func:`folder_benchmark`) and ``alltoall:PATH`` (:func:`alltoall_benchmark`); order kept, no
-    repeats."""
+    folder, :func:`folder_benchmark`), ``alltoall:PATH`` (:func:`alltoall_benchmark`) and ``identify:PATH``
+    (:func:`identify_benchmark`); order kept, no repeats."""
     chosen: list[Benchmark] = []
     for token in (t.strip() for t in names.split(",")):
         if not token:

@@ -17,6 +17,7 @@ EVALUATORS: dict[str, str] = {
     "alltoall": "facebench.evaluate.alltoall",
     "tinyface": "facebench.evaluate.tinyface",
     "survface": "facebench.evaluate.survface",
+    "identify": "facebench.evaluate.identify",
 }
 
 
