@@ -183,6 +183,19 @@ class ImageList:
         name = f" ({self.names[i]})" if self.names is not None else ""
         return f"{self.origin} item {i}{name}"
 
+    def subset(self, start: int, stop: int) -> "ImageList":
+        """Images ``[start, stop)`` as their own list (same origin and kind)."""
+        part = slice(start, stop)
+        return ImageList(
+            origin=self.origin,
+            paths=None if self.paths is None else list(self.paths[part]),
+            blobs=None if self.blobs is None else list(self.blobs[part]),
+            landmarks=None if self.landmarks is None else self.landmarks[part],
+            scores=None if self.scores is None else self.scores[part],
+            names=None if self.names is None else list(self.names[part]),
+            crops=self.crops,
+        )
+
     def load_chip(self, i: int, chip: ChipGeometry) -> np.ndarray:
         """Decode image ``i`` and return it as a uint8 RGB chip."""
         if self.paths is not None:
