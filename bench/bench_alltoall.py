@@ -23,20 +23,7 @@ import numpy as np
 from facebench.metrics.alltoall import DEFAULT_BLOCK, all_to_all_tar_at_far, block_scores, upper_blocks
 from facebench.metrics.megaface import l2_normalise
 
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+from bench_megaface import _reset_peak, _status_kib  # the same peak-RSS reading as the MegaFace bench
 
 
 def features(ids: int, per_id: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 
 from facebench.benchmarks import Benchmark
-from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate.folder import images_digest, list_folder
 from facebench.evaluate.pairs import far_key
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
-from facebench.io.textlines import expect_columns, iter_fields
+from facebench.io.textlines import read_path_labels
 from facebench.metrics import alltoall as ma
 from facebench.metrics.megaface import l2_normalise
 from facebench.metrics.roc import DEFAULT_FAR_TARGETS
@@ -44,14 +43,7 @@ def read_image_labels(path: str | Path) -> tuple[Path, list[str], np.ndarray, li
         listing = list_folder(path)
         return listing.root, list(listing.paths), listing.labels, list(listing.identities)
     root = path.parent.resolve()
-    paths: list[str] = []
-    names: list[str] = []
-    for line, fields in iter_fields(path):
-        expect_columns(path, line, fields, 2, "path label")
-        paths.append(str((root / fields[0]).resolve()))
-        names.append(fields[1])
-    if not paths:
-        raise FacebenchError(f"{path}: no images listed (expected lines 'path label')")
+    paths, names = read_path_labels(path, root)
     distinct, labels = np.unique(np.asarray(names), return_inverse=True)
     return root, paths, labels.astype(np.int64), [str(d) for d in distinct]
 

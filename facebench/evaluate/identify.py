@@ -33,7 +33,7 @@ from facebench.evaluate.pairs import far_key
 from facebench.evaluate.tinyface import retrieval
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
-from facebench.io.textlines import expect_columns, iter_fields
+from facebench.io.textlines import read_path_labels
 from facebench.metrics import openset
 from facebench.metrics.identification import cmc_curve
 from facebench.metrics.megaface import l2_normalise
@@ -43,23 +43,11 @@ FPIR_TARGETS = (1e-2, 1e-1)
 UNMATED = "-"
 
 
-def read_list(path: Path, root: Path) -> tuple[list[str], list[str]]:
-    """``(absolute paths, labels)`` of a ``path label`` list."""
-    paths, labels = [], []
-    for line, fields in iter_fields(path):
-        expect_columns(path, line, fields, 2, "path label")
-        paths.append(str((root / fields[0]).resolve()))
-        labels.append(fields[1])
-    if not paths:
-        raise FacebenchError(f"{path}: empty list (expected lines 'path label')")
-    return paths, labels
-
-
 def read_split(root: Path, seed: int) -> tuple[list[str], np.ndarray, list[str], np.ndarray, str]:
     """``(gallery paths, gallery subjects, probe paths, probe subjects (-1 = unmated), rule)`` (module rules)."""
     if (root / "gallery.txt").is_file() or (root / "probes.txt").is_file():
-        gallery, g_labels = read_list(root / "gallery.txt", root)
-        probes, p_labels = read_list(root / "probes.txt", root)
+        gallery, g_labels = read_path_labels(root / "gallery.txt", root)
+        probes, p_labels = read_path_labels(root / "probes.txt", root)
         names = sorted(set(g_labels))
         code = {name: k for k, name in enumerate(names)}
         g = np.array([code[x] for x in g_labels], dtype=np.int64)
