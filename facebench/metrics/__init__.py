@@ -8,6 +8,9 @@ rule it used.
 - :mod:`.kfold`: the 10-fold accuracy rules of insightface and FaceX-Zoo, VAL@FAR, fold balance.
 - :mod:`.identification`: open-set 1:N (CMC, TPIR@FPIR) and insightface's legacy 1:N numbers.
 - :mod:`.stats`: cluster bootstrap, paired bootstrap, exact McNemar, Clopper-Pearson.
+- :mod:`.alltoall`: TAR@FAR over every pair of N embeddings, streamed in tiles, thresholds found exactly.
+- :mod:`.openset`: open-set searches streamed over gallery subjects (ranks, TPIR@FPIR, FPIR/FNIR curve).
+- :mod:`.closedset`: image-level closed-set retrieval (TinyFace CMC and the protocol's mAP).
 """
 
 from facebench.metrics.identification import cmc_curve, legacy_insightface_1n, open_set_identification
