@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,11 @@ class RunContext:
         """Extract ``images`` into the embedding store at ``root`` shard by shard (`facebench.store`):
         shards already there are kept, so a killed extraction resumes; returns the part's features."""
         assert self.embedder is not None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise FacebenchError(
+                "facebench extract runs in one process (each shard on its own); under torchrun use "
+                "`facebench run --save-features DIR` (docs/store.md)"
+            )
         embedder = self.embedder
         contract = {**self.profile.to_dict(), "flip": flip or self.profile.flip}
         store.open_store(root, embedder.sha256, contract)
