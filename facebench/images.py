@@ -296,6 +296,19 @@ class ImageList:
         name = f" ({self.names[i]})" if self.names is not None else ""
         return f"{self.origin} item {i}{name}"
 
+    def subset(self, start: int, stop: int) -> "ImageList":
+        """Images ``[start, stop)`` as their own list (same origin and kind)."""
+        part = slice(start, stop)
+        return ImageList(
+            origin=self.origin,
+            paths=None if self.paths is None else list(self.paths[part]),
+            blobs=None if self.blobs is None else list(self.blobs[part]),
+            landmarks=None if self.landmarks is None else self.landmarks[part],
+            scores=None if self.scores is None else self.scores[part],
+            names=None if self.names is None else list(self.names[part]),
+            crops=self.crops,
+        )
+
     def encoded(self, i: int) -> bytes | np.ndarray:
         """The encoded bytes of image ``i`` (read from its file, or the pack's blob)."""
         if self.paths is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from facebench.benchmarks import Benchmark, check_overrides, load_benchmarks, select
 from facebench.errors import FacebenchError
 from facebench.evaluate import evaluator_for, thresholds
-from facebench.evaluate.common import RunContext, RunSettings
+from facebench.evaluate.common import BenchmarkResult, RunContext, RunSettings
 from facebench.extract import init_distributed_from_env
 from facebench.embedder import Embedder, ModelSettings
 from facebench.preprocess import resolve_profile
@@ -116,20 +116,7 @@ def _evaluate(
             log.error("%s: %s", spec.name, message, exc_info=log.isEnabledFor(logging.DEBUG))
             doc["failed"][spec.name] = message
             continue
-        doc["benchmarks"][spec.name] = {
-            "title": spec.title,
-            "kind": spec.kind,
-            "protocol_version": spec.version,
-            "metrics": result.metrics,
-            "rules": result.rules,
-            "inputs": result.inputs,
-            **result.counts,
-            "columns": dict(spec.columns),
-            "warnings": result.warnings,
-            "feature_sources": ctx.feature_sources.get(spec.name, {}),
-            "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
-            **({"extra": result.extra} if result.extra else {}),
-        }
+        doc["benchmarks"][spec.name] = benchmark_entry(spec, result, ctx.feature_sources.get(spec.name, {}))
         if points is not None:
             doc["benchmarks"][spec.name]["thresholds"] = points
         if warning:
@@ -165,6 +152,26 @@ def failure_message(spec: Benchmark, ctx: RunContext, exc: Exception) -> str:
         _, paths = ctx.files(spec)
         context.append("files " + ", ".join(f"{role}={path}" for role, path in paths.items()))
     return f"{text} [{'; '.join(context)}]" if context else text
+
+
+def benchmark_entry(
+    spec: Benchmark, result: BenchmarkResult, feature_sources: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The results.json entry of one evaluated benchmark (``feature_sources``: where its features came from)."""
+    return {
+        "title": spec.title,
+        "kind": spec.kind,
+        "protocol_version": spec.version,
+        "metrics": result.metrics,
+        "rules": result.rules,
+        "inputs": result.inputs,
+        **result.counts,
+        "columns": dict(spec.columns),
+        "warnings": result.warnings,
+        "feature_sources": feature_sources or {},
+        "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
+        **({"extra": result.extra} if result.extra else {}),
+    }
 
 
 def calibration_first(chosen: list[Benchmark], name: str, specs: dict[str, Benchmark]) -> tuple[list[Benchmark], str]:

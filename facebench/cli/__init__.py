@@ -28,6 +28,8 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "doctor",
     "pack",
+    "score",
+    "extract",
 )
 
 

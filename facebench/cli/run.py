@@ -71,7 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", nargs="?", type=Path, help="model file (omit with --features)")
     p.add_argument("-b", "--benchmark", default="found",
                    help="names, comma separated; all-verification, all-ijb, all; folder:PATH for your own identity "
-                   "folder; found (default): every benchmark whose files are under --data-root")
+                   "folder; alltoall:PATH for every pair of a folder or 'path label' list; identify:PATH for 1:N on "
+                   "gallery.txt/probes.txt lists or a folder; found (default): every "
+                   "benchmark whose files are under --data-root")
     p.add_argument("--data-root", type=Path, default=Path("."), help="where the benchmark files are (default .)")
     p.add_argument("--out", type=Path, help="output directory (default reports/<checkpoint name>)")
     add_overwrite_argument(p)

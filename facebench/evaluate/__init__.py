@@ -14,6 +14,10 @@ EVALUATORS: dict[str, str] = {
     "ijb_1n": "facebench.evaluate.ijb",
     "megaface": "facebench.evaluate.megaface",
     "folder": "facebench.evaluate.folder",
+    "alltoall": "facebench.evaluate.alltoall",
+    "tinyface": "facebench.evaluate.tinyface",
+    "survface": "facebench.evaluate.survface",
+    "identify": "facebench.evaluate.identify",
 }
 
 

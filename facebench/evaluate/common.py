@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from facebench import store
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec_overrides
 from facebench.errors import FacebenchError
 from facebench.embedder import Embedder
@@ -139,6 +141,8 @@ class RunContext:
             source: dict[str, Any] = {"source": "file", "path": str(self.settings.features)}
         elif self.embedder is None:
             raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
+        elif self.settings.options.get("store"):
+            feats = self._extract_to_store(Path(self.settings.options["store"]), label, images, flip)
         else:
             feats = self.embedder.embed(images, label, flip)
             source = self.embedder.cache_info[label]
@@ -148,9 +152,41 @@ class RunContext:
             self._save_features(label, feats)
         return feats
 
+    def _extract_to_store(self, root: Path, label: str, images: ImageList, flip: str | None) -> np.ndarray:
+        """Extract ``images`` into the embedding store at ``root`` shard by shard (`facebench.store`):
+        shards already there are kept, so a killed extraction resumes; returns the part's features."""
+        assert self.embedder is not None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise FacebenchError(
+                "facebench extract runs in one process (each shard on its own); under torchrun use "
+                "`facebench run --save-features DIR` (docs/store.md)"
+            )
+        embedder = self.embedder
+        contract = {**self.profile.to_dict(), "flip": flip or self.profile.flip}
+        store.open_store(root, embedder.sha256, contract)
+        if images.paths is not None:
+            ids = [str(p) for p in images.paths]
+            keys = [store.content_key(path=p) for p in images.paths]
+        else:
+            ids = [f"item {i}" for i in range(len(images))]
+            keys = [store.content_key(data=b) for b in images.blobs]  # type: ignore[union-attr]
+
+        def compute(start: int, stop: int) -> np.ndarray:
+            return embedder.embed(images.subset(start, stop), f"{label}.{start}", flip)
+
+        store.write_part(root, label, ids, keys, compute, shard_rows=self.settings.chunk_size)
+        return store.read_part(root, label)[0]
+
     def _load_features(self, label: str, n_rows: int) -> np.ndarray:
         path = self.settings.features
         assert path is not None
+        if store.is_store(path):
+            feats = store.read_part(path, label)[0]
+            if feats.shape[0] != n_rows:
+                raise FacebenchError(
+                    f"{path}: part {label} has {feats.shape[0]} samples but {label} has {n_rows} images"
+                )
+            return feats
         if path.is_dir():
             path = path / f"{label}.npy"
         if not path.is_file():

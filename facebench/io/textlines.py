@@ -102,3 +102,17 @@ def parse_float(path: str | Path, line: int, text: str, what: str) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise FacebenchError(f"{where(path, line)}: expected a finite number for {what}, got {text!r}")
     return value
+
+
+def read_path_labels(path: str | Path, root: str | Path) -> tuple[list[str], list[str]]:
+    """``(absolute paths, labels)`` of a ``path label`` list (whitespace separated, paths relative to
+    ``root``); an empty list or a line without exactly two fields is an error naming the file and line."""
+    base = Path(root)
+    paths, labels = [], []
+    for line, fields in iter_fields(path):
+        expect_columns(path, line, fields, 2, "path label")
+        paths.append(str((base / fields[0]).resolve()))
+        labels.append(fields[1])
+    if not paths:
+        raise FacebenchError(f"{path}: no images listed (expected lines 'path label')")
+    return paths, labels

@@ -11,6 +11,9 @@ rule it used.
 - :mod:`.identification`: open-set 1:N (CMC, TPIR@FPIR by rule ``insightface``/``ge``/``best``, DIR-FPIR
   curve) and insightface's legacy 1:N numbers.
 - :mod:`.stats`: cluster bootstrap, paired bootstrap, exact McNemar, Clopper-Pearson.
+- :mod:`.alltoall`: TAR@FAR over every pair of N embeddings, streamed in tiles, thresholds found exactly.
+- :mod:`.openset`: open-set searches streamed over gallery subjects (ranks, TPIR@FPIR, FPIR/FNIR curve).
+- :mod:`.closedset`: image-level closed-set retrieval (TinyFace CMC and the protocol's mAP).
 """
 
 from facebench.metrics.identification import (

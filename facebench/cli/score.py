@@ -1,0 +1,38 @@
+"""`facebench score`: evaluate another system's score file (bob.bio 4/5-column, CSV) like a run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "score",
+        help="evaluate a score file (bob.bio 4/5-column or CSV): 1:1 and 1:N metrics, tables, ROC",
+        description="Evaluate comparisons scored elsewhere: bob.bio's 'claimed_id real_id test_label score' "
+        "(4col) and 'claimed_id model_label real_id test_label score' (5col) files, or a CSV with a header "
+        "probe,reference,label,score or probe,reference,probe_subject,reference_subject,score. Writes a run "
+        "directory that `facebench report` and `facebench compare` read.",
+    )
+    p.add_argument("file", type=Path, help="the score file")
+    p.add_argument("--format", choices=("auto", "4col", "5col", "csv"), default="auto")
+    p.add_argument("--name", help="its name in tables (default: the file name without suffix)")
+    p.add_argument("--out", type=Path, help="output directory (default reports/<name>)")
+    p.add_argument("--tar-rule", choices=("nearest", "le", "interp"), default="nearest",
+                   help="TAR@FAR read-off: nearest (insightface), le (FPR <= target, bob.measure), interp")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from facebench.evaluate.scores import score
+    from facebench.report.tables import build_table, to_markdown
+
+    out = args.out or Path("reports") / (args.name or args.file.stem)
+    doc = score(args.file, out, args.format, args.tar_rule, args.name)
+    print(to_markdown(build_table([doc])), end="")
+    for entry in doc["benchmarks"].values():
+        for warning in entry.get("warnings", []):
+            print(f"warning: {warning}")
+    print(f"results: {out / 'results.json'}")
+    return 0

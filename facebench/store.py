@@ -1,0 +1,151 @@
+"""The embedding store: extracted features on disk, sharded, resumable, with a per-sample manifest.
+
+Layout (format ``facebench.store/1``, documented in docs/store.md so that any engine can write one)::
+
+    STORE/store.json                  {"format", "facebench_version", "model_sha256", "input_contract",
+                                       "parts": {PART: {"samples": N, "dim": D, "shard_rows": S,
+                                                        "shards": K}}}
+    STORE/PART/shard-00000.npy        float32 (rows, D): samples [0, S) of the part, in part order
+    STORE/PART/shard-00000.tsv        one line per row: sample_id <TAB> content_key
+    STORE/PART/shard-00001.npy ...
+
+A part is one image list as facebench evaluates it (a benchmark's images, ``tinyface_probe`` ...); its
+samples are split into shards of ``shard_rows`` consecutive samples, so a sample's shard and row depend
+only on its position, never on how it was batched: exactly one row per sample. ``sample_id`` is the
+image's path (or ``item <i>`` for a pack's blob); ``content_key`` the sha256 of the image's bytes
+(:func:`content_key`). A shard counts only when both files are there (each written atomically, the
+manifest first) and the manifest lists the expected samples with the expected keys: a killed writer
+resumes by writing the missing shards. ``store.json`` fixes the model and the input contract: a store of
+another model or contract is refused, never mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from facebench import __version__
+from facebench.errors import FacebenchError
+from facebench.fileio import save_npy, sha256_file, write_json, write_text
+
+FORMAT = "facebench.store/1"
+DEFAULT_SHARD_ROWS = 4096
+
+
+def content_key(path: str | None = None, data: bytes | np.ndarray | None = None) -> str:
+    """The content identity of an image: sha256 of its file's bytes (``path``) or of its encoded bytes
+    (``data``, a pack's blob). (The store's own key function; the feature cache uses the same rule.)"""
+    if path is not None:
+        return sha256_file(path)
+    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data or b"")
+    return hashlib.sha256(raw).hexdigest()
+
+
+def is_store(path: Path) -> bool:
+    """Whether ``path`` is a store directory (holds ``store.json``)."""
+    return (Path(path) / "store.json").is_file()
+
+
+def _read_index(root: Path) -> dict[str, Any]:
+    try:
+        index = json.loads((root / "store.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FacebenchError(f"{root / 'store.json'}: unreadable store index ({exc})") from None
+    if index.get("format") != FORMAT:
+        raise FacebenchError(f"{root / 'store.json'}: format {index.get('format')!r}, expected {FORMAT!r}")
+    return index
+
+
+def open_store(root: str | Path, model_sha256: str | None, input_contract: dict[str, Any]) -> dict[str, Any]:
+    """Create ``root``'s index, or check that an existing one holds the same model and contract."""
+    root = Path(root)
+    if is_store(root):
+        index = _read_index(root)
+        if index["model_sha256"] != model_sha256 or index["input_contract"] != input_contract:
+            raise FacebenchError(
+                f"{root}: a store of another model or input contract (model {index['model_sha256']}, contract "
+                f"{index['input_contract']}); write to a new store"
+            )
+        return index
+    index = {"format": FORMAT, "facebench_version": __version__, "model_sha256": model_sha256,
+             "input_contract": input_contract, "parts": {}}
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / "store.json", index)
+    return index
+
+
+def _shard_name(k: int) -> str:
+    return f"shard-{k:05d}"
+
+
+def _manifest_text(ids: Sequence[str], keys: Sequence[str]) -> str:
+    for sample in ids:
+        if "\t" in sample or "\n" in sample:
+            raise FacebenchError(f"sample id {sample!r}: tabs and newlines cannot be stored in a manifest")
+    return "".join(f"{i}\t{k}\n" for i, k in zip(ids, keys))
+
+
+def write_part(
+    root: str | Path,
+    part: str,
+    sample_ids: Sequence[str],
+    keys: Sequence[str],
+    compute: Callable[[int, int], np.ndarray],
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+) -> int:
+    """Write the shards of ``part`` that are missing or stale; ``compute(start, stop)`` returns the float32
+    features of samples ``[start, stop)``. Returns the number of shards written (0: all were there)."""
+    root = Path(root)
+    index = _read_index(root)
+    folder = root / part
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(sample_ids)
+    written, dim = 0, None
+    for k, start in enumerate(range(0, n, shard_rows)):
+        stop = min(start + shard_rows, n)
+        text = _manifest_text(sample_ids[start:stop], keys[start:stop])
+        tsv, npy = folder / f"{_shard_name(k)}.tsv", folder / f"{_shard_name(k)}.npy"
+        if tsv.is_file() and npy.is_file() and tsv.read_text(encoding="utf-8") == text:
+            rows = np.load(npy, mmap_mode="r")
+            if rows.shape[0] == stop - start:
+                dim = rows.shape[1]
+                continue
+        feats = np.ascontiguousarray(compute(start, stop), dtype=np.float32)
+        if feats.shape[0] != stop - start:
+            raise FacebenchError(f"{part}: {feats.shape[0]} feature rows for samples {start}..{stop - 1}")
+        write_text(tsv, text)
+        save_npy(npy, feats)
+        dim = feats.shape[1]
+        written += 1
+    index["parts"][part] = {"samples": n, "dim": dim, "shard_rows": shard_rows, "shards": -(-n // shard_rows)}
+    write_json(root / "store.json", index)
+    return written
+
+
+def read_part(root: str | Path, part: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """``(features (N, D) float32, sample ids, content keys)`` of a part; every shard checked complete."""
+    root = Path(root)
+    index = _read_index(root)
+    if part not in index["parts"]:
+        raise FacebenchError(f"{root}: the store has no part {part!r} (parts: {', '.join(index['parts']) or 'none'})")
+    meta = index["parts"][part]
+    feats, ids, keys = [], [], []
+    for k in range(meta["shards"]):
+        tsv, npy = root / part / f"{_shard_name(k)}.tsv", root / part / f"{_shard_name(k)}.npy"
+        if not (tsv.is_file() and npy.is_file()):
+            raise FacebenchError(f"{root / part}: shard {k} is missing ({tsv.name}, {npy.name}); resume the extraction")
+        rows = [line.split("\t") for line in tsv.read_text(encoding="utf-8").splitlines()]
+        block = np.load(npy, allow_pickle=False)
+        if block.shape[0] != len(rows) or any(len(r) != 2 for r in rows):
+            raise FacebenchError(f"{npy}: {block.shape[0]} rows but its manifest {tsv.name} lists {len(rows)} samples")
+        feats.append(block)
+        ids += [r[0] for r in rows]
+        keys += [r[1] for r in rows]
+    out = np.concatenate(feats) if feats else np.zeros((0, meta["dim"] or 0), np.float32)
+    if out.shape[0] != meta["samples"]:
+        raise FacebenchError(f"{root / part}: {out.shape[0]} rows, store.json says {meta['samples']}")
+    return out, ids, keys

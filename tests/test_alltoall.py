@@ -1,0 +1,134 @@
+"""All-to-all verification: the streamed TAR@FAR equals a written-out brute force, whatever the tiles,
+the sample and the band limit; `--benchmark alltoall:PATH` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebench.cli import main
+from facebench.metrics.alltoall import all_to_all_tar_at_far, upper_blocks
+from facebench.metrics.megaface import l2_normalise
+from facebench.metrics.roc import roc_curve, tar_at_far
+from tests.test_folder import make_folder
+
+TARGETS = [0.0, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.5, 0.99, 1.0]
+
+
+def brute_force(scores: np.ndarray, labels: np.ndarray, targets: list[float]) -> dict[float, tuple[float, float, float]]:
+    """(TAR, FAR, tau) per target by the definition, with loops over every pair i < j."""
+    n = len(labels)
+    genuine, impostor = [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            (genuine if labels[i] == labels[j] else impostor).append(float(scores[i, j]))
+    impostor.sort(reverse=True)
+    out = {}
+    for f in targets:
+        k = 0
+        while k < len(impostor) and (k + 1) / len(impostor) <= f:
+            k += 1
+        if k >= len(impostor):
+            out[f] = (1.0, 1.0, float("-inf"))
+            continue
+        tau = impostor[k]
+        out[f] = (
+            sum(g > tau for g in genuine) / len(genuine),
+            sum(v > tau for v in impostor) / len(impostor),
+            tau,
+        )
+    return out
+
+
+def exact_features(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of multiples of 1/8 in [-1/2, 1/2]: every dot product is exact in float32 (and ties abound)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, max(2, n // 4), n)
+    centres = rng.integers(-3, 4, (labels.max() + 1, 8))
+    x = np.clip(centres[labels] + rng.integers(-2, 3, (n, 8)), -4, 4) / 8
+    return x.astype(np.float32), labels
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(
+    "block, sample, max_band",
+    [(4096, (512, 8192), 1 << 24), (7, (3, 5), 40), (13, (2, 2), 3), (50, (40, 40), 1 << 24)],
+)
+def test_streamed_tar_at_far_equals_brute_force(seed: int, block: int, sample: tuple[int, int], max_band: int) -> None:
+    emb, labels = exact_features(150 + 40 * seed, seed)
+    result = all_to_all_tar_at_far(emb, labels, TARGETS, block=block, sample=sample, max_band=max_band)
+    scores = emb.astype(np.float64) @ emb.astype(np.float64).T
+    expected = brute_force(scores, labels, TARGETS)
+    for f in TARGETS:
+        point = result.points[f]
+        assert (point.tar, point.far, point.threshold) == expected[f], f
+    # the same TAR as the le rule on the full ROC
+    iu = np.triu_indices(len(labels), 1)
+    roc = roc_curve(labels[iu[0]] == labels[iu[1]], scores[iu], drop_intermediate=False)
+    for f, point in tar_at_far(roc, TARGETS, "le").items():
+        assert result.points[f].tar == point.tar
+    # genuine pairs and their scores, kept
+    same = labels[iu[0]] == labels[iu[1]]
+    got = sorted(zip(result.genuine_i.tolist(), result.genuine_j.tolist(), result.genuine_scores.tolist()))
+    want = sorted(zip(iu[0][same].tolist(), iu[1][same].tolist(), scores[iu][same].tolist()))
+    assert got == want
+    assert result.n_genuine == int(same.sum()) and result.n_impostor == int((~same).sum())
+    if sample == (2, 2):
+        assert result.passes > 1  # the fallback passes ran
+
+
+def test_random_floats_match_the_float32_product() -> None:
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.arange(60), 5)
+    emb = l2_normalise(rng.standard_normal((labels.size, 16)).astype(np.float32) + np.repeat(rng.standard_normal((60, 16)), 5, 0))
+    result = all_to_all_tar_at_far(emb, labels, TARGETS, block=4096)  # one tile: the same product as below
+    expected = brute_force(emb @ emb.T, labels, TARGETS)
+    assert {f: (p.tar, p.far, p.threshold) for f, p in result.points.items()} == expected
+
+
+def test_upper_blocks_cover_each_pair_once() -> None:
+    n, block = 23, 5
+    seen = np.zeros((n, n), dtype=int)
+    for r0, r1, c0, c1 in upper_blocks(n, block):
+        assert r0 <= c0
+        seen[r0:r1, c0:c1] += 1
+    assert np.array_equal(np.triu(seen, 1), np.triu(np.ones((n, n), dtype=int), 1))
+
+
+def test_needs_both_kinds_of_pairs() -> None:
+    with pytest.raises(ValueError, match="genuine and impostor"):
+        all_to_all_tar_at_far(np.eye(3, dtype=np.float32), [0, 1, 2])
+    with pytest.raises(ValueError, match="one entry per embedding"):
+        all_to_all_tar_at_far(np.eye(3, dtype=np.float32), [0, 1])
+
+
+def test_cli_on_a_list_and_a_folder(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "faces", [3, 4, 2, 5, 3], size=16)
+    paths = sorted(root.glob("id_*/*.png"))
+    (tmp_path / "list.txt").write_text("".join(f"faces/{p.parent.name}/{p.name} {p.parent.name}\n" for p in paths))
+    rng = np.random.default_rng(0)
+    labels = np.array([int(p.parent.name[3:]) for p in paths])
+    feats = (rng.standard_normal((5, 8))[labels] + rng.standard_normal((len(paths), 8))).astype(np.float32)
+    np.save(tmp_path / "feats.npy", feats)
+    emb = l2_normalise(feats)
+    expected = brute_force(emb @ emb.T, labels, [1e-2, 1e-1])
+    for source, name in ((tmp_path / "list.txt", "alltoall_list.txt"), (root, "alltoall_faces")):
+        out = tmp_path / f"out_{name}"
+        status = main(["-q", "run", "-b", f"alltoall:{source}", "--features", str(tmp_path / "feats.npy"),
+                       "--out", str(out), "--no-speed"])
+        assert status == 0
+        entry = json.loads((out / "results.json").read_text())["benchmarks"][name]
+        assert entry["n_genuine"] == sum(n * (n - 1) // 2 for n in [3, 4, 2, 5, 3])
+        assert entry["n_impostor"] == 17 * 16 // 2 - entry["n_genuine"]
+        for far, key in ((1e-2, "1e-02"), (1e-1, "1e-01")):
+            assert entry["metrics"]["tar_at_far"][key] == expected[far][0]
+            assert entry["extra"]["far"][key] == expected[far][1]
+    (tmp_path / "bad.txt").write_text("faces/id_00/img_0.png\n")
+    status = main(["-q", "run", "-b", f"alltoall:{tmp_path / 'bad.txt'}", "--features", str(tmp_path / "feats.npy"),
+                   "--out", str(tmp_path / "bad"), "--no-speed"])
+    assert status == 1
+    failed = json.loads((tmp_path / "bad" / "results.json").read_text())["failed"]
+    assert "bad.txt line 1: expected 2 columns" in failed["alltoall_bad.txt"]
