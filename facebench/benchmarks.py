@@ -30,19 +30,13 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from facebench.errors import FacebenchError
-from facebench.textdoc import parse_toml
+from facebench.textdoc import TOMLDecodeError, parse_toml
 
 KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface", "identify")
 _TOP_KEYS = {
@@ -152,7 +146,7 @@ def load_benchmarks(directory: str | Path | None = None) -> dict[str, Benchmark]
     for path in sorted(directory.glob("*.toml")):
         try:
             data = parse_toml(path.read_text(encoding="utf-8"), str(path))
-        except tomllib.TOMLDecodeError as exc:
+        except TOMLDecodeError as exc:
             raise FacebenchError(f"{path}: invalid TOML: {exc}") from exc
         spec = parse_spec(data, str(path))
         if spec.name != path.stem:

@@ -10,16 +10,18 @@ its file kind.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
-try:  # Python >= 3.11
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from facebench.errors import FacebenchError
 
 TOMLDecodeError = tomllib.TOMLDecodeError
+"""The TOML parser's syntax error (``tomllib`` on Python >= 3.11, ``tomli`` before)."""
 
 
 def _too_deep(origin: str, kind: str) -> FacebenchError:

@@ -11,7 +11,6 @@ import pickle
 import struct
 import subprocess
 import sys
-import textwrap
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -25,7 +24,7 @@ from facebench.benchmarks import load_benchmarks
 from facebench.cli import main
 from facebench.embedder import Embedder, ModelSettings
 from facebench.errors import FacebenchError
-from facebench.evaluate.checks import check_embeddings, find_degenerate
+from facebench.evaluate.checks import find_degenerate
 from facebench.evaluate.common import RunContext, RunSettings
 from facebench.images import ImageList, check_image_size, decode_image
 from facebench.io.binpack import read_bin, write_bin

@@ -24,20 +24,14 @@ decimal divided by 100 (99.57 -> 0.9957 exactly as Python reads "0.9957").
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from facebench.benchmarks import Benchmark, load_benchmarks, suggest
 from facebench.errors import FacebenchError
-from facebench.textdoc import parse_toml
+from facebench.textdoc import TOMLDecodeError, parse_toml
 
 _TOP_KEYS = {
     "name",
@@ -242,7 +236,7 @@ def load_sources(
     for path in sorted(directory.glob("*.toml")):
         try:
             data = parse_toml(path.read_text(encoding="utf-8"), str(path))
-        except tomllib.TOMLDecodeError as exc:
+        except TOMLDecodeError as exc:
             raise FacebenchError(f"{path}: invalid TOML: {exc}") from exc
         source = parse_source(data, str(path), benchmarks)
         if source.name != path.stem:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -22,12 +21,7 @@ from facebench.preprocess import PROFILES
 from facebench.train.data import IDENTITY_KEYS, SOURCES
 from facebench.train.heads import HEADS, MODES, VARIANTS
 from facebench.train.losses import LOSSES
-from facebench.textdoc import parse_toml
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from facebench.textdoc import TOMLDecodeError, parse_toml
 
 SCHEDULES: tuple[str, ...] = ("step", "poly", "cosine", "constant")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
@@ -365,7 +359,7 @@ def _parse_override(text: str) -> tuple[str, str, Any]:
     section, key = name.strip().split(".", 1)
     try:
         value = parse_toml(f"v = {raw}", f"--set {text!r}")["v"]
-    except tomllib.TOMLDecodeError:
+    except TOMLDecodeError:
         value = raw
     return section, key, value
 
@@ -381,7 +375,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise FacebenchError(f"{path}: cannot read the config: {exc}") from None
     try:
         data = parse_toml(text, str(path))
-    except tomllib.TOMLDecodeError as exc:
+    except TOMLDecodeError as exc:
         raise FacebenchError(f"{path}: invalid TOML: {exc}") from None
     for item in overrides or []:
         section, key, value = _parse_override(item)
