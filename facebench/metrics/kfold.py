@@ -356,3 +356,20 @@ def _complement(n: int, test: np.ndarray) -> np.ndarray:
     keep = np.ones(n, dtype=bool)
     keep[test] = False
     return np.flatnonzero(keep)
+
+
+def identity_leaks(identity_a: Sequence[str], identity_b: Sequence[str], folds: ArrayLike) -> dict[str, list[int]]:
+    """Identities that appear in more than one fold -> their sorted fold ids (both images of a pair count
+    for the pair's fold). Empty for identity-disjoint folds such as LFW View 2's.
+
+    >>> identity_leaks(["a", "b", "c"], ["a", "c", "d"], [0, 0, 1])
+    {'c': [0, 1]}
+    """
+    f = np.asarray(folds).reshape(-1)
+    if not (len(identity_a) == len(identity_b) == f.size):
+        raise ValueError(f"identity_a ({len(identity_a)}), identity_b ({len(identity_b)}), folds ({f.size}) differ")
+    seen: dict[str, set[int]] = {}
+    for a, b, k in zip(identity_a, identity_b, f.tolist()):
+        seen.setdefault(a, set()).add(k)
+        seen.setdefault(b, set()).add(k)
+    return {name: sorted(ks) for name, ks in sorted(seen.items()) if len(ks) > 1}
