@@ -84,7 +84,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
             "rules": result.rules,
             "inputs": result.inputs,
             **result.counts,
-            "columns": dict(spec.columns),
+            "columns": {**spec.columns, **result.columns},
             "warnings": result.warnings,
             "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
             **({"extra": result.extra} if result.extra else {}),

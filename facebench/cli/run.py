@@ -84,6 +84,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder:PATH benchmarks: seed of the generated pairs and gallery/probe split (default 0)")
     g.add_argument("--folder-pairs", type=int, default=6000,
                    help="folder:PATH benchmarks: most pairs generated, 10 balanced folds (default 6000)")
+    g.add_argument("--pairs", default="auto", metavar="auto|generate|DIALECT",
+                   help="folder:PATH benchmarks: read PATH/pairs.txt in its detected dialect (auto, default), in a "
+                   "named one (lfw, lfw_noheader, consecutive, path_path_label, label_path_path), or ignore it and "
+                   "generate pairs (generate)")
+    a = p.add_argument_group("fairness and quality analyses (pair benchmarks)")
+    a.add_argument("--groups", type=Path, metavar="FILE",
+                   help="CSV 'key,attribute,...' (key = image path relative to the image folder, or identity): "
+                   "per-group FMR/FNMR at one global threshold, SER, STD, FDR, IR, GARBE (docs/fairness.md)")
+    a.add_argument("--fairness-fmr", type=float, default=1e-3, help="overall FMR of the global threshold (default 1e-3)")
+    a.add_argument("--fairness-boot", type=int, default=200,
+                   help="bootstrap resamples by identity for the fairness intervals (default 200; 0 = none)")
+    a.add_argument("--quality", metavar="norm|FILE",
+                   help="error-versus-discard curves: 'norm' (feature norm, MagFace) or a file 'path score' per "
+                   "image (docs/quality.md)")
+    a.add_argument("--discard-limit", type=float, default=0.2,
+                   help="discard fraction up to which the pAUC of the quality curves is taken (a grid point; default 0.2)")
     c = p.add_argument_group("cache")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     c.add_argument("--cache-dir", type=Path, help="feature cache root (default $FACEBENCH_CACHE or ~/.cache/facebench)")
@@ -112,6 +128,12 @@ def settings_from_args(args: argparse.Namespace):
         "folder_pairs": args.folder_pairs,
         "measure_speed": not args.no_speed,
         "save_pair_scores": args.save_pair_scores,
+        "pairs": args.pairs,
+        "groups": str(args.groups) if args.groups else None,
+        "fairness_fmr": args.fairness_fmr,
+        "fairness_boot": args.fairness_boot,
+        "quality": args.quality,
+        "discard_limit": args.discard_limit,
     }
     return RunSettings(
         benchmarks=args.benchmark,

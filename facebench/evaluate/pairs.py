@@ -14,7 +14,7 @@ the TAR@FAR read-off rule named in ``rules.tar_at_far``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,14 +26,17 @@ from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_w
 from facebench.images import ImageList
 from facebench.io.binpack import read_bin
 from facebench.io.landmarks import read_landmarks
+from facebench.evaluate.analyses import pair_analyses
+from facebench.io.attributes import masked, match_images, read_mfr2_labels
 from facebench.io.pairlists import (
+    PAIR_DIALECTS,
     PairList,
     read_agedb_mat,
     read_calfw_pairs,
     read_cfp,
     read_cplfw_pairs,
     read_lfw_pairs,
-    read_pair_label_list,
+    read_pair_list,
 )
 from facebench.metrics import kfold as mkfold
 from facebench.metrics import roc as mroc
@@ -51,12 +54,19 @@ def far_key(far: float) -> str:
 
 @dataclass
 class PairData:
-    """A pair set as read: 2N images in pair order, N labels, the sha256 of each input file."""
+    """A pair set as read: 2N images in pair order, N labels, the sha256 of each input file; where the list
+    says so, the identity of each image, the fold of each pair, the list's dialect and fold rule, and
+    built-in group attributes (attribute -> value per image, e.g. MFR2's mask type)."""
 
     images: ImageList
     issame: np.ndarray
     inputs: dict[str, str]
     reader: str
+    identities: list[str] | None = None
+    folds: np.ndarray | None = None
+    dialect: str = ""
+    fold_rule: str = ""
+    attributes: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 def _from_pack(files: dict[str, Path], spec: Benchmark) -> PairData:
@@ -68,7 +78,11 @@ def _from_pairlist(pairs: PairList, files: dict[str, Path], image_root: Path, re
     landmarks = read_landmarks(files["landmarks"], image_root) if "landmarks" in files else None
     if not pairs.is_kfold_layout():
         raise FacebenchError(f"{pairs.origin}: pairs are not in contiguous fold order; cannot apply the 10-fold rule")
-    return PairData(pairs.to_image_list(landmarks), pairs.issame, dict(pairs.inputs), reader_name)
+    identities = [pairs.identities[i] for i in pairs.pairs.reshape(-1)] if pairs.identities else None
+    return PairData(
+        pairs.to_image_list(landmarks), pairs.issame, dict(pairs.inputs), reader_name, identities, pairs.folds,
+        pairs.dialect, pairs.fold_rule,
+    )
 
 
 def _lfw(files: dict[str, Path], spec: Benchmark) -> PairData:
@@ -76,8 +90,27 @@ def _lfw(files: dict[str, Path], spec: Benchmark) -> PairData:
 
 
 def _pair_list(files: dict[str, Path], spec: Benchmark) -> PairData:
-    pairs = read_pair_label_list(files["pairs"], files["images"])
+    """Any pair-list dialect (`facebench.io.pairlists.PAIR_DIALECTS`): the spec's ``options.dialect``, else
+    detected; image suffix ``options.ext`` (else probed)."""
+    dialect = str(spec.options.get("dialect", "auto"))
+    if dialect != "auto" and dialect not in PAIR_DIALECTS:
+        raise FacebenchError(f"{spec.path}: options.dialect {dialect!r} is not one of {', '.join(PAIR_DIALECTS)}")
+    pairs = read_pair_list(files["pairs"], files["images"], dialect=dialect, ext=spec.options.get("ext"))
     return _from_pairlist(pairs, files, files["images"], "pair_list")
+
+
+def _mfr2(files: dict[str, Path], spec: Benchmark) -> PairData:
+    """MFR2: ``pairs.txt`` in the LFW dialect without header (``name i j`` / ``n1 i n2 j`` mixed, no folds:
+    KFold(10) over the stored order), images ``<Name>/<Name>_%04d.png``; ``mfr2_labels.txt`` (optional) gives
+    the built-in attributes ``mask_type`` and ``masked`` (`facebench.io.attributes.masked`)."""
+    pairs = read_pair_list(files["pairs"], files["images"], dialect="lfw_noheader", ext="png")
+    data = _from_pairlist(pairs, files, files["images"], "mfr2")
+    if "labels" in files:
+        labels = read_mfr2_labels(files["labels"])
+        values, _ = match_images(labels, data.images.paths or [], None, str(files["labels"]))
+        data.attributes["mask_type"] = values
+        data.attributes["masked"] = [masked(v) if v is not None else None for v in values]
+    return data
 
 
 def _calfw(files: dict[str, Path], spec: Benchmark) -> PairData:
@@ -104,6 +137,7 @@ READERS: dict[str, Callable[[dict[str, Path], Benchmark], PairData]] = {
     "binpack": _from_pack,
     "lfw_pairs": _lfw,
     "pair_list": _pair_list,
+    "mfr2": _mfr2,
     "calfw_pairs": _calfw,
     "cplfw_pairs": _cplfw,
     "cfp_fp": _cfp_fp,
@@ -195,6 +229,30 @@ def balance_warnings(name: str, issame: np.ndarray, n_folds: int = 10) -> list[s
     return warnings
 
 
+LEAK_NAMES_SHOWN = 10
+
+
+def leak_warnings(name: str, identities: list[str] | None, folds: np.ndarray | None) -> list[str]:
+    """A warning naming the identities that appear in more than one fold (`facebench.metrics.kfold.identity_leaks`;
+    none when identities or folds are unknown, e.g. a ``.bin`` pack)."""
+    if identities is None or folds is None:
+        return []
+    leaks = mkfold.identity_leaks(identities[0::2], identities[1::2], folds)
+    if not leaks:
+        return []
+    shown = ", ".join(f"{k} (folds {', '.join(str(f + 1) for f in v)})" for k, v in list(leaks.items())[:LEAK_NAMES_SHOWN])
+    more = f" and {len(leaks) - LEAK_NAMES_SHOWN} more" if len(leaks) > LEAK_NAMES_SHOWN else ""
+    return [
+        f"{name}: {len(leaks)} identit{'y appears' if len(leaks) == 1 else 'ies appear'} in more than one fold: "
+        f"{shown}{more}; thresholds are then tuned on the test identities, so the 10-fold accuracy is optimistic"
+    ]
+
+
+def pair_set_checks(name: str, data: PairData, n_folds: int) -> list[str]:
+    """Fold balance (`balance_warnings`) and identity leak across folds (`leak_warnings`) of a pair set."""
+    return balance_warnings(name, data.issame, n_folds) + leak_warnings(name, data.identities, data.folds)
+
+
 def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     """Read the pair set, get its features (extracted or given), compute the metrics."""
     reader_name, paths = ctx.files(spec)
@@ -208,12 +266,16 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         w = f"{spec.name}: read {n_pairs} pairs, the official set has {expected}: numbers are not comparable"
         log.warning(w)
         warnings.append(w)
-    for w in balance_warnings(spec.name, data.issame, n_folds):
+    for w in pair_set_checks(spec.name, data, n_folds):
         log.warning(w)
         warnings.append(w)
     features = ctx.features_for(spec, data.images)
     metrics, arrays = verification_metrics(
         features, data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, n_folds
+    )
+    extra_analyses = pair_analyses(
+        spec.name, ctx.settings.options, ctx.settings.tar_rule, features, data.issame, data.images.paths,
+        data.identities, data.attributes, paths.get("quality"),
     )
     low = spec.plausible.get("min_accuracy")
     if low is not None and metrics["accuracy"] < low:
@@ -227,7 +289,15 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         "embedding": "l2(f(x)+f(flip(x)))" if ctx.profile.flip == "add" else f"l2(flip={ctx.profile.flip})",
         "score": "cosine",
         "n_folds": n_folds,
+        **({"pair_list_dialect": data.dialect} if data.dialect else {}),
+        **({"folds": data.fold_rule} if data.fold_rule else {}),
+        **extra_analyses.rules,
     }
+    for w in extra_analyses.warnings:
+        log.warning(w)
+        warnings.append(w)
+    metrics.update(extra_analyses.metrics)
+    arrays.update(extra_analyses.arrays)
     return BenchmarkResult(
         metrics=metrics,
         rules=rules,
@@ -235,7 +305,8 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         counts={"n_pairs": n_pairs, "n_images": len(data.images)},
         warnings=warnings,
         arrays=arrays,
-        extra={"reader": data.reader, "images": _image_source(paths)},
+        extra={"reader": data.reader, "images": _image_source(paths), **extra_analyses.extra},
+        columns=extra_analyses.columns,
     )
 
 
