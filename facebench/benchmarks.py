@@ -8,7 +8,7 @@ Schema (top level)::
 
     name = "lfw"                # must equal the file stem
     version = 1                 # bumped whenever the protocol's numbers could change
-    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder
+    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | rfw
     title = "LFW"
     citation = "..."
     description = "..."         # optional
@@ -43,7 +43,7 @@ else:  # pragma: no cover
 
 from facebench.errors import FacebenchError
 
-KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder")
+KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "rfw")
 _TOP_KEYS = {
     "name", "version", "kind", "title", "citation", "description", "groups", "order", "counts", "source",
     "checksums", "columns", "plausible", "options",

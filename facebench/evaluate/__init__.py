@@ -14,6 +14,7 @@ EVALUATORS: dict[str, str] = {
     "ijb_1n": "facebench.evaluate.ijb",
     "megaface": "facebench.evaluate.megaface",
     "folder": "facebench.evaluate.folder",
+    "rfw": "facebench.evaluate.rfw",
 }
 
 

@@ -147,6 +147,7 @@ def pair_analyses(
     """Fairness and quality of a pair set whose 2N images (pair order) have ``features``, ``paths`` and
     ``identities`` (None when unknown, e.g. a ``.bin`` pack); ``builtin`` = attribute -> value per image."""
     out = Analyses()
+    features = np.asarray(features, dtype=np.float64)
     groups_file = options.get("groups")
     attributes: dict[str, list[str | None]] = {k: list(v) for k, v in (builtin or {}).items()}
     if groups_file:
