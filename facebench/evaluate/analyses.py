@@ -12,9 +12,10 @@
   threshold conventions, AUC over the whole grid and pAUC up to ``--discard-limit`` (default 0.2).
   ``norm`` = the L2 norm of each image's flip-combined, unnormalised feature (MagFace's quality).
 
-Scores are the cosines of the L2-normalised features (accept ``cos >= t``). Table columns added:
-``ser.<attr>``, ``fdr.<attr>``, ``ir.<attr>``, ``garbe.<attr>``, ``group_std.<attr>`` and
-``erc_auc_<fixed|refit>.<fmr>``, ``erc_pauc_<fixed|refit>.<fmr>``.
+Scores are the cosines of the L2-normalised features (accept ``cos >= t``). Metrics added: ``ser.<attr>``,
+``fdr.<attr>``, ``ir.<attr>``, ``garbe.<attr>``, ``group_std.<attr>``, ``erc_auc_<fixed|refit>.<fmr>`` and
+``erc_pauc_<fixed|refit>.<fmr>``; table columns by default: FDR, GARBE and the EDC pAUC (fractions; SER and IR
+are ratios, in results.json and the heat map's report).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def pair_analyses(
             out.arrays[f"groups_{attr}"] = full.astype(str)
             for metric in ("ser", "fdr", "ir", "garbe"):
                 out.metrics.setdefault(metric, {})[attr] = report["summaries"][metric]
+            for metric in ("fdr", "garbe"):  # fractions; SER and IR are ratios (tables print percentages)
                 out.columns[f"{metric}.{attr}"] = f"{name} {metric.upper()}({attr})"
             out.metrics.setdefault("group_std", {})[attr] = report["summaries"]["std"]
         out.rules["fairness"] = (

@@ -111,7 +111,7 @@ def run_rfw(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     for w in analyses.warnings:
         log.warning(w)
     columns = {f"subset_accuracy.{r}": f"RFW {r}" for r in RACES}
-    columns.update({"accuracy": "RFW mean", "accuracy_std": "RFW std", "ser_kfold": "RFW SER"})
+    columns.update({"accuracy": "RFW mean", "accuracy_std": "RFW std"})
     columns.update(analyses.columns)
     return BenchmarkResult(
         metrics=metrics,
