@@ -134,6 +134,70 @@ def _clusters(identities: Sequence[str] | None, n_pairs: int) -> tuple[np.ndarra
     return np.unique(np.asarray(identities[0::2], dtype=str), return_inverse=True)[1], "identity of the first image"
 
 
+def image_attributes(
+    options: Mapping[str, Any], paths: Sequence[str], identities: Sequence[str] | None
+) -> tuple[dict[str, list[str | None]], str]:
+    """Attribute -> value per image from ``--groups`` (empty without it) and the rule text."""
+    groups_file = options.get("groups")
+    if not groups_file:
+        return {}, ""
+    names, table = read_groups(groups_file)
+    values, by_identity = match_images(table, paths, identities, str(groups_file))
+    rule = f"{Path(groups_file).name}: image keys first, then identity keys ({by_identity} images by identity)"
+    return {attr: [v[j] if v is not None else None for v in values] for j, attr in enumerate(names)}, rule
+
+
+def search_analyses(
+    name: str,
+    options: Mapping[str, Any],
+    attributes: Mapping[str, Sequence[str | None]],
+    mated_probes: np.ndarray,
+    nonmated_probes: np.ndarray,
+    mate_ranks: np.ndarray,
+    mate_scores: np.ndarray,
+    nonmated_scores: np.ndarray,
+) -> Analyses:
+    """Open-set identification by group: probe images ``mated_probes`` / ``nonmated_probes`` (indices into
+    the images ``attributes`` describe, in the order of the search results); one threshold at overall FPIR
+    ``--fairness-fmr`` over all non-mated searches; per group rank-1, FNIR and FPIR; SER, FDR, IR, GARBE
+    (`facebench.metrics.fairness.search_group_rates`)."""
+    out = Analyses()
+    if not attributes:
+        return out
+    from facebench.metrics.roc import threshold_at_far
+
+    fpir = float(options.get("fairness_fmr") or DEFAULT_FAIRNESS_FMR)
+    threshold = threshold_at_far(nonmated_scores, fpir)
+    out.extra["search_fairness"] = {}
+    for attr, per_image in attributes.items():
+        mg = np.array([per_image[i] for i in mated_probes], dtype=object)
+        ng = np.array([per_image[i] for i in nonmated_probes], dtype=object)
+        km, kn = mg != None, ng != None  # noqa: E711 (element-wise on an object array)
+        if not km.any() or not kn.any():
+            out.warnings.append(f"{name}: attribute {attr!r}: no mated or no non-mated probe is assigned")
+            continue
+        rows = mfair.search_group_rates(mate_ranks[km], mate_scores[km], mg[km], nonmated_scores[kn], ng[kn], threshold)
+        summaries = mfair.search_summaries(rows, SUMMARY_WEIGHT)
+        out.extra["search_fairness"][attr] = {
+            "threshold": threshold,
+            "fpir_target": fpir,
+            "groups": {
+                r.group: {"n_mated": r.n_mated, "n_nonmated": r.n_nonmated, "rank1": r.rank1, "fnir": r.fnir,
+                          "fpir": r.fpir}
+                for r in rows
+            },
+            "summaries": summaries,
+            "unassigned_probes": int((~km).sum() + (~kn).sum()),
+        }
+        out.metrics.setdefault("search_fdr", {})[attr] = summaries["fdr"]
+        out.columns[f"search_fdr.{attr}"] = f"{name} 1:N FDR({attr})"
+    out.rules["search_fairness"] = (
+        f"one threshold at overall FPIR {fmr_key(fpir)} on all non-mated searches; per probe group rank-1, FNIR "
+        f"(mate not at rank 1 or below it), FPIR; FDR/IR/GARBE of FPIR and FNIR, alpha {SUMMARY_WEIGHT}"
+    )
+    return out
+
+
 def pair_analyses(
     name: str,
     options: Mapping[str, Any],
@@ -149,16 +213,13 @@ def pair_analyses(
     ``identities`` (None when unknown, e.g. a ``.bin`` pack); ``builtin`` = attribute -> value per image."""
     out = Analyses()
     features = np.asarray(features, dtype=np.float64)
-    groups_file = options.get("groups")
     attributes: dict[str, list[str | None]] = {k: list(v) for k, v in (builtin or {}).items()}
-    if groups_file:
+    if options.get("groups"):
         if paths is None and identities is None:
             raise FacebenchError(f"{name}: --groups needs image paths or identities; a .bin pack has neither")
-        names, table = read_groups(groups_file)
-        values, by_identity = match_images(table, paths or [""] * len(identities or []), identities, str(groups_file))
-        for j, attr in enumerate(names):
-            attributes[attr] = [v[j] if v is not None else None for v in values]
-        out.rules["groups"] = f"{Path(groups_file).name}: image keys first, then identity keys ({by_identity} images by identity)"
+        from_file, rule = image_attributes(options, paths or [""] * len(identities or []), identities)
+        attributes.update(from_file)
+        out.rules["groups"] = rule
     if attributes:
         emb = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
         scores = np.sum(emb[0::2] * emb[1::2], axis=1).astype(np.float64)

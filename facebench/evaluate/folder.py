@@ -55,7 +55,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.evaluate.analyses import pair_analyses
+from facebench.evaluate.analyses import image_attributes, pair_analyses, search_analyses
 from facebench.evaluate.pairs import (
     PairData,
     balance_warnings,
@@ -499,6 +499,17 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         extra["identification"] = details
         arrays.update(id_arrays)
         data.counts.update(n_mated=int(id_arrays["mate_ranks"].size), n_nonmated=int(id_arrays["nonmated_scores"].size))
+        attributes, _ = image_attributes(options, data.images.paths, data.identities)  # type: ignore[arg-type]
+        mated = np.isin(data.split.probe_subjects, data.split.gallery_subjects)
+        search = search_analyses(
+            spec.name, options, attributes, data.split.probes[mated], data.split.probes[~mated],
+            id_arrays["mate_ranks"], id_arrays["mate_scores"], id_arrays["nonmated_scores"],
+        )
+        metrics.update(search.metrics)
+        extra.update(search.extra)
+        analyses.rules.update(search.rules)
+        analyses.columns.update(search.columns)
+        data.warnings.extend(search.warnings)
     rules = {
         "kfold": ctx.settings.kfold_rule,
         "tar_at_far": ctx.settings.tar_rule,

@@ -267,6 +267,73 @@ def fairness_bootstrap(
     return FairnessBootstrap(intervals, undefined, n_boot, resampler.n_clusters, seed)
 
 
+@dataclass(frozen=True)
+class SearchGroupRates:
+    """Open-set identification counts of one group at a threshold: mated searches (their rank-1 hits and
+    misses, a miss being a mate not at rank 1 or scoring below the threshold) and non-mated searches (false
+    alarms: best score ``>= threshold``)."""
+
+    group: str
+    n_mated: int
+    n_nonmated: int
+    rank1_hits: int
+    misses: int
+    false_alarms: int
+
+    @property
+    def rank1(self) -> float:
+        return self.rank1_hits / self.n_mated if self.n_mated else float("nan")
+
+    @property
+    def fnir(self) -> float:
+        return self.misses / self.n_mated if self.n_mated else float("nan")
+
+    @property
+    def fpir(self) -> float:
+        return self.false_alarms / self.n_nonmated if self.n_nonmated else float("nan")
+
+
+def search_group_rates(
+    mate_ranks: ArrayLike,
+    mate_scores: ArrayLike,
+    mated_groups: ArrayLike,
+    nonmated_scores: ArrayLike,
+    nonmated_groups: ArrayLike,
+    threshold: float,
+) -> list[SearchGroupRates]:
+    """Per probe group (sorted): rank-1 rate, FNIR (mate not at rank 1 or below ``threshold``) and FPIR
+    (non-mated best score ``>= threshold``) at one threshold for all groups (the 1:N analogue of
+    :func:`group_rates`; NIST FRVT 1:N demographics)."""
+    ranks = np.asarray(mate_ranks)
+    ms = as_scores(mate_scores, "mate_scores")
+    ns = as_scores(nonmated_scores, "nonmated_scores")
+    mg = np.asarray(mated_groups, dtype=object)
+    ng = np.asarray(nonmated_groups, dtype=object)
+    check_same_length(mate_ranks=ranks, mate_scores=ms, mated_groups=mg)
+    check_same_length(nonmated_scores=ns, nonmated_groups=ng)
+    hit = (ranks == 1) & (ms >= threshold)
+    out = []
+    for name in sorted(set(mg.tolist()) | set(ng.tolist())):
+        m, n = mg == name, ng == name
+        out.append(SearchGroupRates(
+            str(name), int(m.sum()), int(n.sum()), int(((ranks == 1) & m).sum()), int((~hit & m).sum()),
+            int(((ns >= threshold) & n).sum()),
+        ))
+    return out
+
+
+def search_summaries(rows: list[SearchGroupRates], alpha: float = 0.5) -> dict[str, float]:
+    """FDR, IR and GARBE of FPIR (in FMR's place) and FNIR (in FNMR's), and SER of the rank-1 miss rates."""
+    fpir = np.array([r.fpir for r in rows], dtype=float)
+    fnir = np.array([r.fnir for r in rows], dtype=float)
+    return {
+        "ser": skewed_error_ratio(1.0 - np.array([r.rank1 for r in rows], dtype=float)),
+        "fdr": fairness_discrepancy_rate(fpir, fnir, alpha),
+        "ir": inequity_rate(fpir, fnir, alpha),
+        "garbe": garbe(fpir, fnir, alpha),
+    }
+
+
 def _finite(values: ArrayLike) -> np.ndarray:
     v = np.asarray(values, dtype=float).reshape(-1)
     return v[np.isfinite(v)]
