@@ -144,6 +144,7 @@ def test_xqlfw_header_dialect_and_quality_curves(tmp_path):
             assert curves["refit_1e-03"]["fnmr"][k] is None  # not resolvable: NaN, written as null
     assert all(v is None for v in curves["fixed_1e-04"]["fnmr"])  # 1,000 impostors cannot resolve 1e-4
     assert "xqlfw_scores.txt" in entry["rules"]["quality"]
+    assert (tmp_path / "out_xqlfw" / "erc_xqlfw_1e-03.png").is_file()
     fixed = curves["fixed_1e-03"]["fnmr"]
     assert entry["metrics"]["erc_pauc_fixed"]["1e-03"] == pytest.approx(
         sum(0.05 * (fixed[k] + fixed[k + 1]) / 2 for k in range(4)), rel=1e-12)
@@ -304,6 +305,8 @@ def test_rfw_four_subsets_papers_and_standards_way(tmp_path):
     assert m["ser"]["race"] == pytest.approx(max(errs) / min(errs), rel=1e-12)
     assert fair["bootstrap"]["n_boot"] == 20 and "African.fnmr" in fair["intervals"]
     assert entry["columns"]["fdr.race"] == "rfw FDR(race)"
+    for figure in ("det_rfw_race.png", "groups_rfw_race.png"):  # the run report draws them
+        assert (tmp_path / "out_rfw" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_folder_reads_a_foreign_lfw_pairs_txt_and_saves_row_order(tmp_path):

@@ -69,12 +69,19 @@ class PairData:
     attributes: dict[str, list[str | None]] = field(default_factory=dict)
 
 
-def _from_pack(files: dict[str, Path], spec: Benchmark) -> PairData:
-    pack = read_bin(files["pack"])
+def pack_data(pack_file: Path) -> PairData:
+    """A pair set from an insightface ``.bin`` pack (no identities, paths or folds: the pack has none)."""
+    pack = read_bin(pack_file)
     return PairData(pack.to_image_list(), pack.issame, pack.inputs, "binpack")
 
 
-def _from_pairlist(pairs: PairList, files: dict[str, Path], image_root: Path, reader_name: str) -> PairData:
+def _from_pack(files: dict[str, Path], spec: Benchmark) -> PairData:
+    return pack_data(files["pack"])
+
+
+def list_data(pairs: PairList, files: dict[str, Path], image_root: Path, reader_name: str) -> PairData:
+    """A pair set from a read pair list (landmarks from ``files["landmarks"]`` when given); the pairs must be
+    in contiguous fold order."""
     landmarks = read_landmarks(files["landmarks"], image_root) if "landmarks" in files else None
     if not pairs.is_kfold_layout():
         raise FacebenchError(f"{pairs.origin}: pairs are not in contiguous fold order; cannot apply the 10-fold rule")
@@ -86,7 +93,7 @@ def _from_pairlist(pairs: PairList, files: dict[str, Path], image_root: Path, re
 
 
 def _lfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_lfw_pairs(files["pairs"], files["images"]), files, files["images"], "lfw_pairs")
+    return list_data(read_lfw_pairs(files["pairs"], files["images"]), files, files["images"], "lfw_pairs")
 
 
 def _pair_list(files: dict[str, Path], spec: Benchmark) -> PairData:
@@ -96,7 +103,7 @@ def _pair_list(files: dict[str, Path], spec: Benchmark) -> PairData:
     if dialect != "auto" and dialect not in PAIR_DIALECTS:
         raise FacebenchError(f"{spec.path}: options.dialect {dialect!r} is not one of {', '.join(PAIR_DIALECTS)}")
     pairs = read_pair_list(files["pairs"], files["images"], dialect=dialect, ext=spec.options.get("ext"))
-    return _from_pairlist(pairs, files, files["images"], "pair_list")
+    return list_data(pairs, files, files["images"], "pair_list")
 
 
 def _mfr2(files: dict[str, Path], spec: Benchmark) -> PairData:
@@ -104,7 +111,7 @@ def _mfr2(files: dict[str, Path], spec: Benchmark) -> PairData:
     KFold(10) over the stored order), images ``<Name>/<Name>_%04d.png``; ``mfr2_labels.txt`` (optional) gives
     the built-in attributes ``mask_type`` and ``masked`` (`facebench.io.attributes.masked`)."""
     pairs = read_pair_list(files["pairs"], files["images"], dialect="lfw_noheader", ext="png")
-    data = _from_pairlist(pairs, files, files["images"], "mfr2")
+    data = list_data(pairs, files, files["images"], "mfr2")
     if "labels" in files:
         labels = read_mfr2_labels(files["labels"])
         values, _ = match_images(labels, data.images.paths or [], None, str(files["labels"]))
@@ -114,23 +121,23 @@ def _mfr2(files: dict[str, Path], spec: Benchmark) -> PairData:
 
 
 def _calfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_calfw_pairs(files["pairs"], files["images"]), files, files["images"], "calfw_pairs")
+    return list_data(read_calfw_pairs(files["pairs"], files["images"]), files, files["images"], "calfw_pairs")
 
 
 def _cplfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_cplfw_pairs(files["pairs"], files["images"]), files, files["images"], "cplfw_pairs")
+    return list_data(read_cplfw_pairs(files["pairs"], files["images"]), files, files["images"], "cplfw_pairs")
 
 
 def _cfp_fp(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_cfp(files["root"], "FP"), files, files["root"], "cfp_fp")
+    return list_data(read_cfp(files["root"], "FP"), files, files["root"], "cfp_fp")
 
 
 def _cfp_ff(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_cfp(files["root"], "FF"), files, files["root"], "cfp_ff")
+    return list_data(read_cfp(files["root"], "FF"), files, files["root"], "cfp_ff")
 
 
 def _agedb(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_agedb_mat(files["protocol"], files["images"]), files, files["images"], "agedb_mat")
+    return list_data(read_agedb_mat(files["protocol"], files["images"]), files, files["images"], "agedb_mat")
 
 
 READERS: dict[str, Callable[[dict[str, Path], Benchmark], PairData]] = {

@@ -28,7 +28,7 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.analyses import pair_analyses
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.evaluate.pairs import PairData, _from_pack, _from_pairlist, pair_set_checks, verification_metrics
+from facebench.evaluate.pairs import PairData, list_data, pack_data, pair_set_checks, verification_metrics
 from facebench.io.pairlists import read_pair_list
 from facebench.metrics.fairness import skewed_error_ratio
 
@@ -42,10 +42,10 @@ def read_subset(reader: str, files: dict[str, Path], race: str) -> PairData:
     """One subset's pairs: reader ``rfw_lists`` (roles ``<Race>_pairs``, ``<Race>_images``) or ``rfw_packs``
     (role ``<Race>``)."""
     if reader == "rfw_packs":
-        return _from_pack({"pack": files[race]}, None)  # type: ignore[arg-type]
+        return pack_data(files[race])
     if reader == "rfw_lists":
         pairs = read_pair_list(files[f"{race}_pairs"], files[f"{race}_images"], dialect="lfw_noheader")
-        return _from_pairlist(pairs, {}, files[f"{race}_images"], "rfw_lists")
+        return list_data(pairs, {}, files[f"{race}_images"], "rfw_lists")
     raise FacebenchError(f"unknown RFW reader {reader!r}; known: rfw_lists, rfw_packs")
 
 

@@ -24,6 +24,7 @@ def group_det_figure(
     score a threshold (accept ``score >= t``); a dot marks each group at the one global ``threshold``."""
     names = sorted({g for g in groups.tolist() if g and "|" not in g})
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    drawn = False
     for colour, name in zip(plots._colours(len(names)), names):
         m = groups == name
         gen, imp = np.sort(scores[m & labels]), np.sort(scores[m & ~labels])
@@ -33,18 +34,25 @@ def group_det_figure(
         fmr = (imp.size - np.searchsorted(imp, t, side="left")) / imp.size
         fnmr = np.searchsorted(gen, t, side="left") / gen.size
         seen = (fmr > 0) & (fnmr > 0)  # a log axis cannot show a zero rate
+        if not seen.any():
+            continue
+        drawn = True
         ax.plot(fmr[seen], fnmr[seen], color=colour, label=name)
         fm = np.count_nonzero(imp >= threshold) / imp.size
         fn = np.count_nonzero(gen < threshold) / gen.size
         if fm > 0 and fn > 0:
             ax.plot([fm], [fn], "o", color=colour)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if drawn:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no group has genuine and impostor pairs with both error rates above 0",
+                ha="center", va="center", fontsize=8, transform=ax.transAxes)
     ax.set_xlabel("FMR")
     ax.set_ylabel("FNMR")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
     return fig
 
 
