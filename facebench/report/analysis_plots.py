@@ -60,11 +60,7 @@ def group_heatmap_figure(report: dict[str, Any], title: str) -> "plt.Figure":
     """Groups (rows, cross-group rows last) x metrics (columns) at the global threshold, each cell annotated;
     colour = the value scaled within its column."""
     groups = list(report["groups"])
-    values = np.array(
-        [[np.nan if report["groups"][g][k] is None else float(report["groups"][g][k]) for k, _ in HEAT_METRICS]
-         for g in groups],
-        dtype=float,
-    )
+    values = np.array([_values([report["groups"][g][k] for k, _ in HEAT_METRICS]) for g in groups])
     scaled = np.full_like(values, np.nan)
     for j in range(values.shape[1]):
         col = values[:, j]
@@ -96,6 +92,11 @@ def erc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def _values(items: Sequence[float | None]) -> np.ndarray:
+    """Floats with NaN for a missing point (``null`` once read back from results.json)."""
+    return np.array([np.nan if v is None else v for v in items], dtype=float)
 
 
 def analysis_figures(
@@ -130,10 +131,11 @@ def analysis_figures(
             if not q:
                 continue
             fixed, refit = q["curves"].get(f"fixed_{key}"), q["curves"].get(f"refit_{key}")
-            if fixed is None or all(v is None for v in fixed["fnmr"]):
+            if fixed is None or refit is None:
                 continue
-            to = lambda c: np.array([np.nan if v is None else v for v in c["fnmr"]], dtype=float)  # noqa: E731
-            curves.append((label, np.asarray(q["fractions"], dtype=float), to(fixed), to(refit)))
+            fixed_fnmr, refit_fnmr = _values(fixed["fnmr"]), _values(refit["fnmr"])
+            if np.isfinite(fixed_fnmr).any() or np.isfinite(refit_fnmr).any():
+                curves.append((label, np.asarray(q["fractions"], dtype=float), fixed_fnmr, refit_fnmr))
         if curves:
             out.append((f"erc_{name}_{key}.png", f"{title}: error versus discard at FMR {key}",
                         plots.figure_png(erc_figure(curves, f"{title}: FNMR at FMR {key} vs discarded fraction")),
