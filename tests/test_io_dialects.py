@@ -108,7 +108,8 @@ def test_groups_quality_and_mfr2_files(tmp_path):
     (tmp_path / "q.txt").write_text("A/A_0001.jpg 0.5\nA/A_0002.jpg nan?\n")
     with pytest.raises(FacebenchError, match=r"q\.txt line 2: expected a number for quality score"):
         read_quality(tmp_path / "q.txt")
-    (tmp_path / "mfr2_labels.txt").write_text("AdrianDunbar, 1, No mask\nAdrianDunbar, 2, cloth\n")
+    (tmp_path / "mfr2_labels.txt").write_text("AdrianDunbar, 1, no-mask\nAdrianDunbar, 2, surgical_white\n")
     labels = read_mfr2_labels(tmp_path / "mfr2_labels.txt")
-    assert labels == {"AdrianDunbar/AdrianDunbar_0001.png": "No mask", "AdrianDunbar/AdrianDunbar_0002.png": "cloth"}
+    assert labels == {"AdrianDunbar/AdrianDunbar_0001.png": "no-mask", "AdrianDunbar/AdrianDunbar_0002.png": "surgical_white"}
     assert [masked(v) for v in labels.values()] == ["unmasked", "masked"]
+    assert masked("No Mask") == masked("without_mask") == "unmasked"

@@ -194,7 +194,7 @@ def _mfr2(root: Path):
         for i in (1, 2, 3):
             rel = f"{n}/{n}_{i:04d}.png"
             vectors[rel] = _vec(rel, f"{n}/{n}_0001.png" if i > 1 else None, 0.8) if i > 1 else _vec(rel)
-            masks[(n, i)] = "No mask" if i == 1 else ("cloth" if i == 2 else "N95")
+            masks[(n, i)] = "no-mask" if i == 1 else ("cloth" if i == 2 else "surgical_white")
     lines, pairs = [], []
     for k in range(60):  # genuine and impostor lines mixed, no header
         if k % 2 == 0:
@@ -230,7 +230,7 @@ def test_mfr2_original_layout_and_mask_groups(tmp_path):
 
     def group(rel):
         name, number = rel.split("/")[0], int(rel[-8:-4])
-        return "unmasked" if masks[(name, number)] == "No mask" else "masked"
+        return "unmasked" if masks[(name, number)] == "no-mask" else "masked"
 
     labels = ["|".join(sorted((group(a), group(b)))) if group(a) != group(b) else group(a) for a, b, _ in pairs]
     for g in set(labels):
@@ -241,7 +241,7 @@ def test_mfr2_original_layout_and_mask_groups(tmp_path):
         assert row["false_non_matches"] == sum(1 for c in gen if c < t)
         assert row["false_matches"] == sum(1 for c in im if c >= t)
         assert row["cross"] == ("|" in g)
-    assert set(entry["extra"]["fairness"]["mask_type"]["groups"]) >= {"cloth", "N95|No mask"}
+    assert set(entry["extra"]["fairness"]["mask_type"]["groups"]) >= {"cloth", "no-mask|surgical_white"}
 
 
 RACES = ("African", "Asian", "Caucasian", "Indian")

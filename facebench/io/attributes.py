@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 from typing import Mapping, Sequence, TypeVar
 
@@ -24,8 +25,9 @@ from facebench.io.textlines import expect_columns, iter_fields, parse_float, par
 
 T = TypeVar("T")
 
-UNMASKED_VALUES = frozenset({"nomask", "no_mask", "none", "unmasked", "no"})
-"""MFR2 mask types (lower case, spaces removed) that mean no mask; every other value is ``masked``."""
+UNMASKED_VALUES = frozenset({"nomask", "none", "unmasked", "withoutmask"})
+"""MFR2 mask types that mean no mask, compared in lower case with spaces, ``_`` and ``-`` removed (MFR2's own
+label is ``no-mask``); every other value (``surgical_white``, ``cloth``, ...) is ``masked``."""
 
 
 def read_groups(path: str | Path) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
@@ -86,8 +88,8 @@ def read_mfr2_labels(path: str | Path) -> dict[str, str]:
 
 
 def masked(mask_type: str) -> str:
-    """``unmasked`` for a mask type in `UNMASKED_VALUES` (case and spaces ignored), else ``masked``."""
-    return "unmasked" if mask_type.lower().replace(" ", "") in UNMASKED_VALUES else "masked"
+    """``unmasked`` for a mask type in `UNMASKED_VALUES` (case, spaces, ``_`` and ``-`` ignored), else ``masked``."""
+    return "unmasked" if re.sub(r"[\s_-]", "", mask_type.lower()) in UNMASKED_VALUES else "masked"
 
 
 def match_images(
