@@ -62,7 +62,7 @@ def _touch(root: Path, rels) -> None:
         p.write_bytes(b"\x89PNG\r\n\x1a\n" if rel.endswith(".png") else b"\xff\xd8\xff")
 
 
-def _write_features(dirpath: Path, label: str, rels: list[str], vectors: dict[str, np.ndarray]) -> None:
+def _write_features(dirpath: Path, label: str, rels: list, vectors: dict) -> None:
     dirpath.mkdir(parents=True, exist_ok=True)
     np.save(dirpath / f"{label}.npy", np.stack([vectors[r] for r in rels]).astype(np.float32))
 
@@ -148,6 +148,19 @@ def test_xqlfw_header_dialect_and_quality_curves(tmp_path):
     fixed = curves["fixed_1e-03"]["fnmr"]
     assert entry["metrics"]["erc_pauc_fixed"]["1e-03"] == pytest.approx(
         sum(0.05 * (fixed[k] + fixed[k + 1]) / 2 for k in range(4)), rel=1e-12)
+    # a second checkpoint with --quality norm, compared with the first: one ERC figure, both runs
+    feats = np.load(tmp_path / "f" / "xqlfw.npy")
+    scale = 1.0 + np.arange(len(feats)) % 7
+    _write_features(tmp_path / "g", "xqlfw", list(range(len(feats))), dict(enumerate(feats * scale[:, None])))
+    second = _run(tmp_path / "second", "xqlfw", root, tmp_path / "g", "--quality", "norm")
+    assert second["rules"]["quality"].startswith("norm")
+    with np.load(tmp_path / "second" / "out_xqlfw" / "xqlfw.npz") as arrays:
+        norms = np.linalg.norm((feats * scale[:, None]).astype(np.float32).astype(np.float64), axis=1)
+        np.testing.assert_allclose(arrays["pair_quality"], np.minimum(norms[0::2], norms[1::2]), rtol=1e-12)
+    assert main(["-q", "compare", str(tmp_path / "out_xqlfw"), str(tmp_path / "second" / "out_xqlfw"),
+                 "--out", str(tmp_path / "cmp"), "--no-stats", "--no-html"]) == 0
+    assert (tmp_path / "cmp" / "erc_xqlfw_1e-03.png").is_file()
+    assert "xqlfw EDC pAUC@0.2" in (tmp_path / "cmp" / "table.md").read_text()
 
 
 def test_sllfw_consecutive_lines_without_labels(tmp_path):
