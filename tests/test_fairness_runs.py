@@ -70,3 +70,17 @@ def test_folder_groups_pairs_and_searches(tmp_path):
     assert pairs["even|odd"]["cross"] and pairs["even|odd"]["n_genuine"] == 0
     assert pairs["odd"]["fnmr"] > pairs["even"]["fnmr"]
     assert "folder_faces 1:N FDR(parity)" in entry["columns"].values()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--discard-limit", "0.33"], "--discard-limit 0.33: expected a point of the discard grid"),
+        (["--fairness-fmr", "2"], "--fairness-fmr 2.0: expected a rate between 0 and 1"),
+        (["--fairness-boot", "-1"], "--fairness-boot -1: expected 0"),
+    ],
+)
+def test_bad_analysis_options_are_refused_before_running(tmp_path, capsys, flags, message):
+    status = main(["-q", "run", "-b", "lfw", "--features", str(tmp_path), "--out", str(tmp_path / "o"), *flags])
+    assert status == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

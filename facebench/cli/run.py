@@ -112,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def settings_from_args(args: argparse.Namespace):
     """Build the RunSettings of a parsed `run` command line."""
+    from facebench.evaluate.analyses import check_options
     from facebench.evaluate.common import RunSettings
     from facebench.runner import default_out_dir
 
@@ -135,6 +136,7 @@ def settings_from_args(args: argparse.Namespace):
         "quality": args.quality,
         "discard_limit": args.discard_limit,
     }
+    check_options(options)
     return RunSettings(
         benchmarks=args.benchmark,
         data_root=args.data_root,

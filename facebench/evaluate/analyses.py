@@ -39,6 +39,21 @@ SUMMARY_WEIGHT = 0.5
 STD_DDOF = 1
 
 
+def check_options(options: Mapping[str, Any]) -> None:
+    """Refuse analysis options that cannot work, naming the flag: ``--fairness-fmr`` in (0, 1),
+    ``--fairness-boot`` >= 0, ``--discard-limit`` a point of the discard grid."""
+    fmr = options.get("fairness_fmr")
+    if fmr is not None and not 0 < float(fmr) < 1:
+        raise FacebenchError(f"--fairness-fmr {fmr}: expected a rate between 0 and 1 (e.g. 1e-3)")
+    if int(options.get("fairness_boot", 0) or 0) < 0:
+        raise FacebenchError(f"--fairness-boot {options['fairness_boot']}: expected 0 (no intervals) or more resamples")
+    limit = options.get("discard_limit")
+    if limit is not None and not np.isclose(mqual.DISCARD_GRID, float(limit)).any():
+        raise FacebenchError(
+            f"--discard-limit {limit}: expected a point of the discard grid 0, 0.05, ..., 0.95 (e.g. 0.2)"
+        )
+
+
 def fmr_key(fmr: float) -> str:
     """``1e-03`` (as `facebench.evaluate.pairs.far_key`)."""
     return f"{fmr:.0e}"
@@ -211,6 +226,7 @@ def pair_analyses(
 ) -> Analyses:
     """Fairness and quality of a pair set whose 2N images (pair order) have ``features``, ``paths`` and
     ``identities`` (None when unknown, e.g. a ``.bin`` pack); ``builtin`` = attribute -> value per image."""
+    check_options(options)
     out = Analyses()
     features = np.asarray(features, dtype=np.float64)
     attributes: dict[str, list[str | None]] = {k: list(v) for k, v in (builtin or {}).items()}
