@@ -166,7 +166,8 @@ def test_xqlfw_header_dialect_and_quality_curves(tmp_path):
 def test_sllfw_consecutive_lines_without_labels(tmp_path):
     root = tmp_path / "data"
     _, pairs, vectors = _lfw_style(per_fold=5)
-    _touch(root / "sllfw" / "images", vectors)
+    _touch(root / "lfw", vectors)  # SLLFW ships only its list; the images are LFW's
+    (root / "sllfw").mkdir()
     (root / "sllfw" / "pair_SLLFW.txt").write_text("".join(f"{a}\n{b}\n" for a, b, _ in pairs))
     _write_features(tmp_path / "f", "sllfw", [p for a, b, _ in pairs for p in (a, b)], vectors)
     entry = _run(tmp_path, "sllfw", root, tmp_path / "f")
