@@ -319,6 +319,8 @@ def test_rfw_four_subsets_papers_and_standards_way(tmp_path):
     assert m["ser"]["race"] == pytest.approx(max(errs) / min(errs), rel=1e-12)
     assert fair["bootstrap"]["n_boot"] == 20 and "African.fnmr" in fair["intervals"]
     assert entry["columns"]["fdr.race"] == "rfw FDR(race)"
+    assert entry["columns"]["group_fnmr.race/Indian"] == "RFW FNMR@5e-02 Indian"
+    assert m["group_fnmr"]["race/Indian"] == pytest.approx(fnmr["Indian"], abs=1e-12)
     for figure in ("det_rfw_race.png", "groups_rfw_race.png"):  # the run report draws them
         assert (tmp_path / "out_rfw" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -13,7 +13,8 @@
   ``norm`` = the L2 norm of each image's flip-combined, unnormalised feature (MagFace's quality).
 
 Scores are the cosines of the L2-normalised features (accept ``cos >= t``). Metrics added: ``ser.<attr>``,
-``fdr.<attr>``, ``ir.<attr>``, ``garbe.<attr>``, ``group_std.<attr>``, ``erc_auc_<fixed|refit>.<fmr>`` and
+``fdr.<attr>``, ``ir.<attr>``, ``garbe.<attr>``, ``group_std.<attr>``, ``group_fmr.<attr>/<group>`` and
+``group_fnmr.<attr>/<group>`` (at the global threshold), ``erc_auc_<fixed|refit>.<fmr>`` and
 ``erc_pauc_<fixed|refit>.<fmr>``; table columns by default: FDR, GARBE and the EDC pAUC (fractions; SER and IR
 are ratios, in results.json and the heat map's report).
 """
@@ -265,6 +266,9 @@ def pair_analyses(
             for metric in ("fdr", "garbe"):  # fractions; SER and IR are ratios (tables print percentages)
                 out.columns[f"{metric}.{attr}"] = f"{name} {metric.upper()}({attr})"
             out.metrics.setdefault("group_std", {})[attr] = report["summaries"]["std"]
+            for group, row in report["groups"].items():  # for --column NAME:group_fnmr.<attr>/<group>
+                out.metrics.setdefault("group_fmr", {})[f"{attr}/{group}"] = row["fmr"]
+                out.metrics.setdefault("group_fnmr", {})[f"{attr}/{group}"] = row["fnmr"]
         out.rules["fairness"] = (
             f"one global threshold at FMR {fmr_key(fmr)} on all impostor pairs (facebench.metrics.roc.threshold_at_far, "
             f"accept cos >= t); cross-group pairs apart; FDR/IR/GARBE alpha {SUMMARY_WEIGHT}; STD ddof={STD_DDOF}; "

@@ -112,6 +112,9 @@ def run_rfw(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         log.warning(w)
     columns = {f"subset_accuracy.{r}": f"RFW {r}" for r in RACES}
     columns.update({"accuracy": "RFW mean", "accuracy_std": "RFW std"})
+    if "race" in analyses.extra.get("fairness", {}):
+        fmr = analyses.extra["fairness"]["race"]["fmr_target"]
+        columns.update({f"group_fnmr.race/{r}": f"RFW FNMR@{fmr:.0e} {r}" for r in RACES})
     columns.update(analyses.columns)
     return BenchmarkResult(
         metrics=metrics,

@@ -21,7 +21,7 @@ RULE_MARK = "†"
 NS_MARK = "≈"
 LATEX_MARKS = {RULE_MARK: r"$^{\dagger}$", NS_MARK: r"$^{\approx}$"}
 LOWER_IS_BETTER = frozenset({
-    "eer", "accuracy_std", "ser", "ser_kfold", "ir", "garbe", "group_std",
+    "eer", "accuracy_std", "ser", "ser_kfold", "ir", "garbe", "group_std", "group_fmr", "group_fnmr",
     "erc_auc_fixed", "erc_auc_refit", "erc_pauc_fixed", "erc_pauc_refit",
 })
 
