@@ -50,6 +50,20 @@ def _kfold_accuracy(cos: np.ndarray, issame: np.ndarray) -> tuple[float, list[fl
     return float(np.mean(accs)), accs
 
 
+def _xqlfw_accuracy(cos: np.ndarray, issame: np.ndarray) -> float:
+    """The XQLFW authors' rule written out: distance 1 - cos, thresholds arange(0, 2, 0.001), same when below."""
+    dist = 1 - cos
+    n = len(cos)
+    accs = []
+    for k in range(10):
+        test = np.zeros(n, bool)
+        test[k * n // 10: (k + 1) * n // 10] = True
+        train_acc = [np.count_nonzero((dist[~test] < t) == issame[~test]) for t in np.arange(0, 2, 0.001)]
+        best = np.arange(0, 2, 0.001)[int(np.argmax(train_acc))]
+        accs.append(np.count_nonzero((dist[test] < best) == issame[test]) / np.count_nonzero(test))
+    return float(np.mean(accs))
+
+
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
     return float(np.sum(a * b))
@@ -161,6 +175,13 @@ def test_xqlfw_header_dialect_and_quality_curves(tmp_path):
                  "--out", str(tmp_path / "cmp"), "--no-stats", "--no-html"]) == 0
     assert (tmp_path / "cmp" / "erc_xqlfw_1e-03.png").is_file()
     assert "xqlfw EDC pAUC@0.2" in (tmp_path / "cmp" / "table.md").read_text()
+    # the authors' own 10-fold rule, comparable with their published rows
+    third = _run(tmp_path / "third", "xqlfw", root, tmp_path / "f", "--kfold-rule", "xqlfw")
+    assert third["rules"]["kfold"] == "xqlfw" and third["metrics"]["threshold_unit"] == "cosine_distance"
+    assert third["metrics"]["accuracy"] == pytest.approx(_xqlfw_accuracy(cos, issame), abs=1e-12)
+    assert main(["-q", "compare", str(tmp_path / "third" / "out_xqlfw"), "--published", "xqlfw_authors",
+                 "--out", str(tmp_path / "cmp3"), "--no-stats", "--no-html"]) == 0
+    assert "74.22 |" in (tmp_path / "cmp3" / "table.md").read_text()  # same rule: no mark
 
 
 def test_sllfw_consecutive_lines_without_labels(tmp_path):

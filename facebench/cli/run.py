@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "about 160 MB), so that report and compare bootstrap templates and test TAR differences")
     add_model_arguments(p)
     g = p.add_argument_group("rules")
-    g.add_argument("--kfold-rule", choices=("insightface", "facexzoo"), default="insightface")
+    g.add_argument("--kfold-rule", choices=("insightface", "facexzoo", "xqlfw"), default="insightface",
+                   help="10-fold rule: insightface (default), facexzoo, or xqlfw (the XQLFW authors' 1 - cos grid)")
     g.add_argument("--tar-rule", choices=("nearest", "le", "interp"), default="nearest",
                    help="TAR@FAR read-off: nearest (insightface), le (FPR <= target), interp")
     g.add_argument("--per-image-l2", action="store_true", help="IJB: L2-normalise each image feature before pooling")

@@ -7,6 +7,8 @@ Embedding rule: the flip-combined output is L2-normalised per image (insightface
   same when ``dist < thr``, contiguous folds, mean and std (ddof=0); VAL@FAR=1e-3 on ``arange(0, 4, 0.001)``.
 - ``kfold_rule="facexzoo"``: cosine score, threshold maximising TPR - FPR over 1,000 thresholds spanning
   the train scores, mean and standard error.
+- ``kfold_rule="xqlfw"`` (the XQLFW authors' code): cosine distance ``1 - cos`` on ``arange(0, 2, 0.001)``,
+  same when ``distance < thr``, contiguous folds, mean and std (ddof=0).
 Whatever the fold rule, ROC, AUC, EER and TAR@FAR are computed from the cosine scores of all pairs, with
 the TAR@FAR read-off rule named in ``rules.tar_at_far``.
 """
@@ -44,7 +46,7 @@ from facebench.metrics import roc as mroc
 log = logging.getLogger(__name__)
 
 FAR_TARGETS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-KFOLD_RULES = ("insightface", "facexzoo")
+KFOLD_RULES = ("insightface", "facexzoo", "xqlfw")
 
 
 def far_key(far: float) -> str:
@@ -192,6 +194,8 @@ def verification_metrics(
     cos = np.sum(e1 * e2, axis=1)
     if kfold_rule == "insightface":
         kf = mkfold.insightface_kfold(dist, issame, n_folds=n_folds)
+    elif kfold_rule == "xqlfw":
+        kf = mkfold.xqlfw_kfold(cos, issame, n_folds=n_folds)
     else:
         kf = mkfold.facexzoo_kfold(cos, issame, n_folds=n_folds)
     val = mkfold.insightface_val_far(dist, issame, far_target=1e-3, n_folds=n_folds)
@@ -206,7 +210,7 @@ def verification_metrics(
         "val_at_far_1e-03": {"val": float(val.val_mean), "val_std": float(val.val_std), "far": float(val.far_mean)},
         "fold_accuracies": [float(a) for a in kf.accuracies],
         "fold_thresholds": [float(t) for t in kf.thresholds],
-        "threshold_unit": "squared_l2" if kfold_rule == "insightface" else "cosine",
+        "threshold_unit": {"insightface": "squared_l2", "xqlfw": "cosine_distance"}.get(kfold_rule, "cosine"),
     }
     arrays = {
         "scores": cos.astype(np.float64),

@@ -166,6 +166,24 @@ def insightface_kfold(
     )
 
 
+XQLFW_THRESHOLDS = np.arange(0, 2, 0.001)
+"""The cosine-distance grid of the XQLFW authors' evaluation code."""
+
+
+def xqlfw_kfold(cos: ArrayLike, issame: ArrayLike, n_folds: int = 10) -> KFoldResult:
+    """The XQLFW authors' k-fold accuracy (``Martlgap/xqlfw`` ``code/evaluate.py``): cosine distance
+    ``1 - cos``, thresholds ``np.arange(0, 2, 0.001)``, "same" when ``distance < threshold``, contiguous
+    folds, the first threshold maximising accuracy on the other folds. That is :func:`insightface_kfold` on
+    ``1 - cos`` with this grid (thresholds reported as cosine distances); mean and ``np.std`` (ddof=0).
+    """
+    distance = 1.0 - as_scores(cos, "cos").astype(np.float64)
+    result = insightface_kfold(distance, issame, n_folds, XQLFW_THRESHOLDS)
+    return KFoldResult(
+        "xqlfw", result.accuracies, result.thresholds, result.predictions, result.correct, result.mean,
+        result.std, result.std_rule,
+    )
+
+
 def insightface_val_far(
     dist: ArrayLike,
     issame: ArrayLike,
