@@ -238,48 +238,12 @@ def pair_analyses(
         attributes.update(from_file)
         out.rules["groups"] = rule
     if attributes:
-        emb = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        scores = np.sum(emb[0::2] * emb[1::2], axis=1).astype(np.float64)
-        fmr = float(options.get("fairness_fmr") or DEFAULT_FAIRNESS_FMR)
-        n_boot = int(options.get("fairness_boot", DEFAULT_BOOT))
-        clusters, unit = _clusters(identities, len(issame))
-        out.extra["fairness"] = {}
-        for attr, per_image in attributes.items():
-            a, b = per_image[0::2], per_image[1::2]
-            keep = np.array([x is not None and y is not None for x, y in zip(a, b)], dtype=bool)
-            if not keep.any() or keep[issame].sum() == 0 or keep[~issame].sum() == 0:
-                out.warnings.append(f"{name}: attribute {attr!r}: no genuine or no impostor pair has both images assigned")
-                continue
-            ga = [str(x) for x, k in zip(a, keep) if k]
-            gb = [str(y) for y, k in zip(b, keep) if k]
-            report, labels = fairness_report(
-                scores[keep], issame[keep], ga, gb, clusters[keep], fmr, tar_rule, n_boot
-            )
-            report["unassigned_pairs"] = int((~keep).sum())
-            report["bootstrap_unit"] = unit
-            out.extra["fairness"][attr] = report
-            full = np.full(len(issame), "", dtype=object)
-            full[keep] = labels
-            out.arrays[f"groups_{attr}"] = full.astype(str)
-            for metric in ("ser", "fdr", "ir", "garbe"):
-                out.metrics.setdefault(metric, {})[attr] = report["summaries"][metric]
-            for metric in ("fdr", "garbe"):  # fractions; SER and IR are ratios (tables print percentages)
-                out.columns[f"{metric}.{attr}"] = f"{name} {metric.upper()}({attr})"
-            out.metrics.setdefault("group_std", {})[attr] = report["summaries"]["std"]
-            for group, row in report["groups"].items():  # for --column NAME:group_fnmr.<attr>/<group>
-                out.metrics.setdefault("group_fmr", {})[f"{attr}/{group}"] = row["fmr"]
-                out.metrics.setdefault("group_fnmr", {})[f"{attr}/{group}"] = row["fnmr"]
-        out.rules["fairness"] = (
-            f"one global threshold at FMR {fmr_key(fmr)} on all impostor pairs (facebench.metrics.roc.threshold_at_far, "
-            f"accept cos >= t); cross-group pairs apart; FDR/IR/GARBE alpha {SUMMARY_WEIGHT}; STD ddof={STD_DDOF}; "
-            f"bootstrap {n_boot} resamples by {unit}"
-        )
+        _pair_fairness(out, name, options, tar_rule, _cosines(features), issame, identities, attributes)
     quality = options.get("quality")
-    source = None
     if quality == "norm":
-        norms = np.linalg.norm(np.asarray(features, dtype=np.float64), axis=1)
-        qa, qb = norms[0::2], norms[1::2]
+        norms = np.linalg.norm(features, axis=1)
         source = "norm: L2 norm of the flip-combined, unnormalised feature (MagFace)"
+        _pair_quality(out, name, options, _cosines(features), issame, norms[0::2], norms[1::2], source)
     elif quality or quality_file is not None:
         qfile = Path(quality) if quality else quality_file
         assert qfile is not None
@@ -290,24 +254,85 @@ def pair_analyses(
         if missing:
             raise FacebenchError(f"{qfile}: no quality score for {len(missing)} image(s), e.g. {missing[0]}")
         q = np.asarray(values, dtype=np.float64)
-        qa, qb = q[0::2], q[1::2]
         source = f"file {qfile.name}: 'path score' per image"
-    if source is not None:
-        emb = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        scores = np.sum(emb[0::2] * emb[1::2], axis=1).astype(np.float64)
-        limit = float(options.get("discard_limit") or DEFAULT_DISCARD_LIMIT)
-        report = quality_report(scores, issame, qa, qb, limit)
-        report["source"] = source
-        out.extra["quality"] = report
-        out.arrays["pair_quality"] = mqual.pair_quality(qa, qb)
-        for key, curve in report["curves"].items():
-            convention, fkey = key.split("_", 1)
-            out.metrics.setdefault(f"erc_auc_{convention}", {})[fkey] = curve["auc"]
-            out.metrics.setdefault(f"erc_pauc_{convention}", {})[fkey] = curve["pauc"]
-        out.columns[f"erc_pauc_fixed.{fmr_key(QUALITY_FMRS[0])}"] = f"{name} EDC pAUC@{limit:g}"
-        out.rules["quality"] = (
-            f"{source}; pair quality = min of the two; discard grid 0..0.95 step 0.05 (lowest pair quality first, "
-            f"ties in stored order); FNMR at FMR 1e-3 and 1e-4 where resolvable; thresholds 'fixed' (EDC: once on "
-            f"all pairs) and 'refit' (re-set on the retained pairs); AUC over the grid, pAUC up to {limit:g}"
-        )
+        _pair_quality(out, name, options, _cosines(features), issame, q[0::2], q[1::2], source)
     return out
+
+
+def _cosines(features: np.ndarray) -> np.ndarray:
+    """Cosine of each pair (rows 2i, 2i+1) of float64 features (a zero row scores 0)."""
+    emb = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return np.sum(emb[0::2] * emb[1::2], axis=1)
+
+
+def _pair_fairness(
+    out: Analyses,
+    name: str,
+    options: Mapping[str, Any],
+    tar_rule: str,
+    scores: np.ndarray,
+    issame: np.ndarray,
+    identities: Sequence[str] | None,
+    attributes: Mapping[str, Sequence[str | None]],
+) -> None:
+    """The fairness part of `pair_analyses`, written into ``out``."""
+    fmr = float(options.get("fairness_fmr") or DEFAULT_FAIRNESS_FMR)
+    n_boot = int(options.get("fairness_boot", DEFAULT_BOOT))
+    clusters, unit = _clusters(identities, len(issame))
+    out.extra["fairness"] = {}
+    for attr, per_image in attributes.items():
+        a, b = per_image[0::2], per_image[1::2]
+        keep = np.array([x is not None and y is not None for x, y in zip(a, b)], dtype=bool)
+        if not keep.any() or keep[issame].sum() == 0 or keep[~issame].sum() == 0:
+            out.warnings.append(f"{name}: attribute {attr!r}: no genuine or no impostor pair has both images assigned")
+            continue
+        ga = [str(x) for x, k in zip(a, keep) if k]
+        gb = [str(y) for y, k in zip(b, keep) if k]
+        report, labels = fairness_report(scores[keep], issame[keep], ga, gb, clusters[keep], fmr, tar_rule, n_boot)
+        report["unassigned_pairs"] = int((~keep).sum())
+        report["bootstrap_unit"] = unit
+        out.extra["fairness"][attr] = report
+        full = np.full(len(issame), "", dtype=object)
+        full[keep] = labels
+        out.arrays[f"groups_{attr}"] = full.astype(str)
+        for metric in ("ser", "fdr", "ir", "garbe"):
+            out.metrics.setdefault(metric, {})[attr] = report["summaries"][metric]
+        for metric in ("fdr", "garbe"):  # fractions; SER and IR are ratios (tables print percentages)
+            out.columns[f"{metric}.{attr}"] = f"{name} {metric.upper()}({attr})"
+        out.metrics.setdefault("group_std", {})[attr] = report["summaries"]["std"]
+        for group, row in report["groups"].items():  # for --column NAME:group_fnmr.<attr>/<group>
+            out.metrics.setdefault("group_fmr", {})[f"{attr}/{group}"] = row["fmr"]
+            out.metrics.setdefault("group_fnmr", {})[f"{attr}/{group}"] = row["fnmr"]
+    out.rules["fairness"] = (
+        f"one global threshold at FMR {fmr_key(fmr)} on all impostor pairs (facebench.metrics.roc.threshold_at_far, "
+        f"accept cos >= t); cross-group pairs apart; FDR/IR/GARBE alpha {SUMMARY_WEIGHT}; STD ddof={STD_DDOF}; "
+        f"bootstrap {n_boot} resamples by {unit}"
+    )
+
+
+def _pair_quality(
+    out: Analyses,
+    name: str,
+    options: Mapping[str, Any],
+    scores: np.ndarray,
+    issame: np.ndarray,
+    quality_a: np.ndarray,
+    quality_b: np.ndarray,
+    source: str,
+) -> None:
+    """The quality part of `pair_analyses`, written into ``out``."""
+    limit = float(options.get("discard_limit") or DEFAULT_DISCARD_LIMIT)
+    report = quality_report(scores, issame, quality_a, quality_b, limit)
+    report["source"] = source
+    out.extra["quality"] = report
+    out.arrays["pair_quality"] = mqual.pair_quality(quality_a, quality_b)
+    for key, curve in report["curves"].items():
+        convention, fkey = key.split("_", 1)
+        out.metrics.setdefault(f"erc_auc_{convention}", {})[fkey] = curve["auc"]
+        out.metrics.setdefault(f"erc_pauc_{convention}", {})[fkey] = curve["pauc"]
+    out.columns[f"erc_pauc_fixed.{fmr_key(QUALITY_FMRS[0])}"] = f"{name} EDC pAUC@{limit:g}"
+    out.rules["quality"] = (
+        f"{source}; pair quality = min of the two; discard grid 0..0.95 step 0.05 (lowest pair quality first, "
+        f"ties in stored order); FNMR at FMR 1e-3 and 1e-4 where resolvable; thresholds 'fixed' (EDC: once on "
+        f"all pairs) and 'refit' (re-set on the retained pairs); AUC over the grid, pAUC up to {limit:g}"
+    )

@@ -88,8 +88,7 @@ def run_rfw(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         spec.name, ctx.settings.options, ctx.settings.tar_rule, features, issame, paths_all, ids_all,
         {"race": race_all},
     )
-    emb = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    arrays.update(scores=np.sum(emb[0::2] * emb[1::2], axis=1), labels=issame, **analyses.arrays)
+    arrays.update(scores=np.concatenate([arrays[f"{r}_scores"] for r in RACES]), labels=issame, **analyses.arrays)
     metrics: dict[str, Any] = {
         "accuracy": float(accs.mean()),
         "accuracy_std": float(np.std(accs, ddof=SUBSET_STD_DDOF)),
