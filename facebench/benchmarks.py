@@ -172,7 +172,8 @@ def folder_benchmark(path: str | Path) -> Benchmark:
     """The spec of ``--benchmark folder:PATH``: your own identity folder (kind ``folder``, evaluated by
     `facebench.evaluate.folder`). Its name is ``folder_<folder name>`` (used in results, ``--calibrate-on`` and
     ``--file NAME.ROLE=PATH``); ``PATH`` is relative to the current directory. Optional files in the folder:
-    ``landmarks.txt`` (5 points per raw image) and ``pairs.txt`` (a ``path_a path_b label`` pair list)."""
+    ``landmarks.txt`` (5 points per raw image) and ``pairs.txt`` (a pair list in any dialect of
+    `facebench.io.pairlists.PAIR_DIALECTS`)."""
     root = Path(os.path.abspath(os.path.expanduser(str(path))))
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", root.name) or "root"
     return Benchmark(
