@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output directory (default reports/<checkpoint name>)")
     p.add_argument("--features", type=Path, help="precomputed features: FILE.npy (one benchmark) or DIR of <name>.npy")
     p.add_argument("--file", action="append", default=[], metavar="NAME.ROLE=PATH", help="override one input file")
-    p.add_argument("--save-features", type=Path, help="write the evaluated embeddings (FILE.npy or DIR)")
+    p.add_argument("--save-features", type=Path, help="write the evaluated embeddings (FILE.npy or DIR), each with its row order "
+                   "(the image paths, one per row) in <name>.paths.txt beside it")
     p.add_argument("--save-pair-scores", action="store_true",
                    help="IJB 1:1: also keep every pair's score, label and template ids in <benchmark>.npz (IJB-C: "
                    "about 160 MB), so that report and compare bootstrap templates and test TAR differences")
