@@ -8,7 +8,7 @@ Schema (top level)::
 
     name = "lfw"                # must equal the file stem
     version = 1                 # bumped whenever the protocol's numbers could change
-    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | alltoall | tinyface | survface | identify
+    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | alltoall | tinyface | survface | identify | rfw
     title = "LFW"
     citation = "..."
     description = "..."         # optional
@@ -38,7 +38,7 @@ from typing import Any, Iterable, Mapping
 from facebench.errors import FacebenchError
 from facebench.textdoc import TOMLDecodeError, parse_toml
 
-KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface", "identify")
+KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface", "identify", "rfw")
 _TOP_KEYS = {
     "name", "version", "kind", "title", "citation", "description", "groups", "order", "counts", "source",
     "checksums", "columns", "plausible", "options",
@@ -167,7 +167,8 @@ def folder_benchmark(path: str | Path) -> Benchmark:
     """The spec of ``--benchmark folder:PATH``: your own identity folder (kind ``folder``, evaluated by
     `facebench.evaluate.folder`). Its name is ``folder_<folder name>`` (used in results, ``--calibrate-on`` and
     ``--file NAME.ROLE=PATH``); ``PATH`` is relative to the current directory. Optional files in the folder:
-    ``landmarks.txt`` (5 points per raw image) and ``pairs.txt`` (a ``path_a path_b label`` pair list)."""
+    ``landmarks.txt`` (5 points per raw image) and ``pairs.txt`` (a pair list in any dialect of
+    `facebench.io.pairlists.PAIR_DIALECTS`)."""
     root = Path(os.path.abspath(os.path.expanduser(str(path))))
     stem = _own_stem(root)
     return _own_benchmark(

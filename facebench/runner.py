@@ -166,7 +166,7 @@ def benchmark_entry(
         "rules": result.rules,
         "inputs": result.inputs,
         **result.counts,
-        "columns": dict(spec.columns),
+        "columns": {**spec.columns, **result.columns},
         "warnings": result.warnings,
         "feature_sources": feature_sources or {},
         "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},

@@ -79,13 +79,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overwrite_argument(p)
     p.add_argument("--features", type=Path, help="precomputed features: FILE.npy (one benchmark) or DIR of <name>.npy")
     p.add_argument("--file", action="append", default=[], metavar="NAME.ROLE=PATH", help="override one input file")
-    p.add_argument("--save-features", type=Path, help="write the evaluated embeddings (FILE.npy or DIR)")
+    p.add_argument("--save-features", type=Path, help="write the evaluated embeddings (FILE.npy or DIR), each with its row order "
+                   "(the image paths, one per row) in <name>.paths.txt beside it")
     p.add_argument("--save-pair-scores", action="store_true",
                    help="IJB 1:1: also keep every pair's score, label and template ids in <benchmark>.npz (IJB-C: "
                    "about 160 MB), so that report and compare bootstrap templates and test TAR differences")
     add_model_arguments(p)
     g = p.add_argument_group("rules")
-    g.add_argument("--kfold-rule", choices=("insightface", "facexzoo"), default="insightface")
+    g.add_argument("--kfold-rule", choices=("insightface", "facexzoo", "xqlfw"), default="insightface",
+                   help="10-fold rule: insightface (default), facexzoo, or xqlfw (the XQLFW authors' 1 - cos grid)")
     g.add_argument("--tar-rule", choices=("nearest", "le", "interp"), default="nearest",
                    help="TAR@FAR read-off: nearest (insightface), le (FPR <= target), interp")
     g.add_argument("--per-image-l2", action="store_true", help="IJB: L2-normalise each image feature before pooling")
@@ -115,6 +117,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder:PATH benchmarks: seed of the generated pairs and gallery/probe split (default 0)")
     g.add_argument("--folder-pairs", type=int, default=6000,
                    help="folder:PATH benchmarks: most pairs generated, 10 balanced folds (default 6000)")
+    g.add_argument("--pairs", default="auto", metavar="auto|generate|DIALECT",
+                   help="folder:PATH benchmarks: read PATH/pairs.txt in its detected dialect (auto, default), in a "
+                   "named one (lfw, lfw_noheader, consecutive, path_path_label, label_path_path), or ignore it and "
+                   "generate pairs (generate)")
+    a = p.add_argument_group("fairness and quality analyses (pair benchmarks)")
+    a.add_argument("--groups", type=Path, metavar="FILE",
+                   help="CSV 'key,attribute,...' (key = image path relative to the image folder, or identity): "
+                   "per-group FMR/FNMR at one global threshold, SER, STD, FDR, IR, GARBE (docs/fairness.md)")
+    a.add_argument("--fairness-fmr", type=float, default=1e-3, help="overall FMR of the global threshold (default 1e-3)")
+    a.add_argument("--fairness-boot", type=int, default=200,
+                   help="bootstrap resamples by identity for the fairness intervals (default 200; 0 = none)")
+    a.add_argument("--quality", metavar="norm|FILE",
+                   help="error-versus-discard curves: 'norm' (feature norm, MagFace) or a file 'path score' per "
+                   "image (docs/quality.md)")
+    a.add_argument("--discard-limit", type=float, default=0.2,
+                   help="discard fraction up to which the pAUC of the quality curves is taken (a grid point; default 0.2)")
     c = p.add_argument_group("cache")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     c.add_argument("--verify-cache", action="store_true",
@@ -130,6 +148,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def settings_from_args(args: argparse.Namespace):
     """Build the RunSettings of a parsed `run` command line."""
+    from facebench.evaluate.analyses import check_options
     from facebench.evaluate.common import RunSettings
     from facebench.runner import default_out_dir
 
@@ -150,7 +169,14 @@ def settings_from_args(args: argparse.Namespace):
         "folder_pairs": args.folder_pairs,
         "measure_speed": not args.no_speed,
         "save_pair_scores": args.save_pair_scores,
+        "pairs": args.pairs,
+        "groups": str(args.groups) if args.groups else None,
+        "fairness_fmr": args.fairness_fmr,
+        "fairness_boot": args.fairness_boot,
+        "quality": args.quality,
+        "discard_limit": args.discard_limit,
     }
+    check_options(options)
     return RunSettings(
         benchmarks=args.benchmark,
         data_root=args.data_root,

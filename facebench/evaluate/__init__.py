@@ -18,6 +18,7 @@ EVALUATORS: dict[str, str] = {
     "tinyface": "facebench.evaluate.tinyface",
     "survface": "facebench.evaluate.survface",
     "identify": "facebench.evaluate.identify",
+    "rfw": "facebench.evaluate.rfw",
 }
 
 

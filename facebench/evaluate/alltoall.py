@@ -24,7 +24,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate.folder import images_digest, list_folder
-from facebench.evaluate.pairs import far_key
+from facebench.evaluate.rates import key as far_key
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
 from facebench.io.textlines import read_path_labels

@@ -16,7 +16,7 @@ from facebench.errors import FacebenchError
 from facebench.embedder import Embedder
 from facebench.evaluate.checks import check_embeddings
 from facebench.extract import DEFAULT_CHUNK
-from facebench.fileio import save_npy, sha256_file
+from facebench.fileio import save_npy, sha256_file, write_text
 from facebench.images import ImageList
 from facebench.models.base import Encoder
 from facebench.preprocess import Profile
@@ -70,6 +70,8 @@ class BenchmarkResult:
     warnings: list[str] = field(default_factory=list)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)
+    """Table columns (metric path -> label) added to the spec's, e.g. by the fairness and quality analyses."""
 
 
 @dataclass
@@ -149,7 +151,7 @@ class RunContext:
         check_embeddings(feats, f"{spec.name}: {label} features", images.describe)
         self.feature_sources.setdefault(spec.name, {})[label] = source
         if self.settings.save_features is not None:
-            self._save_features(label, feats)
+            self._save_features(label, feats, images)
         return feats
 
     def _extract_to_store(self, root: Path, label: str, images: ImageList, flip: str | None) -> np.ndarray:
@@ -210,12 +212,16 @@ class RunContext:
                 raise FacebenchError(f"{path}: row {bad} contains NaN or infinite values")
         return feats
 
-    def _save_features(self, label: str, feats: np.ndarray) -> None:
+    def _save_features(self, label: str, feats: np.ndarray, images: ImageList) -> None:
+        """Write the features and, when the images have paths, their row order: ``<name>.paths.txt`` beside
+        the ``.npy``, one image path per row (pair order for pair sets)."""
         target = self.settings.save_features
         assert target is not None
         single = target.suffix == ".npy" and self.n_benchmarks == 1
         path = target if single else target / f"{label}.npy"
         save_npy(path, feats)
+        if images.paths is not None:
+            write_text(path.with_suffix(".paths.txt"), "".join(f"{p}\n" for p in images.paths))
 
 
 def _open_npy(path: Path) -> np.ndarray:

@@ -9,8 +9,10 @@ Layout (``PATH``):
   file, ``PATH/landmarks.txt`` or ``--file <name>.landmarks=FILE`` (lines ``path x1 y1 ... x5 y5``, paths
   relative to ``PATH``; see `facebench.io.landmarks`). facebench never detects faces: a raw photo that the
   landmark file does not list is an error.
-- Optional pair list ``PATH/pairs.txt`` or ``--file <name>.pairs=FILE``: lines ``path_a path_b label``
-  (1 = same, 0 = different, paths relative to ``PATH``); its 10 folds are contiguous blocks of the file order.
+- Optional pair list ``PATH/pairs.txt`` or ``--file <name>.pairs=FILE``, in any dialect of
+  `facebench.io.pairlists.PAIR_DIALECTS` (detected, or named by ``--pairs DIALECT``; e.g. ``path_a path_b label``
+  with paths relative to ``PATH``, or LFW's own ``pairs.txt``); folds by the list's rule (`FOLD_RULES`).
+  ``--pairs generate`` ignores the list and generates pairs.
 
 Checks: a file with an image suffix whose first bytes are not a JPEG/PNG/BMP/WebP/TIFF signature is an error
 listing the unreadable files (an image that passes the signature check but cannot be decoded is an error
@@ -54,11 +56,12 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate import rates
-from facebench.evaluate.pairs import PairData, balance_warnings, normalise_rows, verification_metrics
+from facebench.evaluate.analyses import image_attributes, pair_analyses, search_analyses
+from facebench.evaluate.pairs import PairData, balance_warnings, leak_warnings, normalise_rows, verification_metrics
 from facebench.fileio import sha256_file
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
-from facebench.io.pairlists import read_pair_label_list
+from facebench.io.pairlists import image_identity, read_pair_list
 from facebench.metrics import identification as mident
 
 log = logging.getLogger(__name__)
@@ -370,12 +373,16 @@ class FolderData:
     warnings: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)
     split: IdentificationSplit | None = None
+    identities: list[str] = field(default_factory=list)
 
 
-def read_folder(files: Mapping[str, Path], seed: int = DEFAULT_SEED, max_pairs: int = DEFAULT_MAX_PAIRS) -> FolderData:
-    """Read a folder benchmark's files (roles ``images``, optional ``landmarks`` and ``pairs``)."""
+def read_folder(
+    files: Mapping[str, Path], seed: int = DEFAULT_SEED, max_pairs: int = DEFAULT_MAX_PAIRS, pairs_mode: str = "auto"
+) -> FolderData:
+    """Read a folder benchmark's files (roles ``images``, optional ``landmarks`` and ``pairs``); ``pairs_mode``:
+    ``auto`` (detect the list's dialect), a dialect name, or ``generate`` (ignore the list)."""
     root = Path(files["images"])
-    pair_file = files.get("pairs")
+    pair_file = files.get("pairs") if pairs_mode != "generate" else None
     listing = list_folder(root, require_identities=pair_file is None)
     warnings: list[str] = []
     if listing.skipped:
@@ -384,6 +391,7 @@ def read_folder(files: Mapping[str, Path], seed: int = DEFAULT_SEED, max_pairs: 
             f"{', '.join(listing.skipped[:10])}{' ...' if len(listing.skipped) > 10 else ''}"
         )
     paths = list(listing.paths)
+    identities = [listing.identities[k] for k in listing.labels.tolist()]
     rules: dict[str, Any] = {}
     counts: dict[str, Any] = {
         "n_identities": len(listing.identities),
@@ -392,15 +400,21 @@ def read_folder(files: Mapping[str, Path], seed: int = DEFAULT_SEED, max_pairs: 
         "ignored_files": listing.ignored,
     }
     if pair_file is not None:
-        plist = read_pair_label_list(pair_file, listing.root)
+        plist = read_pair_list(pair_file, listing.root, dialect=pairs_mode)
         index = {p: i for i, p in enumerate(paths)}
-        for p in plist.paths:
+        list_identities = plist.identities or tuple(image_identity(os.path.relpath(p, listing.root)) for p in plist.paths)
+        for p, name in zip(plist.paths, list_identities):
             if p not in index:
                 index[p] = len(paths)
                 paths.append(p)
+                identities.append(name)
         remap = np.array([index[p] for p in plist.paths], dtype=np.int64)
         pairs, issame = remap[plist.pairs], plist.issame
-        rules["pairs"] = f"pair list {Path(pair_file).name} (10 contiguous folds in file order)"
+        flat = pairs.reshape(-1)
+        warnings += leak_warnings(Path(pair_file).name, [identities[i] for i in flat], plist.folds)
+        rules["pairs"] = f"pair list {Path(pair_file).name}, dialect {plist.dialect}"
+        rules["pair_list_dialect"] = plist.dialect
+        rules["folds"] = plist.fold_rule
         warnings += balance_warnings(Path(pair_file).name, issame, N_FOLDS)
     else:
         generated = generate_pairs(listing.groups, seed, max_pairs)
@@ -439,7 +453,9 @@ def read_folder(files: Mapping[str, Path], seed: int = DEFAULT_SEED, max_pairs: 
         rules["alignment"] = "none: images are 112x112 aligned crops"
     images = ImageList(origin=str(listing.root), paths=paths, landmarks=landmarks, crops=False)
     inputs = {f"{listing.root.name}/ ({len(paths)} images)": images_digest(listing.root, paths)}
-    return FolderData(listing, images, pairs, np.asarray(issame, dtype=bool), rules, counts, warnings, inputs, split)
+    return FolderData(
+        listing, images, pairs, np.asarray(issame, dtype=bool), rules, counts, warnings, inputs, split, identities
+    )
 
 
 def images_digest(root: Path, paths: Sequence[str]) -> str:
@@ -469,7 +485,7 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     options = ctx.settings.options
     seed = int(options.get("folder_seed", DEFAULT_SEED) or 0)
     max_pairs = int(options.get("folder_pairs", DEFAULT_MAX_PAIRS) or DEFAULT_MAX_PAIRS)
-    data = read_folder(files, seed, max_pairs)
+    data = read_folder(files, seed, max_pairs, str(options.get("pairs") or "auto"))
     for w in data.warnings:
         log.warning(w)
     inputs = ctx.hash_inputs(spec, {k: v for k, v in files.items() if k != "images"}, data.warnings, known=data.inputs)
@@ -479,7 +495,18 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         threshold=options.get("threshold"), threshold_unit=str(options.get("threshold_unit", "cosine")),
     )
     arrays["pair_images"] = data.pairs
-    extra: dict[str, Any] = {"reader": "folder", "images": str(data.listing.root)}
+    flat = data.pairs.reshape(-1)
+    analyses = pair_analyses(
+        spec.name, options, ctx.settings.tar_rule, features[flat], data.issame,
+        [data.images.paths[i] for i in flat],  # type: ignore[index]
+        [data.identities[i] for i in flat],
+    )
+    metrics.update(analyses.metrics)
+    arrays.update(analyses.arrays)
+    for w in analyses.warnings:
+        log.warning(w)
+        data.warnings.append(w)
+    extra: dict[str, Any] = {"reader": "folder", "images": str(data.listing.root), **analyses.extra}
     if data.split is not None:
         id_metrics, details, id_arrays = identification_metrics(
             features, data.split, str(options.get("tpir_rule", "insightface")), str(options.get("cmc_ties", ">="))
@@ -490,6 +517,17 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         extra["identification"] = details
         arrays.update(id_arrays)
         data.counts.update(n_mated=int(id_arrays["mate_ranks"].size), n_nonmated=int(id_arrays["nonmated_scores"].size))
+        attributes, _ = image_attributes(options, data.images.paths, data.identities)  # type: ignore[arg-type]
+        mated = np.isin(data.split.probe_subjects, data.split.gallery_subjects)
+        search = search_analyses(
+            spec.name, options, attributes, data.split.probes[mated], data.split.probes[~mated],
+            id_arrays["mate_ranks"], id_arrays["mate_scores"], id_arrays["nonmated_scores"],
+        )
+        metrics.update(search.metrics)
+        extra.update(search.extra)
+        analyses.rules.update(search.rules)
+        analyses.columns.update(search.columns)
+        data.warnings.extend(search.warnings)
     for w in rates.unmeasurable_warnings(spec.name, metrics):
         log.warning(w)
         data.warnings.append(w)
@@ -501,6 +539,7 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         "n_folds": N_FOLDS,
         **rates.RULES_1TO1,
         **data.rules,
+        **analyses.rules,
     }
     if data.split is not None:
         rules["tpir_rule"] = extra["identification"]["tpir_rule"]
@@ -512,6 +551,7 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         warnings=data.warnings,
         arrays=arrays,
         extra=extra,
+        columns=analyses.columns,
     )
 
 

@@ -29,7 +29,7 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate.folder import DEFAULT_SEED, identification_split, images_digest, list_folder
-from facebench.evaluate.pairs import far_key
+from facebench.evaluate.rates import key as far_key
 from facebench.evaluate.tinyface import retrieval
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks

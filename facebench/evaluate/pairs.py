@@ -7,6 +7,8 @@ Embedding rule: the flip-combined output is L2-normalised per image (insightface
   same when ``dist < thr``, contiguous folds, mean and std (ddof=0); VAL@FAR=1e-3 on ``arange(0, 4, 0.001)``.
 - ``kfold_rule="facexzoo"``: cosine score, threshold maximising TPR - FPR over 1,000 thresholds spanning
   the train scores, mean and standard error.
+- ``kfold_rule="xqlfw"`` (the XQLFW authors' code): cosine distance ``1 - cos`` on ``arange(0, 2, 0.001)``,
+  same when ``distance < thr``, contiguous folds, mean and std (ddof=0).
 Whatever the fold rule, ROC, AUC, EER and TAR@FAR are computed from the cosine scores of all pairs, with
 the TAR@FAR read-off rule named in ``rules.tar_at_far``.
 """
@@ -14,7 +16,7 @@ the TAR@FAR read-off rule named in ``rules.tar_at_far``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,14 +29,17 @@ from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_w
 from facebench.images import ImageList
 from facebench.io.binpack import read_bin
 from facebench.io.landmarks import read_landmarks
+from facebench.evaluate.analyses import pair_analyses
+from facebench.io.attributes import masked, match_images, read_mfr2_labels
 from facebench.io.pairlists import (
+    PAIR_DIALECTS,
     PairList,
     read_agedb_mat,
     read_calfw_pairs,
     read_cfp,
     read_cplfw_pairs,
     read_lfw_pairs,
-    read_pair_label_list,
+    read_pair_list,
 )
 from facebench.metrics import kfold as mkfold
 from facebench.metrics import roc as mroc
@@ -42,64 +47,102 @@ from facebench.metrics import roc as mroc
 log = logging.getLogger(__name__)
 
 FAR_TARGETS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-KFOLD_RULES = ("insightface", "facexzoo")
+KFOLD_RULES = ("insightface", "facexzoo", "xqlfw")
 
 
 @dataclass
 class PairData:
-    """A pair set as read: 2N images in pair order, N labels, the sha256 of each input file."""
+    """A pair set as read: 2N images in pair order, N labels, the sha256 of each input file; where the list
+    says so, the identity of each image, the fold of each pair, the list's dialect and fold rule, and
+    built-in group attributes (attribute -> value per image, e.g. MFR2's mask type)."""
 
     images: ImageList
     issame: np.ndarray
     inputs: dict[str, str]
     reader: str
+    identities: list[str] | None = None
+    folds: np.ndarray | None = None
+    dialect: str = ""
+    fold_rule: str = ""
+    attributes: dict[str, list[str | None]] = field(default_factory=dict)
 
 
-def _from_pack(files: dict[str, Path], spec: Benchmark) -> PairData:
-    pack = read_bin(files["pack"])
+def pack_data(pack_file: Path) -> PairData:
+    """A pair set from an insightface ``.bin`` pack (no identities, paths or folds: the pack has none)."""
+    pack = read_bin(pack_file)
     return PairData(pack.to_image_list(), pack.issame, pack.inputs, "binpack")
 
 
-def _from_pairlist(pairs: PairList, files: dict[str, Path], image_root: Path, reader_name: str) -> PairData:
+def _from_pack(files: dict[str, Path], spec: Benchmark) -> PairData:
+    return pack_data(files["pack"])
+
+
+def list_data(pairs: PairList, files: dict[str, Path], image_root: Path, reader_name: str) -> PairData:
+    """A pair set from a read pair list (landmarks from ``files["landmarks"]`` when given); the pairs must be
+    in contiguous fold order."""
     landmarks = read_landmarks(files["landmarks"], image_root) if "landmarks" in files else None
     if not pairs.is_kfold_layout():
         raise FacebenchError(f"{pairs.origin}: pairs are not in contiguous fold order; cannot apply the 10-fold rule")
-    return PairData(pairs.to_image_list(landmarks), pairs.issame, dict(pairs.inputs), reader_name)
+    identities = [pairs.identities[i] for i in pairs.pairs.reshape(-1)] if pairs.identities else None
+    return PairData(
+        pairs.to_image_list(landmarks), pairs.issame, dict(pairs.inputs), reader_name, identities, pairs.folds,
+        pairs.dialect, pairs.fold_rule,
+    )
 
 
 def _lfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_lfw_pairs(files["pairs"], files["images"]), files, files["images"], "lfw_pairs")
+    return list_data(read_lfw_pairs(files["pairs"], files["images"]), files, files["images"], "lfw_pairs")
 
 
 def _pair_list(files: dict[str, Path], spec: Benchmark) -> PairData:
-    pairs = read_pair_label_list(files["pairs"], files["images"])
-    return _from_pairlist(pairs, files, files["images"], "pair_list")
+    """Any pair-list dialect (`facebench.io.pairlists.PAIR_DIALECTS`): the spec's ``options.dialect``, else
+    detected; image suffix ``options.ext`` (else probed)."""
+    dialect = str(spec.options.get("dialect", "auto"))
+    if dialect != "auto" and dialect not in PAIR_DIALECTS:
+        raise FacebenchError(f"{spec.path}: options.dialect {dialect!r} is not one of {', '.join(PAIR_DIALECTS)}")
+    pairs = read_pair_list(files["pairs"], files["images"], dialect=dialect, ext=spec.options.get("ext"))
+    return list_data(pairs, files, files["images"], "pair_list")
+
+
+def _mfr2(files: dict[str, Path], spec: Benchmark) -> PairData:
+    """MFR2: ``pairs.txt`` in the LFW dialect without header (``name i j`` / ``n1 i n2 j`` mixed, no folds:
+    KFold(10) over the stored order), images ``<Name>/<Name>_%04d.png``; ``mfr2_labels.txt`` (optional) gives
+    the built-in attributes ``mask_type`` and ``masked`` (`facebench.io.attributes.masked`)."""
+    pairs = read_pair_list(files["pairs"], files["images"], dialect="lfw_noheader", ext="png")
+    data = list_data(pairs, files, files["images"], "mfr2")
+    if "labels" in files:
+        labels = read_mfr2_labels(files["labels"])
+        values, _ = match_images(labels, data.images.paths or [], None, str(files["labels"]))
+        data.attributes["mask_type"] = values
+        data.attributes["masked"] = [masked(v) if v is not None else None for v in values]
+    return data
 
 
 def _calfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_calfw_pairs(files["pairs"], files["images"]), files, files["images"], "calfw_pairs")
+    return list_data(read_calfw_pairs(files["pairs"], files["images"]), files, files["images"], "calfw_pairs")
 
 
 def _cplfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_cplfw_pairs(files["pairs"], files["images"]), files, files["images"], "cplfw_pairs")
+    return list_data(read_cplfw_pairs(files["pairs"], files["images"]), files, files["images"], "cplfw_pairs")
 
 
 def _cfp_fp(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_cfp(files["root"], "FP"), files, files["root"], "cfp_fp")
+    return list_data(read_cfp(files["root"], "FP"), files, files["root"], "cfp_fp")
 
 
 def _cfp_ff(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_cfp(files["root"], "FF"), files, files["root"], "cfp_ff")
+    return list_data(read_cfp(files["root"], "FF"), files, files["root"], "cfp_ff")
 
 
 def _agedb(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return _from_pairlist(read_agedb_mat(files["protocol"], files["images"]), files, files["images"], "agedb_mat")
+    return list_data(read_agedb_mat(files["protocol"], files["images"]), files, files["images"], "agedb_mat")
 
 
 READERS: dict[str, Callable[[dict[str, Path], Benchmark], PairData]] = {
     "binpack": _from_pack,
     "lfw_pairs": _lfw,
     "pair_list": _pair_list,
+    "mfr2": _mfr2,
     "calfw_pairs": _calfw,
     "cplfw_pairs": _cplfw,
     "cfp_fp": _cfp_fp,
@@ -151,6 +194,8 @@ def verification_metrics(
     cos = np.sum(e1 * e2, axis=1)
     if kfold_rule == "insightface":
         kf = mkfold.insightface_kfold(dist, issame, n_folds=n_folds)
+    elif kfold_rule == "xqlfw":
+        kf = mkfold.xqlfw_kfold(cos, issame, n_folds=n_folds)
     else:
         kf = mkfold.facexzoo_kfold(cos, issame, n_folds=n_folds)
     val = mkfold.insightface_val_far(dist, issame, far_target=1e-3, n_folds=n_folds)
@@ -165,7 +210,7 @@ def verification_metrics(
         "val_at_far_1e-03": {"val": float(val.val_mean), "val_std": float(val.val_std), "far": float(val.far_mean)},
         "fold_accuracies": [float(a) for a in kf.accuracies],
         "fold_thresholds": [float(t) for t in kf.thresholds],
-        "threshold_unit": "squared_l2" if kfold_rule == "insightface" else "cosine",
+        "threshold_unit": {"insightface": "squared_l2", "xqlfw": "cosine_distance"}.get(kfold_rule, "cosine"),
     }
     arrays = {
         "scores": cos.astype(np.float64),
@@ -195,6 +240,30 @@ def balance_warnings(name: str, issame: np.ndarray, n_folds: int = 10) -> list[s
     return warnings
 
 
+LEAK_NAMES_SHOWN = 10
+
+
+def leak_warnings(name: str, identities: list[str] | None, folds: np.ndarray | None) -> list[str]:
+    """A warning naming the identities that appear in more than one fold (`facebench.metrics.kfold.identity_leaks`;
+    none when identities or folds are unknown, e.g. a ``.bin`` pack)."""
+    if identities is None or folds is None:
+        return []
+    leaks = mkfold.identity_leaks(identities[0::2], identities[1::2], folds)
+    if not leaks:
+        return []
+    shown = ", ".join(f"{k} (folds {', '.join(str(f + 1) for f in v)})" for k, v in list(leaks.items())[:LEAK_NAMES_SHOWN])
+    more = f" and {len(leaks) - LEAK_NAMES_SHOWN} more" if len(leaks) > LEAK_NAMES_SHOWN else ""
+    return [
+        f"{name}: {len(leaks)} identit{'y appears' if len(leaks) == 1 else 'ies appear'} in more than one fold: "
+        f"{shown}{more}; thresholds are then tuned on the test identities, so the 10-fold accuracy is optimistic"
+    ]
+
+
+def pair_set_checks(name: str, data: PairData, n_folds: int) -> list[str]:
+    """Fold balance (`balance_warnings`) and identity leak across folds (`leak_warnings`) of a pair set."""
+    return balance_warnings(name, data.issame, n_folds) + leak_warnings(name, data.identities, data.folds)
+
+
 def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     """Read the pair set, get its features (extracted or given), compute the metrics."""
     reader_name, paths = ctx.files(spec)
@@ -208,7 +277,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         w = f"{spec.name}: read {n_pairs} pairs, the official set has {expected}: numbers are not comparable"
         log.warning(w)
         warnings.append(w)
-    for w in balance_warnings(spec.name, data.issame, n_folds):
+    for w in pair_set_checks(spec.name, data, n_folds):
         log.warning(w)
         warnings.append(w)
     features = ctx.features_for(spec, data.images)
@@ -216,6 +285,10 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     metrics, arrays = verification_metrics(
         features, data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, n_folds,
         threshold=options.get("threshold"), threshold_unit=str(options.get("threshold_unit", "cosine")),
+    )
+    extra_analyses = pair_analyses(
+        spec.name, ctx.settings.options, ctx.settings.tar_rule, features, data.issame, data.images.paths,
+        data.identities, data.attributes, paths.get("quality"),
     )
     warnings += rates.unmeasurable_warnings(spec.name, metrics)
     low = spec.plausible.get("min_accuracy")
@@ -230,8 +303,16 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         "embedding": "l2(f(x)+f(flip(x)))" if ctx.profile.flip == "add" else f"l2(flip={ctx.profile.flip})",
         "score": "cosine",
         "n_folds": n_folds,
+        **({"pair_list_dialect": data.dialect} if data.dialect else {}),
+        **({"folds": data.fold_rule} if data.fold_rule else {}),
+        **extra_analyses.rules,
         **rates.RULES_1TO1,
     }
+    for w in extra_analyses.warnings:
+        log.warning(w)
+        warnings.append(w)
+    metrics.update(extra_analyses.metrics)
+    arrays.update(extra_analyses.arrays)
     return BenchmarkResult(
         metrics=metrics,
         rules=rules,
@@ -239,7 +320,8 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         counts={"n_pairs": n_pairs, "n_images": len(data.images)},
         warnings=warnings,
         arrays=arrays,
-        extra={"reader": data.reader, "images": _image_source(paths)},
+        extra={"reader": data.reader, "images": _image_source(paths), **extra_analyses.extra},
+        columns=extra_analyses.columns,
     )
 
 

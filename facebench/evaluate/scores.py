@@ -27,7 +27,7 @@ from facebench.errors import FacebenchError
 from facebench.evaluate import thresholds
 from facebench.evaluate.common import BenchmarkResult
 from facebench.evaluate.ijb import verification_metrics
-from facebench.evaluate.pairs import far_key
+from facebench.evaluate.rates import key as far_key
 from facebench.fileio import sha256_file
 from facebench.io.scorefiles import ScoreList, read_score_file
 from facebench.metrics import identification as mident

@@ -27,7 +27,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.evaluate.pairs import far_key
+from facebench.evaluate.rates import key as far_key
 from facebench.images import ImageList
 from facebench.io.tinyface import identity_of, list_images
 from facebench.lowres import prepare_alignment

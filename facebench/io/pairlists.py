@@ -9,6 +9,9 @@ fold, so that ``KFold(10, shuffle=False)`` over the stored order reproduces the 
 - CALFW/CPLFW: fold k = positives [300k, 300k+300) then negatives [3000+300k, 3000+300k+300).
 - CFP: split k = fold k, its ``same.txt`` lines then its ``diff.txt`` lines.
 - AgeDB-30: split k = fold k, its pairs in column order (as insightface's ``agedb2pack`` walks the ``.mat``).
+- Any other list (`read_pair_list`, dialect detected: `PAIR_DIALECTS`): XQLFW/TALFW (``lfw``), MFR2 and RFW
+  (``lfw_noheader``), SLLFW (``consecutive``), MLFW (``path_path_label``), ``label path path``; folds by
+  `layout_folds` (`FOLD_RULES`).
 
 Image paths are absolute (``os.path.abspath``, symlinks kept). A referenced image that is missing is reported
 with the list line that names it (``check_images``, on by default: one ``stat`` per distinct image).
@@ -55,6 +58,10 @@ class PairList:
         issame: ``(N,)`` bool, True for a same-identity pair.
         folds: ``(N,)`` int64 fold id, non-decreasing (folds are contiguous blocks).
         inputs: protocol file name (relative to the dataset root where there is one) -> sha256.
+        dialect: the list dialect it was read in (`PAIR_DIALECTS`; empty for CFP and AgeDB).
+        fold_rule: how pairs were put into folds (``sets``, `FOLD_RULES`, or the reader's own rule).
+        identities: the identity of each of ``paths`` (empty when the format does not say), for the
+            identity-leak-across-folds check.
     """
 
     origin: str
@@ -63,6 +70,9 @@ class PairList:
     issame: np.ndarray
     folds: np.ndarray
     inputs: dict[str, str] = field(default_factory=dict)
+    dialect: str = ""
+    fold_rule: str = ""
+    identities: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.issame)
@@ -109,14 +119,16 @@ class _Collector:
         self.pairs: list[tuple[int, int]] = []
         self.issame: list[bool] = []
         self.folds: list[int] = []
+        self.identities: list[str] = []
 
-    def image(self, path: str, location: str) -> int:
+    def image(self, path: str, location: str, identity: str = "") -> int:
         path = os.path.abspath(path)
         i = self.index.get(path)
         if i is None:
             i = self.index[path] = len(self.paths)
             self.paths.append(path)
             self.first_named.append(location)
+            self.identities.append(identity)
         return i
 
     def add(self, a: int, b: int, same: bool, fold: int) -> None:
@@ -124,7 +136,9 @@ class _Collector:
         self.issame.append(same)
         self.folds.append(fold)
 
-    def build(self, origin: str | Path, inputs: dict[str, str], check_images: bool) -> PairList:
+    def build(
+        self, origin: str | Path, inputs: dict[str, str], check_images: bool, dialect: str = "", fold_rule: str = ""
+    ) -> PairList:
         if not self.pairs:
             raise FacebenchError(f"{origin}: no pairs found")
         if check_images:
@@ -142,13 +156,41 @@ class _Collector:
             issame=np.asarray(self.issame, dtype=bool),
             folds=np.asarray(self.folds, dtype=np.int64),
             inputs=inputs,
+            dialect=dialect,
+            fold_rule=fold_rule,
+            identities=tuple(self.identities) if all(self.identities) else (),
         )
+
+
+def _lfw_image_path(image_root: str | Path, name: str, number: int, ext: str) -> str:
+    return os.path.join(image_root, name, f"{name}_{number:04d}.{ext}")
+
+
+def _lfw_pair_fields(path: Path, line: int, fields: list[str], same: bool | None, what: str) -> tuple[str, int, str, int]:
+    """``(name_a, i, name_b, j)`` of an LFW pair line; ``same`` None = decide by the column count (3 matched,
+    4 mismatched), else require that kind (``what`` says where in the file)."""
+    if same is None:
+        if len(fields) not in (3, 4):
+            raise FacebenchError(
+                f"{where(path, line)}: expected 'name i j' (3 columns) or 'name1 i name2 j' (4 columns), "
+                f"got {len(fields)}: {' '.join(fields)!r}"
+            )
+        same = len(fields) == 3
+    if same:
+        expect_columns(path, line, fields, 3, f"name i j of a matched pair{what}")
+        name_b, j_text = fields[0], fields[2]
+    else:
+        expect_columns(path, line, fields, 4, f"name1 i name2 j of a mismatched pair{what}")
+        name_b, j_text = fields[2], fields[3]
+    i = parse_int(path, line, fields[1], "image number", minimum=1)
+    j = parse_int(path, line, j_text, "image number", minimum=1)
+    return fields[0], i, name_b, j
 
 
 def read_lfw_pairs(
     pairs_file: str | Path, image_root: str | Path, *, ext: str = "jpg", check_images: bool = True
 ) -> PairList:
-    """Read LFW's ``pairs.txt``.
+    """Read LFW's ``pairs.txt`` (dialect ``lfw``).
 
     Format: a header ``n_sets<TAB>n`` (``10\\t300`` for View 2; a single ``n`` is one set, as in View 1's
     ``pairsDevTest.txt``), then per set ``n`` matched lines ``name i j`` and ``n`` mismatched lines
@@ -168,11 +210,6 @@ def read_lfw_pairs(
     numbers = [parse_int(pairs_file, line, f, "header count", minimum=1) for f in fields]
     n_sets, n = (1, numbers[0]) if len(numbers) == 1 else (numbers[0], numbers[1])
     out = _Collector()
-
-    def image(name: str, number: int, line: int) -> int:
-        rel = os.path.join(name, f"{name}_{number:04d}.{ext}")
-        return out.image(os.path.join(image_root, rel), where(pairs_file, line))
-
     expected_lines = n_sets * 2 * n
     done = 0
     for s in range(n_sets):
@@ -185,16 +222,10 @@ def read_lfw_pairs(
                         f"{n} matched + {n} mismatched pairs ({expected_lines} lines)"
                     )
                 line, fields = item
-                if same:
-                    expect_columns(pairs_file, line, fields, 3, f"name i j of a matched pair in set {s + 1}")
-                    i = parse_int(pairs_file, line, fields[1], "image number", minimum=1)
-                    j = parse_int(pairs_file, line, fields[2], "image number", minimum=1)
-                    a, b = image(fields[0], i, line), image(fields[0], j, line)
-                else:
-                    expect_columns(pairs_file, line, fields, 4, f"name1 i name2 j of a mismatched pair in set {s + 1}")
-                    i = parse_int(pairs_file, line, fields[1], "image number", minimum=1)
-                    j = parse_int(pairs_file, line, fields[3], "image number", minimum=1)
-                    a, b = image(fields[0], i, line), image(fields[2], j, line)
+                name_a, i, name_b, j = _lfw_pair_fields(pairs_file, line, fields, same, f" in set {s + 1}")
+                loc = where(pairs_file, line)
+                a = out.image(_lfw_image_path(image_root, name_a, i, ext), loc, name_a)
+                b = out.image(_lfw_image_path(image_root, name_b, j, ext), loc, name_b)
                 out.add(a, b, same, s)
                 done += 1
     extra = next(lines, None)
@@ -203,30 +234,214 @@ def read_lfw_pairs(
             f"{where(pairs_file, extra[0])}: expected the end of the file after {n_sets} sets of {n} + {n} "
             f"pairs, got {' '.join(extra[1])!r}"
         )
-    return out.build(pairs_file, {pairs_file.name: sha256_file(pairs_file)}, check_images)
+    return out.build(pairs_file, {pairs_file.name: sha256_file(pairs_file)}, check_images, "lfw", "sets")
+
+
+PAIR_DIALECTS: dict[str, str] = {
+    "lfw": "LFW pairs.txt with a header 'n_sets n': per set n lines 'name i j' then n lines 'name1 i name2 j'",
+    "lfw_noheader": "LFW pair lines without a header, matched 'name i j' and mismatched 'name1 i name2 j' "
+    "in any order (MFR2, RFW)",
+    "consecutive": "two consecutive lines per pair, 'image [label]' (CALFW, CPLFW, SLLFW): label non-zero = same; "
+    "without a label, same = same identity",
+    "path_path_label": "'path_a path_b label' (label 1 same, 0 different; MLFW tab-separated, insightface "
+    "pairs_label.txt)",
+    "label_path_path": "'label path_a path_b' (label 1 same, 0 different)",
+}
+"""The pair-list dialects `read_pair_list` reads (name -> format)."""
+
+FOLD_RULES: dict[str, str] = {
+    "sets": "fold k = set k of the header (LFW)",
+    "kfold_stored_order": "KFold(10, shuffle=False): contiguous blocks of the file order",
+    "halves": "first half positive, second half negative: fold k = positives [h k/10, h (k+1)/10) then the same "
+    "block of negatives (CALFW's rule; h = half the pairs)",
+}
+"""How `read_pair_list` puts pairs into folds (name -> rule); see `layout_folds`."""
+
+_LABELS = {"1": True, "0": False}
+
+
+def image_identity(relative_path: str) -> str:
+    """The identity of an image from its path relative to the image root: the first folder when there is one
+    (``Name/Name_0001.jpg`` -> ``Name``), else the file stem without a trailing ``_<digits>``
+    (``Name_0001.jpg`` -> ``Name``, CALFW's flat folder)."""
+    parts = relative_path.replace("\\", "/").split("/")
+    if len(parts) > 1:
+        return parts[0]
+    stem = os.path.splitext(parts[0])[0]
+    head, sep, tail = stem.rpartition("_")
+    return head if sep and tail.isdigit() and head else stem
+
+
+def layout_folds(issame: np.ndarray, n_folds: int = N_FOLDS) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(order, folds, rule)`` for a list without explicit folds (`FOLD_RULES`): ``halves`` when the first half
+    of the pairs is positive and the second negative and each half splits into ``n_folds`` equal blocks (pairs
+    are reordered fold by fold, positives first); otherwise ``kfold_stored_order`` (file order kept)."""
+    issame = np.asarray(issame, dtype=bool)
+    n = issame.size
+    half = n // 2
+    if n and n % 2 == 0 and half % n_folds == 0 and issame[:half].all() and not issame[half:].any():
+        per = half // n_folds
+        order = np.concatenate(
+            [np.r_[k * per : (k + 1) * per, half + k * per : half + (k + 1) * per] for k in range(n_folds)]
+        )
+        return order.astype(np.int64), contiguous_folds(n, n_folds), "halves"
+    return np.arange(n, dtype=np.int64), contiguous_folds(n, n_folds), "kfold_stored_order"
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("+-").isdigit()
+
+
+def detect_dialect(list_file: str | Path) -> str:
+    """The dialect (`PAIR_DIALECTS`) of a pair list, from its first non-blank line: only integers (1 or 2) =
+    ``lfw`` header; ``name int int`` or ``name int name int`` = ``lfw_noheader``; ``image`` or ``image int`` =
+    ``consecutive``; ``path path 0|1`` = ``path_path_label``; ``0|1 path path`` = ``label_path_path``."""
+    list_file = Path(list_file)
+    first = next(iter_fields(list_file), None)
+    if first is None:
+        raise FacebenchError(f"{list_file}: empty pair list")
+    line, f = first
+    if all(_is_int(x) for x in f):
+        return "lfw"
+    if len(f) == 3 and _is_int(f[1]) and _is_int(f[2]) or len(f) == 4 and _is_int(f[1]) and _is_int(f[3]):
+        return "lfw_noheader"
+    if len(f) == 1 or len(f) == 2 and _is_int(f[1]):
+        return "consecutive"
+    if len(f) == 3 and f[2] in _LABELS:
+        return "path_path_label"
+    if len(f) == 3 and f[0] in _LABELS:
+        return "label_path_path"
+    raise FacebenchError(
+        f"{where(list_file, line)}: cannot tell the pair-list dialect from {' '.join(f)!r}; known: "
+        + "; ".join(f"{k} ({v})" for k, v in PAIR_DIALECTS.items())
+    )
+
+
+def _resolve_ext(image_root: str | Path, name: str, number: int, ext: str | None) -> str:
+    """``ext`` when given; else the first of jpg, png, jpeg whose file exists for this image (jpg if none)."""
+    if ext:
+        return ext
+    for candidate in ("jpg", "png", "jpeg"):
+        if os.path.isfile(_lfw_image_path(image_root, name, number, candidate)):
+            return candidate
+    return "jpg"
+
+
+def read_pair_list(
+    list_file: str | Path,
+    image_root: str | Path,
+    *,
+    dialect: str = "auto",
+    ext: str | None = None,
+    n_folds: int = N_FOLDS,
+    check_images: bool = True,
+) -> PairList:
+    """Read a pair list in any dialect of `PAIR_DIALECTS` (``auto``: `detect_dialect`); the dialect is named in
+    ``PairList.dialect`` and the fold rule (`FOLD_RULES`) in ``fold_rule``.
+
+    Paths are relative to ``image_root``; the LFW dialects name images ``<root>/<name>/<name>_<i:04d>.<ext>``
+    (``ext`` None: jpg, png or jpeg, whichever exists for the first pair). ``lfw`` keeps its sets as folds;
+    every other dialect gets `layout_folds`. Identities (for the leak check): the LFW name, else
+    `image_identity`.
+    """
+    list_file = Path(list_file)
+    if dialect == "auto":
+        dialect = detect_dialect(list_file)
+    if dialect not in PAIR_DIALECTS:
+        raise FacebenchError(f"unknown pair-list dialect {dialect!r}; known: {', '.join(PAIR_DIALECTS)}")
+    rows: list[tuple[int, str, str, str, str, bool]] = []  # (line, path a, path b, identity a, identity b, same)
+    if dialect == "lfw":
+        names = _first_lfw_name(list_file, skip_header=True)
+        return read_lfw_pairs(
+            list_file, image_root, ext=_resolve_ext(image_root, *names, ext), check_images=check_images
+        )
+    if dialect == "lfw_noheader":
+        names = _first_lfw_name(list_file, skip_header=False)
+        suffix = _resolve_ext(image_root, *names, ext)
+        for line, fields in iter_fields(list_file):
+            name_a, i, name_b, j = _lfw_pair_fields(list_file, line, fields, None, "")
+            rows.append((
+                line, _lfw_image_path(image_root, name_a, i, suffix), _lfw_image_path(image_root, name_b, j, suffix),
+                name_a, name_b, len(fields) == 3,
+            ))
+    elif dialect == "consecutive":
+        rows = _consecutive_rows(list_file, image_root)
+    else:
+        label_at, a_at, b_at = (2, 0, 1) if dialect == "path_path_label" else (0, 1, 2)
+        what = "path_a path_b label" if dialect == "path_path_label" else "label path_a path_b"
+        for line, fields in iter_fields(list_file):
+            expect_columns(list_file, line, fields, 3, what)
+            if fields[label_at] not in _LABELS:
+                raise FacebenchError(
+                    f"{where(list_file, line)}: expected label 1 (same) or 0 (different), got {fields[label_at]!r}"
+                )
+            a, b = fields[a_at], fields[b_at]
+            rows.append((line, os.path.join(image_root, a), os.path.join(image_root, b),
+                         image_identity(a), image_identity(b), _LABELS[fields[label_at]]))
+    if not rows:
+        raise FacebenchError(f"{list_file}: no pairs found")
+    if len(rows) < n_folds:
+        raise FacebenchError(f"{list_file}: {len(rows)} pairs cannot be split into {n_folds} folds")
+    order, folds, rule = layout_folds(np.array([r[5] for r in rows], dtype=bool), n_folds)
+    out = _Collector()
+    for k, fold in zip(order.tolist(), folds.tolist()):
+        line, pa, pb, ia, ib, same = rows[k]
+        loc = where(list_file, line)
+        out.add(out.image(pa, loc, ia), out.image(pb, loc, ib), same, fold)
+    return out.build(list_file, {list_file.name: sha256_file(list_file)}, check_images, dialect, rule)
+
+
+def _first_lfw_name(list_file: Path, skip_header: bool) -> tuple[str, int]:
+    """``(name, i)`` of the first pair line of an LFW-dialect list (for the image suffix probe)."""
+    lines = iter_fields(list_file)
+    if skip_header:
+        next(lines, None)
+    item = next(lines, None)
+    if item is None or len(item[1]) < 2 or not _is_int(item[1][1]):
+        return "", 1
+    return item[1][0], int(item[1][1])
+
+
+def _consecutive_rows(list_file: Path, image_root: str | Path) -> list[tuple[int, str, str, str, str, bool]]:
+    """Rows of a two-lines-per-pair list: ``image label`` (non-zero = positive; both lines must agree) or
+    ``image`` alone (positive = same `image_identity`)."""
+    entries = []
+    for line, fields in iter_fields(list_file):
+        if len(fields) not in (1, 2):
+            raise FacebenchError(
+                f"{where(list_file, line)}: expected 'image_name [label]' (1 or 2 columns), got {len(fields)}: "
+                f"{' '.join(fields)!r}"
+            )
+        label = parse_int(list_file, line, fields[1], "label", minimum=0) if len(fields) == 2 else None
+        entries.append((line, fields[0], label))
+    if len(entries) % 2:
+        raise FacebenchError(f"{list_file}: expected two lines per pair, got an odd number of lines ({len(entries)})")
+    rows = []
+    for k in range(0, len(entries), 2):
+        (line_a, a, la), (line_b, b, lb) = entries[k], entries[k + 1]
+        if (la is None) != (lb is None):
+            raise FacebenchError(f"{where(list_file, line_b)}: one line of pair {k // 2 + 1} has a label, the other not")
+        ia, ib = image_identity(a), image_identity(b)
+        if la is None:
+            same = ia == ib
+        else:
+            if (la != 0) != (lb != 0):
+                raise FacebenchError(
+                    f"{where(list_file, line_b)}: the two lines of pair {k // 2 + 1} disagree (non-zero label = "
+                    f"positive, 0 = negative): line {line_a} says {la}, this line {lb}"
+                )
+            same = la != 0
+        rows.append((line_a, os.path.join(image_root, a), os.path.join(image_root, b), ia, ib, same))
+    return rows
 
 
 def read_pair_label_list(
     list_file: str | Path, image_root: str | Path, *, n_folds: int = N_FOLDS, check_images: bool = True
 ) -> PairList:
     """Read a ``path_a path_b label`` list (label 1 = same, 0 = different; paths relative to ``image_root``),
-    such as insightface's LFW ``pairs_label.txt``. Folds: ``n_folds`` contiguous blocks of the file order."""
-    list_file = Path(list_file)
-    out = _Collector()
-    for line, fields in iter_fields(list_file):
-        expect_columns(list_file, line, fields, 3, "path_a path_b label")
-        if fields[2] not in ("0", "1"):
-            raise FacebenchError(
-                f"{where(list_file, line)}: expected label 1 (same) or 0 (different), got {fields[2]!r}"
-            )
-        loc = where(list_file, line)
-        a = out.image(os.path.join(image_root, fields[0]), loc)
-        b = out.image(os.path.join(image_root, fields[1]), loc)
-        out.add(a, b, fields[2] == "1", 0)
-    if not out.pairs:
-        raise FacebenchError(f"{list_file}: no pairs found")
-    out.folds = contiguous_folds(len(out.pairs), n_folds).tolist()
-    return out.build(list_file, {list_file.name: sha256_file(list_file)}, check_images)
+    such as insightface's LFW ``pairs_label.txt`` (`read_pair_list`, dialect ``path_path_label``; folds by
+    `layout_folds`)."""
+    return read_pair_list(list_file, image_root, dialect="path_path_label", n_folds=n_folds, check_images=check_images)
 
 
 def _read_two_line_pairs(
@@ -270,15 +485,13 @@ def _read_two_line_pairs(
                 f"but the layout has pairs 1-{half} positive and {half + 1}-{n} negative"
             )
     out = _Collector()
-    per = half // n_folds
-    for fold in range(n_folds):
-        for start in (fold * per, half + fold * per):
-            for k in range(start, start + per):
-                (line_a, name_a, _), (line_b, name_b, _) = entries[2 * k], entries[2 * k + 1]
-                a = out.image(os.path.join(image_root, name_a), where(list_file, line_a))
-                b = out.image(os.path.join(image_root, name_b), where(list_file, line_b))
-                out.add(a, b, same[k], fold)
-    return out.build(list_file, {list_file.name: sha256_file(list_file)}, check_images)
+    order, folds, rule = layout_folds(np.asarray(same, dtype=bool), n_folds)
+    for k, fold in zip(order.tolist(), folds.tolist()):
+        (line_a, name_a, _), (line_b, name_b, _) = entries[2 * k], entries[2 * k + 1]
+        a = out.image(os.path.join(image_root, name_a), where(list_file, line_a), image_identity(name_a))
+        b = out.image(os.path.join(image_root, name_b), where(list_file, line_b), image_identity(name_b))
+        out.add(a, b, same[k], fold)
+    return out.build(list_file, {list_file.name: sha256_file(list_file)}, check_images, "consecutive", rule)
 
 
 def read_calfw_pairs(

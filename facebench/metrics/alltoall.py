@@ -6,7 +6,7 @@ L2-normalised rows for cosines). TAR at FAR f follows the conventional rule of
 :mod:`facebench.metrics.megaface` (the best TAR of any threshold whose FAR is at most f, which is the
 ``le`` rule of :func:`facebench.metrics.roc.tar_at_far` on the full ROC):
 
-- ``k = max{k : k / n_impostor <= f}`` (:func:`facebench.metrics.megaface.max_accepted_impostors`);
+- ``k = max{k : k / n_impostor <= f}`` (:func:`facebench.metrics.operating.allowed_count`);
 - ``tau`` = the (k+1)-th largest impostor score; a pair is accepted when ``score > tau``;
 - ``TAR = #{genuine > tau} / n_genuine``, the achieved ``FAR = #{impostor > tau} / n_impostor`` (<= f);
 - when ``k >= n_impostor`` every pair may be accepted: TAR 1, FAR 1, ``tau = -inf``.
@@ -36,7 +36,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from facebench.metrics._validation import as_scores, check_rate
-from facebench.metrics.megaface import VerificationPoint, genuine_pairs, max_accepted_impostors
+from facebench.metrics.megaface import VerificationPoint, genuine_pairs
+from facebench.metrics.operating import allowed_count
 
 RULE = (
     "all-to-all: every unordered pair i<j; genuine = same label; TAR at the best threshold with FAR <= target "
@@ -136,7 +137,7 @@ def all_to_all_tar_at_far(
             "impostor (every identity needs two images, and two identities are needed)"
         )
     blocks = upper_blocks(n, block)
-    ks = {t: max_accepted_impostors(n_impostor, t) for t in wanted}
+    ks = {t: allowed_count(n_impostor, t) for t in wanted}
     open_targets = [t for t in wanted if ks[t] < n_impostor]
     brackets = _sample_brackets(emb, labels, [ks[t] for t in open_targets], n_impostor, sample, seed)
     pending = dict(zip(open_targets, brackets))

@@ -166,6 +166,24 @@ def insightface_kfold(
     )
 
 
+XQLFW_THRESHOLDS = np.arange(0, 2, 0.001)
+"""The cosine-distance grid of the XQLFW authors' evaluation code."""
+
+
+def xqlfw_kfold(cos: ArrayLike, issame: ArrayLike, n_folds: int = 10) -> KFoldResult:
+    """The XQLFW authors' k-fold accuracy (``Martlgap/xqlfw`` ``code/evaluate.py``): cosine distance
+    ``1 - cos``, thresholds ``np.arange(0, 2, 0.001)``, "same" when ``distance < threshold``, contiguous
+    folds, the first threshold maximising accuracy on the other folds. That is :func:`insightface_kfold` on
+    ``1 - cos`` with this grid (thresholds reported as cosine distances); mean and ``np.std`` (ddof=0).
+    """
+    distance = 1.0 - as_scores(cos, "cos").astype(np.float64)
+    result = insightface_kfold(distance, issame, n_folds, XQLFW_THRESHOLDS)
+    return KFoldResult(
+        "xqlfw", result.accuracies, result.thresholds, result.predictions, result.correct, result.mean,
+        result.std, result.std_rule,
+    )
+
+
 def insightface_val_far(
     dist: ArrayLike,
     issame: ArrayLike,
@@ -356,3 +374,20 @@ def _complement(n: int, test: np.ndarray) -> np.ndarray:
     keep = np.ones(n, dtype=bool)
     keep[test] = False
     return np.flatnonzero(keep)
+
+
+def identity_leaks(identity_a: Sequence[str], identity_b: Sequence[str], folds: ArrayLike) -> dict[str, list[int]]:
+    """Identities that appear in more than one fold -> their sorted fold ids (both images of a pair count
+    for the pair's fold). Empty for identity-disjoint folds such as LFW View 2's.
+
+    >>> identity_leaks(["a", "b", "c"], ["a", "c", "d"], [0, 0, 1])
+    {'c': [0, 1]}
+    """
+    f = np.asarray(folds).reshape(-1)
+    if not (len(identity_a) == len(identity_b) == f.size):
+        raise ValueError(f"identity_a ({len(identity_a)}), identity_b ({len(identity_b)}), folds ({f.size}) differ")
+    seen: dict[str, set[int]] = {}
+    for a, b, k in zip(identity_a, identity_b, f.tolist()):
+        seen.setdefault(a, set()).add(k)
+        seen.setdefault(b, set()).add(k)
+    return {name: sorted(ks) for name, ks in sorted(seen.items()) if len(ks) > 1}

@@ -23,6 +23,7 @@ from facebench.benchmarks import Benchmark, load_benchmarks
 from facebench.errors import FacebenchError
 from facebench.fileio import write_bytes
 from facebench.report import plots
+from facebench.report.analysis_plots import analysis_figures
 from facebench.report.gallery import Gallery, failure_gallery
 from facebench.report.published import PublishedRow, PublishedSource, as_document, load_sources, select
 from facebench.report.runs import Run, load_runs
@@ -350,6 +351,9 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
                         "",
                     )
                 )
+        analysed = [(run.label, e, (lambda run=run: run.arrays(name))) for run, e in entries]
+        for file_name, figure_title, png, caption in analysis_figures(name, title, analysed):
+            figures.append(Figure(file_name, figure_title, png, caption))
         if kind in PAIR_KINDS:
             runs_folds = [
                 (run.label, np.asarray(e["metrics"]["fold_accuracies"], dtype=float))

@@ -26,7 +26,10 @@ LATEX_MARKS = {RULE_MARK: r"$^{\dagger}$", NS_MARK: r"$^{\approx}$", UNMEASURED_
                FEW_EVENTS_MARK: r"$^{\S}$"}
 #: Marks whose cells get a footnote line of their own.
 _NOTED_MARKS = (RULE_MARK, UNMEASURED_MARK, FEW_EVENTS_MARK)
-LOWER_IS_BETTER = frozenset({"eer", "accuracy_std"})
+LOWER_IS_BETTER = frozenset({
+    "eer", "accuracy_std", "ser", "ser_kfold", "ir", "garbe", "group_std", "group_fmr", "group_fnmr",
+    "erc_auc_fixed", "erc_auc_refit", "erc_pauc_fixed", "erc_pauc_refit",
+})
 
 _KFOLD_HEADS = frozenset({"accuracy", "accuracy_std", "fold_accuracies"})
 
