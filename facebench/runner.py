@@ -103,7 +103,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         }
     if rank == 0:
         write_results(settings.out, doc, arrays)
-        write_run_report(settings.out, doc)
+        write_run_report(settings.out, doc, arrays=arrays)
         thresholds.write_tables(settings.out, doc)
     return doc, (1 if doc["failed"] else 0)
 
