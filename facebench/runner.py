@@ -6,7 +6,9 @@ message and the others still run; the exit status is then 1.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,6 @@ from facebench.evaluate.common import RunContext, RunSettings
 from facebench.extract import init_distributed_from_env
 from facebench.embedder import Embedder, ModelSettings
 from facebench.preprocess import resolve_profile
-from facebench.report.run_report import write_run_report
 from facebench.results import new_document, write_results
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         doc["model"] = describe_model(embedder.encoder, settings)
     arrays: dict[str, dict[str, Any]] = {}
     verification: dict[str, tuple[Any, Any]] = {}
+    report_imported = preload(REPORT_MODULE) if rank == 0 else None
     for spec in chosen:
         log.info("%s: evaluating (%s)", spec.name, spec.kind)
         try:
@@ -103,9 +105,32 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         }
     if rank == 0:
         write_results(settings.out, doc, arrays)
+        if report_imported is not None:
+            report_imported.join()
+        write_run_report = importlib.import_module(REPORT_MODULE).write_run_report
         write_run_report(settings.out, doc, arrays=arrays)
         thresholds.write_tables(settings.out, doc)
     return doc, (1 if doc["failed"] else 0)
+
+
+#: The report's module: with matplotlib, about half a second of imports that a run needs only at its end.
+REPORT_MODULE = "facebench.report.run_report"
+
+
+def preload(module: str) -> threading.Thread:
+    """Import ``module`` in a background thread, while the benchmarks are evaluated (their numpy work
+    releases the GIL, and much of it leaves a core idle); join the thread before using the module. An
+    import error is left for the import at the point of use to raise."""
+
+    def work() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - raised again where the module is used
+            pass
+
+    thread = threading.Thread(target=work, name=f"preload {module}", daemon=True)
+    thread.start()
+    return thread
 
 
 def calibration_first(chosen: list[Benchmark], name: str, specs: dict[str, Benchmark]) -> tuple[list[Benchmark], str]:
