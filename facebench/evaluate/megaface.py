@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +49,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.fileio import write_json
+from facebench.fileio import write_text
 from facebench.images import ImageList
 from facebench.io import megaface as mfio
 from facebench.metrics import megaface as mmf
@@ -120,14 +122,64 @@ class FileRows:
         return self.rows_reader.take(rows)
 
 
+class RowIndex:
+    """The devkit paths of the rows of a distractor matrix, in row order, with the path -> row table built
+    only when a lookup needs it (a list that is a prefix of the rows, as the largest list is of the
+    ``--features`` layout facebench writes, needs none)."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = paths
+        self._row_of: dict[str, int] | None = None
+
+    def row_of(self) -> dict[str, int]:
+        """``{path: row}``."""
+        if self._row_of is None:
+            self._row_of = dict(zip(self.paths, range(len(self.paths))))
+        return self._row_of
+
+    def rows(self, wanted: Sequence[str]) -> np.ndarray:
+        """The row of each path of ``wanted``; raises ``KeyError(position)`` for the first path without one."""
+        n = len(wanted)
+        if n <= len(self.paths) and wanted == self.paths[:n]:
+            return np.arange(n, dtype=np.int64)
+        row_of = self.row_of()
+        try:
+            return np.fromiter(map(row_of.__getitem__, wanted), dtype=np.int64, count=n)
+        except KeyError:
+            raise KeyError(next(i for i, p in enumerate(wanted) if p not in row_of)) from None
+
+    def noisy_rows(self, noise: set[str]) -> np.ndarray:
+        """The rows whose path is on the MegaFace noise list, matched on its last three components
+        (:func:`facebench.io.megaface.megaface_noise_key`), sorted. When every path has exactly three
+        components (the devkit's own form) a path is its key, and the noise entries are looked up."""
+        if not noise:
+            return np.zeros(0, dtype=np.int64)
+        text = "\n".join(self.paths)
+        if "\\" not in text and _NOT_THREE_PARTS.search(text) is None:
+            row_of = self.row_of()
+            return np.sort(np.fromiter((row_of[p] for p in noise if p in row_of), dtype=np.int64))
+        key = mfio.megaface_noise_key
+        return np.fromiter((r for r, p in enumerate(self.paths) if key(p) in noise), dtype=np.int64)
+
+
+#: A line of newline-joined paths that does not have exactly three ``/``-separated components.
+_NOT_THREE_PARTS = re.compile(r"^(?![^/\n]*/[^/\n]*/[^/\n]*$)", re.M)
+
+
 @dataclass
 class Distractors:
     """The rows of the distractor matrix to stream and, for each list, which of them belong to it."""
 
     source: DistractorRows
     rows: np.ndarray  # sorted unique rows of the matrix used by any selected list
-    paths: list[str]  # devkit path of each entry of ``rows``
+    paths: Sequence[str]  # devkit path of each entry of ``rows``
     members: dict[int, np.ndarray] = field(default_factory=dict)  # size -> bool over ``rows``
+    index: RowIndex | None = None  # the paths of every row of the matrix (default: ``paths``, rows 0..n-1)
+
+    def noisy(self, noise: set[str]) -> np.ndarray:
+        """Bool over ``rows``: the distractors on the MegaFace noise list."""
+        index = self.index if self.index is not None else RowIndex(self.paths)
+        return np.isin(self.rows, index.noisy_rows(noise)) if noise else np.zeros(self.rows.size, dtype=bool)
 
 
 def union_paths(lists: dict[int, list[str]]) -> list[str]:
@@ -142,19 +194,19 @@ def union_paths(lists: dict[int, list[str]]) -> list[str]:
     return out
 
 
-def _members_from_rows(row_of: dict[str, int], lists: dict[int, list[str]], list_files: dict[int, Path], features_txt: str
+def _members_from_rows(index: RowIndex, lists: dict[int, list[str]], list_files: dict[int, Path], features_txt: str
                        ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     per_list: dict[int, np.ndarray] = {}
     for size, paths in lists.items():
-        found = [row_of.get(p) for p in paths]
-        if None in found:
-            i = found.index(None)
+        try:
+            per_list[size] = index.rows(paths)
+        except KeyError as missing:
+            i = int(missing.args[0])
             raise FacebenchError(
                 f"{list_files[size]}: path[{i}] {paths[i]} has no feature row in {features_txt}; "
                 "the features must cover every image of the distractor lists"
-            )
-        per_list[size] = np.fromiter(found, dtype=np.int64, count=len(found))
-    n_rows = len(row_of)  # rows are 0 .. len - 1
+            ) from None
+    n_rows = len(index.paths)  # rows are 0 .. len - 1
     marks = {}
     for size, rows in per_list.items():
         mark = np.zeros(n_rows, dtype=bool)
@@ -395,13 +447,15 @@ def load_features(
                 f"{mfio.MEGAFACE_NPY} and {mfio.MEGAFACE_TXT}"
             )
         feats = mfio.open_features_dir(s.features, len(inputs.probes))
-        rows, members = _members_from_rows(feats.row_index(), lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
-        paths = [feats.megaface_paths[r] for r in rows]
+        index = RowIndex(feats.megaface_paths)
+        rows, members = _members_from_rows(index, lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
+        all_rows = rows.size == len(index.paths)  # rows are sorted and unique: every row, in order
+        paths = index.paths if all_rows else [index.paths[r] for r in rows]
         source = FileRows(feats.megaface, str(feats.megaface.path))
         _check_finite(feats.facescrub, str(s.features / mfio.FACESCRUB_NPY), inputs.probes.paths)
-        return feats.facescrub, Distractors(source, rows, paths, members), "features_dir"
+        return feats.facescrub, Distractors(source, rows, paths, members, index), "features_dir"
     union = union_paths(lists)
-    rows, members = _members_from_rows(dict(zip(union, range(len(union)))), lists, inputs.list_files, "the union")
+    rows, members = _members_from_rows(RowIndex(union), lists, inputs.list_files, "the union")
     if suffix and ctx.encoder is None:
         roots = {}
         for role in ("facescrub_features", "megaface_features"):
@@ -439,18 +493,6 @@ def load_features(
     source = ArrayRows(np.asarray(array, dtype=np.float32), "extracted MegaFace features")
     _check_finite(probes, "extracted FaceScrub features", inputs.probes.paths)
     return np.asarray(probes, dtype=np.float32), Distractors(source, rows, union, members), "extracted"
-
-
-def _megaface_noisy(paths: Sequence[str], noise: set[str]) -> np.ndarray:
-    """Which distractor paths are on the MegaFace noise list (matched on their last three components)."""
-    if not noise:
-        return np.zeros(len(paths), dtype=bool)
-    key = mfio.megaface_noise_key
-    return np.fromiter(
-        ((p in noise) if (p.count("/") == 2 and "\\" not in p) else (key(p) in noise) for p in paths),
-        dtype=bool,
-        count=len(paths),
-    )
 
 
 def _check_finite(features: np.ndarray, origin: str, paths: Sequence[str]) -> None:
@@ -524,7 +566,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         probes, orphans = mmf.identity_centres_for_noise(probes, labels, fs_noisy)
         for label in orphans:
             _warn(warnings, f"{spec.name}: every image of {names[label]} is on the noise list; kept unchanged")
-    mf_noisy = _megaface_noisy(distractors.paths, mf_noise)
+    mf_noisy = distractors.noisy(mf_noise)
     excluded = mf_noisy if noise == "insightface" else np.zeros_like(mf_noisy)
     zeroed = mf_noisy if noise == "facexzoo" else np.zeros_like(mf_noisy)
 
@@ -563,7 +605,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         if size in curves:
             doc["roc"] = [curves[size].fpr.tolist(), curves[size].tpr.tolist()]
         path = Path(ctx.settings.out) / cmc_file_name(alg, size)
-        write_json(path, doc)
+        write_text(path, json.dumps(doc))  # compact: the indented encoder is pure Python, 10x slower
         cmc_files.append(str(path))
 
     key = far_key(FAR_TARGET)
