@@ -122,44 +122,40 @@ class FileRows:
         return self.rows_reader.take(rows)
 
 
-class RowIndex:
-    """The devkit paths of the rows of a distractor matrix, in row order, with the path -> row table built
-    only when a lookup needs it (a list that is a prefix of the rows, as the largest list is of the
-    ``--features`` layout facebench writes, needs none)."""
+def list_rows(row_paths: Sequence[str], lists: dict[int, list[str]]) -> dict[int, np.ndarray]:
+    """Per list, the row of ``row_paths`` (the paths of a feature matrix's rows, in order) holding each of
+    its paths; -1 where none does. A list that is a prefix of the rows (the largest list, in the layout
+    facebench writes) is rows 0..n-1; the others are found in one pass over the rows against a table of
+    their own paths, so no table of a million rows is built."""
+    out: dict[int, np.ndarray] = {}
+    rest: dict[int, list[str]] = {}
+    for size, paths in lists.items():
+        if len(paths) <= len(row_paths) and paths == row_paths[: len(paths)]:
+            out[size] = np.arange(len(paths), dtype=np.int64)
+        else:
+            rest[size] = paths
+    if rest:
+        wanted = dict(zip(dict.fromkeys(itertools.chain.from_iterable(rest.values())), itertools.count()))
+        ids = np.fromiter(map(wanted.get, row_paths, itertools.repeat(-1)), dtype=np.int64, count=len(row_paths))
+        found = np.flatnonzero(ids >= 0)
+        row_of_id = np.full(len(wanted), -1, dtype=np.int64)
+        row_of_id[ids[found]] = found
+        for size, paths in rest.items():
+            out[size] = row_of_id[np.fromiter(map(wanted.__getitem__, paths), dtype=np.int64, count=len(paths))]
+    return out
 
-    def __init__(self, paths: Sequence[str]) -> None:
-        self.paths = paths
-        self._row_of: dict[str, int] | None = None
 
-    def row_of(self) -> dict[str, int]:
-        """``{path: row}``."""
-        if self._row_of is None:
-            self._row_of = dict(zip(self.paths, range(len(self.paths))))
-        return self._row_of
-
-    def rows(self, wanted: Sequence[str]) -> np.ndarray:
-        """The row of each path of ``wanted``; raises ``KeyError(position)`` for the first path without one."""
-        n = len(wanted)
-        if n <= len(self.paths) and wanted == self.paths[:n]:
-            return np.arange(n, dtype=np.int64)
-        row_of = self.row_of()
-        try:
-            return np.fromiter(map(row_of.__getitem__, wanted), dtype=np.int64, count=n)
-        except KeyError:
-            raise KeyError(next(i for i, p in enumerate(wanted) if p not in row_of)) from None
-
-    def noisy_rows(self, noise: set[str]) -> np.ndarray:
-        """The rows whose path is on the MegaFace noise list, matched on its last three components
-        (:func:`facebench.io.megaface.megaface_noise_key`), sorted. When every path has exactly three
-        components (the devkit's own form) a path is its key, and the noise entries are looked up."""
-        if not noise:
-            return np.zeros(0, dtype=np.int64)
-        text = "\n".join(self.paths)
-        if "\\" not in text and _NOT_THREE_PARTS.search(text) is None:
-            row_of = self.row_of()
-            return np.sort(np.fromiter((row_of[p] for p in noise if p in row_of), dtype=np.int64))
-        key = mfio.megaface_noise_key
-        return np.fromiter((r for r, p in enumerate(self.paths) if key(p) in noise), dtype=np.int64)
+def noisy_paths(paths: Sequence[str], noise: set[str]) -> np.ndarray:
+    """Bool per path: on the MegaFace noise list, matched on its last three components
+    (:func:`facebench.io.megaface.megaface_noise_key`). When every path has exactly three components (the
+    devkit's own form) each path is its own key and is tested as it is."""
+    if not noise:
+        return np.zeros(len(paths), dtype=bool)
+    text = "\n".join(paths)
+    if "\\" not in text and _NOT_THREE_PARTS.search(text) is None:
+        return np.fromiter(map(noise.__contains__, paths), dtype=bool, count=len(paths))
+    key = mfio.megaface_noise_key
+    return np.fromiter((key(p) in noise for p in paths), dtype=bool, count=len(paths))
 
 
 #: A line of newline-joined paths that does not have exactly three ``/``-separated components.
@@ -174,12 +170,6 @@ class Distractors:
     rows: np.ndarray  # sorted unique rows of the matrix used by any selected list
     paths: Sequence[str]  # devkit path of each entry of ``rows``
     members: dict[int, np.ndarray] = field(default_factory=dict)  # size -> bool over ``rows``
-    index: RowIndex | None = None  # the paths of every row of the matrix (default: ``paths``, rows 0..n-1)
-
-    def noisy(self, noise: set[str]) -> np.ndarray:
-        """Bool over ``rows``: the distractors on the MegaFace noise list."""
-        index = self.index if self.index is not None else RowIndex(self.paths)
-        return np.isin(self.rows, index.noisy_rows(noise)) if noise else np.zeros(self.rows.size, dtype=bool)
 
 
 def union_paths(lists: dict[int, list[str]]) -> list[str]:
@@ -194,19 +184,17 @@ def union_paths(lists: dict[int, list[str]]) -> list[str]:
     return out
 
 
-def _members_from_rows(index: RowIndex, lists: dict[int, list[str]], list_files: dict[int, Path], features_txt: str
-                       ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    per_list: dict[int, np.ndarray] = {}
-    for size, paths in lists.items():
-        try:
-            per_list[size] = index.rows(paths)
-        except KeyError as missing:
-            i = int(missing.args[0])
+def _members_from_rows(row_paths: Sequence[str], lists: dict[int, list[str]], list_files: dict[int, Path],
+                       features_txt: str) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    per_list = list_rows(row_paths, lists)
+    for size, rows in per_list.items():
+        if rows.size and rows.min() < 0:
+            i = int(np.argmin(rows >= 0))
             raise FacebenchError(
-                f"{list_files[size]}: path[{i}] {paths[i]} has no feature row in {features_txt}; "
+                f"{list_files[size]}: path[{i}] {lists[size][i]} has no feature row in {features_txt}; "
                 "the features must cover every image of the distractor lists"
-            ) from None
-    n_rows = len(index.paths)  # rows are 0 .. len - 1
+            )
+    n_rows = len(row_paths)  # rows are 0 .. len - 1
     marks = {}
     for size, rows in per_list.items():
         mark = np.zeros(n_rows, dtype=bool)
@@ -447,15 +435,15 @@ def load_features(
                 f"{mfio.MEGAFACE_NPY} and {mfio.MEGAFACE_TXT}"
             )
         feats = mfio.open_features_dir(s.features, len(inputs.probes))
-        index = RowIndex(feats.megaface_paths)
-        rows, members = _members_from_rows(index, lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
-        all_rows = rows.size == len(index.paths)  # rows are sorted and unique: every row, in order
-        paths = index.paths if all_rows else [index.paths[r] for r in rows]
+        row_paths = feats.megaface_paths
+        rows, members = _members_from_rows(row_paths, lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
+        all_rows = rows.size == len(row_paths)  # rows are sorted and unique: every row, in order
+        paths = row_paths if all_rows else [row_paths[r] for r in rows]
         source = FileRows(feats.megaface, str(feats.megaface.path))
         _check_finite(feats.facescrub, str(s.features / mfio.FACESCRUB_NPY), inputs.probes.paths)
-        return feats.facescrub, Distractors(source, rows, paths, members, index), "features_dir"
+        return feats.facescrub, Distractors(source, rows, paths, members), "features_dir"
     union = union_paths(lists)
-    rows, members = _members_from_rows(RowIndex(union), lists, inputs.list_files, "the union")
+    rows, members = _members_from_rows(union, lists, inputs.list_files, "the union")
     if suffix and ctx.encoder is None:
         roots = {}
         for role in ("facescrub_features", "megaface_features"):
@@ -566,7 +554,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         probes, orphans = mmf.identity_centres_for_noise(probes, labels, fs_noisy)
         for label in orphans:
             _warn(warnings, f"{spec.name}: every image of {names[label]} is on the noise list; kept unchanged")
-    mf_noisy = distractors.noisy(mf_noise)
+    mf_noisy = noisy_paths(distractors.paths, mf_noise)
     excluded = mf_noisy if noise == "insightface" else np.zeros_like(mf_noisy)
     zeroed = mf_noisy if noise == "facexzoo" else np.zeros_like(mf_noisy)
 
