@@ -55,11 +55,12 @@ def child(out_json: Path, baseline_features: str, cli_args: list[str]) -> int:
 
     def timed(name: str, fn):
         def wrapper(*args, **kwargs):
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
                 phases[name] = phases.get(name, 0.0) + time.perf_counter() - t
+                phases[name + "_cpu"] = phases.get(name + "_cpu", 0.0) + time.process_time() - cpu
 
         return wrapper
 
@@ -179,15 +180,15 @@ def megaface_part(work: Path, n: int) -> bool:
     r = run_child(work, "megaface", args, baseline_features=str(features))
     protocol, base = r["phases"]["protocol"], r["baseline"]["wall"]
     report = r["phases"].get("report", 0.0) + r["phases"].get("thresholds", 0.0)
-    in_process = r["phases"]["in_process_total"] - r["phases"]["start_and_imports"] - base  # the run, not the baseline
+    run_total = r["phases"]["in_process_total"]  # measured before the baseline ran
     limit = rows * 512 * 4 + (1 << 30)
     print(f"MegaFace {rows:,} distractor rows x 512 (every list up to {n:,}), real 3,530-probe list when present")
     print(f"  phases: {show(r['phases'], {})}; child wall {r['wall']:.2f} s (includes the baseline)")
     print(f"  bare product with running max (same process): {base:.2f} s wall, {r['baseline']['cpu']:.2f} s CPU")
     print(f"  protocol {protocol:.2f} s = {protocol / base:.3f} x bare [goal <= {MEGAFACE_GOAL}]  "
-          f"{'OK' if protocol <= MEGAFACE_GOAL * base else 'OVER'}; report {report:.2f} s; "
-          f"run total (start, protocol, results, report) {r['phases']['start_and_imports'] + in_process:.2f} s "
-          f"= {(r['phases']['start_and_imports'] + in_process) / base:.3f} x bare")
+          f"{'OK' if protocol <= MEGAFACE_GOAL * base else 'OVER'} (CPU {r['phases']['protocol_cpu']:.2f} s = "
+          f"{r['phases']['protocol_cpu'] / r['baseline']['cpu']:.3f} x bare); report {report:.2f} s; "
+          f"run total (start to end of report) {run_total:.2f} s = {run_total / base:.3f} x bare")
     print(f"  peak RSS of the run {r['peak_rss'] / 2**30:.2f} GiB  [goal <= distractors + 1 GiB = {limit / 2**30:.2f} GiB]  "
           f"{'OK' if r['peak_rss'] <= limit else 'OVER'}")
     return protocol <= MEGAFACE_GOAL * base and r["peak_rss"] <= limit
