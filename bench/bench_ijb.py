@@ -144,6 +144,20 @@ def generate(root: Path, scale: float, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
+def ensure_generated(workdir: Path, scale: float, seed: int) -> dict:
+    """Generate the set under ``workdir`` unless the same generator, scale and seed already did; return
+    the stamp (``sizes`` among it)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stamp = workdir / "generated.json"
+    wanted = {"generator": GENERATOR_VERSION, "scale": scale, "seed": seed, "sizes": sizes(scale)}
+    if not stamp.is_file() or json.loads(stamp.read_text()) != wanted:
+        start = time.perf_counter()
+        generate(workdir, scale, seed)
+        stamp.write_text(json.dumps(wanted))
+        print(f"generated {wanted['sizes']} in {time.perf_counter() - start:.1f} s under {workdir}")
+    return wanted
+
+
 # ------------------------------------------------------------------------------------- baseline
 
 
@@ -248,14 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_ijb_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    stamp = workdir / "generated.json"
-    wanted = {"generator": GENERATOR_VERSION, "scale": args.scale, "seed": args.seed, "sizes": sizes(args.scale)}
-    if not stamp.is_file() or json.loads(stamp.read_text()) != wanted:
-        start = time.perf_counter()
-        generate(workdir, args.scale, args.seed)
-        stamp.write_text(json.dumps(wanted))
-        print(f"generated {wanted['sizes']} in {time.perf_counter() - start:.1f} s under {workdir}")
+    wanted = ensure_generated(workdir, args.scale, args.seed)
     features = workdir / "features.npy"
     feature_bytes = features.stat().st_size
     out = workdir / "run"

@@ -7,10 +7,10 @@ real one from ``../shared/protocol_files`` when present, else a synthetic list w
 the devkit's lists are drawn from MegaFace's 1,027,060 images), noise lists, and ``--features DIR``
 (``facescrub.npy``, ``megaface.npy`` of the union of the lists, ``megaface.txt``), 512-dim float32.
 
-Then it times, alternately, the baseline (``probes @ distractors.T`` in blocks of 4,096 distractor rows from a
-memory map of ``megaface.npy``, results discarded) and the full evaluation (``run_benchmark``: list reading,
+Then it times, alternately, the baseline (``distractors @ probes.T`` in blocks of 4,096 distractor rows from a
+memory map of ``megaface.npy``, keeping each probe's running maximum) and the full evaluation (``run_benchmark``: list reading,
 hashing, noise rules, streaming top scores for every list, CMC, TAR@FAR, devkit cmc files): baseline, then
-``--reps`` times evaluation + baseline. It reports the ratio of the median wall times (goal <= 1.5; the CPU
+``--reps`` times evaluation + baseline. It reports the ratio of the median wall times (goal <= 1.05; the CPU
 time ratio too, which moves less on a shared machine) and the evaluation's peak resident memory (goal <=
 distractor bytes + 1 GiB; Linux VmHWM, reset before each evaluation).
 
@@ -38,6 +38,7 @@ from facebench.preprocess import resolve_profile
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "protocol_files" / "megaface"
 BLOCK = 4096
+GOAL = 1.05  # whole evaluation / bare product with a running max (issue 21)
 
 
 def _status_kib(field: str) -> int:
@@ -106,12 +107,14 @@ def build(work: Path, n: int, dim: int, seed: int) -> tuple[Path, Path, int]:
 
 
 def baseline(features: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds of the bare float32 product probes x distractors, in blocks of BLOCK rows."""
-    probes = np.load(features / mfio.FACESCRUB_NPY)
+    """(wall, CPU) seconds of the bare float32 product distractors x probes, in blocks of BLOCK rows read
+    from a memory map, with a running maximum per probe (the least any ranking must keep)."""
+    probes_t = np.ascontiguousarray(np.load(features / mfio.FACESCRUB_NPY).T)
     distractors = np.load(features / mfio.MEGAFACE_NPY, mmap_mode="r")
+    best = np.full(probes_t.shape[1], -np.inf, dtype=np.float32)
     wall, cpu = time.perf_counter(), time.process_time()
     for a in range(0, distractors.shape[0], BLOCK):
-        _ = probes @ distractors[a : a + BLOCK].T
+        np.maximum(best, (distractors[a : a + BLOCK] @ probes_t).max(axis=0), out=best)
     elapsed = time.perf_counter() - wall, time.process_time() - cpu
     del distractors
     return elapsed
@@ -175,14 +178,14 @@ def main() -> int:
         timings = ", ".join(f"{w:.1f}/{c:.1f}" for w, c in bases)
         print(f"baseline (bare float32 product, blocks of {BLOCK}), wall/CPU s: {timings}")
         print("megaface evaluation, wall/CPU s: " + ", ".join(f"{w:.1f}/{c:.1f}" for w, c in evals))
-        print(f"ratio (medians): wall {ratio:.2f}, CPU {eval_cpu / base_cpu:.2f}  (goal <= 1.5)  "
-              f"{'OK' if ratio <= 1.5 else 'OVER'}")
+        print(f"ratio (medians): wall {ratio:.2f}, CPU {eval_cpu / base_cpu:.2f}  (goal <= {GOAL})  "
+              f"{'OK' if ratio <= GOAL else 'OVER'}")
         print(
             f"peak RSS during the evaluation: {peak / 2**20:.2f} GiB (before: {rss_before / 2**20:.2f} GiB; "
             f"{'VmHWM' if exact_peak else 'VmRSS after'}); limit distractors {distractor_bytes / 2**30:.2f} GiB + 1 GiB "
             f"= {limit / 2**30:.2f} GiB  {'OK' if peak * 1024 <= limit else 'OVER'}"
         )
-        return 0 if ratio <= 1.5 and peak * 1024 <= limit else 1
+        return 0 if ratio <= GOAL and peak * 1024 <= limit else 1
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

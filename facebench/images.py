@@ -7,20 +7,18 @@ squares sense (Umeyama, no reflection), then a bilinear ``cv2.warpAffine`` with 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
 from facebench.errors import FacebenchError
 from facebench.io.landmarks import check_landmarks
-
-cv2.setNumThreads(1)
 
 ARCFACE_TEMPLATE = np.array(
     [
@@ -35,6 +33,16 @@ ARCFACE_TEMPLATE = np.array(
 """The ArcFace 112x112 5-point template (insightface)."""
 
 ARCFACE_SIZE = 112
+
+
+@functools.cache
+def opencv() -> Any:
+    """OpenCV, imported on first use (a run from precomputed features never decodes an image), with its
+    own thread pool off: decoding runs in worker processes, one image at a time each."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,7 @@ def decode_image(data: bytes | np.ndarray, origin: str) -> np.ndarray:
     if buffer.dtype != np.uint8 or buffer.ndim != 1 or buffer.size == 0:
         raise FacebenchError(f"{origin}: not an encoded image (expected bytes or a 1-D uint8 array)")
     check_image_size(buffer, origin)
+    cv2 = opencv()
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise FacebenchError(f"{origin}: cannot decode the image (corrupt or not an image file)")
@@ -229,6 +238,7 @@ def read_image(path: str, origin: str | None = None) -> np.ndarray:
 
 def warp_to_chip(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Bilinear warp with a 2x3 matrix into a ``size`` x ``size`` chip, border value 0."""
+    cv2 = opencv()
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
@@ -247,6 +257,7 @@ def to_arcface_crop(image: np.ndarray) -> np.ndarray:
         return image
     scale = ARCFACE_SIZE / min(h, w)
     nh, nw = max(ARCFACE_SIZE, round(h * scale)), max(ARCFACE_SIZE, round(w * scale))
+    cv2 = opencv()
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
     top, left = (nh - ARCFACE_SIZE) // 2, (nw - ARCFACE_SIZE) // 2
     return np.ascontiguousarray(resized[top : top + ARCFACE_SIZE, left : left + ARCFACE_SIZE])

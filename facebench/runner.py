@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,6 @@ from facebench.evaluate.common import BenchmarkResult, RunContext, RunSettings
 from facebench.extract import init_distributed_from_env
 from facebench.embedder import Embedder, ModelSettings
 from facebench.preprocess import resolve_profile
-from facebench.report.run_report import write_run_report
 from facebench.results import new_document, write_results
 from facebench.rundir import OutputDir, Replace, check_writable_target
 
@@ -106,6 +107,7 @@ def _evaluate(
         doc["model"] = describe_model(embedder.encoder, settings)
     arrays: dict[str, dict[str, Any]] = {}
     verification: dict[str, tuple[Any, Any]] = {}
+    report_imported = preload(REPORT_MODULE) if rank == 0 else None
     for spec in chosen:
         log.info("%s: evaluating (%s)", spec.name, spec.kind)
         try:
@@ -130,7 +132,10 @@ def _evaluate(
         }
     if staging is not None and rank == 0:
         write_results(staging, doc, arrays)
-        write_run_report(staging, doc)
+        if report_imported is not None:
+            report_imported.join()
+        write_run_report = importlib.import_module(REPORT_MODULE).write_run_report
+        write_run_report(staging, doc, arrays=arrays)
         thresholds.write_tables(staging, doc)
     return doc, (1 if doc["failed"] else 0)
 
@@ -172,6 +177,26 @@ def benchmark_entry(
         "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
         **({"extra": result.extra} if result.extra else {}),
     }
+
+
+#: The report's module: with matplotlib, about half a second of imports that a run needs only at its end.
+REPORT_MODULE = "facebench.report.run_report"
+
+
+def preload(module: str) -> threading.Thread:
+    """Import ``module`` in a background thread, while the benchmarks are evaluated (their numpy work
+    releases the GIL, and much of it leaves a core idle); join the thread before using the module. An
+    import error is left for the import at the point of use to raise."""
+
+    def work() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - raised again where the module is used
+            pass
+
+    thread = threading.Thread(target=work, name=f"preload {module}", daemon=True)
+    thread.start()
+    return thread
 
 
 def calibration_first(chosen: list[Benchmark], name: str, specs: dict[str, Benchmark]) -> tuple[list[Benchmark], str]:

@@ -33,8 +33,9 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every sub-command that is installed."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every sub-command that is installed, or with just the command ``only``
+    (what running it needs: registering a command imports its module, and some import a good deal)."""
     parser = argparse.ArgumentParser(
         prog="facebench",
         description="Face-recognition evaluation: the numbers papers report, computed as the field computes them.",
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (and of a failed benchmark)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(f"facebench.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -59,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit status: 0 ok; 1 failed checks or benchmarks, a file-system error
     (``OSError``: a full disk, a read-only file) or an unexpected error; 2 an input or usage error
     (``FacebenchError``); 130 interrupted. Each error is one line on stderr; ``--debug`` shows the traceback."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    named = next((token for token in argv if not token.startswith("-")), None)
+    parser = build_parser(named if named in COMMANDS else None)
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose or args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

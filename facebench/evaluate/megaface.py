@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +52,7 @@ from facebench.evaluate.checks import check_embeddings
 from facebench.evaluate import rates
 from facebench.evaluate.rates import key as far_key
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.fileio import write_json
+from facebench.fileio import write_text
 from facebench.images import ImageList
 from facebench.io import megaface as mfio
 from facebench.metrics import megaface as mmf
@@ -147,13 +149,53 @@ class FileRows:
         return self.rows_reader.take(rows)
 
 
+def list_rows(row_paths: Sequence[str], lists: dict[int, list[str]]) -> dict[int, np.ndarray]:
+    """Per list, the row of ``row_paths`` (the paths of a feature matrix's rows, in order) holding each of
+    its paths; -1 where none does. A list that is a prefix of the rows (the largest list, in the layout
+    facebench writes) is rows 0..n-1; the others are found in one pass over the rows against a table of
+    their own paths, so no table of a million rows is built."""
+    out: dict[int, np.ndarray] = {}
+    rest: dict[int, list[str]] = {}
+    for size, paths in lists.items():
+        if len(paths) <= len(row_paths) and paths == row_paths[: len(paths)]:
+            out[size] = np.arange(len(paths), dtype=np.int64)
+        else:
+            rest[size] = paths
+    if rest:
+        wanted = dict(zip(dict.fromkeys(itertools.chain.from_iterable(rest.values())), itertools.count()))
+        ids = np.fromiter(map(wanted.get, row_paths, itertools.repeat(-1)), dtype=np.int64, count=len(row_paths))
+        found = np.flatnonzero(ids >= 0)
+        row_of_id = np.full(len(wanted), -1, dtype=np.int64)
+        row_of_id[ids[found]] = found
+        for size, paths in rest.items():
+            out[size] = row_of_id[np.fromiter(map(wanted.__getitem__, paths), dtype=np.int64, count=len(paths))]
+    return out
+
+
+def noisy_paths(paths: Sequence[str], noise: set[str]) -> np.ndarray:
+    """Bool per path: on the MegaFace noise list, matched on its last three components
+    (:func:`facebench.io.megaface.megaface_noise_key`). When every path has exactly three components (the
+    devkit's own form) each path is its own key and is tested as it is."""
+    if not noise:
+        return np.zeros(len(paths), dtype=bool)
+    text = "\n".join(paths)
+    if "\\" not in text and _NOT_THREE_PARTS.search(text) is None:
+        return np.fromiter(map(noise.__contains__, paths), dtype=bool, count=len(paths))
+    key = mfio.megaface_noise_key
+    return np.fromiter((key(p) in noise for p in paths), dtype=bool, count=len(paths))
+
+
+#: A line of newline-joined paths that does not have exactly three ``/``-separated components.
+_NOT_THREE_PARTS = re.compile(r"^(?![^/\n]*/[^/\n]*/[^/\n]*$)", re.M)
+
+
 @dataclass
 class Distractors:
     """The rows of the distractor matrix to stream and, for each list, which of them belong to it."""
 
     source: DistractorRows
     rows: np.ndarray  # sorted unique rows of the matrix used by any selected list
-    paths: list[str]  # devkit path of each entry of ``rows``
+    paths: Sequence[str]  # devkit path of each entry of ``rows``
     members: dict[int, np.ndarray] = field(default_factory=dict)  # size -> bool over ``rows``
 
 
@@ -169,19 +211,17 @@ def union_paths(lists: dict[int, list[str]]) -> list[str]:
     return out
 
 
-def _members_from_rows(row_of: dict[str, int], lists: dict[int, list[str]], list_files: dict[int, Path], features_txt: str
-                       ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    per_list: dict[int, np.ndarray] = {}
-    for size, paths in lists.items():
-        found = [row_of.get(p) for p in paths]
-        if None in found:
-            i = found.index(None)
+def _members_from_rows(row_paths: Sequence[str], lists: dict[int, list[str]], list_files: dict[int, Path],
+                       features_txt: str) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    per_list = list_rows(row_paths, lists)
+    for size, rows in per_list.items():
+        if rows.size and rows.min() < 0:
+            i = int(np.argmin(rows >= 0))
             raise FacebenchError(
-                f"{list_files[size]}: path[{i}] {paths[i]} has no feature row in {features_txt}; "
+                f"{list_files[size]}: path[{i}] {lists[size][i]} has no feature row in {features_txt}; "
                 "the features must cover every image of the distractor lists"
             )
-        per_list[size] = np.fromiter(found, dtype=np.int64, count=len(found))
-    n_rows = len(row_of)  # rows are 0 .. len - 1
+    n_rows = len(row_paths)  # rows are 0 .. len - 1
     marks = {}
     for size, rows in per_list.items():
         mark = np.zeros(n_rows, dtype=bool)
@@ -416,13 +456,15 @@ def load_features(
                 f"{mfio.MEGAFACE_NPY} and {mfio.MEGAFACE_TXT}"
             )
         feats = mfio.open_features_dir(s.features, len(inputs.probes))
-        rows, members = _members_from_rows(feats.row_index(), lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
-        paths = [feats.megaface_paths[r] for r in rows]
+        row_paths = feats.megaface_paths
+        rows, members = _members_from_rows(row_paths, lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
+        all_rows = rows.size == len(row_paths)  # rows are sorted and unique: every row, in order
+        paths = row_paths if all_rows else [row_paths[r] for r in rows]
         source = FileRows(feats.megaface, str(feats.megaface.path))
         _check_probes(feats.facescrub, str(s.features / mfio.FACESCRUB_NPY), inputs.probes.paths)
         return feats.facescrub, Distractors(source, rows, paths, members), "features_dir"
     union = union_paths(lists)
-    rows, members = _members_from_rows(dict(zip(union, range(len(union)))), lists, inputs.list_files, "the union")
+    rows, members = _members_from_rows(union, lists, inputs.list_files, "the union")
     if suffix and ctx.encoder is None:
         roots = {}
         for role in ("facescrub_features", "megaface_features"):
@@ -459,18 +501,6 @@ def load_features(
         mfio.write_path_list(s.save_features / mfio.MEGAFACE_TXT, union)
     source = ArrayRows(np.asarray(array, dtype=np.float32), "extracted MegaFace features")
     return np.asarray(probes, dtype=np.float32), Distractors(source, rows, union, members), "extracted"
-
-
-def _megaface_noisy(paths: Sequence[str], noise: set[str]) -> np.ndarray:
-    """Which distractor paths are on the MegaFace noise list (matched on their last three components)."""
-    if not noise:
-        return np.zeros(len(paths), dtype=bool)
-    key = mfio.megaface_noise_key
-    return np.fromiter(
-        ((p in noise) if (p.count("/") == 2 and "\\" not in p) else (key(p) in noise) for p in paths),
-        dtype=bool,
-        count=len(paths),
-    )
 
 
 def _check_probes(features: np.ndarray, origin: str, paths: Sequence[str]) -> None:
@@ -542,7 +572,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         probes, orphans = mmf.identity_centres_for_noise(probes, labels, fs_noisy)
         for label in orphans:
             _warn(warnings, f"{spec.name}: every image of {names[label]} is on the noise list; kept unchanged")
-    mf_noisy = _megaface_noisy(distractors.paths, mf_noise)
+    mf_noisy = noisy_paths(distractors.paths, mf_noise)
     excluded = mf_noisy if noise == "insightface" else np.zeros_like(mf_noisy)
     zeroed = mf_noisy if noise == "facexzoo" else np.zeros_like(mf_noisy)
     if zeroed.any():
@@ -584,8 +614,9 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         doc = {"cmc": [list(range(max_rank)), [float(v) for v in cmc[size]]]}
         if size in curves:
             doc["roc"] = [curves[size].fpr.tolist(), curves[size].tpr.tolist()]
+        path = ctx.artifact_dir / cmc_file_name(alg, size)
         if ctx.write_artifacts:
-            write_json(ctx.artifact_dir / cmc_file_name(alg, size), doc)
+            write_text(path, json.dumps(doc))  # compact: the indented encoder is pure Python, 10x slower
         cmc_files.append(str(Path(ctx.settings.out) / cmc_file_name(alg, size)))
 
     key = far_key(FAR_TARGET)

@@ -453,10 +453,6 @@ class FeaturesDir:
     megaface: NpyRows
     megaface_paths: list[str]
 
-    def row_index(self) -> dict[str, int]:
-        """``{devkit path: row of megaface.npy}``."""
-        return dict(zip(self.megaface_paths, range(len(self.megaface_paths))))
-
 
 def read_path_list(path: str | Path) -> list[str]:
     """``megaface.txt``: one devkit-relative path per line; blank or repeated lines are errors."""

@@ -33,12 +33,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse
 
 from facebench.metrics import roc as mroc
 from facebench.metrics.stats import BootstrapResult, PairedBootstrapResult
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 #: Above this many pairs the prefix shortcut is used; below, every resample reads all pairs.
 PREFIX_MIN_PAIRS = 200_000
@@ -129,6 +132,8 @@ def template_design(labels: np.ndarray, template1: np.ndarray, template2: np.nda
     a = np.searchsorted(ids, t1).astype(np.int64)
     b = np.searchsorted(ids, t2).astype(np.int64)
     imp = ~labels
+    import scipy.sparse  # here: a run writes its report through this package without bootstrapping
+
     matrix = scipy.sparse.csr_matrix((np.ones(int(imp.sum())), (a[imp], b[imp])), shape=(ids.size, ids.size))
     matrix.sum_duplicates()
     return Design("templates", (a, b), labels, int(ids.size), _impostor_matrix=matrix)

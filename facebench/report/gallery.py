@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
 from facebench.errors import FacebenchError
+from facebench.images import opencv
 from facebench.report.runs import Run
 
 THUMB = 96
@@ -53,6 +53,7 @@ def thumbnail(rgb: np.ndarray, size: int = THUMB) -> bytes:
     """An RGB image resized to ``size`` pixels on its long side, as JPEG bytes."""
     h, w = rgb.shape[:2]
     scale = size / max(h, w)
+    cv2 = opencv()
     small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:  # pragma: no cover

@@ -1,6 +1,7 @@
-"""Plots (matplotlib, Agg backend): ROC overlays on a log FPR axis, CMC curves, MegaFace rank-1 against
-the number of distractors, and the spread of the 10-fold accuracies. Each ``*_figure`` returns a figure;
-:func:`figure_png` renders it to PNG bytes (and closes it)."""
+"""Plots (matplotlib figures on the Agg canvas, no pyplot state): ROC overlays on a log FPR axis, CMC
+curves, MegaFace rank-1 against the number of distractors, and the spread of the 10-fold accuracies. Each
+``*_figure`` returns a figure whose lines are reduced to what it can show (:mod:`facebench.report.curves`);
+:func:`figure_png` renders it to PNG bytes."""
 
 from __future__ import annotations
 
@@ -10,28 +11,34 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from facebench.fileio import write_bytes  # noqa: E402
+from facebench.fileio import write_bytes
+from facebench.report.curves import drawable, thin_lines
 
 #: Line styles per curve family (e.g. gallery G1 solid, G2 dashed).
 STYLES = ("-", "--", ":", "-.")
 DPI = 110
 
 
-def figure_png(fig: "plt.Figure") -> bytes:
-    """Render a figure to PNG bytes and close it."""
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure at the DPI it is saved at (so display coordinates are the PNG's pixels), on an Agg canvas."""
+    fig = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    """Render a figure to PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 
 def _colours(n: int) -> list:
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
 
 
@@ -40,21 +47,25 @@ def roc_figure(
     title: str,
     min_fpr: float = 1e-6,
     marks: Sequence[float] = (),
-) -> "plt.Figure":
+) -> Figure:
     """TPR against FPR (log axis from ``min_fpr`` to 1) for each ``(label, fpr, tpr)``; vertical dotted
     lines at the FARs of ``marks`` (the table's columns). Points with FPR = 0 cannot be drawn on a log
-    axis and are left out; the lowest drawable FPR of a set of N impostors is 1/N."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.2))
-    for (label, fpr, tpr), colour in zip(curves, _colours(len(curves))):
-        fpr, tpr = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
-        keep = fpr > 0
-        ax.step(fpr[keep], tpr[keep], where="post", label=label, linewidth=1.4, color=colour)
-    for far in marks:
-        ax.axvline(far, color="0.6", linestyle=":", linewidth=0.9)
+    axis and are left out; the lowest drawable FPR of a set of N impostors is 1/N. Each curve is drawn as
+    its steps reduced by :func:`facebench.report.curves.drawable`: within half a pixel of the full
+    curve, with its vertices at the ``marks`` kept exactly."""
+    fig = new_figure((5.6, 4.2))
+    ax = fig.subplots()
     ax.set_xscale("log")
     ax.set_xlim(min_fpr, 1.0)
     low = min((float(np.min(t[f > 0])) for _, f, t in curves if np.any(np.asarray(f) > 0)), default=0.0)
     ax.set_ylim(max(0.0, math.floor(low * 10) / 10 - 0.05), 1.005)
+    for (label, fpr, tpr), colour in zip(curves, _colours(len(curves))):
+        fpr, tpr = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
+        keep = fpr > 0
+        x, y = drawable(ax, fpr[keep], tpr[keep], step="post", keep_x=marks)
+        ax.plot(x, y, label=label, linewidth=1.4, color=colour)
+    for far in marks:
+        ax.axvline(far, color="0.6", linestyle=":", linewidth=0.9)
     ax.set_xlabel("False accept rate (FPR)")
     ax.set_ylabel("True accept rate (TPR)")
     ax.set_title(title)
@@ -69,10 +80,11 @@ def save_roc(path: str | Path, curves: Sequence[tuple[str, np.ndarray, np.ndarra
     return Path(path)
 
 
-def cmc_figure(curves: Sequence[tuple[str, np.ndarray, int, int]], title: str) -> "plt.Figure":
+def cmc_figure(curves: Sequence[tuple[str, np.ndarray, int, int]], title: str) -> Figure:
     """Identification rate against rank (1..len) for each ``(label, cmc, run, family)``: the colour is
     the run, the line style the family (gallery G1 solid, G2 dashed; or distractor list)."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    fig = new_figure((5.6, 4.2))
+    ax = fig.subplots()
     colours = _colours(max((run for _, _, run, _ in curves), default=0) + 1)
     longest = 1
     for label, cmc, run, family in curves:
@@ -95,12 +107,14 @@ def cmc_figure(curves: Sequence[tuple[str, np.ndarray, int, int]], title: str) -
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    thin_lines(ax)
     return fig
 
 
-def size_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str) -> "plt.Figure":
+def size_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str) -> Figure:
     """MegaFace rank-1 against the number of distractors (log axis) for each ``(label, sizes, rank1)``."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    fig = new_figure((5.6, 4.2))
+    ax = fig.subplots()
     for (label, sizes, rank1), colour in zip(series, _colours(len(series))):
         ax.plot(np.asarray(sizes), np.asarray(rank1), "-o", markersize=4, label=label, color=colour)
     ax.set_xscale("log")
@@ -109,16 +123,18 @@ def size_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
+    thin_lines(ax)
     return fig
 
 
-def folds_figure(panels: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]]) -> "plt.Figure":
+def folds_figure(panels: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]]) -> Figure:
     """Per benchmark (one panel each), every run's k fold accuracies as points with their mean (bar):
     ``panels = [(title, [(run label, fold accuracies), ...]), ...]``."""
     n = len(panels)
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig = new_figure((4.2 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     labels = list(dict.fromkeys(label for _, runs in panels for label, _ in runs))
     colours = dict(zip(labels, _colours(len(labels))))
     rng = np.random.default_rng(0)  # horizontal jitter only

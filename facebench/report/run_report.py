@@ -9,8 +9,11 @@ statistics (``intervals.csv``) and the self-contained ``report.html`` with the f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Sequence, overload
+from typing import Any, Literal, Mapping, Sequence, overload
 
+import numpy as np
+
+from facebench.fileio import write_bytes
 from facebench.report.comparison import compare, write_comparison
 from facebench.report.plots import save_roc
 from facebench.report.runs import Run
@@ -29,6 +32,7 @@ def write_run_report(
     gallery: int = ...,
     out_dir: str | Path | None = ...,
     columns: Sequence[str] = ...,
+    arrays: Mapping[str, dict[str, np.ndarray]] | None = ...,
     with_table: Literal[False] = ...,
 ) -> list[Path]: ...
 @overload
@@ -42,6 +46,7 @@ def write_run_report(
     gallery: int = ...,
     out_dir: str | Path | None = ...,
     columns: Sequence[str] = ...,
+    arrays: Mapping[str, dict[str, np.ndarray]] | None = ...,
     with_table: Literal[True],
 ) -> tuple[list[Path], Table]: ...
 
@@ -56,21 +61,28 @@ def write_run_report(
     gallery: int = 0,
     out_dir: str | Path | None = None,
     columns: Sequence[str] = (),
+    arrays: Mapping[str, dict[str, np.ndarray]] | None = None,
     with_table: bool = False,
 ):
     """Write the run's tables and plots (and, when asked, statistics and ``report.html``) to ``out_dir``
     (default: the run directory, where its arrays are read from); return the paths written (and the
-    table, with ``with_table``). ``columns`` adds ``BENCHMARK:METRIC[=LABEL]`` columns."""
+    table, with ``with_table``). ``columns`` adds ``BENCHMARK:METRIC[=LABEL]`` columns. ``arrays`` (per
+    benchmark, what the run just saved) spares reading the ``.npz`` files back. ``roc.png`` holds every
+    benchmark's ROC; with one benchmark it is that benchmark's ROC plot (drawn once)."""
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
-    run = Run(run_label(document), run_dir, document)
+    run = Run(run_label(document), run_dir, document, dict(arrays) if arrays is not None else {})
     comparison = compare([run], settings=settings, statistics=statistics, gallery=gallery, columns=columns)
     written = write_comparison(comparison, out, html=html)
     curves = []
     for name, entry in document.get("benchmarks", {}).items():
-        arrays = run.arrays(name)
-        if "roc_fpr" in arrays and "roc_tpr" in arrays:
-            curves.append((str(entry.get("title", name)), arrays["roc_fpr"], arrays["roc_tpr"]))
-    if curves:
-        written.append(save_roc(out / "roc.png", curves, f"ROC: {run.label}"))
+        saved = run.arrays(name)
+        if "roc_fpr" in saved and "roc_tpr" in saved:
+            curves.append((name, str(entry.get("title", name)), saved["roc_fpr"], saved["roc_tpr"]))
+    drawn = {figure.name: figure.png for figure in comparison.figures}
+    if len(curves) == 1 and f"roc_{curves[0][0]}.png" in drawn:
+        write_bytes(out / "roc.png", drawn[f"roc_{curves[0][0]}.png"])
+        written.append(out / "roc.png")
+    elif curves:
+        written.append(save_roc(out / "roc.png", [c[1:] for c in curves], f"ROC: {run.label}"))
     return (written, comparison.table) if with_table else written

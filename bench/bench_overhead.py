@@ -1,0 +1,224 @@
+"""facebench's own cost around the protocol math, on the IJB-C-sized set and on MegaFace at 1M, in one run.
+
+Each ``facebench run --features`` runs in a child process of this script (the real CLI, ``facebench.cli.main``)
+whose phases are timed from inside: interpreter start and imports, the protocol (the benchmark's evaluator;
+for IJB-C also its own phases: meta, pooling, pairs, scoring, ROC), writing results.json and the arrays,
+and the report (tables, plots, thresholds). The parent measures the child's wall time and peak RSS (VmHWM).
+Then ``facebench report RUN --no-stats`` and ``facebench compare RUN --no-stats`` are timed on the IJB-C run.
+
+Baselines, measured in the same child process right after the run:
+
+- IJB-C: the protocol itself (the evaluator's time): the rest is what facebench adds around it; goal: total
+  wall <= 4.5 s on a quiet 2-core machine, peak RSS <= 2 x the feature file, report and compare <= 1 s each.
+- MegaFace: the bare float32 product of the distractors (memory-mapped ``megaface.npy``, blocks of 4,096
+  rows) by the probes with a running maximum per probe (``bench_megaface.baseline``); goal: the whole
+  evaluation (every list, CMC 1..10, TAR@1e-6) <= 1.05 x that, peak RSS <= distractor bytes + 1 GiB.
+
+The data come from the generators of ``bench_ijb.py`` and ``bench_megaface.py`` (kept in --workdir and
+reused when present).
+
+    python bench/bench_overhead.py --workdir /tmp/overhead-bench            # both, full size
+    python bench/bench_overhead.py --workdir /tmp/ob --ijb-scale 0.05 --distractors 100000   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+START = time.perf_counter()  # the child's clock starts here, before any facebench import
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+IJB_WALL_GOAL_S = 4.5
+IJB_RSS_GOAL = 2.0
+REPORT_GOAL_S = 1.0
+MEGAFACE_GOAL = 1.05
+
+
+# ------------------------------------------------------------------------------------- child
+
+
+def child(out_json: Path, baseline_features: str, cli_args: list[str]) -> int:
+    """Run ``facebench`` with ``cli_args`` in this process, timing its phases; then, with
+    ``baseline_features``, the bare MegaFace product. Writes the timings to ``out_json``."""
+    import facebench.cli
+    import facebench.runner as runner
+
+    phases: dict[str, float] = {"start_and_imports": time.perf_counter() - START}
+    evaluate_for = runner.evaluator_for
+
+    def timed(name: str, fn):
+        def wrapper(*args, **kwargs):
+            t, cpu = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[name] = phases.get(name, 0.0) + time.perf_counter() - t
+                phases[name + "_cpu"] = phases.get(name + "_cpu", 0.0) + time.process_time() - cpu
+
+        return wrapper
+
+    runner.evaluator_for = lambda kind: timed("protocol", evaluate_for(kind))
+    runner.write_results = timed("results", runner.write_results)
+    runner.REPORT_MODULE = "_report_timed"  # the report module, its write_run_report timed
+    runner.thresholds.write_tables = timed("thresholds", runner.thresholds.write_tables)
+    t = time.perf_counter()
+    status = facebench.cli.main(cli_args)
+    phases["cli_main"] = time.perf_counter() - t
+    phases["in_process_total"] = time.perf_counter() - START
+    phases.update(sys.modules["_report_timed"].SPENT if "_report_timed" in sys.modules else {})
+    peak_kib = _status_kib("VmHWM")
+    result = {"status": status, "phases": phases, "peak_rss": peak_kib * 1024}
+    if baseline_features:
+        from bench_megaface import baseline
+
+        wall, cpu = baseline(Path(baseline_features))
+        result["baseline"] = {"wall": wall, "cpu": cpu}
+    out_json.write_text(json.dumps(result))
+    return int(status)
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+# ------------------------------------------------------------------------------------- parent
+
+
+def run_child(work: Path, name: str, cli_args: list[str], baseline_features: str = "") -> dict:
+    """Run the child; its timings, wall time (spawn to exit) and peak RSS."""
+    from bench_ijb import timed
+
+    out_json = work / f"{name}.timings.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(out_json), "--baseline", baseline_features, "--"]
+    wall, peak, status = timed(cmd + cli_args)
+    if status != 0:
+        raise SystemExit(f"{name}: facebench exited with {status}")
+    result = json.loads(out_json.read_text())
+    result["wall"] = wall
+    return result
+
+
+def wall_of(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def show(phases: dict[str, float], protocol_parts: dict[str, float]) -> str:
+    keys = ("start_and_imports", "protocol", "results", "report", "thresholds")
+    rest = phases["cli_main"] - sum(phases.get(k, 0.0) for k in keys[1:])
+    text = ", ".join(f"{k} {phases.get(k, 0.0):.2f} s" for k in keys)
+    text += f", the rest of the command (parser, report import wait, summary) {rest:.2f} s"
+    if protocol_parts:
+        text += " (protocol: " + ", ".join(f"{k} {v:.2f}" for k, v in protocol_parts.items()) + ")"
+    return text
+
+
+def ijb_part(work: Path, scale: float, reps: int) -> bool:
+    from bench_ijb import ensure_generated
+
+    root = work / "ijbc"
+    info = ensure_generated(root, scale, 0)
+    features = root / "features.npy"
+    feature_bytes = features.stat().st_size
+    run_dir = root / "overhead_run"
+    args = ["-q", "run", "--features", str(features), "-b", "ijbc", "--data-root", str(root), "--out", str(run_dir),
+            "--no-progress", "--no-cache"]
+    runs = [run_child(work, "ijbc", args) for _ in range(reps)]
+    best = min(runs, key=lambda r: r["wall"])
+    entry = json.loads((run_dir / "results.json").read_text())["benchmarks"]["ijbc"]
+    parts = entry.get("extra", {}).get("timings_s", {})
+    protocol = best["phases"]["protocol"]
+    report = best["phases"].get("report", 0.0) + best["phases"].get("thresholds", 0.0)
+    rss = best["peak_rss"] / feature_bytes
+    reports = [wall_of([sys.executable, "-m", "facebench", "-q", "report", str(run_dir), "--no-stats"]) for _ in range(reps)]
+    compares = [wall_of([sys.executable, "-m", "facebench", "-q", "compare", str(run_dir), "--no-stats",
+                         "--out", str(root / "overhead_compare")]) for _ in range(reps)]
+    print(f"IJB-C-sized set {info['sizes']['images']:,} images x 512, {info['sizes']['pairs']:,} pairs "
+          f"(features {feature_bytes / 2**20:.0f} MiB)")
+    walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
+    print(f"  run --features -b ijbc, wall per run: {walls} s; best {best['wall']:.2f} s"
+          f"  [goal <= {IJB_WALL_GOAL_S} s quiet]  {'OK' if best['wall'] <= IJB_WALL_GOAL_S else 'OVER'}")
+    print(f"  phases of the best: {show(best['phases'], parts)}")
+    print(f"  protocol {protocol:.2f} s, report {report:.2f} s, total {best['wall']:.2f} s: "
+          f"total / protocol {best['wall'] / protocol:.2f}, outside the protocol {best['wall'] - protocol:.2f} s")
+    print(f"  peak RSS {best['peak_rss'] / 2**20:.0f} MiB = {rss:.2f} x the feature file  [goal <= {IJB_RSS_GOAL}]  "
+          f"{'OK' if rss <= IJB_RSS_GOAL else 'OVER'}")
+    print(f"  facebench report RUN --no-stats: {min(reports):.2f} s (best of {reps});  facebench compare RUN "
+          f"--no-stats: {min(compares):.2f} s  [goal <= {REPORT_GOAL_S} s each]")
+    return best["wall"] <= IJB_WALL_GOAL_S and rss <= IJB_RSS_GOAL and max(min(reports), min(compares)) <= REPORT_GOAL_S
+
+
+def megaface_part(work: Path, n: int) -> bool:
+    from bench_megaface import build
+
+    from facebench.io import megaface as mfio
+
+    mf = work / "megaface"
+    if (mf / "features" / mfio.MEGAFACE_NPY).is_file() and (mf / "size.json").is_file() and \
+            json.loads((mf / "size.json").read_text()) == n:
+        root, features = mf / "data", mf / "features"
+    else:
+        t = time.perf_counter()
+        root, features, _ = build(mf, n, 512, 0)
+        (mf / "size.json").write_text(json.dumps(n))
+        print(f"MegaFace data built in {time.perf_counter() - t:.0f} s under {mf}")
+    rows = mfio.NpyRows(features / mfio.MEGAFACE_NPY).shape[0]
+    run_dir = mf / "overhead_run"
+    args = ["-q", "run", "--features", str(features), "-b", "megaface", "--data-root", str(root), "--out", str(run_dir),
+            "--no-progress"]
+    r = run_child(work, "megaface", args, baseline_features=str(features))
+    protocol, base = r["phases"]["protocol"], r["baseline"]["wall"]
+    report = r["phases"].get("report", 0.0) + r["phases"].get("thresholds", 0.0)
+    run_total = r["phases"]["in_process_total"]  # measured before the baseline ran
+    limit = rows * 512 * 4 + (1 << 30)
+    print(f"MegaFace {rows:,} distractor rows x 512 (every list up to {n:,}), real 3,530-probe list when present")
+    print(f"  phases: {show(r['phases'], {})}; child wall {r['wall']:.2f} s (includes the baseline)")
+    print(f"  bare product with running max (same process): {base:.2f} s wall, {r['baseline']['cpu']:.2f} s CPU")
+    print(f"  protocol {protocol:.2f} s = {protocol / base:.3f} x bare [goal <= {MEGAFACE_GOAL}]  "
+          f"{'OK' if protocol <= MEGAFACE_GOAL * base else 'OVER'} (CPU {r['phases']['protocol_cpu']:.2f} s = "
+          f"{r['phases']['protocol_cpu'] / r['baseline']['cpu']:.3f} x bare); report {report:.2f} s; "
+          f"run total (start to end of report) {run_total:.2f} s = {run_total / base:.3f} x bare")
+    print(f"  peak RSS of the run {r['peak_rss'] / 2**30:.2f} GiB  [goal <= distractors + 1 GiB = {limit / 2**30:.2f} GiB]  "
+          f"{'OK' if r['peak_rss'] <= limit else 'OVER'}")
+    return protocol <= MEGAFACE_GOAL * base and r["peak_rss"] <= limit
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        split = argv.index("--")
+        return child(Path(argv[1]), argv[3], argv[split + 1 :])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/overhead-bench"), help="data and runs (kept)")
+    parser.add_argument("--ijb-scale", type=float, default=1.0, help="fraction of IJB-C's sizes (default 1)")
+    parser.add_argument("--distractors", type=int, default=1_000_000, help="largest MegaFace list (default 1M)")
+    parser.add_argument("--reps", type=int, default=3, help="IJB-C runs (the best is shown; default 3)")
+    parser.add_argument("--skip", choices=("ijb", "megaface"), action="append", default=[], help="leave a part out")
+    parser.add_argument("--clean", action="store_true", help="remove --workdir at the end")
+    args = parser.parse_args(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    ok = True
+    try:
+        if "ijb" not in args.skip:
+            ok &= ijb_part(args.workdir, args.ijb_scale, max(1, args.reps))
+        if "megaface" not in args.skip:
+            ok &= megaface_part(args.workdir, args.distractors)
+    finally:
+        if args.clean:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""What a `run --features` does besides the protocol: no model runtime imported, every output written
+once, the results document serialised once, the report built from memory (nothing read back)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facebench.fileio
+import facebench.results
+from facebench.cli import main
+from facebench.io.binpack import write_bin
+from tests.fakes import jpeg_bytes, random_images
+from tests.test_report_tables import pair_features
+
+RUNTIMES = ("torch", "onnxruntime", "onnx", "cv2", "sklearn", "pandas", "tensorflow")
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("overhead")
+    feats, issame = pair_features(600, 1.0, 0)
+    write_bin(root / "lfw.bin", [jpeg_bytes(im) for im in random_images(1200, size=32, seed=3)], issame)
+    np.save(root / "lfw.npy", feats.astype(np.float32))
+    return root
+
+
+def test_a_features_run_imports_no_model_runtime(pack: Path) -> None:
+    out = pack / "imports"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1])] + sys.path)}
+    script = (
+        "import sys, json; from facebench.cli import main; "
+        f"status = main(['-q', 'run', '--features', {str(pack / 'lfw.npy')!r}, '-b', 'lfw', '--data-root', "
+        f"{str(pack)!r}, '--out', {str(out)!r}, '--no-progress']); "
+        "print(json.dumps({'status': status, 'modules': sorted(sys.modules)}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["status"] == 0
+    imported = set(report["modules"])
+    assert {"facebench.evaluate.pairs", "matplotlib"} <= imported  # the run and its report did happen here
+    top = {name.split(".")[0] for name in imported}
+    assert not top & set(RUNTIMES), sorted(top & set(RUNTIMES))
+    assert (out / "results.json").is_file() and (out / "roc.png").is_file()
+
+
+def test_every_output_is_written_once_and_the_report_reads_nothing_back(pack: Path, monkeypatch) -> None:
+    writes: list[str] = []
+    real_atomic_path = facebench.fileio.atomic_path
+
+    def counting_atomic_path(path):
+        writes.append(Path(path).name)
+        return real_atomic_path(path)
+
+    documents: list[int] = []
+    real_dumps = json.dumps
+
+    def counting_dumps(obj, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("schema") == facebench.results.SCHEMA:
+            documents.append(1)
+        return real_dumps(obj, *args, **kwargs)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the run's report read its own output back")
+
+    monkeypatch.setattr(facebench.fileio, "atomic_path", counting_atomic_path)
+    monkeypatch.setattr(facebench.fileio.json, "dumps", counting_dumps)
+    monkeypatch.setattr(facebench.results, "load_arrays", no_reading)
+    monkeypatch.setattr(facebench.results, "read_results", no_reading)
+    out = pack / "once"
+    status = main(["-q", "run", "--features", str(pack / "lfw.npy"), "-b", "lfw", "--data-root", str(pack),
+                   "--out", str(out), "--no-progress"])
+    assert status == 0
+    assert len(documents) == 1
+    assert sorted(writes) == sorted(set(writes)), writes
+    assert {"results.json", "lfw.npz", "table.md", "roc.png", "roc_lfw.png", "folds.png", "thresholds.md"} <= set(writes)
+    assert sorted(p.name for p in out.iterdir()) == sorted(writes)
+    # a one-benchmark run's roc.png is its ROC plot, drawn once
+    assert (out / "roc.png").read_bytes() == (out / "roc_lfw.png").read_bytes()
