@@ -88,6 +88,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
             "warnings": result.warnings,
             "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
             **({"extra": result.extra} if result.extra else {}),
+            **({"enrolment": ctx.enrolment[spec.name]} if spec.name in ctx.enrolment else {}),
         }
         points, warning = thresholds.for_benchmark(spec.name, result.arrays, calibrate_on, verification)
         if points is not None:

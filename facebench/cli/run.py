@@ -25,6 +25,22 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--half", action="store_true", help="fp16 autocast on GPU")
 
 
+def add_enrol_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of face detection for raw photos (`run` and `align`; rules in facebench.enrol)."""
+    from facebench.detection import DETECTORS
+    from facebench.enrol import LANDMARK_FRAMES, ON_NO_FACE
+
+    g = parser.add_argument_group("raw photos (images that are neither 112x112 chips nor in a landmark file)")
+    g.add_argument("--detector", choices=DETECTORS, default="dlib-hog",
+                   help="face detector + 5-point landmarker (default dlib-hog; needs facebench[detect])")
+    g.add_argument("--on-no-face", choices=ON_NO_FACE, default="error",
+                   help="an image with no face: error (default, lists the files), center-crop (ArcFace template on "
+                   "the centre square), skip (its pairs and searches are left out); several faces: the largest")
+    g.add_argument("--landmark-frame", choices=LANDMARK_FRAMES, default="upright",
+                   help="landmark-file points are in the upright (EXIF-rotated) frame (default) or on the stored "
+                   "pixels (tools that ignore EXIF)")
+
+
 def parse_assignments(items: list[str], flag: str, example: str, dotted: bool = False) -> dict[str, str]:
     """``KEY=VALUE`` command-line items as a mapping (``dotted``: the key must be ``NAME.ROLE``); a malformed
     or repeated key is an error quoting the item and an example."""
@@ -84,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder:PATH benchmarks: seed of the generated pairs and gallery/probe split (default 0)")
     g.add_argument("--folder-pairs", type=int, default=6000,
                    help="folder:PATH benchmarks: most pairs generated, 10 balanced folds (default 6000)")
+    add_enrol_arguments(p)
     c = p.add_argument_group("cache")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     c.add_argument("--cache-dir", type=Path, help="feature cache root (default $FACEBENCH_CACHE or ~/.cache/facebench)")
@@ -112,6 +129,9 @@ def settings_from_args(args: argparse.Namespace):
         "folder_pairs": args.folder_pairs,
         "measure_speed": not args.no_speed,
         "save_pair_scores": args.save_pair_scores,
+        "detector": args.detector,
+        "on_no_face": args.on_no_face,
+        "landmark_frame": args.landmark_frame,
     }
     return RunSettings(
         benchmarks=args.benchmark,

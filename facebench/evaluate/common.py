@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec_overrides
+from facebench.cache import default_cache_root
 from facebench.errors import FacebenchError
 from facebench.embedder import Embedder
+from facebench.enrol import EnrolOptions, enrol
 from facebench.extract import DEFAULT_CHUNK
 from facebench.fileio import save_npy, sha256_file
 from facebench.images import ImageList
@@ -75,6 +77,8 @@ class RunContext:
     embedder: Embedder | None
     profile: Profile
     n_benchmarks: int = 1
+    enrolment: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Failure-to-enrol reports of the detected image lists, by benchmark name then list label."""
 
     @property
     def encoder(self) -> Encoder | None:
@@ -125,9 +129,38 @@ class RunContext:
         elif self.embedder is None:
             raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
         else:
-            feats = self.embedder.embed(images, label, flip)
+            feats = self._embed_enrolled(spec, images, label, flip)
         if self.settings.save_features is not None:
             self._save_features(label, feats)
+        return feats
+
+    def enrol_options(self) -> EnrolOptions:
+        """How raw photos are enrolled in this run (``--detector``, ``--on-no-face``, ``--landmark-frame``)."""
+        o = self.settings.options
+        return EnrolOptions(
+            detector=o.get("detector") or "dlib-hog",
+            on_no_face=o.get("on_no_face") or "error",
+            landmark_frame=o.get("landmark_frame") or "upright",
+            cache_root=detection_cache_root(self.settings) if self.settings.cache else None,
+            progress=self.settings.progress,
+        )
+
+    def _embed_enrolled(self, spec: Benchmark, images: ImageList, label: str, flip: str | None) -> np.ndarray:
+        """Features after enrolment (:mod:`facebench.enrol`); rows of images that did not enrol under
+        ``--on-no-face skip`` are NaN (only pair and folder benchmarks can leave them out)."""
+        assert self.embedder is not None
+        done = enrol(images, self.enrol_options(), label)
+        if done.report.detected or done.report.reoriented:
+            self.enrolment.setdefault(spec.name, {})[label] = done.report.to_dict()
+        if done.unenrolled.any() and spec.kind not in ("pairs", "folder"):
+            raise FacebenchError(
+                f"{spec.name}: --on-no-face skip leaves out images only in pair and folder benchmarks; "
+                f"{len(done.report.no_face)} images of this {spec.kind} benchmark have no face: use center-crop"
+            )
+        feats = self.embedder.embed(done.images, label, flip)
+        if done.unenrolled.any():
+            feats = np.array(feats, dtype=np.float32)
+            feats[done.unenrolled] = np.nan
         return feats
 
     def _load_features(self, label: str, n_rows: int) -> np.ndarray:
@@ -165,6 +198,12 @@ class RunContext:
         single = target.suffix == ".npy" and self.n_benchmarks == 1
         path = target if single else target / f"{label}.npy"
         save_npy(path, feats)
+
+
+def detection_cache_root(settings: RunSettings) -> Path:
+    """Where face detections are cached: ``detections/`` inside the feature cache root (its entries are one
+    level deeper than feature entries, so `facebench cache` listings keep to features)."""
+    return (settings.cache_dir or default_cache_root()) / "detections"
 
 
 def implausible_warning(spec: Benchmark, ctx: RunContext, finding: str, floor: str, other_cause: str = "") -> str:

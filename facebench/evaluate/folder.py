@@ -7,8 +7,8 @@ Layout (``PATH``):
   ignored). Identities and images are taken in sorted name order.
 - Images are aligned 112x112 crops (the insightface layout), or raw photos listed in a 5-point landmark
   file, ``PATH/landmarks.txt`` or ``--file <name>.landmarks=FILE`` (lines ``path x1 y1 ... x5 y5``, paths
-  relative to ``PATH``; see `facebench.io.landmarks`). facebench never detects faces: a raw photo that the
-  landmark file does not list is an error.
+  relative to ``PATH``; see `facebench.io.landmarks`). A raw photo that no landmark file lists is detected
+  (`facebench.enrol`: ``--detector``, ``--on-no-face``; the report goes to ``enrolment`` in results).
 - Optional pair list ``PATH/pairs.txt`` or ``--file <name>.pairs=FILE``: lines ``path_a path_b label``
   (1 = same, 0 = different, paths relative to ``PATH``); its 10 folds are contiguous blocks of the file order.
 
@@ -41,6 +41,7 @@ of the L2-normalised features. Ranks larger than the gallery are not reported.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -313,7 +314,16 @@ def identification_split(groups: Sequence[np.ndarray], seed: int = DEFAULT_SEED)
 def identification_metrics(
     features: np.ndarray, split: IdentificationSplit
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
-    """(metrics, details, arrays) of the open-set search of every probe against the gallery."""
+    """(metrics, details, arrays) of the open-set search of every probe against the gallery; images whose
+    feature row is not finite (not enrolled, ``--on-no-face skip``) are left out of gallery and probes, so
+    the probes of an identity whose gallery image is left out become non-mated searches."""
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.all():
+        g, p = finite[split.gallery], finite[split.probes]
+        split = dataclasses.replace(
+            split, gallery=split.gallery[g], gallery_subjects=split.gallery_subjects[g],
+            probes=split.probes[p], probe_subjects=split.probe_subjects[p],
+        )
     emb = normalise_rows(features)
     scores = emb[split.probes] @ emb[split.gallery].T
     ranks = [k for k in RANKS if k <= len(split.gallery)]
@@ -413,10 +423,11 @@ def read_folder(files: Mapping[str, Path], seed: int = DEFAULT_SEED, max_pairs: 
         lm = read_landmarks(files["landmarks"], listing.root)
         landmarks = landmark_array(paths, lm, str(files["landmarks"]))
         rules["alignment"] = (
-            f"5-point landmarks from {Path(files['landmarks']).name}; images it does not list are 112x112 crops"
+            f"5-point landmarks from {Path(files['landmarks']).name}; images it does not list are 112x112 crops "
+            "or detected (see enrolment)"
         )
     else:
-        rules["alignment"] = "none: images are 112x112 aligned crops"
+        rules["alignment"] = "112x112 images are aligned crops; other images are detected (see enrolment)"
     images = ImageList(origin=str(listing.root), paths=paths, landmarks=landmarks, crops=False)
     inputs = {f"{listing.root.name}/ ({len(paths)} images)": images_digest(listing.root, paths)}
     return FolderData(listing, images, pairs, np.asarray(issame, dtype=bool), rules, counts, warnings, inputs, split)
@@ -457,7 +468,7 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     metrics, arrays = verification_metrics(
         features[data.pairs.reshape(-1)], data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, N_FOLDS
     )
-    arrays["pair_images"] = data.pairs
+    arrays["pair_images"] = data.pairs[arrays["pairs_kept"]] if "pairs_kept" in arrays else data.pairs
     extra: dict[str, Any] = {"reader": "folder", "images": str(data.listing.root)}
     if data.split is not None:
         id_metrics, details, id_arrays = identification_metrics(features, data.split)

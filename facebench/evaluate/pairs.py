@@ -138,13 +138,18 @@ def verification_metrics(
     """All verification metrics of a pair set from its 2N flip-combined features.
 
     Returns (metrics, arrays): metrics as fractions; arrays are the per-pair scores, labels, held-out
-    decisions and the ROC curve, saved beside the results for reports and paired tests.
+    decisions and the ROC curve, saved beside the results for reports and paired tests. Pairs with a
+    non-finite feature row are left out (:func:`enrolled_pairs`; counted as ``pairs_left_out``, mask
+    ``pairs_kept``), and the folds are cut over the pairs that remain.
     """
     if kfold_rule not in KFOLD_RULES:
         raise FacebenchError(f"unknown --kfold-rule {kfold_rule!r}; use {' or '.join(KFOLD_RULES)}")
     issame = np.asarray(issame, dtype=bool)
     if features.shape[0] != 2 * issame.shape[0]:
         raise FacebenchError(f"{features.shape[0]} feature rows for {issame.shape[0]} pairs (need 2 per pair)")
+    kept = enrolled_pairs(features)
+    if not kept.all():
+        features, issame = features[np.repeat(kept, 2)], issame[kept]
     emb = normalise_rows(features)
     e1, e2 = emb[0::2], emb[1::2]
     dist = np.sum((e1 - e2) ** 2, axis=1)
@@ -167,6 +172,8 @@ def verification_metrics(
         "fold_thresholds": [float(t) for t in kf.thresholds],
         "threshold_unit": "squared_l2" if kfold_rule == "insightface" else "cosine",
     }
+    if not kept.all():
+        metrics["pairs_left_out"] = int(np.count_nonzero(~kept))
     arrays = {
         "scores": cos.astype(np.float64),
         "labels": issame,
@@ -176,7 +183,16 @@ def verification_metrics(
         "roc_tpr": curve.tpr,
         "roc_thresholds": curve.thresholds,
     }
+    if not kept.all():
+        arrays["pairs_kept"] = kept
     return metrics, arrays
+
+
+def enrolled_pairs(features: np.ndarray) -> np.ndarray:
+    """Mask of the pairs (rows ``2i``, ``2i+1``) whose two feature rows are finite: a NaN row is an image
+    that did not enrol under ``--on-no-face skip`` (:mod:`facebench.enrol`), and its pairs are left out."""
+    finite = np.isfinite(np.asarray(features)).all(axis=1)
+    return finite[0::2] & finite[1::2]
 
 
 def balance_warnings(name: str, issame: np.ndarray, n_folds: int = 10) -> list[str]:
