@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "doctor",
     "pack",
+    "align",
 )
 
 
