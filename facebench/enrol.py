@@ -18,8 +18,8 @@ Rules (used by `facebench run` for every benchmark, and by `facebench align`):
   :func:`facebench.images.to_arcface_crop`); ``skip``: the image takes part in no comparison (its feature
   row is NaN: pair benchmarks drop the pairs it is in, folder identification drops it from gallery and
   probes; other kinds refuse it). Every policy lists the files.
-- Failure-to-enrol rate = images with no face / images sent to the detector; images with several faces
-  are listed apart (they are enrolled by the rule).
+- Failure-to-enrol rate = image files with no face / image files sent to the detector (a file a pair list
+  names twice counts once); files with several faces are listed apart (they are enrolled by the rule).
 """
 
 from __future__ import annotations
@@ -204,15 +204,19 @@ def enrol(images: ImageList, options: EnrolOptions, label: str = "images") -> En
 
     detector = get_detector(options.detector)
     report.detector = detector.describe()
-    rows = detect_files([paths[i] for i in need], detector, options.cache_root, options.progress, label)
-    report.detected = len(need)
+    unique = list(dict.fromkeys(paths[i] for i in need))  # pair lists repeat images: detect each file once
+    found = dict(zip(unique, detect_files(unique, detector, options.cache_root, options.progress, label)))
+    report.detected = len(unique)
+    for path, row in found.items():
+        if row[0] == 0:
+            report.no_face.append(path)
+        elif row[0] > 1:
+            report.several_faces.append(path)
+    rows = np.stack([found[paths[i]] for i in need])
     for i, row in zip(need, rows):
         if row[0] >= 1:
             landmarks[i] = row[6:].reshape(5, 2)
-            if row[0] > 1:
-                report.several_faces.append(paths[i])
             continue
-        report.no_face.append(paths[i])
         width, height = read_header(paths[i]).upright_size
         landmarks[i] = centre_crop_landmarks(width, height)  # skip: extracted, then its row is set to NaN
         unenrolled[i] = options.on_no_face == "skip"
