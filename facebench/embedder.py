@@ -82,6 +82,13 @@ class Embedder:
             "batch_size": self.settings.batch_size,
         }
 
+    def decision_threshold(self) -> dict[str, Any] | None:
+        """The checkpoint's own decision threshold: its sidecar's ``threshold``, else the backend's (dlib's
+        0.6 Euclidean), else None."""
+        from facebench.preprocess import read_sidecar_threshold
+
+        return read_sidecar_threshold(self.settings.checkpoint) or self.encoder.describe().get("decision_threshold")
+
     def raw(self, images: ImageList, label: str, profile: Profile | None = None) -> np.ndarray:
         """Raw per-view outputs ``(N, V, D)`` through the feature cache (unless disabled)."""
         s = self.settings

@@ -157,8 +157,30 @@ def read_sidecar(checkpoint: str | Path) -> Profile | None:
         raise FacebenchError(f"{path}: not a readable JSON profile: {exc}") from exc
     if not isinstance(data, dict):
         raise FacebenchError(f"{path}: expected a JSON object with profile fields")
-    data = data.get("profile", data)
+    data = data.get("profile", {k: v for k, v in data.items() if k != "threshold"})
     return Profile.from_dict(data, source=str(path))
+
+
+def read_sidecar_threshold(checkpoint: str | Path) -> dict[str, Any] | None:
+    """The decision threshold a sidecar declares, ``"threshold": {"metric": "euclidean"|"cosine", "value": v}``
+    (Euclidean on the features as evaluated: same when distance < v; cosine: same when cosine >= v)."""
+    path = sidecar_path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FacebenchError(f"{path}: not a readable JSON profile: {exc}") from exc
+    found = data.get("threshold") if isinstance(data, dict) else None
+    if found is None:
+        return None
+    if not isinstance(found, dict) or found.get("metric") not in ("euclidean", "cosine"):
+        raise FacebenchError(f"{path}: threshold must be {{\"metric\": \"euclidean\" or \"cosine\", \"value\": number}}")
+    try:
+        value = float(found["value"])
+    except (KeyError, TypeError, ValueError):
+        raise FacebenchError(f"{path}: threshold.value must be a number, got {found.get('value')!r}") from None
+    return {"metric": found["metric"], "value": value, "rule": f"from {path.name}"}
 
 
 def write_sidecar(checkpoint: str | Path, profile: Profile) -> Path:

@@ -54,7 +54,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.evaluate.pairs import PairData, balance_warnings, far_key, normalise_rows, verification_metrics
+from facebench.evaluate.pairs import PairData, at_decision_threshold, balance_warnings, far_key, normalise_rows, verification_metrics
 from facebench.fileio import sha256_file
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
@@ -469,6 +469,9 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         features[data.pairs.reshape(-1)], data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, N_FOLDS
     )
     arrays["pair_images"] = data.pairs[arrays["pairs_kept"]] if "pairs_kept" in arrays else data.pairs
+    own = ctx.embedder.decision_threshold() if ctx.embedder is not None else None
+    if own is not None:
+        metrics["at_model_threshold"] = at_decision_threshold(features[data.pairs.reshape(-1)], data.issame, own)
     extra: dict[str, Any] = {"reader": "folder", "images": str(data.listing.root)}
     if data.split is not None:
         id_metrics, details, id_arrays = identification_metrics(features, data.split)

@@ -188,6 +188,34 @@ def verification_metrics(
     return metrics, arrays
 
 
+def at_decision_threshold(features: np.ndarray, issame: np.ndarray, threshold: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy, FAR and FRR of the pairs (rows ``2i``, ``2i+1``) at a model's own threshold.
+
+    ``euclidean``: same when the Euclidean distance of the features as evaluated (not normalised) is
+    ``< value``; ``cosine``: same when the cosine is ``>= value``. FAR = impostor pairs accepted / impostor
+    pairs; FRR = genuine pairs rejected / genuine pairs. Pairs with a non-finite row are left out.
+    """
+    issame = np.asarray(issame, dtype=bool)
+    kept = enrolled_pairs(features)
+    f = np.asarray(features, dtype=np.float64)[np.repeat(kept, 2)]
+    issame = issame[kept]
+    a, b = f[0::2], f[1::2]
+    value = float(threshold["value"])
+    if threshold["metric"] == "euclidean":
+        same = np.linalg.norm(a - b, axis=1) < value
+    else:
+        same = np.sum(normalise_rows(a) * normalise_rows(b), axis=1) >= value
+    n_gen, n_imp = int(issame.sum()), int((~issame).sum())
+    return {
+        "metric": threshold["metric"],
+        "threshold": value,
+        "rule": threshold.get("rule", ""),
+        "accuracy": float(np.mean(same == issame)) if issame.size else None,
+        "far": float(np.count_nonzero(same & ~issame) / n_imp) if n_imp else None,
+        "frr": float(np.count_nonzero(~same & issame) / n_gen) if n_gen else None,
+    }
+
+
 def enrolled_pairs(features: np.ndarray) -> np.ndarray:
     """Mask of the pairs (rows ``2i``, ``2i+1``) whose two feature rows are finite: a NaN row is an image
     that did not enrol under ``--on-no-face skip`` (:mod:`facebench.enrol`), and its pairs are left out."""
@@ -231,6 +259,9 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     metrics, arrays = verification_metrics(
         features, data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, n_folds
     )
+    own = ctx.embedder.decision_threshold() if ctx.embedder is not None else None
+    if own is not None:
+        metrics["at_model_threshold"] = at_decision_threshold(features, data.issame, own)
     low = spec.plausible.get("min_accuracy")
     if low is not None and metrics["accuracy"] < low:
         w = implausible_warning(spec, ctx, f"accuracy {metrics['accuracy']:.2%}", f"{low:.0%}")

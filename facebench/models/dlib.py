@@ -73,6 +73,12 @@ _MEAN_FACE_Y = (
     0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
     0.784792, 0.824182, 0.831803, 0.824182,
 )  # fmt: skip
+DLIB_DECISION_THRESHOLD = {
+    "metric": "euclidean",
+    "value": 0.6,
+    "rule": "same person when the Euclidean distance of the two descriptors is < 0.6 (dlib's documented threshold)",
+}
+"""The decision threshold dlib publishes with its face-recognition model."""
 DLIB_CHIP_SIZE = 150
 DLIB_CHIP_PADDING = 0.25
 
