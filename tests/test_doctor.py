@@ -301,3 +301,15 @@ def test_screening_keeps_the_verdict_and_reuses_the_screened_images(lab, tmp_pat
     assert _row(screened, "raw", "none")["status"].startswith("screened")
     assert _row(screened, "bgr-pm1", "none")["status"].startswith("twin of facexzoo")
     assert _row(screened, "insightface", "add")["status"] == "ok"  # run's current contract always in full
+
+
+def test_pixel_scale_families_ignore_the_offset() -> None:
+    from facebench.doctor import _scale_family
+    from facebench.preprocess import PROFILES, Profile
+
+    unit = Profile("u", "rgb", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
+    assert _scale_family(PROFILES["dlib"]) == _scale_family(unit)  # (x - mean)/256 vs x/255: span 1
+    assert _scale_family(PROFILES["insightface"]) == _scale_family(PROFILES["facexzoo"])  # /127.5 vs /128
+    assert len({_scale_family(p) for p in (unit, PROFILES["insightface"], PROFILES["raw"])}) == 3
+    odd = Profile("o", "rgb", (0.0, 0.0, 0.0), (64.0, 64.0, 64.0))
+    assert _scale_family(odd) not in {_scale_family(p) for p in PROFILES.values()}
