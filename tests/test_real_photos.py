@@ -125,3 +125,8 @@ def test_lfw_original_layout_without_landmarks_runs_end_to_end(photos: Path, tmp
     assert enrolment["detected"] == 9 and enrolment["no_face"] == 0 and enrolment["failure_to_enrol_rate"] == 0.0
     assert enrolment["detector"]["detector"] == "dlib-hog"
     assert entry["metrics"]["accuracy"] == 1.0 and entry["n_pairs"] == 20
+    # dlib's own threshold (0.6 Euclidean on its descriptors): every pair decided right
+    own = entry["metrics"]["at_model_threshold"]
+    assert (own["metric"], own["threshold"], own["accuracy"], own["far"], own["frr"]) == ("euclidean", 0.6, 1.0, 0.0, 0.0)
+    assert "lfw: at the model's own threshold (euclidean 0.6): accuracy 100.00%, FAR 0.00%, FRR 0.00%" in done.stdout
+    assert "lfw: 9 images detected, 0 without a face (failure to enrol 0.00%" in done.stdout

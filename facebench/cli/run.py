@@ -163,10 +163,34 @@ def print_summary(doc: dict) -> None:
     if doc["benchmarks"]:
         print(to_markdown(build_table([doc])), end="")
     for name, entry in doc["benchmarks"].items():
+        for line in own_data_lines(name, entry):
+            print(line)
         for warning in entry.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
     for name, message in doc["failed"].items():
         print(f"{name}: FAILED: {message}", file=sys.stderr)
+
+
+def own_data_lines(name: str, entry: dict) -> list[str]:
+    """Summary lines of a benchmark's enrolment (failure to enrol) and of the model's own threshold."""
+    lines = []
+    for label, report in entry.get("enrolment", {}).items():
+        if report.get("detected"):
+            lines.append(
+                f"{label}: {report['detected']} images detected, {report['no_face']} without a face (failure to "
+                f"enrol {report['failure_to_enrol_rate']:.2%}, --on-no-face {report['on_no_face']}), "
+                f"{report['several_faces']} with several faces (largest kept)"
+            )
+    own = entry.get("metrics", {}).get("at_model_threshold")
+    if own:
+        def pct(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.2%}"
+
+        lines.append(
+            f"{name}: at the model's own threshold ({own['metric']} {own['threshold']:g}): accuracy "
+            f"{pct(own['accuracy'])}, FAR {pct(own['far'])}, FRR {pct(own['frr'])}"
+        )
+    return lines
 
 
 def handle(args: argparse.Namespace) -> int:
