@@ -55,6 +55,7 @@ class EnrolOptions:
     landmark_frame: str = "upright"
     cache_root: Path | None = None
     progress: bool = False
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if self.on_no_face not in ON_NO_FACE:
@@ -140,9 +141,30 @@ def files_digest(paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def detect_files(paths: list[str], detector: Any, cache_root: Path | None, progress: bool, label: str) -> np.ndarray:
+def detect_block(detector: Any, paths: list[str]) -> np.ndarray:
+    """Detection rows ``(len(paths), 1, ROW)`` of image files (a cache chunk)."""
+    rows = []
+    for path in paths:
+        image = read_image(path)
+        rows.append(detection_row(detector.detect(image), image.shape[1], image.shape[0]))
+    return np.stack(rows)[:, None, :]
+
+
+def detect_chunk(detector_name: str, paths: list[str]) -> np.ndarray:
+    """:func:`detect_block` with a detector built in this process (a worker task)."""
+    from facebench.detection import get_detector
+
+    return detect_block(get_detector(detector_name), paths)
+
+
+def detect_files(
+    paths: list[str], detector: Any, cache_root: Path | None, progress: bool, label: str, workers: int = 0
+) -> np.ndarray:
     """Detection rows ``(N, ROW)`` float32 of image files, through a resumable chunked cache when
-    ``cache_root`` is given (key: the detector's description and the files' content)."""
+    ``cache_root`` is given (key: the detector's description and the files' content). With ``workers`` > 0
+    the chunks run in that many processes (each builds its own detector)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     from facebench.extract import Progress
 
     n = len(paths)
@@ -155,16 +177,22 @@ def detect_files(paths: list[str], detector: Any, cache_root: Path | None, progr
     todo = sum(min(DETECT_CHUNK, n - c * DETECT_CHUNK) for c in pending)
     bar = Progress(todo, f"{label}: detect", enabled=progress and todo > 0)
     blocks: dict[int, np.ndarray] = {}
-    for c in pending:
-        rows = []
-        for path in paths[c * DETECT_CHUNK : (c + 1) * DETECT_CHUNK]:
-            image = read_image(path)
-            rows.append(detection_row(detector.detect(image), image.shape[1], image.shape[0]))
-            bar.update(1)
-        block = np.stack(rows)[:, None, :]
+
+    def keep(c: int, block: np.ndarray) -> None:
         if cache is not None:
             cache.write_chunk(c, block)
         blocks[c] = block
+        bar.update(block.shape[0])
+
+    chunk_paths = {c: paths[c * DETECT_CHUNK : (c + 1) * DETECT_CHUNK] for c in pending}
+    if workers > 0 and len(pending) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending))) as pool:
+            futures = {pool.submit(detect_chunk, detector.name, chunk_paths[c]): c for c in pending}
+            for future in as_completed(futures):
+                keep(futures[future], future.result())
+    else:
+        for c in pending:
+            keep(c, detect_block(detector, chunk_paths[c]))
     if not n:
         return np.zeros((0, ROW), dtype=np.float32)
     parts = [blocks[c] if c in blocks else cache.read_chunk(c) for c in range(n_chunks)]  # type: ignore[union-attr]
@@ -205,7 +233,8 @@ def enrol(images: ImageList, options: EnrolOptions, label: str = "images") -> En
     detector = get_detector(options.detector)
     report.detector = detector.describe()
     unique = list(dict.fromkeys(paths[i] for i in need))  # pair lists repeat images: detect each file once
-    found = dict(zip(unique, detect_files(unique, detector, options.cache_root, options.progress, label)))
+    rows_u = detect_files(unique, detector, options.cache_root, options.progress, label, options.workers)
+    found = dict(zip(unique, rows_u))
     report.detected = len(unique)
     for path, row in found.items():
         if row[0] == 0:

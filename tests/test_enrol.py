@@ -176,3 +176,17 @@ def test_align_command_writes_chips_landmarks_and_report(tmp_path: Path) -> None
     assert [line.split()[0] for line in lines] == ["a/blank0.png", "a/blank1.png"]
     assert np.allclose([float(v) for v in lines[0].split()[1:]], centre_crop_landmarks(160, 120).reshape(-1), atol=1e-4)
     assert (out / "a" / "blank0.png.png").is_file()
+
+
+def test_detection_in_worker_processes_equals_inline(tmp_path: Path) -> None:
+    from facebench.detection import get_detector
+    from facebench.enrol import DETECT_CHUNK, detect_files
+
+    blanks = _no_face_images(tmp_path)[:2]
+    paths = (blanks * (DETECT_CHUNK + 1))[: DETECT_CHUNK + 3]  # two chunks
+    detector = get_detector("dlib-hog")
+    inline = detect_files(paths, detector, tmp_path / "c1", False, "t", workers=0)
+    pooled = detect_files(paths, detector, tmp_path / "c2", False, "t", workers=2)
+    assert inline.shape == (DETECT_CHUNK + 3, 16) and np.array_equal(inline, pooled, equal_nan=True)
+    again = detect_files(paths, detector, tmp_path / "c2", False, "t", workers=2)  # from the cache
+    assert np.array_equal(again, pooled, equal_nan=True) and (inline[:, 0] == 0).all()

@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="insightface",
                    help="chip geometry of the profile: insightface (ArcFace 112x112, default), dlib (150x150)")
     p.add_argument("--cache-dir", type=Path, help="cache root (detections go to CACHE/detections)")
+    p.add_argument("--workers", type=int, default=2, help="detection processes (default 2; 0 = inline)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     add_enrol_arguments(p)
     p.set_defaults(func=handle)
@@ -35,7 +36,7 @@ def handle(args: argparse.Namespace) -> int:
     options = EnrolOptions(
         detector=args.detector, on_no_face=args.on_no_face, landmark_frame=args.landmark_frame,
         cache_root=(args.cache_dir or default_cache_root()) / "detections",
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress and sys.stderr.isatty(), workers=args.workers,
     )
     report = align_folder(args.src, args.out, options, chip_geometry(get_profile(args.profile)))
     rate = f"{report.rate:.2%}" if report.rate is not None else "n/a"

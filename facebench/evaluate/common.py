@@ -143,6 +143,7 @@ class RunContext:
             landmark_frame=o.get("landmark_frame") or "upright",
             cache_root=detection_cache_root(self.settings) if self.settings.cache else None,
             progress=self.settings.progress,
+            workers=self.settings.workers,
         )
 
     def _embed_enrolled(self, spec: Benchmark, images: ImageList, label: str, flip: str | None) -> np.ndarray:
