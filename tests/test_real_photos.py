@@ -129,3 +129,22 @@ def test_lfw_original_layout_without_landmarks_runs_end_to_end(photos: Path, tmp
     assert (own["metric"], own["threshold"], own["accuracy"], own["far"], own["frr"]) == ("euclidean", 0.6, 1.0, 0.0, 0.0)
     assert "lfw: at the model's own threshold (euclidean 0.6): accuracy 100.00%, FAR 0.00%, FRR 0.00%" in done.stdout
     assert "lfw: 9 images detected, 0 without a face (failure to enrol 0.00%" in done.stdout
+
+
+@pytest.mark.parametrize("orientation", [6, 3])
+def test_a_rotated_phone_photo_is_detected_upright(photos: Path, tmp_path: Path, orientation: int) -> None:
+    from PIL import Image
+
+    ref = json.loads((photos / "dlib_reference.json").read_text())
+    entry = next(im for im in ref["images"] if im["path"] == "obama/obama_small.jpg")
+    upright = Image.open(photos / "images" / entry["path"]).convert("RGB")
+    # stored pixels turned so that applying the EXIF orientation gives the photo back, as a phone stores it
+    undo = {6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "phone.jpg"
+    upright.transpose(undo).save(path, "JPEG", quality=98, exif=exif.tobytes())
+    done = enrol(ImageList("phone", paths=[str(path)], crops=False), EnrolOptions())
+    assert done.report.no_face == []
+    expected = np.asarray(entry["hog"][0]["arcface5"])
+    assert np.abs(done.images.landmarks[0] - expected).max() <= 3.0  # re-encoding moves points by a pixel or two
