@@ -190,3 +190,32 @@ def test_detection_in_worker_processes_equals_inline(tmp_path: Path) -> None:
     assert inline.shape == (DETECT_CHUNK + 3, 16) and np.array_equal(inline, pooled, equal_nan=True)
     again = detect_files(paths, detector, tmp_path / "c2", False, "t", workers=2)  # from the cache
     assert np.array_equal(again, pooled, equal_nan=True) and (inline[:, 0] == 0).all()
+
+
+def test_failure_gallery_maps_pairs_past_the_left_out_ones(tmp_path: Path) -> None:
+    from facebench.report.gallery import failure_gallery
+    from facebench.report.runs import Run
+
+    lfw = tmp_path / "lfw"
+    colours = {"Ann_A": [(200, 0, 0), (0, 200, 0)], "Bob_B": [(0, 0, 200), (200, 200, 0)]}
+    for name, cs in colours.items():
+        (lfw / name).mkdir(parents=True)
+        for k, c in enumerate(cs, 1):
+            cv2.imwrite(str(lfw / name / f"{name}_{k:04d}.jpg"), np.full((112, 112, 3), c[::-1], dtype=np.uint8))
+    # 10 sets of one matched and one mismatched pair: pair 2s = Ann 1-2, pair 2s+1 = Ann 1 vs Bob 2
+    (lfw / "pairs.txt").write_text("10\t1\n" + "Ann_A\t1\t2\nAnn_A\t1\tBob_B\t2\n" * 10)
+    kept = np.ones(20, dtype=bool)
+    kept[0] = False  # pair 0 left out: array position 0 is pair 1 (a mismatched pair)
+    correct = np.ones(19, dtype=bool)
+    correct[0] = False
+    labels = np.tile([True, False], 10)[kept]
+    entry = {"kind": "pairs", "rules": {"n_folds": 10},
+             "extra": {"reader": "lfw_pairs", "images": {"pairs": str(lfw / "pairs.txt"), "images": str(lfw)}}}
+    document = {"benchmarks": {"lfw": entry}, "settings": {"cache_dir": str(tmp_path / "cache"), "options": {}}}
+    run = Run("r", tmp_path, document)
+    run._arrays["lfw"] = {"scores": np.linspace(0.9, 0.1, 19), "labels": labels, "correct": correct, "pairs_kept": kept}
+    gallery = failure_gallery(run, "lfw", 3)
+    (pair,) = gallery.false_accepts
+    assert pair.index == 1 and not pair.genuine
+    second = cv2.imdecode(np.frombuffer(pair.images[1], np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert np.abs(second.astype(int) - (200, 200, 0)).max() < 12  # Bob_B_0002, the second image of pair 1
