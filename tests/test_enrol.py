@@ -118,6 +118,14 @@ def test_pairs_with_an_unenrolled_image_are_left_out() -> None:
     assert m_hole["accuracy"] == m_sub["accuracy"] and np.array_equal(a_hole["scores"], a_sub["scores"])
 
 
+def test_a_missing_detector_names_the_extra(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib raises ImportError
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.zeros((200, 150, 3), np.uint8))
+    with pytest.raises(FacebenchError, match=r"pip install 'facebench\[detect\]'"):
+        enrol(ImageList("mine", paths=[str(photo)], crops=False), EnrolOptions())
+
+
 dlib = pytest.importorskip("dlib", reason="face detection needs facebench[detect]")
 
 
