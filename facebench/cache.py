@@ -1,7 +1,7 @@
 """The feature cache: raw extraction outputs stored in chunks, keyed by everything that determines them.
 
-Key = sha256 of (checkpoint sha256, image-list fingerprint, profile colour/mean/std/chip/size, number of
-flip views, backend settings). A cache entry is a directory ``<root>/<key[:2]>/<key>/`` holding
+Key = sha256 of (checkpoint sha256, image-list fingerprint (with the detector's identity where faces were
+detected), the warp rule, profile colour/mean/std/chip/size, number of flip views, backend settings). A cache entry is a directory ``<root>/<key[:2]>/<key>/`` holding
 ``manifest.json`` and ``chunk_NNNNNN.npy`` files; each chunk is written atomically, so a chunk file that
 exists is complete and a killed run resumes by computing only the missing chunks.
 

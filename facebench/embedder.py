@@ -18,7 +18,7 @@ from facebench.cache import FeatureCache, default_cache_root
 from facebench.errors import FacebenchError
 from facebench.extract import DEFAULT_CHUNK, ExtractOptions, combine_flip, extract_raw
 from facebench.fileio import sha256_file
-from facebench.images import ImageList
+from facebench.images import ALIGNMENT_RULE, ImageList
 from facebench.models.base import Encoder
 from facebench.preprocess import Profile, resolve_profile
 
@@ -76,6 +76,7 @@ class Embedder:
         return {
             "checkpoint_sha256": self.sha256,
             "images": images.fingerprint(),
+            "alignment": ALIGNMENT_RULE,
             "profile": {k: v for k, v in profile.to_dict().items() if k not in ("name", "flip")},
             "views": 1 if profile.flip == "none" else 2,
             "backend": {k: described.get(k) for k in ("format", "arch", "half", "providers")},

@@ -42,6 +42,9 @@ ARCFACE_TEMPLATE = np.array(
 
 ARCFACE_SIZE = 112
 
+ALIGNMENT_RULE = "umeyama similarity; pyramid while shrink > 2x; bilinear, border 0"
+"""The warp rule of :func:`warp_to_chip`, part of the feature-cache key (a new rule must not reuse old chips)."""
+
 
 @dataclass(frozen=True)
 class ChipGeometry:
