@@ -2,7 +2,7 @@
 
 Key = sha256 of the fields :meth:`facebench.embedder.Embedder.cache_fields` lists: the sha256 of every file
 the checkpoint consists of (the model file, ONNX external-data files, the sidecar profile), the image list's
-fingerprint, the profile's colour/mean/std/chip/size, the number of flip views, the backend and its
+fingerprint (with the detector's identity where faces were detected, and the warp rule), the profile's colour/mean/std/chip/size, the number of flip views, the backend and its
 version, the preprocessing code version (``PREPROCESS_VERSION``) and OpenCV's version.
 
 Image files are identified the way git and make decide a file is unchanged: by path, size and modification

@@ -29,12 +29,14 @@ Procedure (the images are decoded and aligned once per template and reused by ev
    others are marked ``pruned`` (``--exhaustive`` runs them all).
 4. Ranking: 10-fold accuracy (insightface rule), then AUC. The verdict is the top contract, except that among
    contracts not significantly worse (McNemar p >= 0.05) which differ from it only by the /127.5 vs /128
-   divisor (a 0.4% scale no accuracy can tell apart) or the flip mode, a named profile and flip ``add`` are
-   preferred. When even the best accuracy is below the benchmark's plausible floor (its spec's
+   divisor (a 0.4% scale no accuracy can tell apart), or the offset within one pixel scale (``x/255`` and
+   dlib's ``(x - mean)/256`` span the same unit range), or the flip mode, a named profile and flip ``add``
+   are preferred. When even the best accuracy is below the benchmark's plausible floor (its spec's
    ``plausible.min_accuracy``, else 0.75), the verdict is that no contract works: the checkpoint or the data
-   is the problem. When contracts of different pixel scales (say 0..255 and (x-127.5)/127.5) are within
-   noise of the best, the verdict is ``undetermined``: a trained model is rarely that indifferent to its input
-   scale (an untrained network with identity batch-norm statistics is), so no profile is recommended.
+   is the problem. When contracts of different pixel scales (span 255, 2 or 1: say 0..255 and
+   (x-127.5)/127.5) are within noise of the best, the verdict is ``undetermined``: the pairs do not separate
+   them (more pairs usually do; an untrained network is also indifferent to scale), so no profile is
+   recommended. Raw photos are detected and aligned first (:mod:`facebench.enrol`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark, resolve_source
 from facebench.embedder import Embedder
+from facebench.enrol import EnrolOptions, enrol
 from facebench.errors import FacebenchError
 from facebench.evaluate.pairs import PairData, balance_warnings, reader, verification_metrics
 from facebench.extract import combine_flip
@@ -379,6 +382,7 @@ def diagnose(
     min_accuracy: float | None = None,
     batch_size: int = 32,
     log: Any = None,
+    enrolment: EnrolOptions | None = None,
 ) -> Diagnosis:
     """Run the doctor's procedure (module rules) and return its findings."""
     started = time.perf_counter()
@@ -394,6 +398,8 @@ def diagnose(
     warnings = balance_warnings(f"{spec.name} subset", issame, N_FOLDS)
     rows_2n = np.stack([2 * subset, 2 * subset + 1], axis=1).reshape(-1)
     images, where = subset_images(data.images, rows_2n)
+    if enrolment is not None:
+        images = enrol(images, enrolment, spec.name).images  # doctor scores every pair: skip acts as center-crop
     extras = [embedder.profile, getattr(encoder, "default_profile", None)]
     bases = candidate_contracts(h, extras)
 
@@ -514,20 +520,27 @@ def diagnose(
     return Diagnosis(checkpoint, benchmark, ranked + rest, verdict, timings, warnings)
 
 
+PIXEL_SCALES: tuple[tuple[float, str], ...] = (
+    (1.0, "span 1: x/255, (x - mean)/256 (dlib)"),
+    (2.0, "span 2: (x-127.5)/127.5 or /128"),
+    (255.0, "span 255: x (0..255)"),
+)
+
+
 def _scale_family(profile: Profile) -> str:
-    """The pixel scale of a contract: ``(x-127.5)/127.5`` and ``/128`` are one family; others their formula."""
-    norm = _normalisation(profile)
-    if norm is None:
-        return f"(x-{list(profile.mean)})/{list(profile.std)}"
-    return "(x-127.5)/127.5 or /128" if norm.family == "pm1" else norm.formula
+    """The pixel scale of a contract: the span ``255 / std`` of its values (mean std over channels), within
+    5% of 1, 2 or 255; the offset (mean) is not part of the scale, so ``x/255`` and dlib's
+    ``(x - mean_c)/256`` are one family, as are ``(x-127.5)/127.5`` and ``/128``. Others: their formula."""
+    span = 255.0 / float(np.mean(profile.std))
+    for target, name in PIXEL_SCALES:
+        if abs(span - target) <= 0.05 * target:
+            return name
+    return f"(x-{list(profile.mean)})/{list(profile.std)}"
 
 
 def _equivalent(row: ContractResult, top: ContractResult) -> bool:
-    """Differs from ``top`` only by the /127.5 vs /128 divisor or the flip mode."""
-    a, b = _normalisation(row.profile), _normalisation(top.profile)
-    same_family = (a is not None and b is not None and a.family == b.family) or (
-        contract_key(row.profile) == contract_key(top.profile)
-    )
+    """Differs from ``top`` only by the pixel offset or divisor within one scale family, or the flip mode."""
+    same_family = _scale_family(row.profile) == _scale_family(top.profile)
     return (
         same_family
         and row.profile.colour == top.profile.colour
@@ -584,9 +597,9 @@ def make_verdict(
             "message": (
                 f"cannot tell the input contract: {len(tied)} contracts with different pixel scales "
                 f"({', '.join(sorted(scales))}) are within noise of the best ({top.accuracy:.2%}, {top.label}) on "
-                f"{n_pairs} pairs of {spec.name}. A trained face model's accuracy depends strongly on its input "
-                "scale, so this checkpoint is probably untrained or scale-invariant, or the pairs are too few "
-                "(raise --pairs). No profile is recommended."
+                f"{n_pairs} pairs of {spec.name}: these pairs do not separate the top candidates. More pairs "
+                "(--pairs, a larger benchmark) usually do; a trained face model's accuracy depends on its input "
+                "scale, so a checkpoint that stays indifferent to it may be untrained. No profile is recommended."
             ),
         }
     eligible = [r for r in tied if _equivalent(r, top)]
@@ -608,8 +621,8 @@ def make_verdict(
     ]
     if chosen is not top:
         lines.append(
-            f"({top.label} scored {top.accuracy:.2%}; the two are within noise and differ only by the /127.5 vs /128 "
-            "divisor or the flip mode, so the conventional one is named.)"
+            f"({top.label} scored {top.accuracy:.2%}; the two are within noise and differ only by the pixel offset or "
+            "divisor within one scale family or the flip mode, so the conventional one is named.)"
         )
     others = [r.label for r in tied if r is not chosen]
     if others:

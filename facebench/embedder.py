@@ -21,7 +21,7 @@ from facebench.cache import FeatureCache, default_cache_root
 from facebench.errors import FacebenchError
 from facebench.extract import DEFAULT_CHUNK, ExtractOptions, _dist_rank_world, combine_flip, extract_raw
 from facebench.fileio import sha256_file
-from facebench.images import ImageList
+from facebench.images import ALIGNMENT_RULE, ImageList
 from facebench.models.base import Encoder
 from facebench.preprocess import PREPROCESS_VERSION, Profile, resolve_profile, sidecar_path
 
@@ -109,6 +109,7 @@ class Embedder:
             "checkpoint_sha256": self.sha256,
             "checkpoint_files": self.files,
             "images": images.fingerprint(),
+            "alignment": ALIGNMENT_RULE,
             "profile": {k: v for k, v in profile.to_dict().items() if k not in ("name", "flip")},
             "views": 1 if profile.flip == "none" else 2,
             "backend": {k: described.get(k) for k in backend_keys},
@@ -116,6 +117,13 @@ class Embedder:
             "preprocess_version": PREPROCESS_VERSION,
             "opencv": cv2.__version__,
         }
+
+    def decision_threshold(self) -> dict[str, Any] | None:
+        """The checkpoint's own decision threshold: its sidecar's ``threshold``, else the backend's (dlib's
+        0.6 Euclidean), else None."""
+        from facebench.preprocess import read_sidecar_threshold
+
+        return read_sidecar_threshold(self.settings.checkpoint) or self.encoder.describe().get("decision_threshold")
 
     def raw(self, images: ImageList, label: str, profile: Profile | None = None) -> np.ndarray:
         """Raw per-view outputs ``(N, V, D)`` through the feature cache (unless disabled)."""

@@ -3,6 +3,16 @@
 Alignment rule (PROTOCOLS 1.4): the similarity transform that maps the 5 landmarks (left eye, right eye,
 nose, left mouth corner, right mouth corner, as seen in the image) onto the chip template in the least
 squares sense (Umeyama, no reflection), then a bilinear ``cv2.warpAffine`` with border value 0.
+
+Large faces: when the similarity shrinks the image by more than 2x, the image is first reduced through a
+Gaussian pyramid (``cv2.pyrDown``: 5-tap ``[1 4 6 4 1]/16`` filter, then every second pixel, level pixel ``j``
+centred on pixel ``2j`` of the level below), as few levels as leave a shrink of at most 2x for the bilinear
+warp; the matrix is rescaled to the level. This is dlib's ``extract_image_chip`` rule (its pyramid places the
+level grid a fraction of a pixel differently), so a 1080p photo loses no detail to aliasing.
+
+Orientation: pixels are decoded upright, with the EXIF orientation applied (what OpenCV, Pillow's
+``exif_transpose`` and photo viewers show); landmark coordinates are in that upright frame. Points measured
+on the stored pixels (by a tool that ignores EXIF) are mapped into it by :func:`stored_to_upright`.
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ ARCFACE_TEMPLATE = np.array(
 """The ArcFace 112x112 5-point template (insightface)."""
 
 ARCFACE_SIZE = 112
+
+ALIGNMENT_RULE = "umeyama similarity; pyramid while shrink > 2x; bilinear, border 0"
+"""The warp rule of :func:`warp_to_chip`, part of the feature-cache key (a new rule must not reuse old chips)."""
 
 
 @functools.cache
@@ -236,10 +249,90 @@ def read_image(path: str, origin: str | None = None) -> np.ndarray:
     return decode_image(read_encoded(path, origin), origin or path)
 
 
+def pyramid_levels(matrix: np.ndarray) -> int:
+    """How many 2x pyramid reductions precede the warp: the fewest ``k >= 0`` with ``shrink / 2**k <= 2``,
+    where ``shrink = 1 / sqrt(|det A|)`` of the 2x3 similarity ``matrix = [A | t]``."""
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))))
+    if scale <= 0:
+        raise ValueError("degenerate alignment matrix (zero scale)")
+    shrink, k = 1.0 / scale, 0
+    while shrink / 2**k > 2.0:
+        k += 1
+    return k
+
+
 def warp_to_chip(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear warp with a 2x3 matrix into a ``size`` x ``size`` chip, border value 0."""
+    """Warp with a 2x3 matrix into a ``size`` x ``size`` chip, border value 0: pyramid reduction first when the
+    face shrinks by more than 2x (module rule), then bilinear."""
     cv2 = opencv()
+    matrix = np.asarray(matrix, dtype=np.float64)
+    levels = pyramid_levels(matrix)
+    for _ in range(min(levels, _max_levels(image.shape[:2]))):
+        image = cv2.pyrDown(image)
+        matrix = matrix * np.array([[2.0, 2.0, 1.0]])
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+def _max_levels(shape: tuple[int, ...]) -> int:
+    """Reductions an image of ``shape`` allows (each level keeps at least 2x2 pixels)."""
+    return max(0, int(np.floor(np.log2(max(1, min(shape[0], shape[1]) // 2)))))
+
+
+EXIF_ORIENTATION_TAG = 0x0112
+MIRRORING_ORIENTATIONS = (2, 4, 5, 7)
+"""EXIF orientations that mirror the image: the points "as seen in the image" swap left and right."""
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says: stored ``width`` x ``height`` and the EXIF ``orientation`` (1..8)."""
+
+    width: int
+    height: int
+    orientation: int = 1
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) once the orientation is applied (5..8 swap the sides)."""
+        return (self.height, self.width) if self.orientation >= 5 else (self.width, self.height)
+
+
+def read_header(path: str) -> ImageHeader:
+    """Size and EXIF orientation of an image file without decoding its pixels (orientation 1 when absent or
+    out of range); an unreadable file is an error naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(EXIF_ORIENTATION_TAG, 1)
+            width, height = im.size
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise FacebenchError(f"{path}: cannot read the image header: {exc}") from None
+    orientation = int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
+    return ImageHeader(int(width), int(height), orientation)
+
+
+def stored_to_upright(points: np.ndarray, orientation: int, width: int, height: int) -> np.ndarray:
+    """5 landmarks measured on the stored ``width`` x ``height`` pixels, mapped into the upright frame.
+
+    Pixel centres are integers; for orientation (EXIF values) 1 ``(x, y)``, 2 ``(W-1-x, y)``, 3
+    ``(W-1-x, H-1-y)``, 4 ``(x, H-1-y)``, 5 ``(y, x)``, 6 ``(H-1-y, x)``, 7 ``(H-1-y, W-1-x)``, 8
+    ``(y, W-1-x)``. The mirroring orientations (2, 4, 5, 7) also swap the left/right eye and mouth corner,
+    so that the order stays "as seen in the image".
+    """
+    p = np.asarray(points, dtype=np.float64)
+    x, y = p[..., 0], p[..., 1]
+    w, h = width - 1.0, height - 1.0
+    mapped = {
+        1: (x, y), 2: (w - x, y), 3: (w - x, h - y), 4: (x, h - y),
+        5: (y, x), 6: (h - y, x), 7: (h - y, w - x), 8: (y, w - x),
+    }  # fmt: skip
+    if orientation not in mapped:
+        raise ValueError(f"EXIF orientation must be 1..8, got {orientation}")
+    out = np.stack(mapped[orientation], axis=-1)
+    if orientation in MIRRORING_ORIENTATIONS:
+        out = out[..., [1, 0, 2, 4, 3], :]
+    return out
 
 
 def align(image: np.ndarray, landmarks: np.ndarray, chip: ChipGeometry) -> np.ndarray:
@@ -279,6 +372,8 @@ class ImageList:
     ``scores`` optionally carries a per-image detector score (IJB). ``crops`` says the images are already
     aligned crops (packs): a size other than 112x112 is then resized on the short side; for raw images
     (``crops=False``, the default for files) a non-112x112 image without landmarks is an error.
+    ``alignment`` names where detected landmarks came from (detector, landmarker, policy; see
+    :mod:`facebench.enrol`); it is part of the fingerprint, so the feature-cache key covers it.
     """
 
     origin: str
@@ -288,6 +383,7 @@ class ImageList:
     scores: np.ndarray | None = None
     names: Sequence[str] | None = field(default=None, repr=False)
     crops: bool | None = None
+    alignment: str = ""
 
     def __post_init__(self) -> None:
         if (self.paths is None) == (self.blobs is None):
@@ -349,8 +445,9 @@ class ImageList:
         if not self.crops and image.shape[:2] != (ARCFACE_SIZE, ARCFACE_SIZE):
             raise FacebenchError(
                 f"{self.describe(i)}: a raw {image.shape[1]}x{image.shape[0]} image without landmarks; "
-                "facebench does not guess a face box: give a landmark file (--landmarks, lines "
-                "'path x1 y1 ... x5 y5') or use 112x112 aligned crops"
+                "give a landmark file (--file NAME.landmarks=FILE, lines 'path x1 y1 ... x5 y5'), let facebench "
+                "detect the face (`facebench run` and `facebench align` do so for image files) or use 112x112 "
+                "aligned crops"
             )
         return crop_to_chip(to_arcface_crop(image), chip)
 
@@ -366,6 +463,8 @@ class ImageList:
                 digest.update(content_digest(b))
         if self.landmarks is not None:
             digest.update(np.ascontiguousarray(self.landmarks, dtype=np.float64).tobytes())
+        if self.alignment:
+            digest.update(b"alignment\0" + self.alignment.encode("utf-8"))
         return digest.hexdigest()
 
     def contents_digest(self, indices: Sequence[int]) -> str:

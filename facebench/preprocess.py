@@ -166,9 +166,8 @@ def sidecar_path(checkpoint: str | Path) -> Path:
     return checkpoint.with_name(checkpoint.name + SIDECAR_SUFFIX)
 
 
-def read_sidecar(checkpoint: str | Path) -> Profile | None:
-    """The profile stored beside ``checkpoint``, or ``None`` when there is no sidecar file."""
-    path = sidecar_path(checkpoint)
+def _read_sidecar_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object of a sidecar file, or ``None`` when there is none; anything else is an error."""
     if not path.is_file():
         return None
     try:
@@ -177,21 +176,53 @@ def read_sidecar(checkpoint: str | Path) -> Profile | None:
         raise FacebenchError(f"{path}: not a readable JSON profile: {exc}") from exc
     if not isinstance(data, dict):
         raise FacebenchError(f"{path}: expected a JSON object with profile fields, got {type(data).__name__}")
+    return data
+
+
+def read_sidecar(checkpoint: str | Path) -> Profile | None:
+    """The profile stored beside ``checkpoint``, or ``None`` when there is no sidecar file. The file holds
+    either the profile fields themselves or ``{"profile": {...}}``; beside them only ``threshold`` (the
+    model's own decision threshold, :func:`read_sidecar_threshold`)."""
+    path = sidecar_path(checkpoint)
+    data = _read_sidecar_json(path)
+    if data is None:
+        return None
     if "profile" in data:
-        unknown = sorted(set(data) - {"profile"})
+        unknown = sorted(set(data) - {"profile", "threshold"})
         if unknown:
             raise FacebenchError(f"{path}: unknown key(s) {unknown} beside 'profile'")
         data = data["profile"]
         if not isinstance(data, dict):
             raise FacebenchError(f"{path}: field 'profile' must be an object of profile fields, got "
                                  f"{type(data).__name__} {data!r}")
+    else:
+        data = {k: v for k, v in data.items() if k != "threshold"}
     return Profile.from_dict(data, source=str(path))
 
 
-def write_sidecar(checkpoint: str | Path, profile: Profile) -> Path:
-    """Store ``profile`` as the sidecar of ``checkpoint`` (atomically); return its path."""
+def read_sidecar_threshold(checkpoint: str | Path) -> dict[str, Any] | None:
+    """The decision threshold a sidecar declares, ``"threshold": {"metric": "euclidean"|"cosine", "value": v}``
+    (Euclidean on the features as evaluated: same when distance < v; cosine: same when cosine >= v)."""
     path = sidecar_path(checkpoint)
-    write_json(path, {"profile": profile.to_dict()})
+    found = (_read_sidecar_json(path) or {}).get("threshold")
+    if found is None:
+        return None
+    if not isinstance(found, dict) or found.get("metric") not in ("euclidean", "cosine"):
+        raise FacebenchError(f"{path}: threshold must be {{\"metric\": \"euclidean\" or \"cosine\", \"value\": number}}")
+    try:
+        value = float(found["value"])
+    except (KeyError, TypeError, ValueError):
+        raise FacebenchError(f"{path}: threshold.value must be a number, got {found.get('value')!r}") from None
+    return {"metric": found["metric"], "value": value, "rule": f"from {path.name}"}
+
+
+def write_sidecar(checkpoint: str | Path, profile: Profile) -> Path:
+    """Store ``profile`` as the sidecar of ``checkpoint`` (atomically, keeping a ``threshold`` it holds);
+    return its path."""
+    path = sidecar_path(checkpoint)
+    old = _read_sidecar_json(path) if path.is_file() else None
+    kept = {"threshold": old["threshold"]} if old and "threshold" in old else {}
+    write_json(path, {"profile": profile.to_dict(), **kept})
     return path
 
 

@@ -119,6 +119,8 @@ def _evaluate(
             doc["failed"][spec.name] = message
             continue
         doc["benchmarks"][spec.name] = benchmark_entry(spec, result, ctx.feature_sources.get(spec.name, {}))
+        if spec.name in ctx.enrolment:
+            doc["benchmarks"][spec.name]["enrolment"] = ctx.enrolment[spec.name]
         if points is not None:
             doc["benchmarks"][spec.name]["thresholds"] = points
         if warning:

@@ -238,9 +238,9 @@ def test_candidate_grid() -> None:
     assert "dlib" in {p.name for p in wide}
 
 
-def _verdict_of(rows: list[tuple[str, str, list[int]]]) -> dict:
+def _verdict_of(rows: list[tuple[str, str, list[int]]], size: int = 112) -> dict:
     """make_verdict on rows (named contract, flip, per-pair correctness); accuracy = mean correctness."""
-    grid = {p.name: p for p in candidate_contracts(112)}
+    grid = {p.name: p for p in candidate_contracts(size, [PROFILES["dlib"]] if size == 150 else [])}
     results = []
     for name, flip, correct in rows:
         c = np.array(correct, bool)
@@ -268,6 +268,15 @@ def test_verdict_is_undetermined_when_pixel_scales_tie() -> None:
     verdict = _verdict_of([("raw", "add", good), ("insightface", "add", good), ("rgb-unit", "add", [0] + good[:-1])])
     assert verdict["status"] == "undetermined" and verdict["profile"] is None
     assert "cannot tell the input contract" in verdict["message"] and "x (0..255)" in verdict["message"]
+
+
+def test_verdict_names_dlib_when_x_over_255_ties_with_it() -> None:
+    # x/255 and dlib's (x - mean)/256 on dlib's chip: one pixel scale, so dlib's named contract is chosen
+    good = [1] * 90 + [0] * 10
+    slightly = [1] * 89 + [0] * 11
+    verdict = _verdict_of([("rgb-unit-dlib150", "none", good), ("dlib", "none", slightly)], size=150)
+    assert verdict["status"] == "ok" and verdict["contract"] == "dlib"
+    assert "x (0..255)" not in verdict["message"]
 
 
 def test_doctor_on_a_folder_embeds_each_image_once(tmp_path, capsys) -> None:
@@ -301,3 +310,15 @@ def test_screening_keeps_the_verdict_and_reuses_the_screened_images(lab, tmp_pat
     assert _row(screened, "raw", "none")["status"].startswith("screened")
     assert _row(screened, "bgr-pm1", "none")["status"].startswith("twin of facexzoo")
     assert _row(screened, "insightface", "add")["status"] == "ok"  # run's current contract always in full
+
+
+def test_pixel_scale_families_ignore_the_offset() -> None:
+    from facebench.doctor import _scale_family
+    from facebench.preprocess import PROFILES, Profile
+
+    unit = Profile("u", "rgb", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
+    assert _scale_family(PROFILES["dlib"]) == _scale_family(unit)  # (x - mean)/256 vs x/255: span 1
+    assert _scale_family(PROFILES["insightface"]) == _scale_family(PROFILES["facexzoo"])  # /127.5 vs /128
+    assert len({_scale_family(p) for p in (unit, PROFILES["insightface"], PROFILES["raw"])}) == 3
+    odd = Profile("o", "rgb", (0.0, 0.0, 0.0), (64.0, 64.0, 64.0))
+    assert _scale_family(odd) not in {_scale_family(p) for p in PROFILES.values()}

@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "pack",
     "score",
     "extract",
+    "align",
 )
 
 

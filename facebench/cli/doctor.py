@@ -10,6 +10,8 @@ from facebench.cli.run import add_trust_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from facebench.cli.run import add_enrol_arguments
+
     p = subparsers.add_parser(
         "doctor",
         help="find the input contract a checkpoint expects (colour order, normalisation, flip, alignment)",
@@ -33,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="also write the full findings as JSON to this file")
     p.add_argument("--folder-seed", type=int, default=0, help="folder:PATH benchmarks: pair generation seed")
     p.add_argument("--folder-pairs", type=int, default=6000, help="folder:PATH benchmarks: pairs generated")
+    add_enrol_arguments(p)
     g = p.add_argument_group("model")
     g.add_argument("--arch", help="backbone name for a PyTorch state_dict")
     g.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32: on CPU larger batches cost activation memory, not speed)")
@@ -105,7 +108,9 @@ def format_report(diagnosis) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.benchmarks import check_overrides, load_benchmarks, select, spec_overrides
+    from facebench.cache import default_cache_root
     from facebench.cli.run import parse_overrides
+    from facebench.enrol import EnrolOptions
     from facebench.doctor import diagnose, load_pair_data
     from facebench.embedder import Embedder, ModelSettings
     from facebench.errors import FacebenchError
@@ -143,6 +148,8 @@ def handle(args: argparse.Namespace) -> int:
     diagnosis = diagnose(
         embedder, data, spec, args.pairs, exhaustive=args.exhaustive, min_accuracy=args.min_accuracy,
         batch_size=args.batch_size, log=lambda msg: print(msg, file=sys.stderr),
+        enrolment=EnrolOptions(detector=args.detector, on_no_face=args.on_no_face,
+                               landmark_frame=args.landmark_frame, cache_root=default_cache_root() / "detections"),
     )
     print(format_report(diagnosis), end="")
     if args.out:

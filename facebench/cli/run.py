@@ -42,6 +42,22 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
                         "complete; no file of it survives)")
 
 
+def add_enrol_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of face detection for raw photos (`run` and `align`; rules in facebench.enrol)."""
+    from facebench.detection import DETECTORS
+    from facebench.enrol import LANDMARK_FRAMES, ON_NO_FACE
+
+    g = parser.add_argument_group("raw photos (images that are neither 112x112 chips nor in a landmark file)")
+    g.add_argument("--detector", choices=DETECTORS, default="dlib-hog",
+                   help="face detector + 5-point landmarker (default dlib-hog; needs facebench[detect])")
+    g.add_argument("--on-no-face", choices=ON_NO_FACE, default="error",
+                   help="an image with no face: error (default, lists the files), center-crop (ArcFace template on "
+                   "the centre square), skip (its pairs and searches are left out); several faces: the largest")
+    g.add_argument("--landmark-frame", choices=LANDMARK_FRAMES, default="upright",
+                   help="landmark-file points are in the upright (EXIF-rotated) frame (default) or on the stored "
+                   "pixels (tools that ignore EXIF)")
+
+
 def parse_assignments(items: list[str], flag: str, example: str, dotted: bool = False) -> dict[str, str]:
     """``KEY=VALUE`` command-line items as a mapping (``dotted``: the key must be ``NAME.ROLE``); a malformed
     or repeated key is an error quoting the item and an example."""
@@ -133,6 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "image (docs/quality.md)")
     a.add_argument("--discard-limit", type=float, default=0.2,
                    help="discard fraction up to which the pAUC of the quality curves is taken (a grid point; default 0.2)")
+    add_enrol_arguments(p)
     c = p.add_argument_group("cache")
     c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     c.add_argument("--verify-cache", action="store_true",
@@ -175,6 +192,9 @@ def settings_from_args(args: argparse.Namespace):
         "fairness_boot": args.fairness_boot,
         "quality": args.quality,
         "discard_limit": args.discard_limit,
+        "detector": args.detector,
+        "on_no_face": args.on_no_face,
+        "landmark_frame": args.landmark_frame,
     }
     check_options(options)
     return RunSettings(
@@ -209,10 +229,34 @@ def print_summary(doc: dict) -> None:
     if doc["benchmarks"]:
         print(to_markdown(build_table([doc])), end="")
     for name, entry in doc["benchmarks"].items():
+        for line in own_data_lines(name, entry):
+            print(line)
         for warning in entry.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
     for name, message in doc["failed"].items():
         print(f"{name}: FAILED: {message}", file=sys.stderr)
+
+
+def own_data_lines(name: str, entry: dict) -> list[str]:
+    """Summary lines of a benchmark's enrolment (failure to enrol) and of the model's own threshold."""
+    lines = []
+    for label, report in entry.get("enrolment", {}).items():
+        if report.get("detected"):
+            lines.append(
+                f"{label}: {report['detected']} images detected, {report['no_face']} without a face (failure to "
+                f"enrol {report['failure_to_enrol_rate']:.2%}, --on-no-face {report['on_no_face']}), "
+                f"{report['several_faces']} with several faces (largest kept)"
+            )
+    own = entry.get("metrics", {}).get("at_model_threshold")
+    if own:
+        def pct(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.2%}"
+
+        lines.append(
+            f"{name}: at the model's own threshold ({own['metric']} {own['threshold']:g}): accuracy "
+            f"{pct(own['accuracy'])}, FAR {pct(own['far'])}, FRR {pct(own['frr'])}"
+        )
+    return lines
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -12,9 +12,11 @@ import numpy as np
 
 from facebench import store
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec_overrides
+from facebench.cache import default_cache_root
 from facebench.errors import FacebenchError
 from facebench.embedder import Embedder
 from facebench.evaluate.checks import check_embeddings
+from facebench.enrol import EnrolOptions, enrol
 from facebench.extract import DEFAULT_CHUNK
 from facebench.fileio import save_npy, sha256_file, write_text
 from facebench.images import ImageList
@@ -93,6 +95,8 @@ class RunContext:
         return self.out_dir if self.out_dir is not None else Path(self.settings.out)
     feature_sources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     """Per benchmark, per image list: where its features came from (a file, the cache, extraction)."""
+    enrolment: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Failure-to-enrol reports of the detected image lists, by benchmark name then list label."""
 
     @property
     def encoder(self) -> Encoder | None:
@@ -138,17 +142,20 @@ class RunContext:
         read ``DIR/ijbc.npy`` alike).
         """
         label = label or f"{spec.name}{'_' + part if part else ''}"
+        origin = f"{spec.name}: {label} features"
         if self.settings.features is not None:
             feats = self._load_features(label, len(images))
+            check_embeddings(feats, origin, images.describe)
             source: dict[str, Any] = {"source": "file", "path": str(self.settings.features)}
         elif self.embedder is None:
             raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
         elif self.settings.options.get("store"):
             feats = self._extract_to_store(Path(self.settings.options["store"]), label, images, flip)
-        else:
-            feats = self.embedder.embed(images, label, flip)
+            check_embeddings(feats, origin, images.describe)
+            source = {"source": "store", "path": str(self.settings.options["store"])}
+        else:  # checked inside, before the rows of images left out become NaN
+            feats = self._embed_enrolled(spec, images, label, flip)
             source = self.embedder.cache_info[label]
-        check_embeddings(feats, f"{spec.name}: {label} features", images.describe)
         self.feature_sources.setdefault(spec.name, {})[label] = source
         if self.settings.save_features is not None:
             self._save_features(label, feats, images)
@@ -178,6 +185,37 @@ class RunContext:
 
         store.write_part(root, label, ids, keys, compute, shard_rows=self.settings.chunk_size)
         return store.read_part(root, label)[0]
+
+    def enrol_options(self) -> EnrolOptions:
+        """How raw photos are enrolled in this run (``--detector``, ``--on-no-face``, ``--landmark-frame``)."""
+        o = self.settings.options
+        return EnrolOptions(
+            detector=o.get("detector") or "dlib-hog",
+            on_no_face=o.get("on_no_face") or "error",
+            landmark_frame=o.get("landmark_frame") or "upright",
+            cache_root=detection_cache_root(self.settings) if self.settings.cache else None,
+            progress=self.settings.progress,
+            workers=self.settings.workers,
+        )
+
+    def _embed_enrolled(self, spec: Benchmark, images: ImageList, label: str, flip: str | None) -> np.ndarray:
+        """Features after enrolment (:mod:`facebench.enrol`); rows of images that did not enrol under
+        ``--on-no-face skip`` are NaN (only pair and folder benchmarks can leave them out)."""
+        assert self.embedder is not None
+        done = enrol(images, self.enrol_options(), label)
+        if done.report.detected or done.report.reoriented:
+            self.enrolment.setdefault(spec.name, {})[label] = done.report.to_dict()
+        if done.unenrolled.any() and spec.kind not in ("pairs", "folder"):
+            raise FacebenchError(
+                f"{spec.name}: --on-no-face skip leaves out images only in pair and folder benchmarks; "
+                f"{len(done.report.no_face)} images of this {spec.kind} benchmark have no face: use center-crop"
+            )
+        feats = self.embedder.embed(done.images, label, flip)
+        check_embeddings(feats, f"{spec.name}: {label} features", done.images.describe)
+        if done.unenrolled.any():
+            feats = np.array(feats, dtype=np.float32)
+            feats[done.unenrolled] = np.nan
+        return feats
 
     def _load_features(self, label: str, n_rows: int) -> np.ndarray:
         path = self.settings.features
@@ -240,6 +278,12 @@ def _open_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as exc:
         raise FacebenchError(f"{path}: not a plain .npy array ({exc}); pickled arrays are refused") from None
+
+
+def detection_cache_root(settings: RunSettings) -> Path:
+    """Where face detections are cached: ``detections/`` inside the feature cache root (its entries are one
+    level deeper than feature entries, so `facebench cache` listings keep to features)."""
+    return (settings.cache_dir or default_cache_root()) / "detections"
 
 
 def implausible_warning(spec: Benchmark, ctx: RunContext, finding: str, floor: str, other_cause: str = "") -> str:

@@ -7,8 +7,8 @@ Layout (``PATH``):
   ignored). Identities and images are taken in sorted name order.
 - Images are aligned 112x112 crops (the insightface layout), or raw photos listed in a 5-point landmark
   file, ``PATH/landmarks.txt`` or ``--file <name>.landmarks=FILE`` (lines ``path x1 y1 ... x5 y5``, paths
-  relative to ``PATH``; see `facebench.io.landmarks`). facebench never detects faces: a raw photo that the
-  landmark file does not list is an error.
+  relative to ``PATH``; see `facebench.io.landmarks`). A raw photo that no landmark file lists is detected
+  (`facebench.enrol`: ``--detector``, ``--on-no-face``; the report goes to ``enrolment`` in results).
 - Optional pair list ``PATH/pairs.txt`` or ``--file <name>.pairs=FILE``, in any dialect of
   `facebench.io.pairlists.PAIR_DIALECTS` (detected, or named by ``--pairs DIALECT``; e.g. ``path_a path_b label``
   with paths relative to ``PATH``, or LFW's own ``pairs.txt``); folds by the list's rule (`FOLD_RULES`).
@@ -43,6 +43,7 @@ of the L2-normalised features. Ranks larger than the gallery are not reported.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -57,7 +58,9 @@ from facebench.errors import FacebenchError
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate import rates
 from facebench.evaluate.analyses import image_attributes, pair_analyses, search_analyses
-from facebench.evaluate.pairs import PairData, balance_warnings, leak_warnings, normalise_rows, verification_metrics
+from facebench.evaluate.pairs import (
+    PairData, at_decision_threshold, balance_warnings, leak_warnings, normalise_rows, verification_metrics,
+)
 from facebench.fileio import sha256_file
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
@@ -327,7 +330,16 @@ def identification_metrics(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """(metrics, details, arrays) of the open-set search of every probe against the gallery: rank-k rates
     (ties by ``cmc_ties``), TPIR / FNIR at FPIR by ``tpir_rule`` (None below 1/non-mated searches, with
-    ``unmeasurable`` / ``few_events`` notes in the metrics), the DIR-FPIR curve in the arrays."""
+    ``unmeasurable`` / ``few_events`` notes in the metrics), the DIR-FPIR curve in the arrays.; images
+    whose feature row is not finite (not enrolled, ``--on-no-face skip``) are left out of gallery and probes, so
+    the probes of an identity whose gallery image is left out become non-mated searches."""
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.all():
+        g, p = finite[split.gallery], finite[split.probes]
+        split = dataclasses.replace(
+            split, gallery=split.gallery[g], gallery_subjects=split.gallery_subjects[g],
+            probes=split.probes[p], probe_subjects=split.probe_subjects[p],
+        )
     emb = normalise_rows(features)
     scores = emb[split.probes] @ emb[split.gallery].T
     ranks = [k for k in RANKS if k <= len(split.gallery)]
@@ -447,10 +459,11 @@ def read_folder(
         lm = read_landmarks(files["landmarks"], listing.root)
         landmarks = landmark_array(paths, lm, str(files["landmarks"]))
         rules["alignment"] = (
-            f"5-point landmarks from {Path(files['landmarks']).name}; images it does not list are 112x112 crops"
+            f"5-point landmarks from {Path(files['landmarks']).name}; images it does not list are 112x112 crops "
+            "or detected (see enrolment)"
         )
     else:
-        rules["alignment"] = "none: images are 112x112 aligned crops"
+        rules["alignment"] = "112x112 images are aligned crops; other images are detected (see enrolment)"
     images = ImageList(origin=str(listing.root), paths=paths, landmarks=landmarks, crops=False)
     inputs = {f"{listing.root.name}/ ({len(paths)} images)": images_digest(listing.root, paths)}
     return FolderData(
@@ -494,7 +507,10 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         features[data.pairs.reshape(-1)], data.issame, ctx.settings.kfold_rule, ctx.settings.tar_rule, N_FOLDS,
         threshold=options.get("threshold"), threshold_unit=str(options.get("threshold_unit", "cosine")),
     )
-    arrays["pair_images"] = data.pairs
+    arrays["pair_images"] = data.pairs[arrays["pairs_kept"]] if "pairs_kept" in arrays else data.pairs
+    own = ctx.embedder.decision_threshold() if ctx.embedder is not None else None
+    if own is not None:
+        metrics["at_model_threshold"] = at_decision_threshold(features[data.pairs.reshape(-1)], data.issame, own)
     flat = data.pairs.reshape(-1)
     analyses = pair_analyses(
         spec.name, options, ctx.settings.tar_rule, features[flat], data.issame,

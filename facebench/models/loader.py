@@ -67,7 +67,7 @@ def detect_format(path: str | Path) -> str:
 
 def load_dlib(path: str | Path, *, device: str = "auto", half: bool = False, max_batch: int = 64) -> Encoder:
     """dlib's ``.dat`` network as an Encoder (150x150 chips, ``dlib`` profile, 128-d descriptors)."""
-    from facebench.models.dlib import build_dlib_model, dlib_profile
+    from facebench.models.dlib import DLIB_DECISION_THRESHOLD, build_dlib_model, dlib_profile
     from facebench.models.torch_backend import TorchEncoder
 
     model, net = build_dlib_model(path)
@@ -82,7 +82,11 @@ def load_dlib(path: str | Path, *, device: str = "auto", half: bool = False, max
         normalizes_input=False,
         default_profile=dlib_profile(net),
         max_batch=max_batch,
-        extra={"dlib_loss": net.loss, "dlib_input": {"name": net.input["name"], "mean": list(net.input["mean"])}},
+        extra={
+            "dlib_loss": net.loss,
+            "dlib_input": {"name": net.input["name"], "mean": list(net.input["mean"])},
+            "decision_threshold": DLIB_DECISION_THRESHOLD,
+        },
     )
 
 

@@ -94,8 +94,26 @@ def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[
     if missing:
         raise FacebenchError(f"not at hand: {', '.join(missing)}")
     data = pair_reader(reader)(paths, specs[benchmark])
+    images = _enrolled(run, data.images, benchmark)
     chip = arcface_chip()
-    return lambda i: data.images.load_chip(i, chip)
+    return lambda i: images.load_chip(i, chip)
+
+
+def _enrolled(run: Run, images: Any, benchmark: str) -> Any:
+    """The run's images with the landmarks its detector found (cached), as `run` aligned them."""
+    from facebench.cache import default_cache_root
+    from facebench.enrol import EnrolOptions, enrol
+
+    settings = run.document.get("settings") or {}
+    options = settings.get("options") or {}
+    root = Path(settings["cache_dir"]) if settings.get("cache_dir") else default_cache_root()
+    enrol_options = EnrolOptions(
+        detector=options.get("detector") or "dlib-hog",
+        on_no_face="center-crop",  # the gallery shows pairs the run scored: none of them is a skipped image
+        landmark_frame=options.get("landmark_frame") or "upright",
+        cache_root=root / "detections",
+    )
+    return enrol(images, enrol_options, benchmark).images
 
 
 def failure_gallery(run: Run, benchmark: str, k: int = 6) -> Gallery | None:
@@ -113,6 +131,8 @@ def failure_gallery(run: Run, benchmark: str, k: int = 6) -> Gallery | None:
     n_folds = int(entry.get("rules", {}).get("n_folds") or 10)
     from facebench.metrics.kfold import kfold_indices
 
+    # pair i of the arrays is pair `listed[i]` of the benchmark's list when unenrolled pairs were left out
+    listed = np.flatnonzero(arrays["pairs_kept"]) if "pairs_kept" in arrays else np.arange(scores.size)
     fold_of = np.empty(scores.size, dtype=np.int64)
     for f, idx in enumerate(kfold_indices(scores.size, n_folds)):
         fold_of[idx] = f
@@ -138,8 +158,8 @@ def failure_gallery(run: Run, benchmark: str, k: int = 6) -> Gallery | None:
             images = None
             if loader is not None:
                 try:
-                    images = (thumbnail(loader(2 * i)), thumbnail(loader(2 * i + 1)))
+                    images = (thumbnail(loader(2 * int(listed[i]))), thumbnail(loader(2 * int(listed[i]) + 1)))
                 except FacebenchError as exc:
                     gallery.note = f"some images not shown: {exc}"
-            target.append(FailurePair(i, int(fold_of[i]) + 1, float(scores[i]), bool(labels[i]), images))
+            target.append(FailurePair(int(listed[i]), int(fold_of[i]) + 1, float(scores[i]), bool(labels[i]), images))
     return gallery
