@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
+
 import numpy as np
 
 from facebench.cache import FeatureCache, default_cache_root
 from facebench.errors import FacebenchError
 from facebench.extract import DEFAULT_CHUNK, ExtractOptions, _dist_rank_world, combine_flip, extract_raw
 from facebench.fileio import sha256_file
-from facebench.images import ALIGNMENT_RULE, ImageList
+from facebench.images import ALIGNMENT_RULE, ImageList, opencv
 from facebench.models.base import Encoder
 from facebench.preprocess import PREPROCESS_VERSION, Profile, resolve_profile, sidecar_path
 
@@ -115,7 +115,7 @@ class Embedder:
             "backend": {k: described.get(k) for k in backend_keys},
             "batch_size": self.settings.batch_size,
             "preprocess_version": PREPROCESS_VERSION,
-            "opencv": cv2.__version__,
+            "opencv": opencv().__version__,
         }
 
     def decision_threshold(self) -> dict[str, Any] | None:

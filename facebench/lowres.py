@@ -85,13 +85,24 @@ def lowres_landmarks(
     return landmarks, failed
 
 
-def builtin_detector() -> LandmarkDetector | None:
-    """facebench's built-in face detector when this installation has one, else None."""
+def builtin_detector(name: str = "dlib-hog") -> LandmarkDetector | None:
+    """facebench's built-in face detector (`facebench.detection`, extra ``facebench[detect]``) as a
+    :class:`LandmarkDetector` (the face kept by its several-faces rule), or None when it is not installed."""
+    from facebench.detection import choose_face, get_detector
+    from facebench.errors import FacebenchError
+
     try:
-        from facebench.detect import default_detector  # type: ignore[import-not-found]
-    except ImportError:
+        detector = get_detector(name)
+    except FacebenchError:  # dlib or its model files are not installed
         return None
-    return default_detector()
+
+    def landmarks(image: np.ndarray) -> np.ndarray | None:
+        found = detector.detect(image)
+        if not found:
+            return None
+        return found[choose_face(found, image.shape[1], image.shape[0])].landmarks
+
+    return landmarks
 
 
 def prepare_alignment(
