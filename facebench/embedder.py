@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 import numpy as np
 
 from facebench.cache import FeatureCache, default_cache_root
