@@ -143,6 +143,7 @@ class RunContext:
             raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
         elif self.settings.options.get("store"):
             feats = self._extract_to_store(Path(self.settings.options["store"]), label, images, flip)
+            source = {"source": "store", "path": str(self.settings.options["store"])}
         else:
             feats = self.embedder.embed(images, label, flip)
             source = self.embedder.cache_info[label]
@@ -164,12 +165,8 @@ class RunContext:
         embedder = self.embedder
         contract = {**self.profile.to_dict(), "flip": flip or self.profile.flip}
         store.open_store(root, embedder.sha256, contract)
-        if images.paths is not None:
-            ids = [str(p) for p in images.paths]
-            keys = [store.content_key(path=p) for p in images.paths]
-        else:
-            ids = [f"item {i}" for i in range(len(images))]
-            keys = [store.content_key(data=b) for b in images.blobs]  # type: ignore[union-attr]
+        ids = [str(p) for p in images.paths] if images.paths is not None else [f"item {i}" for i in range(len(images))]
+        keys = images.content_keys()
 
         def compute(start: int, stop: int) -> np.ndarray:
             return embedder.embed(images.subset(start, stop), f"{label}.{start}", flip)
