@@ -28,7 +28,6 @@ from facebench.benchmarks import Benchmark
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate.folder import images_digest, list_folder
-from facebench.evaluate.pairs import far_key
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
 from facebench.io.textlines import read_path_labels
@@ -69,7 +68,7 @@ def run_alltoall(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     metrics: dict[str, Any] = {"tar_at_far": {}, "unmeasurable": {}, "few_events": {}}
     extra: dict[str, Any] = {"far": {}, "thresholds": {}, "passes": result.passes}
     for f, p in result.points.items():
-        k = far_key(f)
+        k = rates.key(f)
         if not operating.resolvable(result.n_impostor, f):
             metrics["tar_at_far"][k] = extra["far"][k] = extra["thresholds"][k] = None
             metrics["unmeasurable"][f"tar_at_far.{k}"] = operating.unresolvable_reason(result.n_impostor, "impostor pairs")
