@@ -15,10 +15,10 @@ only on its position, never on how it was batched: exactly one row per sample. `
 image's path (or ``item <i>`` for a pack's blob); ``content_key`` the hex sha256 of the image's encoded
 bytes (:meth:`facebench.images.ImageList.content_keys`, the digest the feature cache's ``--verify-cache``
 compares, :func:`facebench.images.content_digest`; a full content hash, not the cache's size + mtime
-identity, because a store travels between machines and engines, docs/store.md). A shard counts only when both files are there (each written atomically, the
-manifest first) and the manifest lists the expected samples with the expected keys: a killed writer
-resumes by writing the missing shards. ``store.json`` fixes the model and the input contract: a store of
-another model or contract is refused, never mixed.
+identity, because a store travels between machines and engines, docs/store.md). A shard counts only when
+both files are there (each written atomically, the manifest first) and the manifest lists the expected
+samples with the expected keys: a killed writer resumes by writing the missing shards. ``store.json``
+fixes the model and the input contract: a store of another model or contract is refused, never mixed.
 """
 
 from __future__ import annotations

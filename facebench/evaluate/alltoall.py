@@ -71,7 +71,8 @@ def run_alltoall(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         k = rates.key(f)
         if not operating.resolvable(result.n_impostor, f):
             metrics["tar_at_far"][k] = extra["far"][k] = extra["thresholds"][k] = None
-            metrics["unmeasurable"][f"tar_at_far.{k}"] = operating.unresolvable_reason(result.n_impostor, "impostor pairs")
+            reason = operating.unresolvable_reason(result.n_impostor, "impostor pairs")
+            metrics["unmeasurable"][f"tar_at_far.{k}"] = reason
             continue
         metrics["tar_at_far"][k], extra["far"][k], extra["thresholds"][k] = p.tar, p.far, p.threshold
         accepted = round(p.far * result.n_impostor)

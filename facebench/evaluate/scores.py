@@ -11,9 +11,9 @@ rule: a probe with positives); its mate rank (ties by ``--cmc-ties``) and the op
 `facebench.metrics.identification.open_set_identification` (ranks 1, 5, 10 up to the gallery size; TPIR /
 FNIR at FPIR 1e-2 and 1e-1 by ``--tpir-rule`` when some probes are not mated, the IJB 1:N rules of
 :func:`facebench.evaluate.rates.open_set_rates`: a target below 1/non-mated searches is null with the
-reason in the warnings, few-event points carry intervals; the DIR-FPIR curve is saved). A comparison missing from the file (or NaN) scores
-below every score of the file. A probe whose subject is enrolled but never compared with it counts as not
-mated, as bob.measure would count it, and is reported.
+reason in the warnings, few-event points carry intervals; the DIR-FPIR curve is saved). A comparison
+missing from the file (or NaN) scores below every score of the file. A probe whose subject is enrolled
+but never compared with it counts as not mated, as bob.measure would count it, and is reported.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def evaluate_scores(
             values, unmeasurable, few, curve = rates.open_set_rates(r, fpirs, tpir_rule)
             metrics.update(tpir_at_fpir=values["tpir_at_fpir"], fnir_at_fpir=values["fnir_at_fpir"])
             rates.merge_rate_notes(metrics, "", {"unmeasurable": unmeasurable, "few_events": few})
-            extra["identification"].update({field: values[field] for field in ("fpir", "thresholds", "nonmated_accepted")})
+            extra["identification"].update({f: values[f] for f in ("fpir", "thresholds", "nonmated_accepted")})
             rules["tpir_rule"] = rates.tpir_rule_text(tpir_rule)
         arrays.update(
             mate_ranks=r["mate_ranks"], mate_scores=r["mate_scores"], tpir_hits=r["rank1_strict"],

@@ -4,7 +4,8 @@
   the gallery is Gallery_Match + Gallery_Distractor, every probe searches all of it.
 - Scores: cosine of the L2-normalised flip-combined features (float32 products); ranks and AP by
   `facebench.metrics.closedset` (image-level gallery, ties by ``--cmc-ties``: ``>=`` default, a tied
-  non-mate ranks before the mate, as the protocol; ``>`` the mate wins; the protocol's trapezoidal AP). Probes whose identity has no Gallery_Match image are left out, with a warning.
+  non-mate ranks before the mate, as the protocol; ``>`` the mate wins; the protocol's trapezoidal AP).
+  Probes whose identity has no Gallery_Match image are left out, with a warning.
 - Counts are derived from the folders and reported; a distractor count other than 153,428 is a warning.
 - Images (with a checkpoint): a landmark file ``tinyface/landmarks.txt`` (``path x1 y1 ... x5 y5``, paths
   relative to Testing_Set) when present; otherwise the low-resolution recipe (`facebench.lowres`: square,
@@ -72,7 +73,8 @@ def run_tinyface(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
             f"{tfio.KNOWN_DISTRACTORS:,}: the numbers are not comparable to published ones"
         )
     parts = {"probe": data.probe, "gallery_match": data.match, "gallery_distractor": data.distractor}
-    rules: dict[str, Any] = {"score": "cosine (float32)", "flip": ctx.profile.flip, "ranks": f"image-level, 1 + earlier mates + non-mates scoring {cmc_ties} the mate",
+    rules: dict[str, Any] = {"score": "cosine (float32)", "flip": ctx.profile.flip,
+                             "ranks": f"image-level, 1 + earlier mates + non-mates scoring {cmc_ties} the mate",
                              "cmc_ties": cmc_ties,
                              "map": "TinyFace compute_AP.m (trapezoidal)"}
     extra: dict[str, Any] = {}

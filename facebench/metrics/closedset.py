@@ -43,7 +43,9 @@ def count_nonmates_before(
     ``">"``) for one block of scores ``(P, B)``; ``nonmate`` (``(P, B)`` bool) excludes the mates, None when
     the block holds none."""
     if ties not in BLOCKWISE_TIE_RULES:
-        raise ValueError(f"unknown tie rule {ties!r} for an image-level ranking; use {' or '.join(BLOCKWISE_TIE_RULES)}")
+        raise ValueError(
+            f"unknown tie rule {ties!r} for an image-level ranking; use {' or '.join(BLOCKWISE_TIE_RULES)}"
+        )
     values = block if nonmate is None else np.where(nonmate, block, -np.inf)
     before = np.greater_equal if ties == ">=" else np.greater
     counts = np.empty(mates.shape, dtype=np.int64)
