@@ -467,6 +467,11 @@ class ImageList:
             digest.update(b"alignment\0" + self.alignment.encode("utf-8"))
         return digest.hexdigest()
 
+    def content_keys(self) -> list[str]:
+        """Each image's content key, the embedding store's manifest key (docs/store.md): the lowercase hex
+        of :func:`content_digest` of its encoded bytes (every file read and hashed)."""
+        return [content_digest(self.encoded(i)).hex() for i in range(len(self))]
+
     def contents_digest(self, indices: Sequence[int]) -> str:
         """sha256 over the content digests of images ``indices`` (every file read and hashed)."""
         digest = hashlib.sha256()

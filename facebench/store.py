@@ -12,16 +12,17 @@ Layout (format ``facebench.store/1``, documented in docs/store.md so that any en
 A part is one image list as facebench evaluates it (a benchmark's images, ``tinyface_probe`` ...); its
 samples are split into shards of ``shard_rows`` consecutive samples, so a sample's shard and row depend
 only on its position, never on how it was batched: exactly one row per sample. ``sample_id`` is the
-image's path (or ``item <i>`` for a pack's blob); ``content_key`` the sha256 of the image's bytes
-(:func:`content_key`). A shard counts only when both files are there (each written atomically, the
-manifest first) and the manifest lists the expected samples with the expected keys: a killed writer
-resumes by writing the missing shards. ``store.json`` fixes the model and the input contract: a store of
-another model or contract is refused, never mixed.
+image's path (or ``item <i>`` for a pack's blob); ``content_key`` the hex sha256 of the image's encoded
+bytes (:meth:`facebench.images.ImageList.content_keys`, the digest the feature cache's ``--verify-cache``
+compares, :func:`facebench.images.content_digest`; a full content hash, not the cache's size + mtime
+identity, because a store travels between machines and engines, docs/store.md). A shard counts only when
+both files are there (each written atomically, the manifest first) and the manifest lists the expected
+samples with the expected keys: a killed writer resumes by writing the missing shards. ``store.json``
+fixes the model and the input contract: a store of another model or contract is refused, never mixed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,19 +31,10 @@ import numpy as np
 
 from facebench import __version__
 from facebench.errors import FacebenchError
-from facebench.fileio import save_npy, sha256_file, write_json, write_text
+from facebench.fileio import save_npy, write_json, write_text
 
 FORMAT = "facebench.store/1"
 DEFAULT_SHARD_ROWS = 4096
-
-
-def content_key(path: str | None = None, data: bytes | np.ndarray | None = None) -> str:
-    """The content identity of an image: sha256 of its file's bytes (``path``) or of its encoded bytes
-    (``data``, a pack's blob). (The store's own key function; the feature cache uses the same rule.)"""
-    if path is not None:
-        return sha256_file(path)
-    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data or b"")
-    return hashlib.sha256(raw).hexdigest()
 
 
 def is_store(path: Path) -> bool:

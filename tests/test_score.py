@@ -14,6 +14,7 @@ from facebench.cli import main
 from facebench.errors import FacebenchError
 from facebench.evaluate.scores import evaluate_scores
 from facebench.io.scorefiles import read_score_file
+from tests import _openset_loops as loops
 
 # bob.measure's "nonsep" example (bob/measure/data/make-examples.py): Iris sepal length, setosa = negatives,
 # versicolor = positives (Fisher's Iris data, rows 1-50 and 51-100).
@@ -38,10 +39,12 @@ def test_bob_measure_nonsep_rates(tmp_path: Path) -> None:
     assert sl.format == "4col" and sl.genuine.sum() == 50 and (~sl.genuine).sum() == 50
     result = evaluate_scores(sl, tar_rule="le")
     # bob.measure tests/test_error.py: roc_auc_score = 0.9326; roc_for_far at FAR 0.01, 0.1, 1 gives
-    # FAR [0.0, 0.1, 1] and FRR [0.48, 0.12, 0] (its rule is facebench's "le")
+    # FAR [0.0, 0.1, 1] and FRR [0.48, 0.12, 0] (its rule is facebench's "le"). 50 impostors resolve FAR
+    # 1/50 only: bob's FAR 0.01 point (FAR 0 reached) is reported as null, with the reason
     assert result.metrics["auc"] == pytest.approx(0.9326, abs=1e-12)
     ops = result.metrics["operating_points"]
-    assert (ops["1e-02"]["far"], 1 - ops["1e-02"]["tar"]) == pytest.approx((0.0, 0.48), abs=1e-12)
+    assert "1e-02" not in ops and result.metrics["tar_at_far"]["1e-02"] is None
+    assert any("tar_at_far.1e-02" in w and "50 impostor pairs" in w for w in result.warnings)
     assert (ops["1e-01"]["far"], 1 - ops["1e-01"]["tar"]) == pytest.approx((0.1, 0.12), abs=1e-12)
 
 
@@ -64,7 +67,8 @@ def test_bob_measure_cmc_example(tmp_path: Path) -> None:
     assert "tpir_at_fpir" not in result.metrics  # every probe is mated: closed set
 
 
-def test_open_set_from_a_csv_equals_a_written_out_search(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("rule", "ties"), [("insightface", ">="), ("ge", ">="), ("best", ">")])
+def test_open_set_from_a_csv_equals_a_written_out_search(tmp_path: Path, rule: str, ties: str) -> None:
     rng = np.random.default_rng(0)
     gallery = {f"g{j}": f"s{j % 6}" for j in range(8)}  # 8 references of 6 subjects
     rows, probes = [], {}
@@ -72,36 +76,31 @@ def test_open_set_from_a_csv_equals_a_written_out_search(tmp_path: Path) -> None
         subject = f"s{rng.integers(0, 9)}"  # s6..s8 are not enrolled
         probes[f"p{p}"] = subject
         for ref, ref_subject in gallery.items():
-            rows.append((f"p{p}", ref, subject, ref_subject, round(float(rng.normal(1.0 if subject == ref_subject else 0)), 3)))
+            rows.append((f"p{p}", ref, subject, ref_subject, round(float(rng.normal(1.0 if subject == ref_subject else 0)), 1)))
     csv_path = tmp_path / "vendor.csv"
     csv_path.write_text(
         "reference_subject,probe,reference,probe_subject,score,extra\n"
         + "".join(f"{rs},{p},{r},{ps},{s},x\n" for p, r, ps, rs, s in rows)
     )
-    result = evaluate_scores(read_score_file(csv_path), tar_rule="le")
-    # written out: subject score = max over its references; rank = 1 + non-mate subjects scoring >= the mate
-    ranks, nonmated_best, mate_scores = [], [], []
-    for p, subject in probes.items():
-        by_subject: dict[str, float] = {}
-        for pp, r, _, rs, s in rows:
-            if pp == p:
-                by_subject[rs] = max(by_subject.get(rs, -np.inf), s)
-        if subject in by_subject:
-            mate = by_subject[subject]
-            ranks.append(1 + sum(v >= mate for k, v in by_subject.items() if k != subject))
-            mate_scores.append(mate)
-        else:
-            nonmated_best.append(max(by_subject.values()))
-    assert result.arrays["mate_ranks"].tolist() == ranks
+    result = evaluate_scores(read_score_file(csv_path), tar_rule="le", tpir_rule=rule, cmc_ties=ties)
+    # written out (tests/_openset_loops.py): one row per probe, one column per reference, in file order
+    references = list(gallery)
+    matrix = [[next(s for pp, r, _, _, s in rows if pp == p and r == ref) for ref in references] for p in probes]
+    mates, ranks, strict, nonmated = loops.searches(matrix, list(probes.values()), list(gallery.values()), ties)
+    assert result.arrays["mate_ranks"].tolist() == ranks and result.arrays["tpir_hits"].tolist() == strict
     assert result.metrics["rank"]["1"] == sum(r == 1 for r in ranks) / len(ranks)
-    nonmated = sorted(nonmated_best, reverse=True)
-    t = [v for v in nonmated if sum(x >= v for x in nonmated) / len(nonmated) <= 0.1][-1]
-    assert result.extra["identification"]["thresholds"]["1e-01"] == t
-    expected = sum(r == 1 and m >= t for r, m in zip(ranks, mate_scores)) / len(ranks)
-    assert result.metrics["tpir_at_fpir"]["1e-01"] == expected
+    assert len(nonmated) == result.counts["n_nonmated"] >= 10
+    assert result.metrics["tpir_at_fpir"]["1e-01"] == loops.tpir(mates, strict, nonmated, rule, 0.1)
+    assert result.metrics["tpir_at_fpir"]["1e-02"] is None and "tpir_at_fpir.1e-02" in result.metrics["unmeasurable"]
+    assert result.rules["tpir_rule"].startswith(f"{rule}: ") and result.rules["cmc_ties"] == ties
+    if rule == "ge":  # bob.measure's threshold: the lowest non-mated value whose share >= it is <= 0.1
+        t = min(v for v in nonmated if sum(x >= v for x in nonmated) / len(nonmated) <= 0.1)
+        assert result.extra["identification"]["thresholds"]["1e-01"] == t
+    if ties == ">":  # tied subject scores (1 decimal) decide some ranks
+        assert ranks != loops.searches(matrix, list(probes.values()), list(gallery.values()))[1]
     # the same comparisons as a bob 5-column file give the same numbers
     (tmp_path / "vendor.txt").write_text("".join(f"{rs} {r} {ps} {p} {s}\n" for p, r, ps, rs, s in rows))
-    again = evaluate_scores(read_score_file(tmp_path / "vendor.txt"), tar_rule="le")
+    again = evaluate_scores(read_score_file(tmp_path / "vendor.txt"), tar_rule="le", tpir_rule=rule, cmc_ties=ties)
     assert again.metrics == result.metrics
 
 
@@ -129,11 +128,15 @@ def test_label_csv_nan_and_errors(tmp_path: Path) -> None:
 
 def test_cli_writes_a_run_that_reports_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = nonsep_4col(tmp_path / "nonsep.txt")
-    assert main(["score", str(path), "--out", str(tmp_path / "out"), "--tar-rule", "le"]) == 0
-    assert "nonsep TAR@1e-4 [le]" in capsys.readouterr().out
+    assert main(["score", str(path), "--out", str(tmp_path / "out"), "--tar-rule", "le", "--tpir-rule", "best",
+                 "--cmc-ties", ">"]) == 0
+    printed = capsys.readouterr().out
+    assert "nonsep TAR@1e-4 [le]" in printed and "nonsep TPIR@1e-2 [TPIR best]" in printed
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     entry = doc["benchmarks"]["nonsep"]
     assert entry["kind"] == "scores" and entry["n_genuine"] == 50 and entry["rules"]["score_file"] == "4col"
+    assert entry["rules"]["tpir_rule"].startswith("best: ") and entry["rules"]["cmc_ties"] == ">"
+    assert doc["settings"]["tpir_rule"] == "best" and entry["metrics"]["tpir_at_fpir"]["1e-02"] is None
     assert (tmp_path / "out" / "roc_nonsep.png").is_file() and (tmp_path / "out" / "table.md").is_file()
     assert main(["report", str(tmp_path / "out"), "--no-html", "--n-boot", "20"]) == 0
     (tmp_path / "bad.txt").write_text("1 2 3\n")

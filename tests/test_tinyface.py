@@ -16,62 +16,31 @@ from facebench.evaluate.tinyface import retrieval
 from facebench.io.tinyface import read_tinyface
 from facebench.lowres import lowres_landmarks, square_and_upscale
 from facebench.metrics.megaface import l2_normalise
+from tests._openset_loops import brute_force, compute_ap, ranked_gallery
 
 
-def compute_ap(good: set[int], index: list[int]) -> tuple[float, int]:
-    """TinyFace's compute_AP.m written out: the ranked gallery ``index``, the mates ``good``; also the
-    1-based position of the first mate."""
-    old_recall, old_precision, ap, hits, first = 0.0, 1.0, 0.0, 0, 0
-    for j, g in enumerate(index):
-        if g in good:
-            hits += 1
-            first = first or j + 1
-        recall, precision = hits / len(good), hits / (j + 1)
-        ap += (recall - old_recall) * ((old_precision + precision) / 2)
-        old_recall, old_precision = recall, precision
-        if hits == len(good):
-            break
-    return ap, first
-
-
-def brute_force(probe, probe_labels, match, match_labels, distractor, ranks=(1, 5, 20)):
-    gallery = np.concatenate([match, distractor]).astype(np.float64)
-    labels = np.concatenate([match_labels, np.full(len(distractor), -1)])
-    aps, firsts = [], []
-    for p, label in zip(probe.astype(np.float64), probe_labels):
-        scores = gallery @ p
-        # highest first; among equal scores the non-mates first (ties against the mate)
-        order = sorted(range(len(scores)), key=lambda g: (-scores[g], labels[g] == label))
-        ap, first = compute_ap({g for g in range(len(labels)) if labels[g] == label}, order)
-        aps.append(ap)
-        firsts.append(first)
-    return {k: sum(f <= k for f in firsts) / len(firsts) for k in ranks}, sum(aps) / len(aps), firsts
-
-
+@pytest.mark.parametrize("ties", [">=", ">"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_retrieval_equals_the_protocol_loops(seed: int) -> None:
+def test_retrieval_equals_the_protocol_loops(seed: int, ties: str) -> None:
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, 15, 60)
     match_labels = np.repeat(np.arange(15), rng.integers(1, 4, 15))
     probe = (rng.integers(-3, 4, (60, 6)) / 8).astype(np.float32)  # exact products, many ties
     match = (rng.integers(-3, 4, (match_labels.size, 6)) / 8).astype(np.float32)
     distractor = (rng.integers(-3, 4, (200, 6)) / 8).astype(np.float32)
-    result = retrieval(probe, ids, match, match_labels, distractor, block=37)
-    rates, mean_ap, firsts = brute_force(probe, ids, match, match_labels, distractor)
+    result = retrieval(probe, ids, match, match_labels, distractor, block=37, ties=ties)
+    rates, mean_ap, firsts = brute_force(probe, ids, match, match_labels, distractor, ties=ties)
     assert result["ranks"].tolist() == firsts
     assert result["rank_rates"] == rates
     assert result["mean_average_precision"] == pytest.approx(mean_ap, abs=1e-15)
     assert result["average_precision"].tolist() == pytest.approx(
-        [compute_ap(*_order(p, l, match, match_labels, distractor))[0] for p, l in zip(probe, ids)], abs=0
+        [compute_ap(*ranked_gallery(p, l, match, match_labels, distractor, ties))[0] for p, l in zip(probe, ids)], abs=0
     )
-
-
-def _order(p, label, match, match_labels, distractor):
-    gallery = np.concatenate([match, distractor]).astype(np.float64)
-    labels = np.concatenate([match_labels, np.full(len(distractor), -1)])
-    scores = gallery @ p.astype(np.float64)
-    order = sorted(range(len(scores)), key=lambda g: (-scores[g], labels[g] == label))
-    return {g for g in range(len(labels)) if labels[g] == label}, order
+    if ties == ">":  # ties decide: the mate-favouring rule ranks some probes higher than the protocol's
+        protocol = brute_force(probe, ids, match, match_labels, distractor)[2]
+        assert all(a <= b for a, b in zip(firsts, protocol)) and firsts != protocol
+    with pytest.raises(ValueError, match="unknown tie rule 'argsort'"):
+        retrieval(probe, ids, match, match_labels, distractor, ties="argsort")
 
 
 def make_tinyface(root: Path, probe_ids: list[int], match_ids: list[int], n_distractors: int) -> Path:
@@ -116,6 +85,17 @@ def test_official_layout_end_to_end(tmp_path: Path) -> None:
                                     data.match_labels, emb["gallery_distractor"])
     assert entry["metrics"]["rank"] == {str(k): v for k, v in rates.items()}
     assert entry["metrics"]["map"] == pytest.approx(mean_ap, abs=1e-12)
+    assert entry["rules"]["cmc_ties"] == ">="
+    # --cmc-ties: > recorded; argsort (full rows) refused with the reason
+    base = ["-q", "run", "-b", "tinyface", "--data-root", str(tmp_path / "data"), "--features", str(feats), "--no-speed"]
+    assert main([*base, "--out", str(tmp_path / "gt"), "--cmc-ties", ">"]) == 0
+    gt = json.loads((tmp_path / "gt" / "results.json").read_text())["benchmarks"]["tinyface"]
+    assert gt["rules"]["cmc_ties"] == ">" and gt["metrics"]["rank"] == {str(k): v for k, v in brute_force(
+        emb["probe"][keep], data.probe_labels[keep], emb["gallery_match"], data.match_labels,
+        emb["gallery_distractor"], ties=">")[0].items()}
+    assert main([*base, "--out", str(tmp_path / "argsort"), "--cmc-ties", "argsort"]) != 0
+    failed = json.loads((tmp_path / "argsort" / "results.json").read_text())["failed"]["tinyface"]
+    assert "--cmc-ties argsort needs each search's full row" in failed
     (root / "tinyface" / "Testing_Set" / "Probe" / "x_1.jpg").write_bytes(b"")
     with pytest.raises(FacebenchError, match="x_1.jpg: file name does not start with an integer"):
         read_tinyface(root / "tinyface" / "Testing_Set")

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.evaluate.common import RunSettings
+    from facebench.rundir import Replace
     from facebench.runner import run
 
     settings = RunSettings(
@@ -38,7 +39,8 @@ def handle(args: argparse.Namespace) -> int:
         cache=not args.no_cache, file_overrides=parse_overrides(args.file), chunk_size=args.shard_rows,
         options={"store": str(args.out), "measure_speed": False}, progress=sys.stderr.isatty(),
     )
-    doc, status = run(settings, profile_name=args.profile, flip=args.flip)
+    # resuming an extraction re-evaluates: STORE/run/ is the store's own report, replaced when complete
+    doc, status = run(settings, profile_name=args.profile, flip=args.flip, replace=Replace.ALWAYS)
     print(f"store: {args.out} ({', '.join(doc['benchmarks'])})")
     for name, message in doc["failed"].items():
         print(f"{name}: FAILED: {message}", file=sys.stderr)

@@ -111,11 +111,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--ijb-1n-rule", choices=("standard", "legacy"), default="standard",
                    help="IJB 1:N: standard per-gallery open set, or the legacy insightface merged rule")
     g.add_argument("--tpir-rule", choices=("insightface", "ge", "best"), default="insightface",
-                   help="IJB/folder 1:N TPIR@FPIR threshold rule (default insightface: evaluation_1N; ge: bob.measure; "
-                   "best: supremum over thresholds with FPIR <= target)")
+                   help="1:N TPIR@FPIR threshold rule of IJB, folder, identify, SurvFace (default insightface: "
+                   "evaluation_1N; ge: bob.measure; best: supremum over thresholds with FPIR <= target)")
     g.add_argument("--cmc-ties", choices=(">=", ">", "argsort"), default=">=",
                    help="1:N rank ties: >= a tied non-mate ranks above the mate (bob, default); > the mate wins; "
-                   "argsort: insightface's np.argsort order")
+                   "argsort: insightface's np.argsort order (IJB, folder only: identify, SurvFace, TinyFace "
+                   "count block by block and take >= or >)")
     g.add_argument("--threshold", type=float, default=None,
                    help="also report FMR and FNMR at this fixed threshold (1:1 benchmarks)")
     g.add_argument("--threshold-unit", choices=("cosine", "distance"), default="cosine",

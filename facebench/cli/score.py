@@ -21,6 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output directory (default reports/<name>)")
     p.add_argument("--tar-rule", choices=("nearest", "le", "interp"), default="nearest",
                    help="TAR@FAR read-off: nearest (insightface), le (FPR <= target, bob.measure), interp")
+    p.add_argument("--tpir-rule", choices=("insightface", "ge", "best"), default="insightface",
+                   help="1:N TPIR@FPIR threshold rule, as `run --tpir-rule` (insightface: evaluation_1N; ge: "
+                   "bob.measure; best: supremum over thresholds with FPIR <= target)")
+    p.add_argument("--cmc-ties", choices=(">=", ">", "argsort"), default=">=",
+                   help="1:N rank ties, as `run --cmc-ties`: >= a tied non-mate ranks above the mate (bob, "
+                   "default); > the mate wins; argsort: insightface's np.argsort order")
     p.set_defaults(func=handle)
 
 
@@ -29,7 +35,7 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.report.tables import build_table, to_markdown
 
     out = args.out or Path("reports") / (args.name or args.file.stem)
-    doc = score(args.file, out, args.format, args.tar_rule, args.name)
+    doc = score(args.file, out, args.format, args.tar_rule, args.name, args.tpir_rule, args.cmc_ties)
     print(to_markdown(build_table([doc])), end="")
     for entry in doc["benchmarks"].values():
         for warning in entry.get("warnings", []):

@@ -9,8 +9,11 @@ photos need 5-point landmarks: ``landmarks.txt`` beside the list (or in the fold
 
 Every unordered pair of images is scored (cosine of the L2-normalised flip-combined features, float32),
 genuine when the labels agree; TAR at FAR 1e-6 ... 1e-1 by :mod:`facebench.metrics.alltoall` (the best
-TAR of any threshold whose FAR is at most the target), streamed in tiles, so N = 100,000 (5e9 impostor
-pairs) runs in the features plus well under 1 GB. The genuine scores and the thresholds are saved.
+TAR of any threshold whose FAR is at most the target: the kernel's ``le`` read-off, accept ``score > t``),
+streamed in tiles, so N = 100,000 (5e9 impostor pairs) runs in the features plus well under 1 GB. A
+target below 1/impostor pairs is null with the reason in the warnings; a point accepting fewer than
+:data:`facebench.metrics.operating.FEW_EVENTS` impostors carries Clopper-Pearson intervals
+(``metrics.few_events``), as every 1:1 benchmark. The genuine scores and the thresholds are saved.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from facebench.benchmarks import Benchmark
+from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate.folder import images_digest, list_folder
-from facebench.evaluate.rates import key as far_key
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
 from facebench.io.textlines import read_path_labels
 from facebench.metrics import alltoall as ma
+from facebench.metrics import operating
 from facebench.metrics.megaface import l2_normalise
 from facebench.metrics.roc import DEFAULT_FAR_TARGETS
 
@@ -61,16 +65,29 @@ def run_alltoall(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     inputs[f"{Path(files['images']).name} ({len(paths)} images)"] = images_digest(root, paths)
     features = ctx.features_for(spec, images)
     result = ma.all_to_all_tar_at_far(l2_normalise(features), labels, DEFAULT_FAR_TARGETS)
-    metrics: dict[str, Any] = {"tar_at_far": {far_key(f): p.tar for f, p in result.points.items()}}
-    extra = {
-        "far": {far_key(f): p.far for f, p in result.points.items()},
-        "thresholds": {far_key(f): p.threshold for f, p in result.points.items()},
-        "passes": result.passes,
-    }
+    metrics: dict[str, Any] = {"tar_at_far": {}, "unmeasurable": {}, "few_events": {}}
+    extra: dict[str, Any] = {"far": {}, "thresholds": {}, "passes": result.passes}
+    for f, p in result.points.items():
+        k = rates.key(f)
+        if not operating.resolvable(result.n_impostor, f):
+            metrics["tar_at_far"][k] = extra["far"][k] = extra["thresholds"][k] = None
+            reason = operating.unresolvable_reason(result.n_impostor, "impostor pairs")
+            metrics["unmeasurable"][f"tar_at_far.{k}"] = reason
+            continue
+        metrics["tar_at_far"][k], extra["far"][k], extra["thresholds"][k] = p.tar, p.far, p.threshold
+        accepted = round(p.far * result.n_impostor)
+        if accepted < operating.FEW_EVENTS:
+            metrics["few_events"][f"tar_at_far.{k}"] = rates.few_events_entry(
+                accepted, result.n_impostor, round(p.tar * result.n_genuine), result.n_genuine
+            )
+    for w in rates.unmeasurable_warnings(spec.name, metrics):
+        log.warning(w)
+        warnings.append(w)
     return BenchmarkResult(
         metrics=metrics,
         rules={
-            "tar_at_far": "le (best TAR with FAR <= target)",
+            "tar_at_far": "le (best TAR with FAR <= target; operating.rate_threshold '>', accept score > t)",
+            "resolution": rates.RULES_1TO1["resolution"],
             "pairs": ma.RULE,
             "score": "cosine (float32) of L2-normalised features",
             "flip": ctx.profile.flip,

@@ -173,12 +173,8 @@ class RunContext:
         embedder = self.embedder
         contract = {**self.profile.to_dict(), "flip": flip or self.profile.flip}
         store.open_store(root, embedder.sha256, contract)
-        if images.paths is not None:
-            ids = [str(p) for p in images.paths]
-            keys = [store.content_key(path=p) for p in images.paths]
-        else:
-            ids = [f"item {i}" for i in range(len(images))]
-            keys = [store.content_key(data=b) for b in images.blobs]  # type: ignore[union-attr]
+        ids = [str(p) for p in images.paths] if images.paths is not None else [f"item {i}" for i in range(len(images))]
+        keys = images.content_keys()
 
         def compute(start: int, stop: int) -> np.ndarray:
             return embedder.embed(images.subset(start, stop), f"{label}.{start}", flip)

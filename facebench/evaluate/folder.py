@@ -525,7 +525,7 @@ def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     extra: dict[str, Any] = {"reader": "folder", "images": str(data.listing.root), **analyses.extra}
     if data.split is not None:
         id_metrics, details, id_arrays = identification_metrics(
-            features, data.split, str(options.get("tpir_rule", "insightface")), str(options.get("cmc_ties", ">="))
+            features, data.split, *rates.identification_rules(options)
         )
         for field in ("unmeasurable", "few_events"):
             metrics[field] = {**metrics.get(field, {}), **id_metrics.pop(field)}

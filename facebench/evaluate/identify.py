@@ -12,10 +12,12 @@
 Raw photos need ``PATH/landmarks.txt`` (5 points per image), otherwise images are 112x112 crops.
 
 Metrics (cosine of L2-normalised features): ranks 1/5/10 over mated searches (subject score = max over its
-gallery images; rank = 1 + non-mate subjects scoring ``>=`` the mate) and TPIR at FPIR 1e-2/1e-1 when there
-are unmated searches, both streamed over the gallery (`facebench.metrics.openset`, the engine of the
-SurvFace watch list); mAP over mated searches with the image-level ranking of
-`facebench.metrics.closedset` (TinyFace's rule, every gallery image ranked, ties against the mate).
+gallery images; rank = 1 + non-mate subjects scoring ``>=`` the mate, or ``>`` it with ``--cmc-ties >``)
+and TPIR / FNIR at FPIR 1e-2/1e-1 by ``--tpir-rule`` when there are unmated searches (the IJB 1:N rules,
+:func:`facebench.evaluate.rates.search_rates`: a target below 1/unmated searches is null with the reason
+in the warnings), both streamed over the gallery (`facebench.metrics.openset`, the engine of the SurvFace
+watch list); mAP over mated searches with the image-level ranking of `facebench.metrics.closedset`
+(TinyFace's rule, every gallery image ranked, ties by the same ``--cmc-ties``).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
+from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate.folder import DEFAULT_SEED, identification_split, images_digest, list_folder
-from facebench.evaluate.rates import key as far_key
 from facebench.evaluate.tinyface import retrieval
 from facebench.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
@@ -66,6 +68,7 @@ def read_split(root: Path, seed: int) -> tuple[list[str], np.ndarray, list[str],
 
 def run_identify(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     """Embed gallery and probes, stream the searches, compute ranks, TPIR at FPIR and mAP."""
+    tpir_rule, cmc_ties = rates.identification_rules(ctx.settings.options, streamed=True)
     _, files = ctx.files(spec)
     root = Path(files["images"])
     seed = int(ctx.settings.options.get("folder_seed", DEFAULT_SEED) or 0)
@@ -78,7 +81,8 @@ def run_identify(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         feats[part] = l2_normalise(ctx.features_for(spec, ImageList(str(root), paths, landmarks=landmarks), part=part))
     g, p = feats["gallery"], feats["probes"]
     searches = openset.stream_searches(
-        lambda cols: p @ g[cols].T, p_subjects, g_subjects, lambda r, c: np.einsum("ij,ij->i", p[r], g[c])
+        lambda cols: p @ g[cols].T, p_subjects, g_subjects, lambda r, c: np.einsum("ij,ij->i", p[r], g[c]),
+        cmc_ties=cmc_ties,
     )
     n_subjects = int(np.unique(g_subjects).size)
     if searches.mate_ranks.size == 0:
@@ -88,13 +92,17 @@ def run_identify(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
                  for k in RANKS if k <= n_subjects},
     }
     extra: dict[str, Any] = {}
+    curve: dict[str, np.ndarray] = {}
     if searches.nonmated_scores.size:
-        points = openset.tpir_at_fpir(searches, FPIR_TARGETS)
-        metrics["tpir_at_fpir"] = {far_key(f): v[0] for f, v in points.items()}
-        extra = {"fpir": {far_key(f): v[1] for f, v in points.items()},
-                 "thresholds": {far_key(f): v[2] for f, v in points.items()}}
+        values, unmeasurable, few, curve = rates.search_rates(
+            searches.mate_scores, searches.rank1_strict, searches.nonmated_scores, FPIR_TARGETS, tpir_rule
+        )
+        metrics.update(tpir_at_fpir=values["tpir_at_fpir"], fnir_at_fpir=values["fnir_at_fpir"],
+                       unmeasurable=unmeasurable, few_events=few)
+        warnings += rates.unmeasurable_warnings(spec.name, metrics)
+        extra = {field: values[field] for field in ("fpir", "thresholds", "nonmated_accepted")}
     mated = searches.mated
-    closed = retrieval(p[mated], p_subjects[mated], g, g_subjects, g[:0], ranks=(1,))
+    closed = retrieval(p[mated], p_subjects[mated], g, g_subjects, g[:0], ranks=(1,), ties=cmc_ties)
     metrics["map"] = closed["mean_average_precision"]
     inputs = {f"{root.name}/ ({len(gallery) + len(probes)} images)": images_digest(root, gallery + probes)}
     inputs.update(ctx.hash_inputs(spec, {k: v for k, v in files.items() if k != "images"}, warnings))
@@ -104,10 +112,14 @@ def run_identify(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     }
     rules = {
         "split": split_rule, "score": "cosine (float32)", "flip": ctx.profile.flip,
-        "ranks": "subject score = max over its images; 1 + non-mate subjects scoring >= the mate",
-        "tpir_at_fpir": "lowest threshold with FPIR <= target; mate at rank 1 and score >= threshold",
-        "map": "image-level ranking, ties against the mate, TinyFace compute_AP.m (trapezoidal)",
+        "ranks": f"subject score = max over its images; 1 + non-mate subjects scoring {cmc_ties} the mate",
+        "cmc_ties": cmc_ties,
+        "map": f"image-level ranking, ties by {cmc_ties}, TinyFace compute_AP.m (trapezoidal)",
     }
+    if searches.nonmated_scores.size:
+        rules["tpir_rule"] = rates.tpir_rule_text(tpir_rule)
+        rules["resolution"] = "an FPIR target below 1/non-mated searches is null (not measurable)"
     arrays = {"mate_ranks": searches.mate_ranks, "mate_scores": searches.mate_scores,
-              "nonmated_scores": searches.nonmated_scores, "cmc": cmc_curve(searches.mate_ranks, n_subjects)}
+              "tpir_hits": searches.rank1_strict, "nonmated_scores": searches.nonmated_scores,
+              "cmc": cmc_curve(searches.mate_ranks, n_subjects), **curve}
     return BenchmarkResult(metrics, rules, inputs, counts, warnings, arrays, extra)

@@ -194,12 +194,7 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     rule = str(ctx.settings.options.get("ijb_1n_rule", "standard"))
     if rule not in IJB_1N_RULES:
         raise FacebenchError(f"unknown --ijb-1n-rule {rule!r}; use {' or '.join(IJB_1N_RULES)}")
-    tpir_rule = str(ctx.settings.options.get("tpir_rule", "insightface"))
-    cmc_ties = str(ctx.settings.options.get("cmc_ties", ">="))
-    if tpir_rule not in mident.TPIR_RULES:
-        raise FacebenchError(f"unknown --tpir-rule {tpir_rule!r}; use {', '.join(mident.TPIR_RULES)}")
-    if cmc_ties not in mident.CMC_TIE_RULES:
-        raise FacebenchError(f"unknown --cmc-ties {cmc_ties!r}; use {', '.join(mident.CMC_TIE_RULES)}")
+    tpir_rule, cmc_ties = rates.identification_rules(ctx.settings.options)
     warnings: list[str] = []
     clock = _Clock(spec.name)
     meta = ijbio.read_meta_images(paths["tid_mid"], paths["landmarks"])

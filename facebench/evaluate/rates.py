@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from facebench.errors import FacebenchError
 from facebench.metrics import identification as mident
 from facebench.metrics import operating
 from facebench.metrics import roc as mroc
@@ -147,19 +148,46 @@ def tpir_metrics(
 def open_set_rates(
     result: dict[str, Any], targets: Sequence[float], tpir_rule: str
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-    """TPIR / FNIR at each FPIR target by ``tpir_rule`` (:func:`tpir_metrics`) from one gallery's
-    :func:`facebench.metrics.identification.open_set_identification` result, and its DIR-FPIR curve
-    (arrays ``dir_fpir_fpir``, ``dir_fpir_dir``)."""
-    rank1 = np.where(result["rank1_strict"], 1, 2)
-    mates, nonmated = result["mate_scores"], result["nonmated_scores"]
+    """:func:`search_rates` of one gallery's :func:`facebench.metrics.identification.open_set_identification`
+    result."""
+    return search_rates(result["mate_scores"], result["rank1_strict"], result["nonmated_scores"], targets, tpir_rule)
+
+
+def search_rates(
+    mate_scores: np.ndarray, rank1_strict: np.ndarray, nonmated: np.ndarray, targets: Sequence[float], tpir_rule: str
+) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """TPIR / FNIR at each FPIR target by ``tpir_rule`` (:func:`tpir_metrics` over
+    :func:`facebench.metrics.identification.tpir_at_fpir`) of one gallery's searches, and its DIR-FPIR curve
+    (arrays ``dir_fpir_fpir``, ``dir_fpir_dir``; none without non-mated searches).
+    ``rank1_strict``: per mated search, whether its mate scores above every non-mate (TPIR's rank-1 rule)."""
+    rank1 = np.where(rank1_strict, 1, 2)
     values, unmeasurable, few = tpir_metrics(
-        lambda f: mident.tpir_at_fpir(mates, rank1, nonmated, f, tpir_rule), targets
+        lambda f: mident.tpir_at_fpir(mate_scores, rank1, nonmated, f, tpir_rule), targets
     )
     arrays: dict[str, np.ndarray] = {}
     if nonmated.size:
-        curve = mident.dir_fpir_curve(mates, rank1, nonmated)
+        curve = mident.dir_fpir_curve(mate_scores, rank1, nonmated)
         arrays = {"dir_fpir_fpir": curve["fpir"], "dir_fpir_dir": curve["dir"]}
     return values, unmeasurable, few, arrays
+
+
+def identification_rules(options: dict[str, Any], streamed: bool = False) -> tuple[str, str]:
+    """``(tpir_rule, cmc_ties)`` of a run's options (``--tpir-rule``, default ``insightface``; ``--cmc-ties``,
+    default ``>=``), each checked against :data:`facebench.metrics.identification.TPIR_RULES` /
+    :data:`facebench.metrics.identification.CMC_TIE_RULES` (``streamed``: searches counted block by block
+    over the gallery take :data:`facebench.metrics.identification.BLOCKWISE_TIE_RULES`, not ``argsort``)."""
+    tpir_rule = str(options.get("tpir_rule", "insightface") or "insightface")
+    cmc_ties = str(options.get("cmc_ties", ">=") or ">=")
+    if tpir_rule not in mident.TPIR_RULES:
+        raise FacebenchError(f"unknown --tpir-rule {tpir_rule!r}; use {', '.join(mident.TPIR_RULES)}")
+    if cmc_ties not in mident.CMC_TIE_RULES:
+        raise FacebenchError(f"unknown --cmc-ties {cmc_ties!r}; use {', '.join(mident.CMC_TIE_RULES)}")
+    if streamed and cmc_ties not in mident.BLOCKWISE_TIE_RULES:
+        raise FacebenchError(
+            f"--cmc-ties {cmc_ties} needs each search's full row of scores; this benchmark counts its ranks block "
+            f"by block over the gallery: use {' or '.join(mident.BLOCKWISE_TIE_RULES)}"
+        )
+    return tpir_rule, cmc_ties
 
 
 def tpir_rule_text(rule: str) -> str:

@@ -7,11 +7,13 @@ intervals, AUC, EER, operating thresholds (`facebench.evaluate.ijb.verification_
 1:N, when the file names subjects (bob 4/5-column, CSV with subject columns): each distinct probe is one
 search over the distinct references (the gallery), each reference's subject its claimed id; a subject's
 score is the maximum over its references. A probe is mated when it has a genuine comparison (bob.measure's
-rule: a probe with positives); its mate rank and the open-set rates follow
-`facebench.metrics.identification.open_set_identification` (ranks 1, 5, 10 up to the gallery size; TPIR at
-FPIR 1e-2 and 1e-1 when some probes are not mated). A comparison missing from the file (or NaN) scores
-below every score of the file. A probe whose subject is enrolled but never compared with it counts as not
-mated, as bob.measure would count it, and is reported.
+rule: a probe with positives); its mate rank (ties by ``--cmc-ties``) and the open-set rates follow
+`facebench.metrics.identification.open_set_identification` (ranks 1, 5, 10 up to the gallery size; TPIR /
+FNIR at FPIR 1e-2 and 1e-1 by ``--tpir-rule`` when some probes are not mated, the IJB 1:N rules of
+:func:`facebench.evaluate.rates.open_set_rates`: a target below 1/non-mated searches is null with the
+reason in the warnings, few-event points carry intervals; the DIR-FPIR curve is saved). A comparison
+missing from the file (or NaN) scores below every score of the file. A probe whose subject is enrolled
+but never compared with it counts as not mated, as bob.measure would count it, and is reported.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark, Source
 from facebench.errors import FacebenchError
-from facebench.evaluate import thresholds
+from facebench.evaluate import rates, thresholds
 from facebench.evaluate.common import BenchmarkResult
 from facebench.evaluate.ijb import verification_metrics
-from facebench.evaluate.rates import key as far_key
 from facebench.fileio import sha256_file
 from facebench.io.scorefiles import ScoreList, read_score_file
 from facebench.metrics import identification as mident
@@ -87,8 +88,11 @@ def _in_file_order(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct[order], rank[inverse]
 
 
-def evaluate_scores(sl: ScoreList, tar_rule: str = "nearest") -> BenchmarkResult:
+def evaluate_scores(
+    sl: ScoreList, tar_rule: str = "nearest", tpir_rule: str = "insightface", cmc_ties: str = ">="
+) -> BenchmarkResult:
     """Every 1:1 metric, and the 1:N ones when subjects are known (module rules)."""
+    rates.identification_rules({"tpir_rule": tpir_rule, "cmc_ties": cmc_ties})
     finite = np.isfinite(sl.scores)
     warnings: list[str] = []
     n_failed = int(np.count_nonzero(~finite))
@@ -116,26 +120,29 @@ def evaluate_scores(sl: ScoreList, tar_rule: str = "nearest") -> BenchmarkResult
         ranks = [k for k in RANKS if k <= n_subjects]
         nonmated = probe_subjects == _UNMATED
         fpirs = FPIR_TARGETS if nonmated.any() else ()
-        r = mident.open_set_identification(matrix, probe_subjects, gallery_subjects, ranks, fpirs)
+        r = mident.open_set_identification(matrix, probe_subjects, gallery_subjects, ranks, fpirs, tpir_rule, cmc_ties)
         metrics["rank"] = {str(k): float(v) for k, v in r["rank_rates"].items()}
+        extra["identification"] = {"rule": r["rule"], "cmc_ties": cmc_ties}
+        curve: dict[str, np.ndarray] = {}
         if fpirs:
-            metrics["tpir_at_fpir"] = {far_key(f): float(v) for f, v in r["tpir"].items()}
-        extra["identification"] = {
-            "rule": r["rule"],
-            "fpir": {far_key(f): float(v) for f, v in r["fpir"].items()},
-            "thresholds": {far_key(f): float(v) for f, v in r["thresholds"].items()},
-        }
+            values, unmeasurable, few, curve = rates.open_set_rates(r, fpirs, tpir_rule)
+            metrics.update(tpir_at_fpir=values["tpir_at_fpir"], fnir_at_fpir=values["fnir_at_fpir"])
+            rates.merge_rate_notes(metrics, "", {"unmeasurable": unmeasurable, "few_events": few})
+            extra["identification"].update({f: values[f] for f in ("fpir", "thresholds", "nonmated_accepted")})
+            rules["tpir_rule"] = rates.tpir_rule_text(tpir_rule)
         arrays.update(
-            mate_ranks=r["mate_ranks"], mate_scores=r["mate_scores"], nonmated_scores=r["nonmated_scores"],
-            cmc=mident.cmc_curve(r["mate_ranks"], n_subjects),
+            mate_ranks=r["mate_ranks"], mate_scores=r["mate_scores"], tpir_hits=r["rank1_strict"],
+            nonmated_scores=r["nonmated_scores"], cmc=mident.cmc_curve(r["mate_ranks"], n_subjects), **curve,
         )
         counts.update(
             n_probes=int(probe_subjects.size), n_references=int(gallery_subjects.size), n_subjects=n_subjects,
             n_mated=int(r["n_mated"]), n_nonmated=int(r["n_nonmated"]),
         )
         rules["identification"] = "open set: a probe is mated when it has a genuine comparison; subject score = max"
+        rules["cmc_ties"] = cmc_ties
         if unscored:
             warnings.append(f"{unscored} probe(s) of an enrolled subject were never compared with it: counted as not mated")
+    warnings += rates.unmeasurable_warnings("score file", metrics)
     return BenchmarkResult(metrics, rules, {}, counts, warnings, arrays, extra)
 
 
@@ -160,8 +167,8 @@ def score_spec(path: Path, name: str | None = None) -> Benchmark:
     )
 
 
-def score(path: str | Path, out: str | Path, fmt: str = "auto", tar_rule: str = "nearest", name: str | None = None
-          ) -> dict[str, Any]:
+def score(path: str | Path, out: str | Path, fmt: str = "auto", tar_rule: str = "nearest", name: str | None = None,
+          tpir_rule: str = "insightface", cmc_ties: str = ">=") -> dict[str, Any]:
     """Evaluate a score file and write the run directory (results.json, npz, tables, plots, thresholds)."""
     from facebench.report.run_report import write_run_report
     from facebench.results import new_document, write_results
@@ -169,9 +176,10 @@ def score(path: str | Path, out: str | Path, fmt: str = "auto", tar_rule: str = 
 
     path = Path(path)
     spec = score_spec(path, name)
-    result = evaluate_scores(read_score_file(path, fmt), tar_rule)
+    result = evaluate_scores(read_score_file(path, fmt), tar_rule, tpir_rule, cmc_ties)
     result.inputs[path.name] = sha256_file(path)
-    settings = {"score_file": os.path.abspath(path), "format": fmt, "tar_rule": tar_rule, "out": str(out)}
+    settings = {"score_file": os.path.abspath(path), "format": fmt, "tar_rule": tar_rule, "tpir_rule": tpir_rule,
+                "cmc_ties": cmc_ties, "out": str(out)}
     doc = new_document(settings, None, None)
     doc["label"] = spec.name
     doc["benchmarks"][spec.name] = benchmark_entry(spec, result)

@@ -3,8 +3,9 @@
 - Files: ``tinyface/Testing_Set/{Probe,Gallery_Match,Gallery_Distractor}`` (`facebench.io.tinyface`);
   the gallery is Gallery_Match + Gallery_Distractor, every probe searches all of it.
 - Scores: cosine of the L2-normalised flip-combined features (float32 products); ranks and AP by
-  `facebench.metrics.closedset` (image-level gallery, ties against the mate, the protocol's trapezoidal
-  AP). Probes whose identity has no Gallery_Match image are left out, with a warning.
+  `facebench.metrics.closedset` (image-level gallery, ties by ``--cmc-ties``: ``>=`` default, a tied
+  non-mate ranks before the mate, as the protocol; ``>`` the mate wins; the protocol's trapezoidal AP).
+  Probes whose identity has no Gallery_Match image are left out, with a warning.
 - Counts are derived from the folders and reported; a distractor count other than 153,428 is a warning.
 - Images (with a checkpoint): a landmark file ``tinyface/landmarks.txt`` (``path x1 y1 ... x5 y5``, paths
   relative to Testing_Set) when present; otherwise the low-resolution recipe (`facebench.lowres`: square,
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from facebench.benchmarks import Benchmark
+from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.images import ImageList
 from facebench.io import tinyface as tfio
@@ -38,21 +40,22 @@ BLOCK = 8192
 
 def retrieval(
     probe: np.ndarray, probe_labels: np.ndarray, match: np.ndarray, match_labels: np.ndarray,
-    distractor: np.ndarray, ranks: tuple[int, ...] = RANKS, block: int = BLOCK,
+    distractor: np.ndarray, ranks: tuple[int, ...] = RANKS, block: int = BLOCK, ties: str = ">=",
 ) -> dict[str, Any]:
     """Closed-set retrieval of L2-normalised ``probe`` rows against ``match`` + ``distractor`` rows
-    (`facebench.metrics.closedset`), the distractors streamed in blocks of ``block`` rows."""
+    (`facebench.metrics.closedset`, tie rule ``ties``), the distractors streamed in blocks of ``block`` rows."""
     match_scores = probe @ match.T
     is_mate = probe_labels[:, None] == match_labels[None, :]
     mates = mcs.sorted_mate_scores(match_scores, is_mate)
-    above = mcs.count_nonmates_at_or_above(match_scores, mates, ~is_mate)
+    above = mcs.count_nonmates_before(match_scores, mates, ~is_mate, ties)
     for start in range(0, distractor.shape[0], block):
-        above += mcs.count_nonmates_at_or_above(probe @ distractor[start : start + block].T, mates)
+        above += mcs.count_nonmates_before(probe @ distractor[start : start + block].T, mates, ties=ties)
     return mcs.retrieval_metrics(mcs.mate_positions(mates, above), ranks)
 
 
 def run_tinyface(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     """Read the folders, embed the three parts, compute CMC and mAP."""
+    _, cmc_ties = rates.identification_rules(ctx.settings.options, streamed=True)
     _, files = ctx.files(spec)
     root = Path(files["testing_set"])
     data = tfio.read_tinyface(root)
@@ -70,7 +73,9 @@ def run_tinyface(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
             f"{tfio.KNOWN_DISTRACTORS:,}: the numbers are not comparable to published ones"
         )
     parts = {"probe": data.probe, "gallery_match": data.match, "gallery_distractor": data.distractor}
-    rules: dict[str, Any] = {"score": "cosine (float32)", "flip": ctx.profile.flip, "ranks": "image-level, ties against the mate",
+    rules: dict[str, Any] = {"score": "cosine (float32)", "flip": ctx.profile.flip,
+                             "ranks": f"image-level, 1 + earlier mates + non-mates scoring {cmc_ties} the mate",
+                             "cmc_ties": cmc_ties,
                              "map": "TinyFace compute_AP.m (trapezoidal)"}
     extra: dict[str, Any] = {}
     landmarks: dict[str, np.ndarray | None] = {name: None for name in parts}
@@ -87,7 +92,7 @@ def run_tinyface(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         warnings.append(f"{int((~has_mate).sum())} probe(s) have no Gallery_Match image of their identity: left out")
     result = retrieval(
         features["probe"][has_mate], data.probe_labels[has_mate], features["gallery_match"], data.match_labels,
-        features["gallery_distractor"],
+        features["gallery_distractor"], ties=cmc_ties,
     )
     for w in warnings:
         log.warning(w)

@@ -12,7 +12,7 @@ rule it used.
   curve) and insightface's legacy 1:N numbers.
 - :mod:`.stats`: cluster bootstrap, paired bootstrap, exact McNemar, Clopper-Pearson.
 - :mod:`.alltoall`: TAR@FAR over every pair of N embeddings, streamed in tiles, thresholds found exactly.
-- :mod:`.openset`: open-set searches streamed over gallery subjects (ranks, TPIR@FPIR, FPIR/FNIR curve).
+- :mod:`.openset`: open-set searches streamed over gallery subjects (mate ranks, non-mated best scores).
 - :mod:`.closedset`: image-level closed-set retrieval (TinyFace CMC and the protocol's mAP).
 """
 

@@ -2,9 +2,11 @@
 
 Pairs are the unordered pairs ``i < j``; *genuine* when ``labels[i] == labels[j]``, *impostor* otherwise.
 The score is the float32 dot product of the two rows as a blocked float32 GEMM computes it (pass
-L2-normalised rows for cosines). TAR at FAR f follows the conventional rule of
-:mod:`facebench.metrics.megaface` (the best TAR of any threshold whose FAR is at most f, which is the
-``le`` rule of :func:`facebench.metrics.roc.tar_at_far` on the full ROC):
+L2-normalised rows for cosines). TAR at FAR f is the operating-point kernel's
+:func:`facebench.metrics.operating.rate_threshold` with comparison ``">"`` (the supremum of TAR over the
+thresholds whose FAR is at most f: the ``le`` read-off of :func:`facebench.metrics.roc.tar_at_far` on the
+full ROC, the TPIR rule ``best``, MegaFace's :func:`facebench.metrics.megaface.tar_at_far`), found without
+holding the impostor scores:
 
 - ``k = max{k : k / n_impostor <= f}`` (:func:`facebench.metrics.operating.allowed_count`);
 - ``tau`` = the (k+1)-th largest impostor score; a pair is accepted when ``score > tau``;
@@ -37,12 +39,15 @@ from numpy.typing import ArrayLike
 
 from facebench.metrics._validation import as_scores, check_rate
 from facebench.metrics.megaface import VerificationPoint, genuine_pairs
-from facebench.metrics.operating import allowed_count
+from facebench.metrics.operating import allowed_count, count_accepted
 
 RULE = (
     "all-to-all: every unordered pair i<j; genuine = same label; TAR at the best threshold with FAR <= target "
-    "(accept score > tau, tau = the (k+1)-th largest impostor score, k = max{k : k/n_impostor <= target})"
+    "(operating.rate_threshold '>': accept score > tau, tau = the (k+1)-th largest impostor score, "
+    "k = max{k : k/n_impostor <= target}; the le read-off)"
 )
+#: The acceptance comparison of :data:`RULE` (:data:`facebench.metrics.operating.COMPARISONS`).
+COMPARISON = ">"
 DEFAULT_BLOCK = 4096
 DEFAULT_SAMPLE = (512, 8192)
 DEFAULT_MAX_BAND = 1 << 24
@@ -164,7 +169,7 @@ def all_to_all_tar_at_far(
             points[t] = VerificationPoint(1.0, 1.0, float("-inf"))
             continue
         tau, accepted = resolved[t]
-        tar = np.count_nonzero(genuine > np.float32(tau)) / n_genuine
+        tar = count_accepted(genuine_sorted, tau, COMPARISON) / n_genuine
         points[t] = VerificationPoint(float(tar), accepted / n_impostor, tau)
     return AllToAllResult(points, genuine, gi, gj, n_genuine, n_impostor, passes)
 
@@ -269,11 +274,6 @@ def _stream_pass(
     return genuine
 
 
-def _count_above(sorted_values: np.ndarray, t: float) -> int:
-    """``#(value > t)`` in an ascending float32 array."""
-    return int(sorted_values.size - np.searchsorted(sorted_values, np.float32(t), side="right"))
-
-
 def _float_key(value: float) -> int:
     """The position of a float32 value in the order of all float32 values (``-0.0`` and ``0.0`` share 0)."""
     bits = int(np.float32(value).view(np.int32))
@@ -319,10 +319,10 @@ def _resolve(
         if np.nextafter(np.float32(lo), np.float32(np.inf)) == np.float32(hi):
             return hi, beyond  # one float value in the bin: it is tau
         return _next_bracket(lo, hi, int(b.bins[m]), max_band)
-    above_hi = b.above - _count_above(genuine_sorted, b.hi)
+    above_hi = b.above - count_accepted(genuine_sorted, b.hi, ">")
     if above_hi >= k + 1:  # tau > hi
         return _next_bracket(b.hi, bound, b.above, max_band)
-    in_band = b.n_kept - (_count_above(genuine_sorted, b.lo) - _count_above(genuine_sorted, b.hi))
+    in_band = b.n_kept - (count_accepted(genuine_sorted, b.lo, ">") - count_accepted(genuine_sorted, b.hi, ">"))
     if above_hi + in_band < k + 1:  # tau <= lo
         return _histogram_bracket(-bound, b.lo)
     if b.overflow:

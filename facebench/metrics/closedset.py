@@ -4,15 +4,16 @@ Every probe is searched against every gallery image (the labelled matches and th
 alike, image by image, no per-subject pooling). With the probe's mates (gallery images of its identity)
 scoring ``s_1 >= s_2 >= ... >= s_G``:
 
-- the gallery is ranked by score, highest first, ties placed against the mates (a non-mate with a score
-  equal to a mate's is ranked before it), so the i-th mate sits at position
-  ``pos_i = i + #{non-mates with score >= s_i}``;
+- the gallery is ranked by score, highest first, ties by the CMC tie rule ``ties``
+  (:data:`facebench.metrics.identification.BLOCKWISE_TIE_RULES`): ``">="`` (default, TinyFace) places a
+  non-mate with a score equal to a mate's before it, ``">"`` after it, so the i-th mate sits at position
+  ``pos_i = i + #{non-mates with score >= s_i}`` (``> s_i`` for ``">"``);
 - the probe's CMC rank is ``pos_1``; ``rank_rates[k]`` is the share of probes with ``pos_1 <= k``;
 - its average precision is the trapezoidal sum of the TinyFace protocol's ``compute_AP.m`` (the
   Market-1501 code): ``AP = (1/G) sum_i (p_before_i + i / pos_i) / 2`` with ``p_before_i = (i-1)/(pos_i-1)``
   (the precision just before the i-th hit; 1 when ``pos_i = 1``); mAP is the mean over probes.
 
-:func:`count_nonmates_at_or_above` accumulates the counts block by block, so the probe x gallery matrix
+:func:`count_nonmates_before` accumulates the counts block by block, so the probe x gallery matrix
 (3,728 x 157,871 for TinyFace) is never held.
 """
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from facebench.metrics.identification import BLOCKWISE_TIE_RULES
 
 
 def sorted_mate_scores(match_scores: np.ndarray, is_mate: np.ndarray) -> np.ndarray:
@@ -33,13 +36,21 @@ def sorted_mate_scores(match_scores: np.ndarray, is_mate: np.ndarray) -> np.ndar
     return out
 
 
-def count_nonmates_at_or_above(block: np.ndarray, mates: np.ndarray, nonmate: np.ndarray | None = None) -> np.ndarray:
-    """``(P, G_max)`` counts ``#{g in block, non-mate : score >= mates[p, i]}`` for one block of scores
-    ``(P, B)``; ``nonmate`` (``(P, B)`` bool) excludes the mates, None when the block holds none."""
+def count_nonmates_before(
+    block: np.ndarray, mates: np.ndarray, nonmate: np.ndarray | None = None, ties: str = ">="
+) -> np.ndarray:
+    """``(P, G_max)`` counts ``#{g in block, non-mate : score >= mates[p, i]}`` (``ties=">="``; ``>`` for
+    ``">"``) for one block of scores ``(P, B)``; ``nonmate`` (``(P, B)`` bool) excludes the mates, None when
+    the block holds none."""
+    if ties not in BLOCKWISE_TIE_RULES:
+        raise ValueError(
+            f"unknown tie rule {ties!r} for an image-level ranking; use {' or '.join(BLOCKWISE_TIE_RULES)}"
+        )
     values = block if nonmate is None else np.where(nonmate, block, -np.inf)
+    before = np.greater_equal if ties == ">=" else np.greater
     counts = np.empty(mates.shape, dtype=np.int64)
     for i in range(mates.shape[1]):
-        counts[:, i] = np.count_nonzero(values >= mates[:, i : i + 1].astype(values.dtype), axis=1)
+        counts[:, i] = np.count_nonzero(before(values, mates[:, i : i + 1].astype(values.dtype)), axis=1)
     return counts
 
 

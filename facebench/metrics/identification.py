@@ -36,6 +36,10 @@ TPIR_RULE_TEXT = {
 #: ``>`` (ties favour the mate), ``argsort`` (insightface: the mate's position in ``np.argsort(row)[::-1]``).
 CMC_TIE_RULES: tuple[str, ...] = (">=", ">", "argsort")
 
+#: The CMC tie rules a count over blocks of scores can apply (streamed searches, image-level rankings);
+#: ``argsort`` needs each search's full row.
+BLOCKWISE_TIE_RULES: tuple[str, ...] = (">=", ">")
+
 
 def tpir_threshold(sorted_nonmated: np.ndarray, fpir: float, rule: str = "insightface") -> tuple[float, str]:
     """The threshold and acceptance comparison of ``rule`` at target ``fpir`` (PROTOCOLS 3).
