@@ -112,6 +112,12 @@ def check_writable_target(path: Path, flag: str, directory: bool) -> None:
     check_free_space(where, flag)
 
 
+def default_out_dir(checkpoint: Path | None, features: Path | None) -> Path:
+    """``reports/<checkpoint or features stem>``: where ``run`` writes without ``--out``."""
+    stem = (checkpoint or features or Path("run")).name.split(".")[0] or "run"
+    return Path("reports") / stem
+
+
 def _is_run_directory(path: Path) -> bool:
     return (path / "results.json").is_file()
 
@@ -170,34 +176,53 @@ class OutputDir:
     def _sibling(self, kind: str, pid: int | str = "") -> Path:
         return self.out.parent / f".{self.out.name}.{kind}-{pid or os.getpid()}"
 
-    def __enter__(self) -> Path:
+    def check(self) -> None:
+        """Every check of a claim (step 1) without keeping the lock or creating the staging directory: run
+        first thing by the commands, before their slow imports, so that a bad ``OUT`` is reported at once.
+        The lock is taken and released (the write test, and another writer named)."""
+        self._check_place()
+        self._lock()
+        try:
+            self._check_existing()
+            check_free_space(self.out.parent, self.flag)
+        finally:
+            self._unlock()
+
+    def _check_place(self) -> None:
         out, flag = self.out, self.flag
-        parent = ensure_parent(out, flag)
+        ensure_parent(out, flag)
         if os.path.lexists(out) and not out.is_dir():
             raise FacebenchError(f"{flag} {out}: exists and is not a directory")
         here = Path(os.path.realpath(os.getcwd()))
         if not self.seed and (here == out or out in here.parents or out == Path.home()):
             raise FacebenchError(f"{flag} {out}: would replace the current or home directory; give a sub-directory")
+
+    def _check_existing(self) -> None:
+        out = self.out
+        if out.is_dir() and any(out.iterdir()) and not self.seed:
+            allowed = self.replace is Replace.ALWAYS or (self.replace is Replace.RUNS and _is_run_directory(out))
+            if not allowed:
+                what = "a facebench run" if _is_run_directory(out) else "not empty"
+                raise FacebenchError(
+                    f"{self.flag} {out}: already exists ({what}); pass --overwrite to replace it (the old directory "
+                    "is kept until the new output is complete), or choose another directory"
+                )
+
+    def __enter__(self) -> Path:
+        self._check_place()
         self._lock()
         try:
             self._recover()
-            if out.is_dir() and any(out.iterdir()) and not self.seed:
-                allowed = self.replace is Replace.ALWAYS or (self.replace is Replace.RUNS and _is_run_directory(out))
-                if not allowed:
-                    what = "a facebench run" if _is_run_directory(out) else "not empty"
-                    raise FacebenchError(
-                        f"{flag} {out}: already exists ({what}); pass --overwrite to replace it (the old directory "
-                        "is kept until the new output is complete), or choose another directory"
-                    )
-            check_free_space(parent, flag)
+            self._check_existing()
+            check_free_space(self.out.parent, self.flag)
             staging = self._sibling("tmp")
             try:
                 staging.mkdir()
             except OSError as exc:
-                raise FacebenchError(f"{flag} {out}: cannot write in {parent}: {exc.strerror}") from None
+                raise FacebenchError(f"{self.flag} {self.out}: cannot write in {self.out.parent}: {exc.strerror}") from None
             self.staging = staging
-            if self.seed and out.is_dir():
-                shutil.copytree(out, staging, copy_function=_link_or_copy, dirs_exist_ok=True)
+            if self.seed and self.out.is_dir():
+                shutil.copytree(self.out, staging, copy_function=_link_or_copy, dirs_exist_ok=True)
         except BaseException:
             self._discard()
             raise

@@ -237,9 +237,3 @@ def _rank() -> int:
     import torch.distributed as dist
 
     return dist.get_rank()
-
-
-def default_out_dir(checkpoint: Path | None, features: Path | None) -> Path:
-    """``reports/<checkpoint or features stem>``."""
-    stem = (checkpoint or features or Path("run")).name.split(".")[0] or "run"
-    return Path("reports") / stem

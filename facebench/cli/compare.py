@@ -59,8 +59,6 @@ def list_published() -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
-    from facebench.report.comparison import build_comparison, write_comparison
-    from facebench.report.tables import to_markdown
     from facebench.rundir import OutputDir, replace_policy
 
     if args.list_published:
@@ -70,8 +68,13 @@ def handle(args: argparse.Namespace) -> int:
         raise FacebenchError("give --out DIR (where the comparison is written)")
     if not args.runs and not args.published:
         raise FacebenchError("nothing to compare: give RUN_DIR... and/or --published NAME")
+    output = OutputDir(args.out, replace_policy(args.overwrite))
+    output.check()  # before the slow imports
+    from facebench.report.comparison import build_comparison, write_comparison
+    from facebench.report.tables import to_markdown
+
     settings = stats_settings(args)
-    with OutputDir(args.out, replace_policy(args.overwrite)) as staging:
+    with output as staging:
         comparison = build_comparison(
             args.runs,
             labels=args.label,

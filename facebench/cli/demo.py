@@ -41,9 +41,11 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.demo.suite import TRAINING_SET, build_suite, write_training_folder
     from facebench.errors import FacebenchError
     from facebench.evaluate.common import RunSettings
-    from facebench.rundir import Replace, replace_policy
+    from facebench.rundir import OutputDir, Replace, replace_policy
     from facebench.runner import run
 
+    if not args.render_only:  # before rendering: a bad --out is reported at once
+        OutputDir(args.out, replace_policy(args.overwrite, Replace.RUNS)).check()
     root = build_suite(args.data_root or default_suite_root(), force=args.force, processes=max(1, args.workers))
     print(f"demo suite: {root}")
     if args.training_set:

@@ -65,8 +65,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from facebench.report.run_report import write_run_report
-    from facebench.report.tables import to_markdown
     from facebench.results import read_results
     from facebench.rundir import OutputDir, replace_policy
 
@@ -78,6 +76,10 @@ def handle(args: argparse.Namespace) -> int:
     # in place: the run directory is updated whole (staged from hard links to its files, then swapped)
     in_place = args.out is None or args.out.resolve() == run_dir.resolve()
     target = OutputDir(run_dir, seed=True) if in_place else OutputDir(args.out, replace_policy(args.overwrite))
+    target.check()  # before the slow imports
+    from facebench.report.run_report import write_run_report
+    from facebench.report.tables import to_markdown
+
     with target as staging:
         written, table = write_run_report(
             run_dir,

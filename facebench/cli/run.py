@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def settings_from_args(args: argparse.Namespace):
     """Build the RunSettings of a parsed `run` command line."""
     from facebench.evaluate.analyses import check_options
     from facebench.evaluate.common import RunSettings
-    from facebench.runner import default_out_dir
+    from facebench.rundir import default_out_dir
 
     options = {
         "per_image_l2": args.per_image_l2,
@@ -261,7 +262,15 @@ def own_data_lines(name: str, entry: dict) -> list[str]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from facebench.rundir import replace_policy
+    from facebench.rundir import OutputDir, check_writable_target, default_out_dir, replace_policy
+
+    # the output locations are checked before the slow imports and any work (the runner claims them again)
+    if int(os.environ.get("RANK", "0")) == 0:
+        out = args.out or default_out_dir(args.checkpoint, args.features)
+        OutputDir(out, replace_policy(args.overwrite)).check()
+        save = args.save_features
+        if save is not None and not Path(os.path.abspath(save)).is_relative_to(os.path.abspath(out)):
+            check_writable_target(save, "--save-features", directory=save.suffix != ".npy" or save.is_dir())
     from facebench.runner import run
 
     settings = settings_from_args(args)
