@@ -11,21 +11,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from matplotlib.figure import Figure
+
 from facebench.report import plots
-from facebench.report.plots import plt
 
 HEAT_METRICS = (("fmr", "FMR"), ("fnmr", "FNMR"), ("accuracy", "accuracy"), ("tar_at_far", "TAR@FMR (own ROC)"))
 
 
 def group_det_figure(
     scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, threshold: float, title: str
-) -> "plt.Figure":
-    """FNMR against FMR of each pure group (log axes; points with a zero rate are not drawn), every distinct
-    score a threshold (accept ``score >= t``); a dot marks each group at the one global ``threshold``."""
+) -> Figure:
+    """DET curves (:func:`facebench.report.plots.det_figure`) of each pure group, every distinct score a
+    threshold (accept ``score >= t``); a dot marks each group at the one global ``threshold``."""
     names = sorted({g for g in groups.tolist() if g and "|" not in g})
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    drawn = False
-    for colour, name in zip(plots._colours(len(names)), names):
+    curves, dots = [], []
+    for name in names:
         m = groups == name
         gen, imp = np.sort(scores[m & labels]), np.sort(scores[m & ~labels])
         if not gen.size or not imp.size:
@@ -33,30 +33,19 @@ def group_det_figure(
         t = np.unique(np.concatenate([gen, imp]))
         fmr = (imp.size - np.searchsorted(imp, t, side="left")) / imp.size
         fnmr = np.searchsorted(gen, t, side="left") / gen.size
-        seen = (fmr > 0) & (fnmr > 0)  # a log axis cannot show a zero rate
-        if not seen.any():
-            continue
-        drawn = True
-        ax.plot(fmr[seen], fnmr[seen], color=colour, label=name)
-        fm = np.count_nonzero(imp >= threshold) / imp.size
-        fn = np.count_nonzero(gen < threshold) / gen.size
-        if fm > 0 and fn > 0:
-            ax.plot([fm], [fn], "o", color=colour)
-    if drawn:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    else:
-        ax.text(0.5, 0.5, "no group has genuine and impostor pairs with both error rates above 0",
-                ha="center", va="center", fontsize=8, transform=ax.transAxes)
-    ax.set_xlabel("FMR")
-    ax.set_ylabel("FNMR")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
+        curves.append((name, fmr, fnmr, 0))
+        dots.append((np.count_nonzero(imp >= threshold) / imp.size, np.count_nonzero(gen < threshold) / gen.size))
+    fig = plots.det_figure(curves, title)
+    ax = fig.axes[0]
+    ax.title.set_fontsize(9)
+    for colour, (fm, fn) in zip(plots._colours(len(curves)), dots):
+        x, y = plots.det_points(np.array([fm]), np.array([fn]))
+        if x.size:
+            ax.plot(x, y, "o", color=colour)
     return fig
 
 
-def group_heatmap_figure(report: dict[str, Any], title: str) -> "plt.Figure":
+def group_heatmap_figure(report: dict[str, Any], title: str) -> Figure:
     """Groups (rows, cross-group rows last) x metrics (columns) at the global threshold, each cell annotated;
     colour = the value scaled within its column."""
     groups = list(report["groups"])
@@ -68,7 +57,8 @@ def group_heatmap_figure(report: dict[str, Any], title: str) -> "plt.Figure":
         if ok.any():
             lo, hi = col[ok].min(), col[ok].max()
             scaled[ok, j] = (col[ok] - lo) / (hi - lo) if hi > lo else 0.5
-    fig, ax = plt.subplots(figsize=(1.4 * len(HEAT_METRICS) + 1.5, 0.45 * len(groups) + 1.2))
+    fig = plots.new_figure((1.4 * len(HEAT_METRICS) + 1.5, 0.45 * len(groups) + 1.2))
+    ax = fig.subplots()
     ax.imshow(np.nan_to_num(scaled, nan=0.0), cmap="viridis", aspect="auto", vmin=0, vmax=1)
     for i in range(len(groups)):
         for j in range(len(HEAT_METRICS)):
@@ -80,9 +70,10 @@ def group_heatmap_figure(report: dict[str, Any], title: str) -> "plt.Figure":
     return fig
 
 
-def erc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str) -> "plt.Figure":
+def erc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], title: str) -> Figure:
     """FNMR against the discarded fraction, per run: solid = ``fixed`` threshold (EDC), dashed = ``refit``."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    fig = plots.new_figure((5.2, 3.8))
+    ax = fig.subplots()
     for colour, (label, fractions, fixed, refit) in zip(plots._colours(len(curves)), curves):
         ax.plot(fractions, fixed, "-", color=colour, label=f"{label} fixed")
         ax.plot(fractions, refit, "--", color=colour, label=f"{label} refit")

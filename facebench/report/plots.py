@@ -174,21 +174,18 @@ def det_figure(
     title: str,
     xlabel: str = "False match rate (FMR)",
     ylabel: str = "False non-match rate (FNMR)",
-) -> "plt.Figure":
+) -> Figure:
     """Detection error trade-off: for each ``(label, false accept rates, false reject rates, family)`` the
     two error rates on normal-deviate axes (:func:`det_points`), colour by curve, line style by family
-    (gallery G1 solid, G2 dashed). The axes span the drawn points, ticks labelled in %."""
+    (gallery G1 solid, G2 dashed). The axes span the drawn points, ticks labelled in %; each staircase is
+    reduced to what the figure shows (:func:`facebench.report.curves.drawable`)."""
     from scipy.stats import norm
 
-    fig, ax = plt.subplots(figsize=(5.6, 4.6))
-    lows_x, lows_y = [], []
-    for (label, fa, fr, family), colour in zip(curves, _colours(len(curves))):
-        x, y = det_points(fa, fr)
-        if x.size == 0:
-            continue
-        ax.step(x, y, where="post", linestyle=STYLES[family % len(STYLES)], label=label, linewidth=1.4, color=colour)
-        lows_x.append(x.min())
-        lows_y.append(y.min())
+    fig = new_figure((5.6, 4.6))
+    ax = fig.subplots()
+    points = [det_points(fa, fr) for _, fa, fr, _ in curves]
+    lows_x = [x.min() for x, _ in points if x.size]
+    lows_y = [y.min() for x, y in points if x.size]
     ticks = norm.ppf(np.array(DET_TICKS))
     labels = [f"{100 * p:g}" for p in DET_TICKS]
     ax.set_xticks(ticks, labels, fontsize=7)
@@ -196,6 +193,12 @@ def det_figure(
     top = norm.ppf(0.95)
     ax.set_xlim(min(lows_x, default=norm.ppf(1e-4)) - 0.1, top)
     ax.set_ylim(min(lows_y, default=norm.ppf(1e-4)) - 0.1, top)
+    for (label, _, _, family), (x, y), colour in zip(curves, points, _colours(len(curves))):
+        if x.size == 0:
+            continue
+        order = np.argsort(x, kind="stable")
+        dx, dy = drawable(ax, x[order], y[order], step="post")
+        ax.plot(dx, dy, linestyle=STYLES[family % len(STYLES)], label=label, linewidth=1.4, color=colour)
     ax.set_xlabel(xlabel + " (%)")
     ax.set_ylabel(ylabel + " (%)")
     ax.set_title(title)
