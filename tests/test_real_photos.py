@@ -148,3 +148,38 @@ def test_a_rotated_phone_photo_is_detected_upright(photos: Path, tmp_path: Path,
     assert done.report.no_face == []
     expected = np.asarray(entry["hog"][0]["arcface5"])
     assert np.abs(done.images.landmarks[0] - expected).max() <= 3.0  # re-encoding moves points by a pixel or two
+
+
+def test_mfr2_original_layout_without_landmarks_runs_with_the_detector(photos: Path, tmp_path: Path) -> None:
+    """MFR2's layout (160x160 PNG crops, a header-less LFW-dialect pairs.txt, mfr2_labels.txt) with no
+    landmark file: every crop is detected and the mask-type groups reach the fairness engine."""
+    from PIL import Image
+
+    ref = {im["path"]: im for im in json.loads((photos / "dlib_reference.json").read_text())["images"]}
+    root = tmp_path / "data" / "mfr2"
+    labels = []
+    for name, files in LFW_PEOPLE.items():
+        (root / name).mkdir(parents=True)
+        for k, rel in enumerate(files, 1):  # a square crop 1.8x the dlib box around it, resized to 160x160
+            left, top, right, bottom = ref[rel]["hog"][0]["box"]
+            cx, cy, half = (left + right) / 2, (top + bottom) / 2, 0.9 * max(right - left, bottom - top)
+            image = Image.open(photos / "images" / rel).convert("RGB")
+            crop = image.crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half))).resize((160, 160))
+            crop.save(root / name / f"{name}_{k:04d}.png")
+            labels.append(f"{name}, {k}, {'no-mask' if k == 1 else 'cloth'}\n")
+    lines = [f"{m[0]}\t{m[1]}\t{m[2]}" for m in MATCHED] + [f"{u[0]}\t{u[1]}\t{u[2]}\t{u[3]}" for u in MISMATCHED]
+    (root / "pairs.txt").write_text("\n".join(lines[i // 2 + (i % 2) * 10] for i in range(20)) + "\n")
+    (root / "mfr2_labels.txt").write_text("".join(labels))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "facebench", "run", str(find_dlib_model()), "-b", "mfr2", "--data-root",
+           str(tmp_path / "data"), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-speed",
+           "--workers", "0", "--fairness-boot", "0", "--fairness-fmr", "0.1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((out / "results.json").read_text())["benchmarks"]["mfr2"]
+    enrolment = next(iter(entry["enrolment"].values()))
+    assert enrolment["detected"] == 9 and enrolment["no_face"] == 0
+    assert entry["rules"]["pair_list_dialect"] == "lfw_noheader" and entry["n_pairs"] == 20
+    assert entry["metrics"]["at_model_threshold"]["accuracy"] == 1.0
+    groups = entry["extra"]["fairness"]["masked"]["groups"]
+    assert sum(g["n_genuine"] + g["n_impostor"] for g in groups.values()) == 20
