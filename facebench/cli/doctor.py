@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from facebench.cli.run import add_protocols_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--arch", help="backbone name for a PyTorch state_dict")
     g.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32: on CPU larger batches cost activation memory, not speed)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 

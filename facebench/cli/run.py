@@ -25,6 +25,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--half", action="store_true", help="fp16 autocast on GPU")
 
 
+def add_protocols_argument(parser: argparse.ArgumentParser) -> None:
+    """``--protocols DIR|FILE`` (repeatable): user benchmark specs read besides the shipped ones."""
+    parser.add_argument(
+        "--protocols", action="append", default=[], metavar="DIR|FILE",
+        help="also read the benchmark specs (*.toml) in this directory or file, validated like the shipped ones "
+        "(repeatable; same as adding it to $FACEBENCH_PROTOCOLS)",
+    )
+
+
 def parse_assignments(items: list[str], flag: str, example: str, dotted: bool = False) -> dict[str, str]:
     """``KEY=VALUE`` command-line items as a mapping (``dotted``: the key must be ``NAME.ROLE``); a malformed
     or repeated key is an error quoting the item and an example."""
@@ -91,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images per cache chunk (the unit of resume and of sharding under torchrun; default 4096)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     p.add_argument("--no-speed", action="store_true", help="skip the model latency/throughput measurement")
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from facebench.cli.run import add_protocols_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -23,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="resume from this checkpoint instead of the latest one in [run] output")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the config and the data, print the plan, train nothing")
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 
