@@ -43,8 +43,8 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "numpy": np.__version__,
     }
-    for key, dist in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("sklearn", "scikit-learn"),
-                      ("scipy", "scipy"), ("cv2", "opencv-python-headless")):
+    for key, dist in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("scipy", "scipy"),
+                      ("cv2", "opencv-python-headless")):
         try:
             env[key] = metadata.version(dist)
         except metadata.PackageNotFoundError:

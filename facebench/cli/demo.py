@@ -60,7 +60,7 @@ def handle(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         workers=args.workers,
         batch_size=32,
-        progress=__import__("sys").stderr.isatty(),
+        progress=True,
     )
     doc, status = run(settings)
     print_summary(doc)

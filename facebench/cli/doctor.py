@@ -49,6 +49,8 @@ def _fmt(value: float | None, percent: bool = True) -> str:
 
 def format_report(diagnosis) -> str:
     """The doctor's findings as text: checkpoint facts, the ranked table, the verdict."""
+    from tabulate import tabulate
+
     from facebench.doctor import _normalisation
 
     c, b = diagnosis.checkpoint, diagnosis.benchmark
@@ -88,11 +90,9 @@ def format_report(diagnosis) -> str:
             f"{row.seconds:.1f}" if row.status == "ok" else "-",
             note,
         ])
-    widths = [max(len(r[k]) for r in [header, *table]) for k in range(len(header))]
-    left = (1, 2, 3, 4, 5, 10)
-    for r in [header, *table]:
-        cells = [cell.ljust(wd) if k in left else cell.rjust(wd) for k, (cell, wd) in enumerate(zip(r, widths))]
-        lines.append("  ".join(cells).rstrip())
+    align = ["right" if k in (0, 6, 7, 8, 9) else "left" for k in range(len(header))]
+    text = tabulate(table, header, tablefmt="plain", colalign=align, disable_numparse=True)
+    lines += [line.rstrip() for line in text.splitlines()]
     t = diagnosis.timings
     lines += [
         "",

@@ -141,7 +141,7 @@ def settings_from_args(args: argparse.Namespace):
         file_overrides=parse_overrides(args.file),
         save_features=args.save_features,
         options=options,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress,
         chunk_size=args.chunk_size,
     )
 

@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
+    from facebench.optional import require_torch
+
+    require_torch("facebench train")
     from facebench.train.config import load_config
 
     cfg = load_config(args.config, args.overrides)
