@@ -20,8 +20,7 @@ from facebench.extract import combine_flip, embed_chips
 from facebench.fileio import save_npy, write_bytes
 from facebench.images import ImageList
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parent / "demo" / "assets" / "demo_mobilefacenet_small.onnx"
-"""The shipped demo model (MobileFaceNet-small, 128-d, ONNX)."""
+from facebench.cli.demo import DEMO_CHECKPOINT  # the shipped demo model (MobileFaceNet-small, 128-d, ONNX)
 
 
 def load_model(

@@ -23,8 +23,11 @@ from facebench.results import new_document, write_results
 log = logging.getLogger(__name__)
 
 
-def run(settings: RunSettings, profile_name: str | None = None, flip: str | None = None) -> tuple[dict[str, Any], int]:
-    """Evaluate every selected benchmark; write results, tables and plots to ``settings.out``.
+def run(
+    settings: RunSettings, profile_name: str | None = None, flip: str | None = None, *, page: bool = False
+) -> tuple[dict[str, Any], int]:
+    """Evaluate every selected benchmark; write results, tables and plots to ``settings.out`` (``page``:
+    also the intervals and ``report.html`` that `facebench report` writes).
 
     Returns the results document and the exit status (0 all benchmarks ran, 1 some failed).
     """
@@ -103,7 +106,7 @@ def run(settings: RunSettings, profile_name: str | None = None, flip: str | None
         }
     if rank == 0:
         write_results(settings.out, doc, arrays)
-        write_run_report(settings.out, doc)
+        write_run_report(settings.out, doc, html=page, statistics=page, gallery=6 if page else 0)
         thresholds.write_tables(settings.out, doc)
     return doc, (1 if doc["failed"] else 0)
 
