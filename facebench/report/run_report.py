@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Sequence, overload
 
-from facebench.report.comparison import compare, write_comparison
+from facebench.report.comparison import compare, roc_drawable, write_comparison
 from facebench.report.plots import save_roc
 from facebench.report.runs import Run
 from facebench.report.statistics import StatsSettings
@@ -69,7 +69,7 @@ def write_run_report(
     curves = []
     for name, entry in document.get("benchmarks", {}).items():
         arrays = run.arrays(name)
-        if "roc_fpr" in arrays and "roc_tpr" in arrays:
+        if "roc_fpr" in arrays and "roc_tpr" in arrays and roc_drawable(arrays["roc_fpr"]):
             curves.append((str(entry.get("title", name)), arrays["roc_fpr"], arrays["roc_tpr"]))
     if curves:
         written.append(save_roc(out / "roc.png", curves, f"ROC: {run.label}"))
