@@ -30,10 +30,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from facebench.errors import FacebenchError
 from facebench.textdoc import TOMLDecodeError, parse_toml
@@ -77,16 +77,57 @@ class Benchmark:
     path: str = ""
 
 
+PROTOCOLS_ENV = "FACEBENCH_PROTOCOLS"
+
+
 def protocols_dir() -> Path:
-    """The directory holding the shipped ``*.toml`` specs (``protocols/`` at the repository top)."""
+    """The directory of the shipped ``*.toml`` specs: the package data ``facebench/protocols`` of an installed
+    wheel, else ``protocols/`` at the top of a checkout (a directory holding ``pyproject.toml``)."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "protocols", here / "protocols"):
-        if candidate.is_dir():
-            return candidate
+    installed, checkout = here / "protocols", here.parent / "protocols"
+    if installed.is_dir():
+        return installed
+    if checkout.is_dir() and (here.parent / "pyproject.toml").is_file():
+        return checkout
+    raise FacebenchError(
+        f"this installation ships no benchmark specs: neither {installed} (installed package data) nor {checkout} "
+        "(a checkout's protocols/) exists; reinstall facebench"
+    )
+
+
+def protocol_paths(extra: Iterable[str | Path] = ()) -> list[Path]:
+    """Where specs are read, in order: the shipped directory, then each entry of ``$FACEBENCH_PROTOCOLS``
+    (``os.pathsep``-separated), then ``extra`` (``--protocols``); each entry is a directory of ``*.toml`` or
+    one ``.toml`` file, and must exist."""
+    from_env = [p for p in os.environ.get(PROTOCOLS_ENV, "").split(os.pathsep) if p]
+    paths = [protocols_dir()]
+    for origin, entries in ((f"${PROTOCOLS_ENV}", from_env), ("--protocols", [str(e) for e in extra])):
+        for entry in entries:
+            path = Path(entry)
+            if not (path.is_dir() or (path.is_file() and path.suffix == ".toml")):
+                raise FacebenchError(f"{origin}: {entry} is neither a directory nor a .toml file")
+            paths.append(path)
+    return paths
+
+
+@contextmanager
+def user_protocols(extra: Sequence[str | Path]) -> Iterator[None]:
+    """Within the block, ``extra`` (``--protocols``) is appended to ``$FACEBENCH_PROTOCOLS``, so every
+    :func:`load_benchmarks` of the command, and its worker processes, read those specs; the variable is
+    restored afterwards."""
+    if not extra:
+        yield
+        return
+    protocol_paths(extra)  # validated before anything runs
+    before = os.environ.get(PROTOCOLS_ENV)
+    os.environ[PROTOCOLS_ENV] = os.pathsep.join([*([before] if before else []), *map(str, extra)])
     try:
-        return Path(str(resources.files("facebench") / "protocols"))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover
-        raise FacebenchError("cannot find the protocols/ directory of this installation") from None
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROTOCOLS_ENV, None)
+        else:
+            os.environ[PROTOCOLS_ENV] = before
 
 
 def parse_spec(data: dict[str, Any], origin: str) -> Benchmark:
@@ -139,11 +180,14 @@ def parse_spec(data: dict[str, Any], origin: str) -> Benchmark:
     )
 
 
-def load_benchmarks(directory: str | Path | None = None) -> dict[str, Benchmark]:
-    """Read and validate every spec in ``directory`` (default: the shipped protocols); names are unique."""
-    directory = Path(directory) if directory else protocols_dir()
+def load_benchmarks(directory: str | Path | None = None, extra: Iterable[str | Path] = ()) -> dict[str, Benchmark]:
+    """Read and validate every spec: those in ``directory`` alone when given, else the shipped specs plus
+    the user's (:func:`protocol_paths`). Names are unique across all of them; finding none is an error
+    that names where it looked."""
+    where = [Path(directory)] if directory else protocol_paths(extra)
+    files = [f for p in where for f in (sorted(p.glob("*.toml")) if p.is_dir() else [p])]
     specs: dict[str, Benchmark] = {}
-    for path in sorted(directory.glob("*.toml")):
+    for path in files:
         try:
             data = parse_toml(path.read_text(encoding="utf-8"), str(path))
         except TOMLDecodeError as exc:
@@ -154,6 +198,8 @@ def load_benchmarks(directory: str | Path | None = None) -> dict[str, Benchmark]
         if spec.name in specs:
             raise FacebenchError(f"{path}: duplicate benchmark name {spec.name!r} (also {specs[spec.name].path})")
         specs[spec.name] = spec
+    if not specs:
+        raise FacebenchError(f"no benchmark spec (*.toml) found; looked in {', '.join(str(p) for p in where)}")
     return dict(sorted(specs.items(), key=lambda item: (item[1].order, item[0])))
 
 

@@ -59,6 +59,7 @@ from facebench.images import ImageList
 from facebench.metrics import kfold as mkfold
 from facebench.metrics.stats import mcnemar
 from facebench.preprocess import PROFILES, Profile, chip_geometry, read_sidecar
+from facebench.progress import track
 
 DEFAULT_PAIRS = 600
 DEFAULT_MIN_ACCURACY = 0.75
@@ -405,7 +406,7 @@ def diagnose(
 
     t0 = time.perf_counter()
     chips: dict[tuple[str, int], np.ndarray] = {}
-    for base in bases:
+    for base in track(bases, "doctor: align", "contracts"):
         key = (base.chip, base.size)
         if key not in chips:
             geometry = chip_geometry(base)
@@ -426,7 +427,7 @@ def diagnose(
         rows_screen = np.stack([2 * screen, 2 * screen + 1], axis=1).reshape(-1)
         needed, local = np.unique(where[rows_screen], return_inverse=True)
         screened: dict[int, ContractResult] = {}
-        for b, base in enumerate(bases):
+        for b, base in track(list(enumerate(bases)), "doctor: screen", "contracts"):
             t = time.perf_counter()
             raw = _embed(encoder, chips[(base.chip, base.size)][needed], base, batch_size)
             dt = time.perf_counter() - t
@@ -459,7 +460,7 @@ def diagnose(
                 rows[(b, "none")] = row
         if log:
             log(f"screening on {n_screen} pairs kept {len(survivors)} of {len(bases)} contracts")
-    for b in survivors:
+    for b in track(survivors, "doctor: evaluate", "contracts"):
         base = bases[b]
         t = time.perf_counter()
         raw0 = _embed_reusing(encoder, chips[(base.chip, base.size)], base, batch_size, partial.get(b))
@@ -473,7 +474,7 @@ def diagnose(
     scored = [rows[(b, "none")] for b in survivors if rows[(b, "none")].correct is not None]
     best_none = min(scored, key=ContractResult.sort_key) if scored else None
     hopeless = best_none is None or (best_none.accuracy or 0.0) < floor - HOPELESS_MARGIN
-    for b, base in enumerate(bases):
+    for b, base in track(list(enumerate(bases)), "doctor: flip views", "contracts"):
         if b not in survivors:
             for flip in ("add", "concat"):
                 rows[(b, flip)] = ContractResult(base.with_flip(flip), status="pruned")

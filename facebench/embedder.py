@@ -137,9 +137,13 @@ class Embedder:
             root = s.cache_dir or default_cache_root()
             cache = FeatureCache.open(root, self.cache_fields(images, profile), len(images), options.chunk_size)
             info = self._reuse(cache, images, label)
+        chunk = max(1, options.chunk_size)
+        decoded = sum(min(chunk, len(images) - c) for c in range(0, len(images), chunk)
+                      if cache is None or not cache.has_chunk(c // chunk))
         start = time.perf_counter()
         out = extract_raw(self.encoder, images, profile, options, cache)
-        self.timings[label] = (time.perf_counter() - start, len(images))
+        if decoded:  # extraction speed only where images were decoded, not read back from the cache
+            self.timings[label] = (time.perf_counter() - start, decoded)
         self.cache_info[label] = info
         return out
 

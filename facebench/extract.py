@@ -33,6 +33,7 @@ from facebench.errors import FacebenchError
 from facebench.images import ChipGeometry, ImageList, content_digest
 from facebench.models.base import Encoder
 from facebench.preprocess import Profile, chip_geometry
+from facebench.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -205,36 +206,6 @@ def embed_chips(encoder: Encoder, chips: np.ndarray, profile: Profile, batch_siz
     return np.stack(outs, axis=1)
 
 
-@dataclass
-class Progress:
-    """A one-line progress report with images/s on stderr (only when it is a terminal, or forced)."""
-
-    total: int
-    label: str
-    enabled: bool = True
-    done: int = 0
-    started: float = 0.0
-    last: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.started = self.last = time.perf_counter()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.perf_counter()
-        if self.enabled and (now - self.last > 0.5 or self.done >= self.total):
-            rate = self.done / max(now - self.started, 1e-9)
-            sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} images, {rate:,.0f} images/s   ")
-            if self.done >= self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-            self.last = now
-
-    @property
-    def rate(self) -> float:
-        return self.done / max(time.perf_counter() - self.started, 1e-9)
-
-
 @dataclass(frozen=True)
 class ExtractOptions:
     """How extraction runs: batch size, decode workers, chunk size, progress display."""
@@ -277,7 +248,7 @@ def extract_raw(
     if cache is not None and len(pending) < len(mine):
         log.info("%s: %d of %d chunks found in the cache", options.label, len(mine) - len(pending), len(mine))
     todo = sum(min(chunk, n - c * chunk) for c in pending)
-    progress = Progress(todo, options.label, enabled=options.progress and todo > 0)
+    bar = progress(todo, f"{options.label}: extract", enabled=options.progress)
     for c in pending:
         idx = np.arange(c * chunk, min((c + 1) * chunk, n))
         parts = []
@@ -285,12 +256,13 @@ def extract_raw(
         for batch, digests in _iter_chip_batches(images, chip, idx, options.batch_size, options.workers):
             parts.append(embed_chips(encoder, np.asarray(batch), profile, options.batch_size))
             contents.update(digests)
-            progress.update(len(batch))
+            bar.update(len(batch))
         block = np.concatenate(parts) if parts else np.zeros((0, n_views(profile.flip), 0), np.float32)
         if cache is not None:
             cache.write_chunk(c, block, contents.hexdigest())
         else:
             results[c] = block
+    bar.close()
     if world > 1:
         results = _gather_chunks(results, cache, n_chunks)
     blocks = [results[c] if c in results else cache.read_chunk(c) for c in range(n_chunks)]  # type: ignore[union-attr]
@@ -343,6 +315,9 @@ def init_distributed_from_env() -> bool:
     """Initialise ``torch.distributed`` when started by ``torchrun`` (WORLD_SIZE > 1); gloo on CPU, nccl on GPU."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
+    from facebench.optional import require_torch
+
+    require_torch("sharded extraction under torchrun")
     import torch
     import torch.distributed as dist
 

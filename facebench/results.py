@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from importlib import metadata
 import sys
 import time
@@ -47,8 +48,8 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "numpy": np.__version__,
     }
-    for key, dist in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("sklearn", "scikit-learn"),
-                      ("scipy", "scipy"), ("cv2", "opencv-python-headless")):
+    for key, dist in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("scipy", "scipy"),
+                      ("cv2", "opencv-python-headless")):
         try:
             env[key] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -73,11 +74,22 @@ def new_document(
     }
 
 
+def portable(text: str, home: str | Path | None = None) -> str:
+    """``text`` with every path under the writer's home directory written ``~/...`` (a report must not
+    carry the machine it was made on); relative paths and other absolute paths stay as given."""
+    home = str(home or Path.home()).rstrip("/")
+    if not home:
+        return text
+    return re.sub(rf"(?<![\w.~/-]){re.escape(home)}(?=/|$|[\s'\",:;)])", "~", text)
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
+    if isinstance(obj, str):
+        return portable(obj)
     if isinstance(obj, np.ndarray):
         return _jsonable(obj.tolist())
     if isinstance(obj, (np.floating, float)):
@@ -88,12 +100,13 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.bool_):
         return bool(obj)
     if isinstance(obj, Path):
-        return str(obj)
+        return portable(str(obj))
     return obj
 
 
 def write_results(out_dir: str | Path, document: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> Path:
-    """Write ``results.json`` and one compressed ``<benchmark>.npz`` of arrays per benchmark, atomically."""
+    """Write ``results.json`` (paths under the home directory as ``~/...``, :func:`portable`) and one
+    compressed ``<benchmark>.npz`` of arrays per benchmark, atomically."""
     out_dir = Path(out_dir)
     for name, named_arrays in arrays.items():
         if named_arrays:

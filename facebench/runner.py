@@ -32,10 +32,16 @@ log = logging.getLogger(__name__)
 
 
 def run(
-    settings: RunSettings, profile_name: str | None = None, flip: str | None = None, replace: Replace = Replace.NEVER
+    settings: RunSettings,
+    profile_name: str | None = None,
+    flip: str | None = None,
+    replace: Replace = Replace.NEVER,
+    *,
+    page: bool = False,
 ) -> tuple[dict[str, Any], int]:
     """Evaluate every selected benchmark; write results, tables and plots to ``settings.out``, whole or not
-    at all (an existing directory is replaced only as ``replace`` allows).
+    at all (an existing directory is replaced only as ``replace`` allows); ``page``: also the intervals and
+    ``report.html`` that `facebench report` writes.
 
     Returns the results document and the exit status (0 all benchmarks ran, 1 some failed).
     """
@@ -62,7 +68,7 @@ def run(
         check_writable_target(settings.save_features, "--save-features", directory=not single)
     output = OutputDir(settings.out, replace) if writer else contextlib.nullcontext(None)
     with output as staging:
-        return _evaluate(settings, chosen, calibrate_on, profile_name, flip, staging)
+        return _evaluate(settings, chosen, calibrate_on, profile_name, flip, staging, page)
 
 
 def _evaluate(
@@ -72,9 +78,10 @@ def _evaluate(
     profile_name: str | None,
     flip: str | None,
     staging: Path | None,
+    page: bool = False,
 ) -> tuple[dict[str, Any], int]:
     """The body of :func:`run`: evaluate ``chosen`` and write the run into ``staging`` (None: not the
-    writing rank)."""
+    writing rank), with ``report.html`` when ``page``."""
     distributed = init_distributed_from_env()
     rank = _rank() if distributed else 0
 
@@ -137,7 +144,7 @@ def _evaluate(
         if report_imported is not None:
             report_imported.join()
         write_run_report = importlib.import_module(REPORT_MODULE).write_run_report
-        write_run_report(staging, doc, arrays=arrays)
+        write_run_report(staging, doc, arrays=arrays, html=page, statistics=page, gallery=6 if page else 0)
         thresholds.write_tables(staging, doc)
     return doc, (1 if doc["failed"] else 0)
 

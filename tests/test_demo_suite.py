@@ -83,8 +83,14 @@ def test_facebench_demo_end_to_end(suite: Path, tmp_path: Path) -> None:
     assert bench["demo_verify"]["metrics"]["accuracy"] > 0.85  # chance is 0.5
     assert bench["demo_ijb_1n"]["metrics"]["rank1"] > 0.5  # chance is 1/20
     assert bench["demo_megaface"]["metrics"]["rank1"]["1000"] > 0.3  # chance is 1/1001
-    for name in ("table.md", "table.csv", "table.tex", "roc.png"):
-        assert (out / name).is_file()
+    for name in ("table.md", "table.csv", "table.tex", "roc.png", "report.html", "intervals.csv"):
+        assert (out / name).is_file()  # the demo writes the page `facebench report` writes
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<title>facebench run: demo_mobilefacenet_small.onnx</title>" in page
+    assert "<th>Params (M)</th><th>GFLOPs</th>" in page
+    assert f"<td class='num'>{doc['model']['parameters'] / 1e6:.2f}</td>" in page
+    decoded = sum(e["images"] for e in doc.get("extraction", {}).values())  # 0 when every chunk was cached
+    assert (f"({decoded:,} images decoded)" in page) == (decoded > 0)
     # the report's intervals: identity bootstrap for MegaFace, pairs for the pack, searches for 1:N
     assert main(["-q", "report", str(out), "--n-boot", "100", "--no-html"]) == 0
     with open(out / "intervals.csv", encoding="utf-8") as handle:

@@ -11,7 +11,8 @@ import pytest
 
 from facebench.errors import FacebenchError
 from facebench.images import ARCFACE_TEMPLATE, align, umeyama_similarity
-from facebench.models.dlib import DlibResNet, dlib_chip, read_dlib_network
+from facebench.models.dlib import dlib_chip, read_dlib_network
+from facebench.models.dlib_torch import DlibResNet
 from facebench.models.loader import load_encoder
 from facebench.preprocess import PROFILES
 

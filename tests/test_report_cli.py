@@ -83,6 +83,12 @@ def test_report_regenerates_a_run(runs, tmp_path: Path, capsys) -> None:
     assert fa + fr > 0 and page.count("src='data:image/jpeg;base64,") == 2 * (min(fa, 6) + min(fr, 6))
     assert f"{fa} false accepts, {fr} false rejects" in page
     assert "Failure gallery" in page and "images not shown" not in page
+    # one run: titled as a run; the 10-fold accuracy as mean ± std; no model facts or extraction speed for
+    # features (no model ran, no image was decoded)
+    assert "<title>facebench run: features:a.npy</title>" in page
+    metrics = doc["benchmarks"]["lfw"]["metrics"]
+    assert f"{100 * metrics['accuracy']:.2f} &plusmn; {100 * metrics['accuracy_std']:.2f}" in page
+    assert "Params (M)" not in page and "images/s" not in page and "extraction" not in doc
     assert f"{100 * doc['benchmarks']['lfw']['metrics']['accuracy']:.2f}" in capsys.readouterr().out
 
 
@@ -126,6 +132,7 @@ def test_compare_two_runs_and_a_published_baseline(runs, tmp_path: Path) -> None
         shown += min(2, int(np.count_nonzero(arrays["labels"] & ~arrays["correct"])))
     assert page.count("src='data:image/jpeg;base64,") == 2 * shown  # --gallery 2: two of each kind per run
     assert "MV-Softmax / LFW: rule facexzoo (column: insightface)" in page
+    assert "<title>facebench comparison</title>" in page
 
 
 def test_gallery_refuses_a_pack_that_changed_since_the_run(runs) -> None:
@@ -164,3 +171,11 @@ def test_list_published(capsys) -> None:
     assert main(["compare", "--list-published"]) == 0
     text = capsys.readouterr().out
     assert "facexzoo/mv-softmax: MV-Softmax" in text and "rules: pairs: kfold=facexzoo" in text
+
+
+def test_a_roc_is_drawn_only_with_two_points_on_the_log_far_axis() -> None:
+    from facebench.report.comparison import roc_drawable
+
+    assert roc_drawable(np.array([0.0, 1e-3, 1.0]))
+    assert not roc_drawable(np.array([0.0, 8.3e-6]))  # MegaFace's curve stored down to 1e-5 only
+    assert not roc_drawable(np.array([]))

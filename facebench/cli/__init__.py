@@ -73,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        from facebench.benchmarks import user_protocols
+
+        with user_protocols(getattr(args, "protocols", None) or ()):
+            return int(args.func(args) or 0)
     except FacebenchError as exc:
         if args.debug:
             raise

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facebench.cli.run import add_protocols_argument
+
 if TYPE_CHECKING:
     from facebench.benchmarks import Benchmark
 
@@ -16,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", type=Path,
                    help="also say, per benchmark, which distribution is found under this folder or what is missing")
     p.add_argument("--file", action="append", default=[], metavar="NAME.ROLE=PATH", help="override one input file")
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from facebench.cli.report import add_statistics_arguments, stats_settings
+from facebench.cli.run import add_protocols_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--list-published", action="store_true", help="list the published sources and their rows, then exit")
     add_statistics_arguments(p)
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 

@@ -62,12 +62,22 @@ def handle(args: argparse.Namespace) -> int:
         benchmarks="all-demo",
         data_root=root,
         out=args.out,
-        checkpoint=args.checkpoint,
+        checkpoint=_as_given(args.checkpoint),
         workers=args.workers,
         batch_size=32,
-        progress=__import__("sys").stderr.isatty(),
+        progress=True,
     )
-    doc, status = run(settings, replace=replace_policy(args.overwrite, Replace.RUNS))
+    doc, status = run(settings, replace=replace_policy(args.overwrite, Replace.RUNS), page=True)
     print_summary(doc)
-    print(f"report: {args.out}/ (results.json, table.md, table.csv, table.tex, roc.png)")
+    print(f"report: {args.out / 'report.html'} (open it in a browser); beside it results.json, table.md, "
+          "table.csv, table.tex, roc.png")
     return status
+
+
+def _as_given(checkpoint: Path) -> Path:
+    """The shipped checkpoint relative to the current directory when it lies under it (a checkout), so that
+    results.json carries no machine path; any other checkpoint as the user gave it."""
+    here = Path.cwd().resolve()
+    if checkpoint == DEMO_CHECKPOINT and checkpoint.is_relative_to(here):
+        return checkpoint.relative_to(here)
+    return checkpoint

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from facebench.cli.run import add_trust_argument
+from facebench.cli.run import add_protocols_argument, add_trust_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32: on CPU larger batches cost activation memory, not speed)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     add_trust_argument(g)
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 
@@ -52,6 +53,8 @@ def _fmt(value: float | None, percent: bool = True) -> str:
 
 def format_report(diagnosis) -> str:
     """The doctor's findings as text: checkpoint facts, the ranked table, the verdict."""
+    from tabulate import tabulate
+
     from facebench.doctor import _normalisation
 
     c, b = diagnosis.checkpoint, diagnosis.benchmark
@@ -91,11 +94,9 @@ def format_report(diagnosis) -> str:
             f"{row.seconds:.1f}" if row.status == "ok" else "-",
             note,
         ])
-    widths = [max(len(r[k]) for r in [header, *table]) for k in range(len(header))]
-    left = (1, 2, 3, 4, 5, 10)
-    for r in [header, *table]:
-        cells = [cell.ljust(wd) if k in left else cell.rjust(wd) for k, (cell, wd) in enumerate(zip(r, widths))]
-        lines.append("  ".join(cells).rstrip())
+    align = ["right" if k in (0, 6, 7, 8, 9) else "left" for k in range(len(header))]
+    text = tabulate(table, header, tablefmt="plain", colalign=align, disable_numparse=True)
+    lines += [line.rstrip() for line in text.splitlines()]
     t = diagnosis.timings
     lines += [
         "",

@@ -42,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
-    from facebench.models.export import ParityError, export_checked
     from facebench.models.loader import detect_format, load_encoder
+    from facebench.optional import require_torch
     from facebench.preprocess import read_sidecar, write_sidecar
     from facebench.rundir import check_writable_target
 
@@ -55,6 +55,9 @@ def handle(args: argparse.Namespace) -> int:
     kind = detect_format(args.checkpoint)
     if kind == "onnx":
         raise FacebenchError(f"{args.checkpoint}: already ONNX; export reads torch checkpoints and dlib .dat files")
+    require_torch("facebench export")
+    from facebench.models.export import ParityError, export_checked
+
     encoder = load_encoder(args.checkpoint, arch=args.arch, device=args.device, input_size=args.input_size,
                            trust_checkpoint_code=args.trust_checkpoint_code)
     profile = read_sidecar(args.checkpoint) or getattr(encoder, "default_profile", None)

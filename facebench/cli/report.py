@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from facebench.cli.run import add_protocols_argument
+
 
 def add_statistics_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `report` and `compare`: bootstrap size, seed, alpha, gallery, HTML."""
@@ -61,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     p.add_argument("--label", help="the run's name in tables (default: the checkpoint file name)")
     add_statistics_arguments(p)
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 

@@ -59,6 +59,15 @@ def add_enrol_arguments(parser: argparse.ArgumentParser) -> None:
                    "pixels (tools that ignore EXIF)")
 
 
+def add_protocols_argument(parser: argparse.ArgumentParser) -> None:
+    """``--protocols DIR|FILE`` (repeatable): user benchmark specs read besides the shipped ones."""
+    parser.add_argument(
+        "--protocols", action="append", default=[], metavar="DIR|FILE",
+        help="also read the benchmark specs (*.toml) in this directory or file, validated like the shipped ones "
+        "(repeatable; same as adding it to $FACEBENCH_PROTOCOLS)",
+    )
+
+
 def parse_assignments(items: list[str], flag: str, example: str, dotted: bool = False) -> dict[str, str]:
     """``KEY=VALUE`` command-line items as a mapping (``dotted``: the key must be ``NAME.ROLE``); a malformed
     or repeated key is an error quoting the item and an example."""
@@ -162,6 +171,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images per cache chunk (the unit of resume and of sharding under torchrun; default 4096)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     p.add_argument("--no-speed", action="store_true", help="skip the model latency/throughput measurement")
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 
@@ -217,7 +227,7 @@ def settings_from_args(args: argparse.Namespace):
         file_overrides=parse_overrides(args.file),
         save_features=args.save_features,
         options=options,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress,
         chunk_size=args.chunk_size,
         trust_checkpoint_code=args.trust_checkpoint_code,
         verify_cache=args.verify_cache,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from facebench.cli.run import add_protocols_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -23,11 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="resume from this checkpoint instead of the latest one in [run] output")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the config and the data, print the plan, train nothing")
+    add_protocols_argument(p)
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
+    from facebench.optional import require_torch
+
+    require_torch("facebench train")
     from facebench.train.config import load_config
 
     cfg = load_config(args.config, args.overrides)

@@ -36,6 +36,7 @@ from facebench.demo.render import render, render_aligned
 from facebench.demo.splits import split_identities
 from facebench.fileio import sha256_file, write_bytes, write_json
 from facebench.io.binpack import write_bin
+from facebench.progress import progress
 
 SUITE_VERSION = 1
 DEMO_SEED = 20200207  # AAAI 2020, the MV-Softmax paper's conference
@@ -85,13 +86,22 @@ def raw_jpeg(job: tuple[int, int, int, float]) -> tuple[bytes, np.ndarray]:
     return jpeg(img), points
 
 
-def parallel_map(fn: Callable[[Any], Any], jobs: list[Any], processes: int = 2) -> list[Any]:
-    """Map in order over worker processes (inline for small job lists)."""
-    if processes <= 1 or len(jobs) < 200:
-        return [fn(j) for j in jobs]
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(processes) as pool:
-        return pool.map(fn, jobs, chunksize=64)
+def parallel_map(fn: Callable[[Any], Any], jobs: list[Any], processes: int = 2, label: str = "render") -> list[Any]:
+    """Map in order over worker processes (inline for small job lists), with progress under ``label``."""
+    with progress(len(jobs), label) as bar:
+        if processes <= 1 or len(jobs) < 200:
+            return _counted(map(fn, jobs), bar)
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            return _counted(pool.imap(fn, jobs, chunksize=64), bar)
+
+
+def _counted(results: Iterable[Any], bar: Any) -> list[Any]:
+    """``list(results)``, counting each item on ``bar``."""
+    out = []
+    for result in results:
+        out.append(result)
+        bar.update(1)
+    return out
 
 
 def verification_pairs(identities: np.ndarray, pairs_per_fold: int, n_folds: int = 10) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
@@ -120,7 +130,7 @@ def write_verify_pack(path: Path, split: str, config: SuiteConfig, processes: in
     jobs = []
     for a, ia, b, ib in pairs:
         jobs += [(config.seed, a, ia, config.verify_difficulty), (config.seed, b, ib, config.verify_difficulty)]
-    blobs = parallel_map(aligned_jpeg, jobs, processes)
+    blobs = parallel_map(aligned_jpeg, jobs, processes, f"render {path.stem}")
     write_bin(path, blobs, issame)
 
 
@@ -146,7 +156,7 @@ def write_ijb_set(root: Path, config: SuiteConfig, processes: int = 2) -> None:
                     medias.append(media_id)
                     jobs.append((config.seed, int(subject), image, config.ijb_difficulty))
                     image += 1
-    rendered = parallel_map(raw_jpeg, jobs, processes)
+    rendered = parallel_map(raw_jpeg, jobs, processes, "render demo_ijb")
     landmarks = np.stack([points for _, points in rendered]).astype(np.float64)
     scores = np.round(rng.uniform(0.75, 1.0, len(names)), 6)
     images = MetaImages(np.asarray(names), np.asarray(templates), np.asarray(medias), landmarks, scores)
@@ -188,7 +198,7 @@ def write_megaface_set(root: Path, config: SuiteConfig, processes: int = 2) -> N
     distractor_ids = split_identities("megaface_distractor", max(config.megaface_sizes))
     distractor_paths = [f"{int(i) % 1000:03d}/{int(i)}@N00/{int(i)}_0.jpg" for i in distractor_ids]
     jobs += [(config.seed, int(i), 0, config.megaface_difficulty) for i in distractor_ids]
-    blobs = parallel_map(aligned_jpeg, jobs, processes)
+    blobs = parallel_map(aligned_jpeg, jobs, processes, "render demo_megaface")
     for rel, blob in zip(probe_paths, blobs):
         write_bytes(mf / "FaceScrub" / rel, blob)
     for rel, blob in zip(distractor_paths, blobs[len(probe_paths):]):
@@ -259,7 +269,7 @@ def write_training_folder(
         return out_dir
     ids = split_identities("train", n_identities)
     jobs = [(seed, int(i), k, difficulty) for i in ids for k in range(images_per_identity)]
-    blobs = parallel_map(aligned_jpeg, jobs, processes)
+    blobs = parallel_map(aligned_jpeg, jobs, processes, "render training set")
     for (seed_, identity, k, _), blob in zip(jobs, blobs):
         write_bytes(out_dir / f"{identity:07d}" / f"{k:03d}.jpg", blob)
     write_json(done, settings)

@@ -57,6 +57,7 @@ from facebench.images import ImageList
 from facebench.io import megaface as mfio
 from facebench.metrics import megaface as mmf
 from facebench.metrics import operating
+from facebench.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,9 @@ def stream_top_scores(
             else:
                 block = scores[member]
             tops[size].update(block)
+        bar.update(width)
 
+    bar = progress(int(rows.size), "megaface: distractors", "distractors")
     states = [new_state() for _ in range(n_workers)]
     if n_workers == 1:
         for chunk in range(n_chunks):
@@ -343,6 +346,7 @@ def stream_top_scores(
                 thread.join()
         if failed:
             raise failed[min(failed)]
+    bar.close()
     tops = states[0]
     for other in states[1:]:
         for size, top in tops.items():

@@ -28,6 +28,8 @@ import numpy as np
 import scipy.sparse
 from numpy.typing import ArrayLike
 
+from facebench.progress import track
+
 DENSE_RATIO = 16.0
 """Use the dense product when (left templates x right templates) <= DENSE_RATIO x pairs: a BLAS product
 costs about 1/16 of a row gather per entry (measured: 15.6M IJB-C pairs, 2 cores)."""
@@ -202,7 +204,7 @@ def score_pairs(
         row_ids, run_starts = runs
     col_ids, col_of = _distinct(cols_side, n_templates)  # col_of[template row] = its column in the product
     if row_ids.size * col_ids.size > dense_ratio * left.size:
-        for start in range(0, left.size, batch):
+        for start in track(range(0, left.size, batch), "score pairs", "batches"):
             stop = min(left.size, start + batch)
             scores[start:stop] = np.einsum("ij,ij->i", features[left[start:stop]], features[right[start:stop]])
         return scores
@@ -211,7 +213,7 @@ def score_pairs(
     rows_per_block = int(min(row_ids.size, max(1, block_bytes // (8 * n_cols))))
     buffer = np.empty((rows_per_block, n_cols))
     flat = buffer.reshape(-1)
-    for r0 in range(0, row_ids.size, rows_per_block):
+    for r0 in track(range(0, row_ids.size, rows_per_block), "score pairs", "blocks"):
         r1 = min(row_ids.size, r0 + rows_per_block)
         np.matmul(features[row_ids[r0:r1]], cols_t, out=buffer[: r1 - r0])
         if runs is not None:  # the block's pairs: one run, gathered straight into the scores

@@ -128,6 +128,9 @@ def load_encoder(
                 f"{path}: fp16 autocast applies to torch models; an ONNX graph runs at its own precision"
             )
         return OnnxEncoder(path, device=device, input_size=input_size, max_batch=batch_hint)
+    from facebench.optional import require_torch
+
+    require_torch(f"{path}: a {kind} checkpoint (export it to ONNX once to evaluate it without torch)")
     from facebench.models.torch_backend import load_pytorch, load_torchscript
 
     if kind == "torchscript":

@@ -39,6 +39,7 @@ import numpy as np
 
 from facebench.metrics import roc as mroc
 from facebench.metrics.stats import BootstrapResult, PairedBootstrapResult
+from facebench.progress import progress
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -259,12 +260,14 @@ def _batches(design: Design, n_boot: int, seed: int) -> Iterator[tuple[np.ndarra
     """``(multiplicities (n_units, B), genuine totals, impostor totals)`` for consecutive resamples."""
     draws = design.multiplicities(n_boot, seed)
     done = 0
-    while done < n_boot:
-        size = min(_BATCH, n_boot - done)
-        batch = np.stack([next(draws) for _ in range(size)], axis=1)
-        w_gen, w_imp = design.totals(batch)
-        yield batch, w_gen, w_imp
-        done += size
+    with progress(n_boot, "bootstrap", "resamples") as bar:
+        while done < n_boot:
+            size = min(_BATCH, n_boot - done)
+            batch = np.stack([next(draws) for _ in range(size)], axis=1)
+            w_gen, w_imp = design.totals(batch)
+            yield batch, w_gen, w_imp
+            done += size
+            bar.update(size)
 
 
 # ------------------------------------------------------------------------------------------- public

@@ -266,11 +266,32 @@ def _statistics(comparison: Comparison) -> None:
         )
 
 
+def roc_drawable(fpr: np.ndarray) -> bool:
+    """A ROC curve shows as a line on the log-FAR axis only with at least two points of FAR > 0 (MegaFace
+    stores its curve down to 1e-5 only, which can leave a single point): others get no legend entry."""
+    return int(np.count_nonzero(np.asarray(fpr) > 0)) >= 2
+
+
+def _cmc_scale(runs: Sequence[Run], names: Sequence[str]) -> tuple[int, float]:
+    """One scale for every CMC plot of a page: the longest rank axis and the lowest identification rate."""
+    longest, floor = 10, 1.0
+    for run in runs:
+        for name in names:
+            if run.entry(name) and run.entry(name).get("kind") in ("ijb_1n", "megaface"):
+                for key, values in run.arrays(name).items():
+                    if key == "cmc" or key.endswith("_cmc"):
+                        values = np.asarray(values, dtype=float)
+                        longest = max(longest, values.shape[-1])
+                        floor = min(floor, float(np.nanmin(values)) if values.size else floor)
+    return longest, floor
+
+
 def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
     figures: list[Figure] = []
     if not runs:
         return figures
     names = list(dict.fromkeys(n for r in runs for n in r.document.get("benchmarks", {})))
+    cmc_scale = _cmc_scale(runs, names)
     fold_panels = []
     for name in names:
         entries = [(r, r.entry(name)) for r in runs if r.entry(name)]
@@ -279,7 +300,7 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
         curves = []
         for run, _entry in entries:
             arrays = run.arrays(name)
-            if "roc_fpr" in arrays and "roc_tpr" in arrays:
+            if "roc_fpr" in arrays and "roc_tpr" in arrays and roc_drawable(arrays["roc_fpr"]):
                 curves.append((run.label, arrays["roc_fpr"], arrays["roc_tpr"]))
         if curves:
             marks = sorted(
@@ -320,7 +341,7 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
                     Figure(
                         f"cmc_{name}.png",
                         f"{title}: CMC",
-                        plots.figure_png(plots.cmc_figure(cmc, f"{title} CMC (open set, mated searches)")),
+                        plots.figure_png(plots.cmc_figure(cmc, f"{title} CMC (open set, mated searches)", cmc_scale)),
                         "rank of the mate among the gallery subjects, per gallery (solid G1/S1, dashed G2/S2)",
                     )
                 )
@@ -338,7 +359,7 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
                     Figure(
                         f"cmc_{name}.png",
                         f"{title}: CMC",
-                        plots.figure_png(plots.cmc_figure(cmc, f"{title} CMC at the largest distractor list")),
+                        plots.figure_png(plots.cmc_figure(cmc, f"{title} CMC at the largest distractor list", cmc_scale)),
                         "identification rate by rank, FaceScrub probes",
                     )
                 )
@@ -575,7 +596,9 @@ def write_comparison(comparison: Comparison, out_dir: str | Path, html: bool = T
     for figure in comparison.figures:
         files[figure.name] = figure.png
     if html:
-        files["report.html"] = render_html(comparison).encode("utf-8")
+        single = len(comparison.runs) == 1 and not comparison.published
+        title = f"facebench run: {comparison.runs[0].label}" if single else "facebench comparison"
+        files["report.html"] = render_html(comparison, title).encode("utf-8")
     # everything is rendered before the first file is written: an error leaves no partial report
     for name, data in files.items():
         write_bytes(out / name, data)

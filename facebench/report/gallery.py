@@ -70,7 +70,7 @@ def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[
         raise FacebenchError("the gallery does not re-read folder benchmarks (their pairs are drawn from a listing)")
     if not reader or not isinstance(files, dict) or not files:
         raise FacebenchError("the run does not record where its images are")
-    paths = {role: Path(p) for role, p in files.items()}
+    paths = {role: Path(p).expanduser() for role, p in files.items()}  # results.json writes ~ for home
     if reader == "binpack":
         from facebench.io.binpack import read_bin
         from facebench.images import decode_image

@@ -73,6 +73,11 @@ def _runs_section(c: Comparison) -> str:
         what = _e(ckpt.get("path") or feats.get("path") or "-")
         if sha:
             what += f"<br><code title='{_e(sha)}'>{_e(sha[:16])}</code>"
+        extraction = doc.get("extraction") or {}  # present only where images were decoded (not --features)
+        seconds = sum(e.get("seconds") or 0 for e in extraction.values())
+        if seconds > 0:
+            images = sum(e.get("images") or 0 for e in extraction.values())
+            what += f"<br>extraction {images / seconds:,.0f} images/s ({images:,} images decoded)"
         rules = f"kfold {settings.get('kfold_rule', '?')}, TAR {settings.get('tar_rule', '?')}"
         tpir_rule = (settings.get("options", {}) or {}).get("tpir_rule")
         if tpir_rule:
@@ -94,11 +99,33 @@ def _runs_section(c: Comparison) -> str:
     return "<h2>Runs</h2><table>" + head + "".join(rows) + "</table>"
 
 
+def _model_columns(c: Comparison) -> dict[str, list[str]]:
+    """Row label -> [parameters in millions, GFLOPs per image] of the runs that measured their model (the
+    columns papers show beside the accuracies); empty when no run did."""
+    facts = {r.label: r.document.get("model") or {} for r in c.runs}
+    if not any(f.get("parameters") or f.get("gflops") for f in facts.values()):
+        return {}
+    return {
+        label: [f"{f['parameters'] / 1e6:.2f}" if f.get("parameters") else "-",
+                f"{f['gflops']:.3f}" if f.get("gflops") else "-"]
+        for label, f in facts.items()
+    }
+
+
+def _accuracy_std(c: Comparison, row_label: str, benchmark: str) -> float | None:
+    """The std over folds of a run's 10-fold accuracy (None for published rows and other metrics)."""
+    doc = next((r.document for r in c.runs if r.label == row_label), None)
+    entry = (doc or {}).get("benchmarks", {}).get(benchmark) or {}
+    return (entry.get("metrics") or {}).get("accuracy_std")
+
+
 def _table_section(c: Comparison) -> str:
     table = c.table
     best = best_rows(table)
+    model = _model_columns(c)
     head = (
         "<tr><th>model</th>"
+        + ("<th>Params (M)</th><th>GFLOPs</th>" if model else "")
         + "".join(
             f"<th>{_e(col.label)}<span class='rule'>{_e(col.rule or 'rule not stated')}</span></th>"
             for col in table.columns
@@ -112,6 +139,9 @@ def _table_section(c: Comparison) -> str:
             text = _e(fmt_percent(cell.value))
             if i in best[j]:
                 text = f"<b>{text}</b>"
+            std = _accuracy_std(c, row.label, table.columns[j].benchmark) if row.kind == "run" else None
+            if table.columns[j].metric == "accuracy" and cell.value is not None and std is not None:
+                text += f" &plusmn; {_e(fmt_percent(std))}"
             if cell.marks:
                 title = _e(cell.note) if cell.note else ""
                 text += f"<span class='mark' title='{title}'>{''.join(_e(m) for m in cell.marks)}</span>"
@@ -121,12 +151,14 @@ def _table_section(c: Comparison) -> str:
                 text += f"<span class='ci' title='{_e(item.method)}'>{bounds}</span>"
             cells.append(f"<td class='num'>{text}</td>")
         label = _e(row.label) + (f" <span class='meta'>[{_e(row.source)}]</span>" if row.source else "")
-        body.append(f"<tr class='{_e(row.kind)}'><td class='label'>{label}</td>{''.join(cells)}</tr>")
+        facts = "".join(f"<td class='num'>{_e(v)}</td>" for v in model.get(row.label, ["-", "-"])) if model else ""
+        body.append(f"<tr class='{_e(row.kind)}'><td class='label'>{label}</td>{facts}{''.join(cells)}</tr>")
     notes = footnotes(table)
     level = f"{1 - c.settings.alpha:.0%}"
     notes.insert(
         0,
-        f"Values in %. Bold: best value of the column among cells under the column's rule. "
+        f"Values in %; 10-fold accuracies as mean ± std over the folds. Bold: best value of the column among "
+        f"cells under the column's rule. "
         f"Small brackets: {level} confidence interval (methods below).",
     )
     return (

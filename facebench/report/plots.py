@@ -80,9 +80,12 @@ def save_roc(path: str | Path, curves: Sequence[tuple[str, np.ndarray, np.ndarra
     return Path(path)
 
 
-def cmc_figure(curves: Sequence[tuple[str, np.ndarray, int, int]], title: str) -> Figure:
+def cmc_figure(
+    curves: Sequence[tuple[str, np.ndarray, int, int]], title: str, scale: tuple[int, float] | None = None
+) -> Figure:
     """Identification rate against rank (1..len) for each ``(label, cmc, run, family)``: the colour is
-    the run, the line style the family (gallery G1 solid, G2 dashed; or distractor list)."""
+    the run, the line style the family (gallery G1 solid, G2 dashed; or distractor list). ``scale``
+    ``(longest rank, lowest rate)``: the axes every CMC plot of a page shares (log rank axis)."""
     fig = new_figure((5.6, 4.2))
     ax = fig.subplots()
     colours = _colours(max((run for _, _, run, _ in curves), default=0) + 1)
@@ -100,7 +103,11 @@ def cmc_figure(curves: Sequence[tuple[str, np.ndarray, int, int]], title: str) -
             linewidth=1.4,
             color=colours[run],
         )
-    if longest > 12:
+    if scale is not None:
+        ax.set_xscale("log")
+        ax.set_xlim(0.9, scale[0] * 1.1)
+        ax.set_ylim(max(0.0, scale[1] - 0.02), 1.005)
+    elif longest > 12:
         ax.set_xscale("log")
     ax.set_xlabel("Rank")
     ax.set_ylabel("Identification rate")

@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping, Sequence, overload
 import numpy as np
 
 from facebench.fileio import write_bytes
-from facebench.report.comparison import compare, write_comparison
+from facebench.report.comparison import compare, roc_drawable, write_comparison
 from facebench.report.plots import save_roc
 from facebench.report.runs import Run
 from facebench.report.statistics import StatsSettings
@@ -77,7 +77,7 @@ def write_run_report(
     curves = []
     for name, entry in document.get("benchmarks", {}).items():
         saved = run.arrays(name)
-        if "roc_fpr" in saved and "roc_tpr" in saved:
+        if "roc_fpr" in saved and "roc_tpr" in saved and roc_drawable(saved["roc_fpr"]):
             curves.append((name, str(entry.get("title", name)), saved["roc_fpr"], saved["roc_tpr"]))
     drawn = {figure.name: figure.png for figure in comparison.figures}
     if len(curves) == 1 and f"roc_{curves[0][0]}.png" in drawn:
