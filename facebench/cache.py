@@ -97,9 +97,11 @@ class FeatureCache:
         """The image indices chunk ``c`` holds."""
         return range(c * self.chunk_size, min((c + 1) * self.chunk_size, self.n_images))
 
-    def write_chunk(self, c: int, block: np.ndarray, contents: str) -> None:
-        """Store chunk ``c`` and the sha256 of its images' contents, each atomically (the digest first)."""
-        write_text(self.contents_path(c), contents + "\n")
+    def write_chunk(self, c: int, block: np.ndarray, contents: str | None = None) -> None:
+        """Store chunk ``c`` and the sha256 of its images' contents (``None``: an entry whose key already
+        covers the contents, such as detections), each atomically (the digest first)."""
+        if contents is not None:
+            write_text(self.contents_path(c), contents + "\n")
         save_npy(self.chunk_path(c), np.asarray(block, dtype=np.float32))
 
     def chunk_contents(self, c: int) -> str | None:

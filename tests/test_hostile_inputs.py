@@ -559,12 +559,13 @@ from facebench.errors import FacebenchError
 from facebench.images import decode_image
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+size = 0
 try:
-    decode_image(data, sys.argv[1])
+    size = decode_image(data, sys.argv[1]).nbytes
     outcome = "decoded"
 except FacebenchError as exc:
     outcome = "refused"
-print(outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+print(outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, size)
 """
 
 
@@ -578,12 +579,14 @@ def test_bomb_decoding_memory_is_bounded(tmp_path):
         run_env = {**env, "FACEBENCH_MAX_IMAGE_PIXELS": limit} if limit else env
         out = subprocess.run([sys.executable, "-c", BOMB_SCRIPT, str(bomb)], capture_output=True, text=True,
                              env=run_env, check=True).stdout.split()
-        return out[0], int(out[1]) * 1024
+        return out[0], int(out[1]) * 1024, int(out[2])
 
-    outcome, grown = measure(None)
+    outcome, grown, _ = measure(None)
     assert outcome == "refused" and grown < 20 << 20
-    outcome, grown = measure("200000000")  # control: decoding it does take the memory
-    assert outcome == "decoded" and grown > 150 << 20
+    # control: decoding it does build the 300 MB array (peak RSS growth is not asserted: under a loaded
+    # test run the kernel's accounting of a fresh process's peak was seen to read 0)
+    outcome, _, size = measure("200000000")
+    assert outcome == "decoded" and size == 10000 * 10000 * 3
 
 
 # ------------------------------------------------------------------ 3. bounded resources: deep nesting
