@@ -60,11 +60,9 @@ def align_folder(src: Path, out: Path, options: EnrolOptions, chip: ChipGeometry
         r: points[i] for i, r in enumerate(rel) if points is not None and np.isfinite(points[i]).all() and not done.unenrolled[i]
     }
     out.mkdir(parents=True, exist_ok=True)
-    from facebench.extract import Progress
+    from facebench.progress import track
 
-    bar = Progress(len(paths), f"{src.name}: chips", enabled=options.progress)
-    for i, r in enumerate(rel):
-        bar.update(1)
+    for i, r in enumerate(track(rel, f"{src.name}: chips", "images", enabled=options.progress)):
         target = out / (r + ".png")
         if done.unenrolled[i] or target.is_file():
             continue

@@ -165,7 +165,7 @@ def detect_files(
     the chunks run in that many processes (each builds its own detector)."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from facebench.extract import Progress
+    from facebench.progress import progress as counter
 
     n = len(paths)
     cache = None
@@ -175,7 +175,7 @@ def detect_files(
     n_chunks = (n + DETECT_CHUNK - 1) // DETECT_CHUNK
     pending = [c for c in range(n_chunks) if cache is None or not cache.has_chunk(c)]
     todo = sum(min(DETECT_CHUNK, n - c * DETECT_CHUNK) for c in pending)
-    bar = Progress(todo, f"{label}: detect", enabled=progress and todo > 0)
+    bar = counter(todo, f"{label}: detect", enabled=progress)
     blocks: dict[int, np.ndarray] = {}
 
     def keep(c: int, block: np.ndarray) -> None:
@@ -193,6 +193,7 @@ def detect_files(
     else:
         for c in pending:
             keep(c, detect_block(detector, chunk_paths[c]))
+    bar.close()
     if not n:
         return np.zeros((0, ROW), dtype=np.float32)
     parts = [blocks[c] if c in blocks else cache.read_chunk(c) for c in range(n_chunks)]  # type: ignore[union-attr]
