@@ -237,13 +237,16 @@ def pair_analyses(
         from_file, rule = image_attributes(options, paths or [""] * len(identities or []), identities)
         attributes.update(from_file)
         out.rules["groups"] = rule
-    if attributes:
-        _pair_fairness(out, name, options, tar_rule, _cosines(features), issame, identities, attributes)
     quality = options.get("quality")
+    if not attributes and not quality and quality_file is None:
+        return out
+    scores = _cosines(features)  # once, for the fairness and the quality parts alike
+    if attributes:
+        _pair_fairness(out, name, options, tar_rule, scores, issame, identities, attributes)
     if quality == "norm":
         norms = np.linalg.norm(features, axis=1)
         source = "norm: L2 norm of the flip-combined, unnormalised feature (MagFace)"
-        _pair_quality(out, name, options, _cosines(features), issame, norms[0::2], norms[1::2], source)
+        _pair_quality(out, name, options, scores, issame, norms[0::2], norms[1::2], source)
     elif quality or quality_file is not None:
         qfile = Path(quality) if quality else quality_file
         assert qfile is not None
@@ -255,7 +258,7 @@ def pair_analyses(
             raise FacebenchError(f"{qfile}: no quality score for {len(missing)} image(s), e.g. {missing[0]}")
         q = np.asarray(values, dtype=np.float64)
         source = f"file {qfile.name}: 'path score' per image"
-        _pair_quality(out, name, options, _cosines(features), issame, q[0::2], q[1::2], source)
+        _pair_quality(out, name, options, scores, issame, q[0::2], q[1::2], source)
     return out
 
 
