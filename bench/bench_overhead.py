@@ -133,7 +133,7 @@ def ijb_part(work: Path, scale: float, reps: int) -> bool:
     feature_bytes = features.stat().st_size
     run_dir = root / "overhead_run"
     args = ["-q", "run", "--features", str(features), "-b", "ijbc", "--data-root", str(root), "--out", str(run_dir),
-            "--no-progress", "--no-cache"]
+            "--no-progress", "--no-cache", "--overwrite"]
     runs = [run_child(work, "ijbc", args) for _ in range(reps)]
     best = min(runs, key=lambda r: r["wall"])
     entry = json.loads((run_dir / "results.json").read_text())["benchmarks"]["ijbc"]
@@ -143,7 +143,7 @@ def ijb_part(work: Path, scale: float, reps: int) -> bool:
     rss = best["peak_rss"] / feature_bytes
     reports = [wall_of([sys.executable, "-m", "facebench", "-q", "report", str(run_dir), "--no-stats"]) for _ in range(reps)]
     compares = [wall_of([sys.executable, "-m", "facebench", "-q", "compare", str(run_dir), "--no-stats",
-                         "--out", str(root / "overhead_compare")]) for _ in range(reps)]
+                         "--out", str(root / "overhead_compare"), "--overwrite"]) for _ in range(reps)]
     print(f"IJB-C-sized set {info['sizes']['images']:,} images x 512, {info['sizes']['pairs']:,} pairs "
           f"(features {feature_bytes / 2**20:.0f} MiB)")
     walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
@@ -176,7 +176,7 @@ def megaface_part(work: Path, n: int) -> bool:
     rows = mfio.NpyRows(features / mfio.MEGAFACE_NPY).shape[0]
     run_dir = mf / "overhead_run"
     args = ["-q", "run", "--features", str(features), "-b", "megaface", "--data-root", str(root), "--out", str(run_dir),
-            "--no-progress"]
+            "--no-progress", "--overwrite"]
     r = run_child(work, "megaface", args, baseline_features=str(features))
     protocol, base = r["phases"]["protocol"], r["baseline"]["wall"]
     report = r["phases"].get("report", 0.0) + r["phases"].get("thresholds", 0.0)
