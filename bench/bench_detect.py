@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facebench.detection import DlibHogDetector
-from facebench.images import pyramid_levels, read_image, warp_to_chip
+from facebench.extraction.detection import DlibHogDetector
+from facebench.extraction.images import pyramid_levels, read_image, warp_to_chip
 from facebench.models.dlib import find_dlib_model
 from facebench.models.loader import load_encoder
 

@@ -2,7 +2,7 @@
 
 For each backbone (random weights, exported to ONNX): builds a pack of N JPEG crops and, in the same
 process, times
-  pipeline: facebench.extract.extract_raw over the pack (2 decode workers, flip add: 2 model calls per image)
+  pipeline: facebench.extraction.extract.extract_raw over the pack (2 decode workers, flip add: 2 model calls per image)
   bare:     the encoder alone on the same images preloaded as normalised float32 tensors (both views), same
             batch size
 and prints model-calls/s of each and the ratio pipeline/bare (goal >= 0.9). Runs alternate to share noise.
@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facebench.extract import ExtractOptions, extract_raw
-from facebench.images import ImageList, arcface_chip
+from facebench.extraction.extract import ExtractOptions, extract_raw
+from facebench.extraction.images import ImageList, arcface_chip
 from facebench.models.export import write_onnx
 from facebench.models.loader import load_encoder
 from facebench.models.registry import create_backbone
-from facebench.preprocess import PROFILES
+from facebench.extraction.preprocess import PROFILES
 from facebench.demo.suite import aligned_jpeg, DEMO_SEED
 
 

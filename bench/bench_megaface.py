@@ -34,7 +34,7 @@ from facebench.benchmarks import load_benchmarks
 from facebench.evaluate.common import RunContext, RunSettings
 from facebench.evaluate.megaface import run_benchmark, union_paths
 from facebench.io import megaface as mfio
-from facebench.preprocess import resolve_profile
+from facebench.extraction.preprocess import resolve_profile
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "protocol_files" / "megaface"
 BLOCK = 4096

@@ -48,7 +48,7 @@ def child(out_json: Path, baseline_features: str, cli_args: list[str]) -> int:
     """Run ``facebench`` with ``cli_args`` in this process, timing its phases; then, with
     ``baseline_features``, the bare MegaFace product. Writes the timings to ``out_json``."""
     import facebench.cli
-    import facebench.runner as runner
+    import facebench.pipeline as runner
 
     phases: dict[str, float] = {"start_and_imports": time.perf_counter() - START}
     evaluate_for = runner.evaluator_for

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from facebench.demo.suite import DEMO_SEED, aligned_jpeg
-from facebench.embedder import Embedder, ModelSettings
+from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.evaluate.common import RunContext, RunSettings
-from facebench.images import ImageList, arcface_chip
+from facebench.extraction.images import ImageList, arcface_chip
 from facebench.models.export import write_onnx
 from facebench.models.loader import load_encoder
 from facebench.models.registry import create_backbone
@@ -45,7 +45,7 @@ def main() -> None:
         module = create_backbone(args.arch).eval()
         torch.save(module.state_dict(), Path(tmp) / "m.pt")
         write_onnx(load_encoder(Path(tmp) / "m.pt", arch=args.arch, device="cpu"), Path(tmp) / "m.onnx")
-        embedder = Embedder.load(ModelSettings(checkpoint=Path(tmp) / "m.onnx", batch_size=args.batch_size,
+        embedder = FeatureExtractor.load(ModelSettings(checkpoint=Path(tmp) / "m.onnx", batch_size=args.batch_size,
                                                workers=args.workers, cache=False, progress=False))
         profile = embedder.profile
         chips = np.stack([images.load_chip(i, arcface_chip()) for i in range(len(images))])

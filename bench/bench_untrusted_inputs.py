@@ -1,7 +1,7 @@
 """What the bounds on untrusted input cost: the restricted unpickler and the image header check.
 
 1. A 12,000-item pack of 15-kB blobs (the size of LFW's) pickled with protocols 2, 4 and 5: load time of
-   ``facebench.safe_pickle.load_stream`` (pure-Python unpickler with the allow-list, the BUILD/REDUCE gates
+   ``facebench.io.safe_pickle.load_stream`` (pure-Python unpickler with the allow-list, the BUILD/REDUCE gates
    and the size budget) against ``pickle.loads`` (C, unrestricted: the baseline, unsafe).
 2. 2,000 112x112 JPEG crops: ``images.check_image_size`` (header read, run before every decode) against
    ``cv2.imdecode`` of the same bytes.
@@ -22,8 +22,8 @@ import time
 import cv2
 import numpy as np
 
-from facebench import safe_pickle
-from facebench.images import check_image_size
+from facebench.io import safe_pickle
+from facebench.extraction.images import check_image_size
 
 
 def best_of(fn, repeats: int = 3) -> float:

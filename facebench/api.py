@@ -12,13 +12,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from facebench.benchmarks import user_protocols
-from facebench.embedder import Embedder, ModelSettings
+from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import RunSettings
 from facebench.evaluate.pairs import verification_metrics
-from facebench.extract import combine_flip, embed_chips
-from facebench.fileio import save_npy, write_bytes
-from facebench.images import ImageList
+from facebench.extraction.extract import combine_flip, embed_chips
+from facebench.atomic import save_npy, write_bytes
+from facebench.extraction.images import ImageList
 
 from facebench.cli.demo import DEMO_CHECKPOINT  # the shipped demo model (MobileFaceNet-small, 128-d, ONNX)
 
@@ -26,17 +26,17 @@ from facebench.cli.demo import DEMO_CHECKPOINT  # the shipped demo model (Mobile
 def load_model(
     checkpoint: str | Path, *, arch: str | None = None, profile: str | None = None, flip: str | None = None,
     device: str = "auto", batch_size: int = 32, cache: bool = False,
-) -> Embedder:
+) -> FeatureExtractor:
     """A checkpoint (ONNX, TorchScript, state_dict with ``arch``, dlib ``.dat``) with its resolved input
     contract, as `facebench run` loads it (``cache``: reuse the on-disk feature cache)."""
-    return Embedder.load(ModelSettings(
+    return FeatureExtractor.load(ModelSettings(
         checkpoint=Path(checkpoint), arch=arch, profile=profile, flip=flip, device=device, batch_size=batch_size,
         workers=0, cache=cache, progress=False,
     ))
 
 
 def embed_images(
-    model: Embedder, images: Sequence[str | Path] | np.ndarray, landmarks: np.ndarray | None = None
+    model: FeatureExtractor, images: Sequence[str | Path] | np.ndarray, landmarks: np.ndarray | None = None
 ) -> np.ndarray:
     """Flip-combined, unnormalised float32 features ``(N, D)`` under the model's profile, of image files
     (112x112 ArcFace crops, or raw images with ``landmarks`` ``(N, 5, 2)``), aligned as `facebench run`
@@ -84,7 +84,7 @@ def evaluate_benchmark(
     :class:`facebench.evaluate.common.RunSettings` (``kfold_rule``, ``tar_rule``, ``file_overrides``,
     ``options``, ...). A benchmark that fails raises :class:`FacebenchError` with its message.
     """
-    from facebench.runner import run
+    from facebench.pipeline import run
 
     unknown = sorted(set(settings) - {f.name for f in fields(RunSettings)})
     if unknown:

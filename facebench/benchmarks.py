@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from facebench.errors import FacebenchError
-from facebench.textdoc import TOMLDecodeError, parse_toml
+from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
 KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface", "identify", "rfw")
 _TOP_KEYS = {

@@ -36,7 +36,7 @@ Procedure (the images are decoded and aligned once per template and reused by ev
    is the problem. When contracts of different pixel scales (span 255, 2 or 1: say 0..255 and
    (x-127.5)/127.5) are within noise of the best, the verdict is ``undetermined``: the pairs do not separate
    them (more pairs usually do; an untrained network is also indifferent to scale), so no profile is
-   recommended. Raw photos are detected and aligned first (:mod:`facebench.enrol`).
+   recommended. Raw photos are detected and aligned first (:mod:`facebench.extraction.enrol`).
 """
 
 from __future__ import annotations
@@ -50,15 +50,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from facebench.benchmarks import Benchmark, resolve_source
-from facebench.embedder import Embedder
-from facebench.enrol import EnrolOptions, enrol
+from facebench.extraction.extractor import FeatureExtractor
+from facebench.extraction.enrol import EnrolOptions, enrol
 from facebench.errors import FacebenchError
 from facebench.evaluate.pairs import PairData, balance_warnings, reader, verification_metrics
-from facebench.extract import combine_flip
-from facebench.images import ImageList
+from facebench.extraction.extract import combine_flip
+from facebench.extraction.images import ImageList
 from facebench.metrics import kfold as mkfold
 from facebench.metrics.stats import mcnemar
-from facebench.preprocess import PROFILES, Profile, chip_geometry, read_sidecar
+from facebench.extraction.preprocess import PROFILES, Profile, chip_geometry, read_sidecar
 from facebench.progress import track
 
 DEFAULT_PAIRS = 600
@@ -271,7 +271,7 @@ NORMALISES_TEXT = {
 }
 
 
-def inspect_checkpoint(embedder: Embedder) -> dict[str, Any]:
+def inspect_checkpoint(embedder: FeatureExtractor) -> dict[str, Any]:
     """Format, input size and layout, output dimension, in-graph normalisation, size and FLOPs, profiles."""
     from facebench.models.complexity import model_complexity
 
@@ -374,7 +374,7 @@ def _score(row: ContractResult, features: np.ndarray, issame: np.ndarray) -> Non
 
 
 def diagnose(
-    embedder: Embedder,
+    embedder: FeatureExtractor,
     data: PairData,
     spec: Benchmark,
     n_pairs: int = DEFAULT_PAIRS,

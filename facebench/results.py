@@ -34,8 +34,8 @@ import numpy as np
 
 from facebench import __version__
 from facebench.errors import FacebenchError
-from facebench.fileio import save_npz, write_json
-from facebench.textdoc import parse_json
+from facebench.atomic import save_npz, write_json
+from facebench.io.textdoc import parse_json
 
 SCHEMA = "facebench.results/1"
 

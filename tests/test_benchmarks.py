@@ -93,7 +93,7 @@ def test_checksum_warning_names_both_hashes(tmp_path) -> None:
 
 
 def test_real_lfw_pairs_file_has_the_known_checksum(protocol_files) -> None:
-    from facebench.fileio import sha256_file
+    from facebench.atomic import sha256_file
 
     spec = load_benchmarks()["lfw"]
     assert sha256_file(protocol_files / "lfw" / "pairs.txt") in spec.checksums["pairs"]

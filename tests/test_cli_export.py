@@ -10,7 +10,7 @@ import torch
 
 from facebench.cli import main
 from facebench.models.loader import load_encoder
-from facebench.preprocess import PROFILES, write_sidecar
+from facebench.extraction.preprocess import PROFILES, write_sidecar
 from tests._models import random_backbone
 
 

@@ -27,7 +27,7 @@ from facebench.demo.render import (
     split_of,
     split_range,
 )
-from facebench.images import ARCFACE_TEMPLATE, align, arcface_chip, umeyama_similarity
+from facebench.extraction.images import ARCFACE_TEMPLATE, align, arcface_chip, umeyama_similarity
 
 POSED = Nuisance(yaw=25.0, pitch=-10.0, roll=18.0, scale=0.85, shift_x=0.07, shift_y=-0.05, smile=0.8,
                  mouth_open=0.5, brow_raise=0.5)

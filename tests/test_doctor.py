@@ -20,9 +20,9 @@ from facebench.cli import main
 from facebench.demo.splits import split_identities
 from facebench.demo.suite import aligned_jpeg, verification_pairs
 from facebench.doctor import ContractResult, candidate_contracts, contract_name, fold_balanced_subset, make_verdict
-from facebench.images import decode_image
+from facebench.extraction.images import decode_image
 from facebench.io.binpack import write_bin
-from facebench.preprocess import PROFILES, read_sidecar
+from facebench.extraction.preprocess import PROFILES, read_sidecar
 
 SEED, DIFFICULTY, N_IDS = 11, 0.6, 100
 
@@ -314,7 +314,7 @@ def test_screening_keeps_the_verdict_and_reuses_the_screened_images(lab, tmp_pat
 
 def test_pixel_scale_families_ignore_the_offset() -> None:
     from facebench.doctor import _scale_family
-    from facebench.preprocess import PROFILES, Profile
+    from facebench.extraction.preprocess import PROFILES, Profile
 
     unit = Profile("u", "rgb", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
     assert _scale_family(PROFILES["dlib"]) == _scale_family(unit)  # (x - mean)/256 vs x/255: span 1

@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from facebench.detection import Detection, arcface5_from_68, choose_face
-from facebench.enrol import EnrolOptions, centre_crop_landmarks, detection_row, enrol
+from facebench.extraction.detection import Detection, arcface5_from_68, choose_face
+from facebench.extraction.enrol import EnrolOptions, centre_crop_landmarks, detection_row, enrol
 from facebench.errors import FacebenchError
 from facebench.evaluate.pairs import verification_metrics
-from facebench.images import (
+from facebench.extraction.images import (
     ARCFACE_TEMPLATE,
     ImageList,
     align,
@@ -187,8 +187,8 @@ def test_align_command_writes_chips_landmarks_and_report(tmp_path: Path) -> None
 
 
 def test_detection_in_worker_processes_equals_inline(tmp_path: Path) -> None:
-    from facebench.detection import get_detector
-    from facebench.enrol import DETECT_CHUNK, detect_files
+    from facebench.extraction.detection import get_detector
+    from facebench.extraction.enrol import DETECT_CHUNK, detect_files
 
     blanks = _no_face_images(tmp_path)[:2]
     paths = (blanks * (DETECT_CHUNK + 1))[: DETECT_CHUNK + 3]  # two chunks

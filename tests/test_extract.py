@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facebench.cache import FeatureCache, clear_entries, list_entries
+from facebench.extraction.cache import FeatureCache, clear_entries, list_entries
 from facebench.errors import FacebenchError
-from facebench.extract import ExtractOptions, combine_flip, extract_embeddings, extract_raw
-from facebench.images import ImageList
-from facebench.preprocess import PROFILES, Profile
+from facebench.extraction.extract import ExtractOptions, combine_flip, extract_embeddings, extract_raw
+from facebench.extraction.images import ImageList
+from facebench.extraction.preprocess import PROFILES, Profile
 from tests.fakes import LinearEncoder, png_bytes, random_images
 
 
@@ -19,7 +19,7 @@ def images() -> ImageList:
 
 
 def _expected(images: ImageList, enc: LinearEncoder, profile: Profile) -> np.ndarray:
-    chips = np.stack([images.load_chip(i, __import__("facebench.images", fromlist=["x"]).arcface_chip())
+    chips = np.stack([images.load_chip(i, __import__("facebench.extraction.images", fromlist=["x"]).arcface_chip())
                       for i in range(len(images))])
     # independent normalisation: (x - 127.5) / 127.5 in RGB, NCHW
     x = (chips.astype(np.float32) - 127.5) / 127.5

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facebench.fileio import STORED_FLOAT_BYTES, save_npz
+from facebench.atomic import STORED_FLOAT_BYTES, save_npz
 
 
 def test_npz_round_trips_and_stores_large_floats_without_deflate(tmp_path: Path) -> None:

@@ -19,16 +19,16 @@ import cv2
 import numpy as np
 import pytest
 
-from facebench import safe_pickle
+from facebench.io import safe_pickle
 from facebench.benchmarks import load_benchmarks
 from facebench.cli import main
-from facebench.embedder import Embedder, ModelSettings
+from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.errors import FacebenchError
 from facebench.evaluate.checks import find_degenerate
 from facebench.evaluate.common import RunContext, RunSettings
-from facebench.images import ImageList, check_image_size, decode_image
+from facebench.extraction.images import ImageList, check_image_size, decode_image
 from facebench.io.binpack import read_bin, write_bin
-from facebench.preprocess import resolve_profile
+from facebench.extraction.preprocess import resolve_profile
 from tests.fakes import LinearEncoder, jpeg_bytes, random_images, tiny_onnx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,10 +86,10 @@ def _blob_list(n: int = 6, seed: int = 3) -> ImageList:
     return ImageList("mem.bin", blobs=[jpeg_bytes(im) for im in random_images(n, seed=seed)])
 
 
-def _embedder(tmp_path: Path, encoder=None, **settings) -> Embedder:
+def _embedder(tmp_path: Path, encoder=None, **settings) -> FeatureExtractor:
     base = dict(batch_size=2, workers=0, progress=False, cache_dir=tmp_path / "cache", chunk_size=2)
     model = ModelSettings(Path("linear.onnx"), **{**base, **settings})
-    return Embedder(model, encoder or LinearEncoder(), resolve_profile(None), sha256="0" * 64)
+    return FeatureExtractor(model, encoder or LinearEncoder(), resolve_profile(None), sha256="0" * 64)
 
 
 # ------------------------------------------------------------------ 1. the cache never serves stale features
@@ -164,7 +164,7 @@ def test_a_cached_chunk_without_its_contents_digest_is_recomputed_under_verify(t
 
 
 def test_cache_key_covers_preprocessing_code_and_decoder_versions(tmp_path, monkeypatch):
-    import facebench.embedder as embedder_module
+    import facebench.extraction.extractor as embedder_module
 
     images = _blob_list()
     emb = _embedder(tmp_path)
@@ -212,17 +212,17 @@ def test_changed_onnx_external_weights_give_fresh_numbers(tmp_path):
     path = _external_onnx(tmp_path / "ext" / "m.onnx", seed=1)
     images = _blob_list()
     settings = ModelSettings(path, batch_size=2, workers=0, progress=False, cache_dir=tmp_path / "cache")
-    first = Embedder.load(settings)
+    first = FeatureExtractor.load(settings)
     old = first.embed(images, "t")
     assert set(first.describe()["files"]) == {"weights.bin"}
     graph_sha = first.sha256
     _external_onnx(tmp_path / "ext2" / "m.onnx", seed=2)
     os.replace(tmp_path / "ext2" / "weights.bin", tmp_path / "ext" / "weights.bin")  # new weights, same graph
-    second = Embedder.load(settings)
+    second = FeatureExtractor.load(settings)
     assert second.sha256 == graph_sha and second.files != first.files
     new = second.embed(images, "t")
     assert second.cache_info["t"]["source"] == "extracted"
-    truth = Embedder.load(ModelSettings(path, batch_size=2, workers=0, progress=False, cache=False)).embed(images, "t")
+    truth = FeatureExtractor.load(ModelSettings(path, batch_size=2, workers=0, progress=False, cache=False)).embed(images, "t")
     np.testing.assert_array_equal(new, truth)
     assert not np.allclose(new, old)
 
@@ -231,7 +231,7 @@ def test_missing_onnx_external_data_is_an_error_naming_it(tmp_path):
     path = _external_onnx(tmp_path / "m.onnx", seed=1)
     (tmp_path / "weights.bin").unlink()
     with pytest.raises(FacebenchError, match=r"m\.onnx"):
-        Embedder.load(ModelSettings(path, workers=0, progress=False, cache=False))
+        FeatureExtractor.load(ModelSettings(path, workers=0, progress=False, cache=False))
 
 
 # ------------------------------------------------------------------ 2. no checkpoint runs code by default
@@ -296,7 +296,7 @@ def test_hostile_torchscript_is_refused_and_never_runs(hostile):
     with pytest.raises(FacebenchError, match=r"refused to load a torchscript checkpoint.*--trust-checkpoint-code"):
         load_encoder(path, device="cpu")
     with pytest.raises(FacebenchError, match="trust_checkpoint_code=True"):
-        Embedder.load(ModelSettings(path, device="cpu", cache=False))
+        FeatureExtractor.load(ModelSettings(path, device="cpu", cache=False))
     assert _written(marker) == []
 
 
@@ -546,7 +546,7 @@ def test_bomb_inside_a_pack_is_refused_naming_the_item(tmp_path):
     write_bin(tmp_path / "lfw.bin", blobs, [True, False])
     pack = read_bin(tmp_path / "lfw.bin")
     images = ImageList(str(pack.path), blobs=pack.blobs)
-    from facebench.images import arcface_chip
+    from facebench.extraction.images import arcface_chip
 
     images.load_chip(0, arcface_chip())
     with pytest.raises(FacebenchError, match=r"lfw\.bin item 3: the image declares 30000x30000"):
@@ -556,7 +556,7 @@ def test_bomb_inside_a_pack_is_refused_naming_the_item(tmp_path):
 BOMB_SCRIPT = """
 import resource, sys
 from facebench.errors import FacebenchError
-from facebench.images import decode_image
+from facebench.extraction.images import decode_image
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 size = 0
@@ -596,7 +596,7 @@ DEEP_JSON = "[" * 100_000 + "]" * 100_000
 
 
 def test_deep_sidecar_json_is_a_clear_error(tmp_path):
-    from facebench.preprocess import read_sidecar
+    from facebench.extraction.preprocess import read_sidecar
 
     (tmp_path / "m.onnx.facebench.json").write_text(DEEP_JSON)
     with pytest.raises(FacebenchError, match=r"m\.onnx\.facebench\.json: the JSON document is nested too deeply"):
@@ -787,9 +787,9 @@ def test_megaface_features_dir_of_zero_distractors_fails(tmp_path):
 WORKER_SCRIPT = """
 import sys, time
 import numpy as np
-import facebench.extract as extract
-from facebench.images import ImageList
-from facebench.preprocess import resolve_profile
+import facebench.extraction.extract as extract
+from facebench.extraction.images import ImageList
+from facebench.extraction.preprocess import resolve_profile
 from tests.fakes import LinearEncoder, jpeg_bytes, random_images
 
 if sys.argv[1] == "unguarded":  # control: the workers as they were, without die_with_parent
@@ -877,7 +877,7 @@ def test_unguarded_workers_would_survive_the_parent():
 
 CTRL_C_SCRIPT = """
 import sys, time
-import facebench.extract as extract
+import facebench.extraction.extract as extract
 from facebench.cli import main
 
 slow = extract.embed_chips

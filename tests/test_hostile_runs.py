@@ -112,7 +112,7 @@ def test_overwrite_replaces_the_whole_run_and_no_old_file_survives(data, old_run
 def test_out_that_is_a_file_is_refused_before_any_work(data, tmp_path, capsys, monkeypatch) -> None:
     target = tmp_path / "taken"
     target.write_text("keep me")
-    monkeypatch.setattr("facebench.runner._evaluate", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("facebench.pipeline._evaluate", lambda *a, **k: pytest.fail("work started"))
     assert _run(data, target) == 2
     assert "exists and is not a directory" in capsys.readouterr().err
     assert target.read_text() == "keep me"
@@ -157,7 +157,7 @@ def _read_only(directory: Path):
 def test_read_only_parent_is_a_clear_error_before_any_work(data, tmp_path, capsys, monkeypatch) -> None:
     parent = tmp_path / "ro"
     parent.mkdir()
-    monkeypatch.setattr("facebench.runner._evaluate", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("facebench.pipeline._evaluate", lambda *a, **k: pytest.fail("work started"))
     with _read_only(parent):
         assert _run(data, parent / "out") == 2
     err = capsys.readouterr().err
@@ -168,7 +168,7 @@ def test_read_only_parent_is_a_clear_error_before_any_work(data, tmp_path, capsy
 def test_read_only_save_features_target_is_refused_before_work(data, tmp_path, capsys, monkeypatch) -> None:
     parent = tmp_path / "ro"
     parent.mkdir()
-    monkeypatch.setattr("facebench.runner._evaluate", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("facebench.pipeline._evaluate", lambda *a, **k: pytest.fail("work started"))
     with _read_only(parent):
         assert _run(data, tmp_path / "out", "--save-features", str(parent / "f.npy")) == 2
     assert "--save-features" in capsys.readouterr().err and not (tmp_path / "out").exists()
@@ -205,7 +205,7 @@ def test_full_file_system_is_refused_in_the_first_second(data, tmp_path, capsys,
             self.f_frsize, self.f_bavail = stats.f_frsize, (1 << 20) // stats.f_frsize
 
     monkeypatch.setattr("facebench.rundir.os.statvfs", lambda p: Full(real(p)))
-    monkeypatch.setattr("facebench.runner._evaluate", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("facebench.pipeline._evaluate", lambda *a, **k: pytest.fail("work started"))
     assert _run(data, tmp_path / "out") == 2
     assert "1.0 MiB free, less than the 16 MiB" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and _siblings(tmp_path / "out") == []
@@ -213,7 +213,7 @@ def test_full_file_system_is_refused_in_the_first_second(data, tmp_path, capsys,
 
 def test_disk_full_while_writing_keeps_the_old_run(data, old_run, capsys, monkeypatch) -> None:
     out, before = old_run
-    import facebench.report.comparison as comparison
+    import facebench.report.output as comparison
 
     def full(path, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
@@ -227,7 +227,7 @@ def test_disk_full_while_writing_keeps_the_old_run(data, old_run, capsys, monkey
 
 def test_report_in_place_is_whole_or_unchanged(data, old_run, monkeypatch) -> None:
     out, before = old_run
-    import facebench.report.comparison as comparison
+    import facebench.report.output as comparison
 
     real = comparison.write_bytes
     calls = []
@@ -305,7 +305,7 @@ def test_concurrent_writer_is_refused_naming_its_pid_and_its_leftovers_are_clean
 
 KILLER = r"""
 import contextlib, os, signal, sys
-import facebench.fileio as fio
+import facebench.atomic as fio
 import facebench.rundir as rd
 from facebench.cli import main
 
@@ -364,7 +364,7 @@ def test_kill_9_during_the_write_phase_leaves_the_old_run_or_the_new_one(data, o
 
 # ------------------------------------------------------------------ 5. one benchmark's failure
 def test_unexpected_exception_fails_only_that_benchmark(data, tmp_path, capsys, monkeypatch) -> None:
-    import facebench.runner as runner
+    import facebench.pipeline as runner
 
     real = runner.evaluator_for
 
@@ -420,7 +420,7 @@ def test_internal_error_is_one_line_and_debug_shows_the_traceback(data, tmp_path
     def broken():
         raise KeyError("protocols")
 
-    monkeypatch.setattr("facebench.runner.load_benchmarks", broken)
+    monkeypatch.setattr("facebench.pipeline.load_benchmarks", broken)
     assert _run(data, tmp_path / "out") == 1
     err = capsys.readouterr().err
     assert err.strip() == ("facebench: internal error: KeyError: 'protocols' (rerun with --debug for the "
@@ -433,7 +433,7 @@ def test_file_system_error_is_one_line_exit_1(tmp_path, capsys, monkeypatch) -> 
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied", "/data/lfw.bin")
 
-    monkeypatch.setattr("facebench.runner.load_benchmarks", denied)
+    monkeypatch.setattr("facebench.pipeline.load_benchmarks", denied)
     assert main(["run", "--features", "x.npy", "-b", "lfw", "--out", str(tmp_path / "o")]) == 1
     assert capsys.readouterr().err == "facebench: error: [Errno 13] Permission denied: '/data/lfw.bin'\n"
 
@@ -458,7 +458,7 @@ def test_file_override_typos_are_errors(data, tmp_path, capsys, item, message) -
     ([[30, 40], [70, 40], [50, 60], [35, 80], [65, 400]], "landmark 5 (65, 400) lies off the 100x120 image"),
 ])
 def test_bad_landmarks_are_errors_naming_the_image(tmp_path, points, message) -> None:
-    from facebench.images import ImageList, arcface_chip
+    from facebench.extraction.images import ImageList, arcface_chip
 
     import cv2
 
@@ -473,7 +473,7 @@ def test_bad_landmarks_are_errors_naming_the_image(tmp_path, points, message) ->
 def test_plausible_landmarks_align_and_all_nan_means_none(tmp_path) -> None:
     import cv2
 
-    from facebench.images import ImageList, arcface_chip
+    from facebench.extraction.images import ImageList, arcface_chip
 
     path = tmp_path / "face.png"
     cv2.imwrite(str(path), np.full((112, 112, 3), 9, np.uint8))
@@ -572,7 +572,7 @@ def test_report_on_a_malformed_run_directory_says_what_is_wrong(tmp_path, capsys
     ('{"profile": {"colour": "rgb", "gamma": 2}}', "unknown profile field(s) ['gamma']"),
 ])
 def test_sidecar_values_are_checked_naming_the_field(tmp_path, sidecar, message) -> None:
-    from facebench.preprocess import read_sidecar
+    from facebench.extraction.preprocess import read_sidecar
 
     (tmp_path / "m.onnx.facebench.json").write_text(sidecar)
     with pytest.raises(FacebenchError) as info:
@@ -617,7 +617,7 @@ def test_undecodable_image_fails_its_benchmark_naming_the_item(data, tmp_path) -
 def test_unexpected_failure_while_loading_an_image_names_it(tmp_path, monkeypatch) -> None:
     import cv2
 
-    from facebench.images import ImageList, arcface_chip
+    from facebench.extraction.images import ImageList, arcface_chip
 
     path = tmp_path / "face.png"
     cv2.imwrite(str(path), np.zeros((300, 200, 3), np.uint8))
@@ -625,7 +625,7 @@ def test_unexpected_failure_while_loading_an_image_names_it(tmp_path, monkeypatc
     def exhausted(*a, **k):
         raise MemoryError("cannot allocate 5.3 GB")
 
-    monkeypatch.setattr("facebench.images.warp_to_chip", exhausted)
+    monkeypatch.setattr("facebench.extraction.images.warp_to_chip", exhausted)
     lmk = np.array([[[60, 120], [140, 120], [100, 160], [70, 200], [130, 200]]], np.float64)
     with pytest.raises(FacebenchError, match=rf"^ijbc: {path}: MemoryError: cannot allocate 5\.3 GB$"):
         ImageList("ijbc", paths=[str(path)], landmarks=lmk).load_chip(0, arcface_chip())

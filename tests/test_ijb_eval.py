@@ -18,13 +18,13 @@ import sklearn.metrics
 
 from facebench.benchmarks import load_benchmarks
 from facebench.cli import main as cli_main
-from facebench.embedder import Embedder, ModelSettings
+from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.errors import FacebenchError
 from facebench.evaluate.common import RunContext, RunSettings
 from facebench.evaluate.ijb import insightface_mode, run_ijb_1to1
-from facebench.images import ARCFACE_TEMPLATE, align, arcface_chip, read_image
+from facebench.extraction.images import ARCFACE_TEMPLATE, align, arcface_chip, read_image
 from facebench.io import ijb
-from facebench.preprocess import resolve_profile
+from facebench.extraction.preprocess import resolve_profile
 from tests.fakes import LinearEncoder
 
 FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -200,9 +200,9 @@ def open_set_reference(feats, probes, gallery, rule="insightface"):
 # ----------------------------------------------------------------------------------------- helpers
 
 
-def linear_embedder(encoder: LinearEncoder) -> Embedder:
+def linear_embedder(encoder: LinearEncoder) -> FeatureExtractor:
     model = ModelSettings(Path("linear.pt"), batch_size=4, workers=0, cache=False, progress=False)
-    return Embedder(model, encoder, resolve_profile(None), sha256="0" * 64)
+    return FeatureExtractor(model, encoder, resolve_profile(None), sha256="0" * 64)
 
 
 def run_cli(world: World, benchmarks: str, out: Path, *extra: str, features: Path | None = None) -> tuple[int, dict]:

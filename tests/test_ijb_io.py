@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facebench.errors import FacebenchError
-from facebench.evaluate.templates import lookup_rows
+from facebench.metrics.pooling import lookup_rows
 from facebench.io import ijb
 
 

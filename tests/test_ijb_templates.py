@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facebench.evaluate.templates import lookup_rows, pool_templates, score_pairs
+from facebench.metrics.pooling import lookup_rows, pool_templates, score_pairs
 
 
 def loop_templates(feats, templates, medias, scores, per_image_l2):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facebench.errors import FacebenchError
-from facebench.images import (
+from facebench.extraction.images import (
     ARCFACE_TEMPLATE,
     ImageList,
     align,

@@ -11,7 +11,7 @@ import pytest
 
 from _iodata import decode, jpeg, py2_pack
 from facebench.errors import FacebenchError
-from facebench.images import arcface_chip
+from facebench.extraction.images import arcface_chip
 from facebench.io.binpack import read_bin, write_bin
 
 

@@ -17,7 +17,7 @@ import scipy.io
 
 from _iodata import jpeg, write_file
 from facebench.errors import FacebenchError
-from facebench.images import arcface_chip
+from facebench.extraction.images import arcface_chip
 from facebench.io.binpack import read_bin, write_bin
 from facebench.io.landmarks import read_landmarks
 from facebench.io.pairlists import (

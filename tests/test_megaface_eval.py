@@ -21,7 +21,7 @@ from facebench.errors import FacebenchError
 from facebench.evaluate.common import RunContext, RunSettings
 from facebench.evaluate.megaface import run_benchmark, union_paths
 from facebench.io import megaface as mfio
-from facebench.preprocess import resolve_profile
+from facebench.extraction.preprocess import resolve_profile
 
 Q = 32
 SIZES = (10, 100, 1000, 10000, 100000)
@@ -396,9 +396,9 @@ def _extraction_from_images(tmp_path) -> None:
     import cv2
     from fakes import LinearEncoder, png_bytes, random_images
 
-    from facebench.embedder import Embedder, ModelSettings
-    from facebench.extract import ExtractOptions, extract_embeddings
-    from facebench.images import ImageList
+    from facebench.extraction.extractor import FeatureExtractor, ModelSettings
+    from facebench.extraction.extract import ExtractOptions, extract_embeddings
+    from facebench.extraction.images import ImageList
 
     root = tmp_path / "data"
     lists = root / "megaface" / "devkit" / "templatelists"
@@ -429,7 +429,7 @@ def _extraction_from_images(tmp_path) -> None:
     settings = RunSettings("megaface", root, tmp_path / "out", batch_size=4, workers=0, cache=False, save_features=save,
                            options={"noise": "insightface", "feature_suffix": "_lin.bin"}, progress=False)
     model = ModelSettings(Path("linear.pt"), batch_size=4, workers=0, cache=False, progress=False)
-    embedder = Embedder(model, encoder, profile, sha256="0" * 64)
+    embedder = FeatureExtractor(model, encoder, profile, sha256="0" * 64)
     result = run_benchmark(load_benchmarks()["megaface"], RunContext(settings, embedder, profile))
     assert result.rules["features"] == "extracted" and result.counts["n_facescrub_noisy"] == 1
 

@@ -9,7 +9,7 @@ import pytest
 
 from facebench.errors import FacebenchError
 from facebench.evaluate.pairs import at_decision_threshold
-from facebench.preprocess import read_sidecar, read_sidecar_threshold
+from facebench.extraction.preprocess import read_sidecar, read_sidecar_threshold
 
 
 def _brute(features, issame, metric, value):
@@ -53,7 +53,7 @@ def test_sidecar_threshold_is_read_beside_the_profile(tmp_path) -> None:
 
 
 def test_writing_a_sidecar_profile_keeps_its_threshold(tmp_path) -> None:
-    from facebench.preprocess import PROFILES, write_sidecar
+    from facebench.extraction.preprocess import PROFILES, write_sidecar
 
     ckpt = tmp_path / "m.onnx"
     ckpt.write_bytes(b"x")

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from facebench.errors import FacebenchError
-from facebench.images import ARCFACE_TEMPLATE, align, umeyama_similarity
-from facebench.models.dlib import dlib_chip, read_dlib_network
+from facebench.extraction.images import ARCFACE_TEMPLATE, align, umeyama_similarity
+from facebench.extraction.dlib_chip import dlib_chip
+from facebench.models.dlib import read_dlib_network
 from facebench.models.dlib_torch import DlibResNet
 from facebench.models.loader import load_encoder
-from facebench.preprocess import PROFILES
+from facebench.extraction.preprocess import PROFILES
 
 HAVE_MODEL = importlib.util.find_spec("face_recognition_models") is not None
 needs_model = pytest.mark.skipif(not HAVE_MODEL, reason="face_recognition_models (facebench[dlib]) not installed")

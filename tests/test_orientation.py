@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from facebench.enrol import EnrolOptions, enrol
-from facebench.images import (
+from facebench.extraction.enrol import EnrolOptions, enrol
+from facebench.extraction.images import (
     ImageList,
     align,
     arcface_chip,

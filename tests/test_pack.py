@@ -11,7 +11,7 @@ import numpy as np
 from facebench.cli import main
 from facebench.demo.params import identity_params, image_nuisance
 from facebench.demo.render import render
-from facebench.images import align, arcface_chip, decode_image
+from facebench.extraction.images import align, arcface_chip, decode_image
 from facebench.io.binpack import read_bin
 from facebench.metrics.kfold import fold_balance
 from tests.fakes import tiny_onnx

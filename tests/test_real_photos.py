@@ -15,10 +15,10 @@ import pytest
 pytest.importorskip("dlib", reason="face detection needs facebench[detect]")
 pytest.importorskip("face_recognition_models", reason="dlib's model files need facebench[dlib]")
 
-from facebench.enrol import EnrolOptions, enrol  # noqa: E402
-from facebench.images import ImageList  # noqa: E402
+from facebench.extraction.enrol import EnrolOptions, enrol  # noqa: E402
+from facebench.extraction.images import ImageList  # noqa: E402
 from facebench.models.dlib import find_dlib_model  # noqa: E402
-from facebench.preprocess import chip_geometry  # noqa: E402
+from facebench.extraction.preprocess import chip_geometry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

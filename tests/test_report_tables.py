@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from facebench.evaluate.pairs import verification_metrics
-from facebench.report.comparison import build_comparison, write_comparison
+from facebench.report.comparison import build_comparison
+from facebench.report.output import write_comparison
 from facebench.report.published import load_sources
 from facebench.report.statistics import StatsSettings
 from facebench.report.tables import fmt_percent, latex_escape

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import facebench.fileio
+import facebench.atomic
 import facebench.results
 from facebench.cli import main
 from facebench.io.binpack import write_bin
@@ -53,7 +53,7 @@ def test_a_features_run_imports_no_model_runtime(pack: Path) -> None:
 
 def test_every_output_is_written_once_and_the_report_reads_nothing_back(pack: Path, monkeypatch) -> None:
     writes: list[str] = []
-    real_atomic_path = facebench.fileio.atomic_path
+    real_atomic_path = facebench.atomic.atomic_path
 
     def counting_atomic_path(path):
         writes.append(Path(path).name)
@@ -70,8 +70,8 @@ def test_every_output_is_written_once_and_the_report_reads_nothing_back(pack: Pa
     def no_reading(*args, **kwargs):
         raise AssertionError("the run's report read its own output back")
 
-    monkeypatch.setattr(facebench.fileio, "atomic_path", counting_atomic_path)
-    monkeypatch.setattr(facebench.fileio.json, "dumps", counting_dumps)
+    monkeypatch.setattr(facebench.atomic, "atomic_path", counting_atomic_path)
+    monkeypatch.setattr(facebench.atomic.json, "dumps", counting_dumps)
     monkeypatch.setattr(facebench.results, "load_arrays", no_reading)
     monkeypatch.setattr(facebench.results, "read_results", no_reading)
     out = pack / "once"

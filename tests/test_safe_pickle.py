@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from facebench import safe_pickle
+from facebench.io import safe_pickle
 from facebench.errors import FacebenchError
 from facebench.io.binpack import read_bin
 

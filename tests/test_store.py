@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facebench import store
+from facebench.extraction import store
 from facebench.cli import main
 from facebench.errors import FacebenchError
-from facebench.fileio import sha256_file
+from facebench.atomic import sha256_file
 from tests.fakes import tiny_onnx
 from tests.test_folder import make_folder
 

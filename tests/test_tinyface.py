@@ -14,7 +14,7 @@ from facebench.cli import main
 from facebench.errors import FacebenchError
 from facebench.evaluate.tinyface import retrieval
 from facebench.io.tinyface import read_tinyface
-from facebench.lowres import lowres_landmarks, square_and_upscale
+from facebench.extraction.lowres import lowres_landmarks, square_and_upscale
 from facebench.metrics.megaface import l2_normalise
 from tests._openset_loops import brute_force, compute_ap, ranked_gallery
 
@@ -103,7 +103,7 @@ def test_official_layout_end_to_end(tmp_path: Path) -> None:
 
 def test_lowres_recipe_maps_detections_back_and_lists_failures(tmp_path: Path) -> None:
     # a ready 112x112 chip shrunk to a 21x28 (w x h) tiny face: its 5 points are known in the tiny image
-    from facebench.images import ARCFACE_TEMPLATE
+    from facebench.extraction.images import ARCFACE_TEMPLATE
 
     points = ARCFACE_TEMPLATE * np.array([21 / 112, 28 / 112])
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from facebench.errors import FacebenchError
-from facebench.images import ARCFACE_TEMPLATE
-from facebench.preprocess import get_profile
+from facebench.extraction.images import ARCFACE_TEMPLATE
+from facebench.extraction.preprocess import get_profile
 from facebench.train.data import (
     DataSpec,
     StepSampler,

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from facebench.cli import main
-from facebench.preprocess import get_profile, read_sidecar
+from facebench.extraction.preprocess import get_profile, read_sidecar
 from facebench.train.checkpoint import list_checkpoints, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

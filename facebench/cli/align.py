@@ -28,10 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from facebench.aligner import LANDMARK_FILE, align_folder
-    from facebench.cache import default_cache_root
-    from facebench.enrol import EnrolOptions
-    from facebench.preprocess import chip_geometry, get_profile
+    from facebench.extraction.aligner import LANDMARK_FILE, align_folder
+    from facebench.extraction.cache import default_cache_root
+    from facebench.extraction.enrol import EnrolOptions
+    from facebench.extraction.preprocess import chip_geometry, get_profile
 
     options = EnrolOptions(
         detector=args.detector, on_no_face=args.on_no_face, landmark_frame=args.landmark_frame,

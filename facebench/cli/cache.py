@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from facebench.cache import clear_entries, default_cache_root, list_entries
+    from facebench.extraction.cache import clear_entries, default_cache_root, list_entries
 
     root = args.cache_dir or default_cache_root()
     if args.action == "clear":

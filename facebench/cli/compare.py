@@ -72,7 +72,8 @@ def handle(args: argparse.Namespace) -> int:
         raise FacebenchError("nothing to compare: give RUN_DIR... and/or --published NAME")
     output = OutputDir(args.out, replace_policy(args.overwrite))
     output.check()  # before the slow imports
-    from facebench.report.comparison import build_comparison, write_comparison
+    from facebench.report.comparison import build_comparison
+    from facebench.report.output import write_comparison
     from facebench.report.tables import to_markdown
 
     settings = stats_settings(args)

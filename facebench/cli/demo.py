@@ -42,7 +42,7 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
     from facebench.evaluate.common import RunSettings
     from facebench.rundir import OutputDir, Replace, replace_policy
-    from facebench.runner import run
+    from facebench.pipeline import run
 
     if not args.render_only:  # before rendering: a bad --out is reported at once
         OutputDir(args.out, replace_policy(args.overwrite, Replace.RUNS)).check()

@@ -109,14 +109,14 @@ def format_report(diagnosis) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.benchmarks import check_overrides, load_benchmarks, select, spec_overrides
-    from facebench.cache import default_cache_root
+    from facebench.extraction.cache import default_cache_root
     from facebench.cli.run import parse_overrides
-    from facebench.enrol import EnrolOptions
+    from facebench.extraction.enrol import EnrolOptions
     from facebench.doctor import diagnose, load_pair_data
-    from facebench.embedder import Embedder, ModelSettings
+    from facebench.extraction.extractor import FeatureExtractor, ModelSettings
     from facebench.errors import FacebenchError
-    from facebench.fileio import write_json
-    from facebench.preprocess import write_sidecar
+    from facebench.atomic import write_json
+    from facebench.extraction.preprocess import write_sidecar
     from facebench.rundir import check_writable_target
 
     name = args.benchmark or "demo_verify"
@@ -130,7 +130,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.out:
         check_writable_target(args.out, "--out", directory=False)
     # the checkpoint is loaded (and so checked) before anything is rendered or read
-    embedder = Embedder.load(
+    embedder = FeatureExtractor.load(
         ModelSettings(checkpoint=args.checkpoint, arch=args.arch, batch_size=args.batch_size, device=args.device,
                       cache=False, progress=False, trust_checkpoint_code=args.trust_checkpoint_code)
     )

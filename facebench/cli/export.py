@@ -44,7 +44,7 @@ def handle(args: argparse.Namespace) -> int:
     from facebench.errors import FacebenchError
     from facebench.models.loader import detect_format, load_encoder
     from facebench.optional import require_torch
-    from facebench.preprocess import read_sidecar, write_sidecar
+    from facebench.extraction.preprocess import read_sidecar, write_sidecar
     from facebench.rundir import check_writable_target
 
     if args.onnx is None and args.torchscript is None:

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from facebench.evaluate.common import RunSettings
     from facebench.rundir import Replace
-    from facebench.runner import run
+    from facebench.pipeline import run
 
     settings = RunSettings(
         benchmarks=args.source, data_root=args.data_root, out=args.out / "run", checkpoint=args.checkpoint,

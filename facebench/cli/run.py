@@ -44,9 +44,9 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_enrol_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of face detection for raw photos (`run` and `align`; rules in facebench.enrol)."""
-    from facebench.detection import DETECTORS
-    from facebench.enrol import LANDMARK_FRAMES, ON_NO_FACE
+    """Flags of face detection for raw photos (`run` and `align`; rules in facebench.extraction.enrol)."""
+    from facebench.extraction.detection import DETECTORS
+    from facebench.extraction.enrol import LANDMARK_FRAMES, ON_NO_FACE
 
     g = parser.add_argument_group("raw photos (images that are neither 112x112 chips nor in a landmark file)")
     g.add_argument("--detector", choices=DETECTORS, default="dlib-hog",
@@ -281,7 +281,7 @@ def handle(args: argparse.Namespace) -> int:
         save = args.save_features
         if save is not None and not Path(os.path.abspath(save)).is_relative_to(os.path.abspath(out)):
             check_writable_target(save, "--save-features", directory=save.suffix != ".npy" or save.is_dir())
-    from facebench.runner import run
+    from facebench.pipeline import run
 
     settings = settings_from_args(args)
     doc, status = run(settings, profile_name=args.profile, flip=args.flip, replace=replace_policy(args.overwrite))

@@ -3,7 +3,7 @@
 ``render(identity, nuisance, size)`` draws one loose ``size`` x ``size`` RGB shot of a :class:`FaceIdentity`
 under a :class:`Nuisance` and returns it with its five landmarks in the ArcFace order (left eye centre,
 right eye centre, nose tip, left mouth corner, right mouth corner, as seen in the image), so that
-``facebench.images.align(image, landmarks, arcface_chip())`` gives a well-aligned 112x112 crop;
+``facebench.extraction.images.align(image, landmarks, arcface_chip())`` gives a well-aligned 112x112 crop;
 :func:`render_aligned` does exactly that.
 
 Drawing rule: every shape is a polygon in the face frame (see :mod:`facebench.demo.params`) projected into
@@ -42,7 +42,7 @@ from facebench.demo.params import (
     image_nuisance,
 )
 from facebench.demo.splits import SPLIT_CAPACITY, SPLIT_NAMES, split_identities, split_of, split_range
-from facebench.images import ARCFACE_SIZE, ChipGeometry, align, arcface_chip
+from facebench.extraction.images import ARCFACE_SIZE, ChipGeometry, align, arcface_chip
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -678,7 +678,7 @@ def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = 
 
 def render_aligned(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = DEFAULT_SIZE,
                    chip: ChipGeometry | None = None) -> np.ndarray:
-    """``render`` then ``facebench.images.align`` with its own landmarks onto ``chip`` (default: the 112x112
+    """``render`` then ``facebench.extraction.images.align`` with its own landmarks onto ``chip`` (default: the 112x112
     ArcFace chip): the aligned crop a pack stores."""
     image, points = render(identity, nuisance, size)
     return align(image, points, chip if chip is not None else arcface_chip())

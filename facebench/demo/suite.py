@@ -34,7 +34,7 @@ import numpy as np
 from facebench.demo.params import identity_params, image_nuisance
 from facebench.demo.render import render, render_aligned
 from facebench.demo.splits import split_identities
-from facebench.fileio import sha256_file, write_bytes, write_json
+from facebench.atomic import sha256_file, write_bytes, write_json
 from facebench.io.binpack import write_bin
 from facebench.progress import progress
 

@@ -28,7 +28,7 @@ from facebench.benchmarks import Benchmark
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate.folder import images_digest, list_folder
-from facebench.images import ImageList
+from facebench.extraction.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
 from facebench.io.textlines import read_path_labels
 from facebench.metrics import alltoall as ma

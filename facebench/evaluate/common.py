@@ -10,18 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from facebench import store
+from facebench.extraction import store
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec_overrides
-from facebench.cache import default_cache_root
+from facebench.extraction.cache import default_cache_root
 from facebench.errors import FacebenchError
-from facebench.embedder import Embedder
+from facebench.extraction.extractor import FeatureExtractor
 from facebench.evaluate.checks import check_embeddings
-from facebench.enrol import EnrolOptions, enrol
-from facebench.extract import DEFAULT_CHUNK
-from facebench.fileio import save_npy, sha256_file, write_text
-from facebench.images import ImageList
+from facebench.extraction.enrol import EnrolOptions, enrol
+from facebench.extraction.extract import DEFAULT_CHUNK
+from facebench.atomic import save_npy, sha256_file, write_text
+from facebench.extraction.images import ImageList
 from facebench.models.base import Encoder
-from facebench.preprocess import Profile
+from facebench.extraction.preprocess import Profile
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class RunContext:
     default ``settings.out``), written only when ``write_artifacts`` (False on ranks that do not write)."""
 
     settings: RunSettings
-    embedder: Embedder | None
+    embedder: FeatureExtractor | None
     profile: Profile
     n_benchmarks: int = 1
     out_dir: Path | None = None
@@ -162,7 +162,7 @@ class RunContext:
         return feats
 
     def _extract_to_store(self, root: Path, label: str, images: ImageList, flip: str | None) -> np.ndarray:
-        """Extract ``images`` into the embedding store at ``root`` shard by shard (`facebench.store`):
+        """Extract ``images`` into the embedding store at ``root`` shard by shard (`facebench.extraction.store`):
         shards already there are kept, so a killed extraction resumes; returns the part's features."""
         assert self.embedder is not None
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -195,7 +195,7 @@ class RunContext:
         )
 
     def _embed_enrolled(self, spec: Benchmark, images: ImageList, label: str, flip: str | None) -> np.ndarray:
-        """Features after enrolment (:mod:`facebench.enrol`); rows of images that did not enrol under
+        """Features after enrolment (:mod:`facebench.extraction.enrol`); rows of images that did not enrol under
         ``--on-no-face skip`` are NaN (only pair and folder benchmarks can leave them out)."""
         assert self.embedder is not None
         done = enrol(images, self.enrol_options(), label)

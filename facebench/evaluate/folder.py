@@ -8,7 +8,7 @@ Layout (``PATH``):
 - Images are aligned 112x112 crops (the insightface layout), or raw photos listed in a 5-point landmark
   file, ``PATH/landmarks.txt`` or ``--file <name>.landmarks=FILE`` (lines ``path x1 y1 ... x5 y5``, paths
   relative to ``PATH``; see `facebench.io.landmarks`). A raw photo that no landmark file lists is detected
-  (`facebench.enrol`: ``--detector``, ``--on-no-face``; the report goes to ``enrolment`` in results).
+  (`facebench.extraction.enrol`: ``--detector``, ``--on-no-face``; the report goes to ``enrolment`` in results).
 - Optional pair list ``PATH/pairs.txt`` or ``--file <name>.pairs=FILE``, in any dialect of
   `facebench.io.pairlists.PAIR_DIALECTS` (detected, or named by ``--pairs DIALECT``; e.g. ``path_a path_b label``
   with paths relative to ``PATH``, or LFW's own ``pairs.txt``); folds by the list's rule (`FOLD_RULES`).
@@ -61,8 +61,8 @@ from facebench.evaluate.analyses import image_attributes, pair_analyses, search_
 from facebench.evaluate.pairs import (
     PairData, at_decision_threshold, balance_warnings, leak_warnings, normalise_rows, verification_metrics,
 )
-from facebench.fileio import sha256_file
-from facebench.images import ImageList
+from facebench.atomic import sha256_file
+from facebench.extraction.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
 from facebench.io.pairlists import image_identity, read_pair_list
 from facebench.metrics import identification as mident
@@ -584,8 +584,8 @@ def pack_folder(
     ``path_a path_b label`` list relative to the folder. Returns a summary."""
     import cv2
 
-    from facebench.fileio import write_text
-    from facebench.images import ARCFACE_SIZE, arcface_chip, decode_image
+    from facebench.atomic import write_text
+    from facebench.extraction.images import ARCFACE_SIZE, arcface_chip, decode_image
     from facebench.io.binpack import write_bin
 
     data = folder_pair_data(files, seed, max_pairs)

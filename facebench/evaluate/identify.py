@@ -33,7 +33,7 @@ from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate.folder import DEFAULT_SEED, identification_split, images_digest, list_folder
 from facebench.evaluate.tinyface import retrieval
-from facebench.images import ImageList
+from facebench.extraction.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
 from facebench.io.textlines import read_path_labels
 from facebench.metrics import openset

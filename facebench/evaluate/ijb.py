@@ -6,7 +6,7 @@ file (row i = line i of ``*_face_tid_mid.txt``). Rules (PROTOCOLS 2, 2.4, 3):
 - Image feature: the flip-combined output (``--flip add`` = f(x) + f(flip(x)), default), its raw norm
   kept (default) or L2-normalised (``--per-image-l2``), multiplied by the detector score (default; off
   with ``--no-detector-weight``). Template: the mean of each media's images, summed over the media, then
-  L2-normalised (:mod:`facebench.evaluate.templates`). Score: cosine. insightface calls the default
+  L2-normalised (:mod:`facebench.metrics.pooling`). Score: cosine. insightface calls the default
   test mode ``N1D1F2`` (see :func:`insightface_mode`).
 - 1:1: ROC from :func:`facebench.metrics.roc.roc_curve`, TAR at FAR 1e-6 ... 1e-1 by ``--tar-rule``
   (``nearest`` default, ``le``, ``interp``), AUC, EER; at each target the accepted genuine and impostor
@@ -34,7 +34,7 @@ from facebench.errors import FacebenchError, where
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
 from facebench.evaluate.rates import key
-from facebench.evaluate.templates import PooledTemplates, lookup_rows, pool_templates, score_pairs
+from facebench.metrics.pooling import PooledTemplates, lookup_rows, pool_templates, score_pairs
 from facebench.io import ijb as ijbio
 from facebench.metrics import identification as mident
 from facebench.metrics import roc as mroc

@@ -52,8 +52,8 @@ from facebench.evaluate.checks import check_embeddings
 from facebench.evaluate import rates
 from facebench.evaluate.rates import key as far_key
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.fileio import write_text
-from facebench.images import ImageList
+from facebench.atomic import write_text
+from facebench.extraction.images import ImageList
 from facebench.io import megaface as mfio
 from facebench.metrics import megaface as mmf
 from facebench.metrics import operating

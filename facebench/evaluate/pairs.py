@@ -26,7 +26,7 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
-from facebench.images import ImageList
+from facebench.extraction.images import ImageList
 from facebench.io.binpack import read_bin
 from facebench.io.landmarks import read_landmarks
 from facebench.evaluate.analyses import pair_analyses
@@ -263,7 +263,7 @@ def at_decision_threshold(features: np.ndarray, issame: np.ndarray, threshold: d
 
 def enrolled_pairs(features: np.ndarray) -> np.ndarray:
     """Mask of the pairs (rows ``2i``, ``2i+1``) whose two feature rows are finite: a NaN row is an image
-    that did not enrol under ``--on-no-face skip`` (:mod:`facebench.enrol`), and its pairs are left out."""
+    that did not enrol under ``--on-no-face skip`` (:mod:`facebench.extraction.enrol`), and its pairs are left out."""
     finite = np.isfinite(np.asarray(features)).all(axis=1)
     return finite[0::2] & finite[1::2]
 

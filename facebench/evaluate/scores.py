@@ -29,7 +29,7 @@ from facebench.errors import FacebenchError
 from facebench.evaluate import rates, thresholds
 from facebench.evaluate.common import BenchmarkResult
 from facebench.evaluate.ijb import verification_metrics
-from facebench.fileio import sha256_file
+from facebench.atomic import sha256_file
 from facebench.io.scorefiles import ScoreList, read_score_file
 from facebench.metrics import identification as mident
 
@@ -172,7 +172,7 @@ def score(path: str | Path, out: str | Path, fmt: str = "auto", tar_rule: str = 
     """Evaluate a score file and write the run directory (results.json, npz, tables, plots, thresholds)."""
     from facebench.report.run_report import write_run_report
     from facebench.results import new_document, write_results
-    from facebench.runner import benchmark_entry
+    from facebench.pipeline import benchmark_entry
 
     path = Path(path)
     spec = score_spec(path, name)

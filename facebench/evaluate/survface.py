@@ -15,7 +15,7 @@
   the warnings; few-event points carry Clopper-Pearson intervals); the DIR-FPIR curve is saved
   (``dir_fpir_fpir``, ``dir_fpir_dir``; FNIR = 1 - DIR).
 - Images (with a checkpoint): ``Face_Identification_Test_Set/landmarks.txt`` when present, else the
-  low-resolution recipe (`facebench.lowres`), failures to enrol listed.
+  low-resolution recipe (`facebench.extraction.lowres`), failures to enrol listed.
 - Features: ``--features DIR`` with ``survface_gallery.npy``, ``survface_mated_probe.npy``,
   ``survface_unmated_probe.npy`` (rows in sorted file-name order).
 """
@@ -32,9 +32,9 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.images import ImageList
+from facebench.extraction.images import ImageList
 from facebench.io.tinyface import identity_of, list_images
-from facebench.lowres import prepare_alignment
+from facebench.extraction.lowres import prepare_alignment
 from facebench.metrics import openset
 from facebench.metrics.identification import cmc_curve
 from facebench.metrics.megaface import l2_normalise

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facebench.fileio import write_text
+from facebench.atomic import write_text
 from facebench.evaluate.rates import key as far_key
 from facebench.metrics import operating
 from facebench.metrics import roc as mroc

@@ -8,7 +8,7 @@
   Probes whose identity has no Gallery_Match image are left out, with a warning.
 - Counts are derived from the folders and reported; a distractor count other than 153,428 is a warning.
 - Images (with a checkpoint): a landmark file ``tinyface/landmarks.txt`` (``path x1 y1 ... x5 y5``, paths
-  relative to Testing_Set) when present; otherwise the low-resolution recipe (`facebench.lowres`: square,
+  relative to Testing_Set) when present; otherwise the low-resolution recipe (`facebench.extraction.lowres`: square,
   pad, upscale, detect, align) with the built-in detector, listing the failures to enrol and their rate;
   without a detector the images are resized to the chip unaligned, and the rules say so.
 - Features: ``--features DIR`` with ``tinyface_probe.npy``, ``tinyface_gallery_match.npy``,
@@ -26,9 +26,9 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.images import ImageList
+from facebench.extraction.images import ImageList
 from facebench.io import tinyface as tfio
-from facebench.lowres import prepare_alignment
+from facebench.extraction.lowres import prepare_alignment
 from facebench.metrics import closedset as mcs
 from facebench.metrics.megaface import l2_normalise
 

@@ -15,10 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from facebench import safe_pickle
+from facebench.io import safe_pickle
 from facebench.errors import FacebenchError
-from facebench.fileio import atomic_open, sha256_file
-from facebench.images import ImageList
+from facebench.atomic import atomic_open, sha256_file
+from facebench.extraction.images import ImageList
 from facebench.io.pairlists import N_FOLDS, contiguous_folds
 
 BIN_PICKLE_PROTOCOL = 4
@@ -105,7 +105,7 @@ def validate_pack(obj: object, origin: str) -> tuple[list[bytes | np.ndarray], n
 
 
 def read_bin(path: str | Path) -> BinPack:
-    """Read an insightface ``.bin`` pack with the restricted unpickler (`facebench.safe_pickle`).
+    """Read an insightface ``.bin`` pack with the restricted unpickler (`facebench.io.safe_pickle`).
 
     Python-2 and Python-3 pickles, ``bytes`` and ``uint8``-array items are accepted. A refused global, a
     truncated file or a wrong structure is a `FacebenchError` naming the file (and the item).

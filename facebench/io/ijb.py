@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from facebench.errors import FacebenchError, where
-from facebench.fileio import atomic_open
-from facebench.images import ImageList
+from facebench.atomic import atomic_open
+from facebench.extraction.images import ImageList
 from facebench.io.textlines import expect_columns, parse_float, parse_int, without_bom
 
 PREFIXES: dict[str, str] = {"ijbb": "IJBB", "ijbc": "IJBC"}

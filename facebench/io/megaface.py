@@ -34,9 +34,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from facebench.errors import FacebenchError, where
-from facebench.fileio import atomic_path, write_text
+from facebench.atomic import atomic_path, write_text
 from facebench.io.textlines import iter_fields, parse_float, read_text
-from facebench.textdoc import parse_json
+from facebench.io.textdoc import parse_json
 
 PROBE_LIST_NAME = "facescrub_features_list.json"
 DISTRACTOR_SIZES: tuple[int, ...] = (10, 100, 1000, 10000, 100000, 1000000)
@@ -239,7 +239,7 @@ def read_matio(path: str | Path) -> np.ndarray:
 
 
 def _write_bytes_atomic(path: str, data: bytes) -> None:
-    # Many small files: temp + rename (atomic) without the per-file fsync of facebench.fileio.
+    # Many small files: temp + rename (atomic) without the per-file fsync of facebench.atomic.
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as handle:
         handle.write(data)

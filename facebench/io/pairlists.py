@@ -27,8 +27,8 @@ from typing import Callable, Mapping
 import numpy as np
 
 from facebench.errors import FacebenchError, where
-from facebench.fileio import sha256_file
-from facebench.images import ImageList
+from facebench.atomic import sha256_file
+from facebench.extraction.images import ImageList
 from facebench.io.landmarks import landmark_array
 from facebench.io.textlines import expect_columns, iter_fields, parse_int
 

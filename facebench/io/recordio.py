@@ -33,7 +33,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from facebench.errors import FacebenchError, where
-from facebench.fileio import atomic_open
+from facebench.atomic import atomic_open
 from facebench.io.textlines import expect_columns, iter_fields, parse_int
 
 MAGIC = 0xCED7230A

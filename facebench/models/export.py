@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from facebench.errors import FacebenchError
-from facebench.fileio import atomic_path
+from facebench.atomic import atomic_path
 from facebench.models.base import Encoder
 from facebench.models.torch_backend import TorchEncoder
 

@@ -67,7 +67,11 @@ def detect_format(path: str | Path) -> str:
 
 def load_dlib(path: str | Path, *, device: str = "auto", half: bool = False, max_batch: int = 64) -> Encoder:
     """dlib's ``.dat`` network as an Encoder (150x150 chips, ``dlib`` profile, 128-d descriptors)."""
-    from facebench.models.dlib import DLIB_DECISION_THRESHOLD, build_dlib_model, dlib_profile
+    from facebench.models.dlib import DLIB_DECISION_THRESHOLD, dlib_profile
+    from facebench.optional import require_torch
+
+    require_torch("dlib's .dat network")
+    from facebench.models.dlib_torch import build_dlib_model
     from facebench.models.torch_backend import TorchEncoder
 
     model, net = build_dlib_model(path)

@@ -15,9 +15,9 @@ import numpy as np
 import onnx
 
 from facebench.errors import FacebenchError
-from facebench.fileio import sha256_file
+from facebench.atomic import sha256_file
 from facebench.models.base import check_batch
-from facebench.preprocess import PROFILES, Profile
+from facebench.extraction.preprocess import PROFILES, Profile
 
 log = logging.getLogger(__name__)
 

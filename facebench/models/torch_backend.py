@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from facebench.errors import FacebenchError
-from facebench.fileio import sha256_file
+from facebench.atomic import sha256_file
 from facebench.models.base import check_batch
 from facebench.models.registry import BACKBONES, create_backbone
-from facebench.preprocess import Profile
+from facebench.extraction.preprocess import Profile
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from facebench import __version__
 from facebench.errors import FacebenchError
-from facebench.fileio import write_json
+from facebench.atomic import write_json
 from facebench.overlap.centres import DEFAULT_THRESHOLD, pair_cosines, similar_pairs
 from facebench.overlap.names import NAME_RULES, match_identities, rule_rank
 from facebench.overlap.sources import BenchmarkIdentities

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from facebench.embedder import Embedder, ModelSettings
+from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.errors import FacebenchError
-from facebench.images import ImageList
-from facebench.fileio import sha256_file
+from facebench.extraction.images import ImageList
+from facebench.atomic import sha256_file
 from facebench.overlap.audit import AuditRules, find_overlaps, write_audit
 from facebench.overlap.centres import Centres, identity_centres
 from facebench.overlap.listing import Listing, iter_rows, read_listing
@@ -96,10 +96,10 @@ def load_features(path: Path, rows: int, what: str) -> NpyRows:
 
 
 class _Extractor:
-    """Embeds image lists with the audit's checkpoint (through the shared :class:`Embedder`)."""
+    """Embeds image lists with the audit's checkpoint (through the shared :class:`FeatureExtractor`)."""
 
     def __init__(self, model: ModelSettings) -> None:
-        self.embedder = Embedder.load(model)
+        self.embedder = FeatureExtractor.load(model)
 
     def describe(self) -> dict[str, Any]:
         return self.embedder.describe()

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from facebench.errors import FacebenchError
-from facebench.fileio import sha256_file
+from facebench.atomic import sha256_file
 from facebench.io.textlines import open_text, read_text
 from facebench.overlap.listing import IMAGE_SUFFIXES
-from facebench.textdoc import parse_json
+from facebench.io.textdoc import parse_json
 
 HEADER_IDS = frozenset({"class_id", "classid", "id", "mid", "identity", "class", "label"})
 _LANG_NAME = re.compile(r'^"(.*)"@([A-Za-z][A-Za-z0-9-]*)$')

@@ -28,7 +28,7 @@ import numpy as np
 
 from facebench import __version__
 from facebench.errors import FacebenchError
-from facebench.fileio import sha256_file, write_json
+from facebench.atomic import sha256_file, write_json
 from facebench.overlap.listing import Listing, iter_rows, read_listing
 from facebench.overlap.staging import finish_file, staged_folder
 from facebench.overlap.whitelists import V1C_IDENTITIES, Whitelist

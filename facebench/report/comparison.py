@@ -21,7 +21,6 @@ import numpy as np
 
 from facebench.benchmarks import Benchmark, load_benchmarks
 from facebench.errors import FacebenchError
-from facebench.fileio import write_bytes
 from facebench.report import plots
 from facebench.report.analysis_plots import analysis_figures
 from facebench.report.gallery import Gallery, failure_gallery
@@ -50,7 +49,6 @@ from facebench.report.tables import (
     metric_value,
     rule_of,
     split_path,
-    to_csv,
     to_latex,
     to_markdown,
 )
@@ -576,30 +574,3 @@ def latex_report(comparison: Comparison) -> str:
         label="tab:facebench",
         extra_notes=notes,
     )
-
-
-def write_comparison(comparison: Comparison, out_dir: str | Path, html: bool = True) -> list[Path]:
-    """Write ``table.md``, ``table.tex``, ``table.csv``, ``intervals.csv``, ``tests.csv``, every plot as PNG
-    and (``html``) ``report.html``, atomically; return the paths."""
-    from facebench.report.html import render_html
-
-    out = Path(out_dir)
-    files: dict[str, bytes] = {
-        "table.md": markdown_report(comparison).encode("utf-8"),
-        "table.tex": latex_report(comparison).encode("utf-8"),
-        "table.csv": to_csv(comparison.table).encode("utf-8"),
-    }
-    if comparison.intervals:
-        files["intervals.csv"] = intervals_csv(comparison).encode("utf-8")
-    if comparison.tests:
-        files["tests.csv"] = tests_csv(comparison).encode("utf-8")
-    for figure in comparison.figures:
-        files[figure.name] = figure.png
-    if html:
-        single = len(comparison.runs) == 1 and not comparison.published
-        title = f"facebench run: {comparison.runs[0].label}" if single else "facebench comparison"
-        files["report.html"] = render_html(comparison, title).encode("utf-8")
-    # everything is rendered before the first file is written: an error leaves no partial report
-    for name, data in files.items():
-        write_bytes(out / name, data)
-    return [out / name for name in files]

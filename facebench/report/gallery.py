@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from facebench.errors import FacebenchError
-from facebench.images import opencv
+from facebench.extraction.images import opencv
 from facebench.report.runs import Run
 
 THUMB = 96
@@ -73,7 +73,7 @@ def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[
     paths = {role: Path(p).expanduser() for role, p in files.items()}  # results.json writes ~ for home
     if reader == "binpack":
         from facebench.io.binpack import read_bin
-        from facebench.images import decode_image
+        from facebench.extraction.images import decode_image
 
         pack_path = paths.get("pack")
         if pack_path is None or not pack_path.is_file():
@@ -85,7 +85,7 @@ def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[
         return lambda i: decode_image(pack.blobs[i], f"{pack_path} item {i}")
     from facebench.benchmarks import load_benchmarks
     from facebench.evaluate.pairs import reader as pair_reader
-    from facebench.images import arcface_chip
+    from facebench.extraction.images import arcface_chip
 
     specs = load_benchmarks()
     if benchmark not in specs:
@@ -101,8 +101,8 @@ def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[
 
 def _enrolled(run: Run, images: Any, benchmark: str) -> Any:
     """The run's images with the landmarks its detector found (cached), as `run` aligned them."""
-    from facebench.cache import default_cache_root
-    from facebench.enrol import EnrolOptions, enrol
+    from facebench.extraction.cache import default_cache_root
+    from facebench.extraction.enrol import EnrolOptions, enrol
 
     settings = run.document.get("settings") or {}
     options = settings.get("options") or {}

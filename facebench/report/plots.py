@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from facebench.fileio import write_bytes
+from facebench.atomic import write_bytes
 from facebench.report.curves import drawable, thin_lines
 
 #: Line styles per curve family (e.g. gallery G1 solid, G2 dashed).

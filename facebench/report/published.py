@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from facebench.benchmarks import Benchmark, load_benchmarks, suggest
 from facebench.errors import FacebenchError
-from facebench.textdoc import TOMLDecodeError, parse_toml
+from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
 _TOP_KEYS = {
     "name",

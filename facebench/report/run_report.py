@@ -13,8 +13,9 @@ from typing import Any, Literal, Mapping, Sequence, overload
 
 import numpy as np
 
-from facebench.fileio import write_bytes
-from facebench.report.comparison import compare, roc_drawable, write_comparison
+from facebench.atomic import write_bytes
+from facebench.report.comparison import compare, roc_drawable
+from facebench.report.output import write_comparison
 from facebench.report.plots import save_roc
 from facebench.report.runs import Run
 from facebench.report.statistics import StatsSettings

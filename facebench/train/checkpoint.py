@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from facebench.errors import FacebenchError
-from facebench.fileio import atomic_path
+from facebench.atomic import atomic_path
 
 FORMAT = "facebench-train-checkpoint"
 VERSION = 1

@@ -10,18 +10,18 @@ warm-up and the milestones use the same unit (fractional epochs allowed).
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
 
 from facebench.errors import FacebenchError
-from facebench.preprocess import PROFILES
+from facebench.registry import did_you_mean
+from facebench.schema import choice, from_table, positive
+from facebench.extraction.preprocess import PROFILES
 from facebench.train.data import IDENTITY_KEYS, SOURCES
 from facebench.train.heads import HEADS, MODES, VARIANTS
 from facebench.train.losses import LOSSES
-from facebench.textdoc import TOMLDecodeError, parse_toml
+from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
 SCHEDULES: tuple[str, ...] = ("step", "poly", "cosine", "constant")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
@@ -190,102 +190,35 @@ RESUME_SECTIONS = ("data", "model", "head", "loss", "optim", "schedule")
 RESUME_IGNORED = {("data", "workers")}
 
 
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=2, cutoff=0.5)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-
-
-def _check_type(value: Any, hint: Any, where: str) -> Any:
-    """``value`` converted to the annotated type (int -> float allowed; bool is never a number)."""
-    origin = get_origin(hint)
-    args = get_args(hint)
-    if origin is None and hint is type(None):
-        raise FacebenchError(f"{where}: unexpected value {value!r}")
-    if args and type(None) in args:  # Optional[...]
-        inner = [a for a in args if a is not type(None)][0]
-        return _check_type(value, inner, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise FacebenchError(f"{where}: expected a list, got {value!r}")
-        return [_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise FacebenchError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FacebenchError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise FacebenchError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise FacebenchError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {hint}")  # pragma: no cover
-
-
-def _section(cls: type, data: Any, name: str, origin: str) -> Any:
-    if not isinstance(data, dict):
-        raise FacebenchError(f"{origin}: [{name}] must be a table of keys, got {data!r}")
-    hints = get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        k = unknown[0]
-        raise FacebenchError(f"{origin}: [{name}] unknown key {k!r}{_did_you_mean(k, known)} (known: {', '.join(known)})")
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            values[f.name] = _check_type(data[f.name], hints[f.name], f"{origin}: [{name}] {f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
-            raise FacebenchError(f"{origin}: [{name}] missing required key {f.name!r}")
-    return cls(**values)
-
-
-def _choice(value: Any, choices: tuple[str, ...] | list[str], where: str) -> None:
-    if value not in choices:
-        raise FacebenchError(f"{where}: {value!r} is not one of {', '.join(choices)}{_did_you_mean(str(value), list(choices))}")
-
-
-def _positive(value: float | None, where: str, zero_ok: bool = False) -> None:
-    if value is None:
-        return
-    if value < 0 or (value == 0 and not zero_ok):
-        raise FacebenchError(f"{where}: must be {'>= 0' if zero_ok else '> 0'}, got {value}")
-
-
 def _validate(cfg: TrainConfig) -> None:
     o = cfg.source
-    _choice(cfg.run.device, DEVICES, f"{o}: [run] device")
-    _choice(cfg.run.precision, PRECISIONS, f"{o}: [run] precision")
-    _positive(cfg.run.threads, f"{o}: [run] threads", zero_ok=True)
+    choice(cfg.run.device, DEVICES, f"{o}: [run] device")
+    choice(cfg.run.precision, PRECISIONS, f"{o}: [run] precision")
+    positive(cfg.run.threads, f"{o}: [run] threads", zero_ok=True)
     d = cfg.data
-    _choice(d.source, SOURCES, f"{o}: [data] source")
-    _choice(d.identity_key, IDENTITY_KEYS, f"{o}: [data] identity_key")
+    choice(d.source, SOURCES, f"{o}: [data] source")
+    choice(d.identity_key, IDENTITY_KEYS, f"{o}: [data] identity_key")
     if d.identity_key != "dir" and d.source != "list":
         raise FacebenchError(f"{o}: [data] identity_key applies to source = \"list\" only")
     if d.root is not None and d.source != "list":
         raise FacebenchError(f"{o}: [data] root applies to source = \"list\" only (paths of the list file)")
-    _choice(d.profile, list(PROFILES), f"{o}: [data] profile")
+    choice(d.profile, list(PROFILES), f"{o}: [data] profile")
     if PROFILES[d.profile].size != 112 or PROFILES[d.profile].chip != "arcface":
         raise FacebenchError(f"{o}: [data] profile {d.profile!r} is not a 112x112 ArcFace-chip profile")
-    _positive(d.batch_size, f"{o}: [data] batch_size")
-    _positive(d.workers, f"{o}: [data] workers", zero_ok=True)
-    _positive(d.num_classes, f"{o}: [data] num_classes")
-    _positive(cfg.model.embedding_dim, f"{o}: [model] embedding_dim")
+    positive(d.batch_size, f"{o}: [data] batch_size")
+    positive(d.workers, f"{o}: [data] workers", zero_ok=True)
+    positive(d.num_classes, f"{o}: [data] num_classes")
+    positive(cfg.model.embedding_dim, f"{o}: [model] embedding_dim")
     if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
         raise FacebenchError(f"{o}: [model] dropout must lie in [0, 1), got {cfg.model.dropout}")
     h = cfg.head
-    _choice(h.type, HEADS, f"{o}: [head] type")
-    _choice(h.mode, MODES, f"{o}: [head] mode")
-    _choice(h.variant, VARIANTS, f"{o}: [head] variant")
-    _choice(cfg.loss.type, LOSSES, f"{o}: [loss] type")
-    _positive(cfg.optim.lr, f"{o}: [optim] lr")
-    _positive(cfg.optim.weight_decay, f"{o}: [optim] weight_decay", zero_ok=True)
-    _positive(cfg.optim.clip_grad_norm, f"{o}: [optim] clip_grad_norm", zero_ok=True)
+    choice(h.type, HEADS, f"{o}: [head] type")
+    choice(h.mode, MODES, f"{o}: [head] mode")
+    choice(h.variant, VARIANTS, f"{o}: [head] variant")
+    choice(cfg.loss.type, LOSSES, f"{o}: [loss] type")
+    positive(cfg.optim.lr, f"{o}: [optim] lr")
+    positive(cfg.optim.weight_decay, f"{o}: [optim] weight_decay", zero_ok=True)
+    positive(cfg.optim.clip_grad_norm, f"{o}: [optim] clip_grad_norm", zero_ok=True)
     if not 0 <= cfg.optim.momentum < 1:
         raise FacebenchError(f"{o}: [optim] momentum must lie in [0, 1), got {cfg.optim.momentum}")
     if cfg.optim.nesterov and cfg.optim.momentum == 0:
@@ -293,9 +226,9 @@ def _validate(cfg: TrainConfig) -> None:
     s = cfg.schedule
     if (s.epochs is None) == (s.steps is None):
         raise FacebenchError(f"{o}: [schedule] give exactly one of epochs and steps")
-    _positive(s.epochs, f"{o}: [schedule] epochs")
-    _positive(s.steps, f"{o}: [schedule] steps")
-    _choice(s.kind, SCHEDULES, f"{o}: [schedule] kind")
+    positive(s.epochs, f"{o}: [schedule] epochs")
+    positive(s.steps, f"{o}: [schedule] steps")
+    choice(s.kind, SCHEDULES, f"{o}: [schedule] kind")
     total = s.epochs if s.epochs is not None else s.steps
     if s.milestones and s.kind != "step":
         raise FacebenchError(f"{o}: [schedule] milestones apply to kind = \"step\" only")
@@ -307,17 +240,17 @@ def _validate(cfg: TrainConfig) -> None:
         raise FacebenchError(f"{o}: [schedule] warmup_start (a fraction of lr) must lie in [0, 1], got {s.warmup_start}")
     if not 0 < s.gamma <= 1:
         raise FacebenchError(f"{o}: [schedule] gamma must lie in (0, 1], got {s.gamma}")
-    _positive(s.power, f"{o}: [schedule] power")
+    positive(s.power, f"{o}: [schedule] power")
     if not 0 <= s.min_lr <= cfg.optim.lr:
         raise FacebenchError(f"{o}: [schedule] min_lr must lie in [0, lr], got {s.min_lr}")
-    _positive(cfg.checkpoint.every, f"{o}: [checkpoint] every")
-    _positive(cfg.checkpoint.keep, f"{o}: [checkpoint] keep")
+    positive(cfg.checkpoint.every, f"{o}: [checkpoint] every")
+    positive(cfg.checkpoint.keep, f"{o}: [checkpoint] keep")
     v = cfg.validation
-    _positive(v.every, f"{o}: [validation] every", zero_ok=True)
+    positive(v.every, f"{o}: [validation] every", zero_ok=True)
     if v.benchmarks and not v.data_root:
         raise FacebenchError(f"{o}: [validation] benchmarks need data_root (the folder `facebench run` reads)")
-    _choice(v.kfold_rule, ("insightface", "facexzoo"), f"{o}: [validation] kfold_rule")
-    _positive(cfg.log.every, f"{o}: [log] every")
+    choice(v.kfold_rule, ("insightface", "facexzoo"), f"{o}: [validation] kfold_rule")
+    positive(cfg.log.every, f"{o}: [log] every")
     if not 7 <= cfg.export.opset <= 21:
         raise FacebenchError(f"{o}: [export] opset must lie in 7..21, got {cfg.export.opset}")
     # the head's own rules (margin on softmax, t without MV, ranges)
@@ -340,12 +273,12 @@ def config_from_dict(data: dict[str, Any], origin: str = "<config>") -> TrainCon
     unknown = [k for k in data if k not in SECTIONS]
     if unknown:
         k = unknown[0]
-        raise FacebenchError(f"{origin}: unknown section [{k}]{_did_you_mean(k, list(SECTIONS))} "
+        raise FacebenchError(f"{origin}: unknown section [{k}]{did_you_mean(k, list(SECTIONS))} "
                              f"(known: {', '.join(SECTIONS)})")
     for name in REQUIRED_SECTIONS:
         if name not in data:
             raise FacebenchError(f"{origin}: missing section [{name}]")
-    sections = {name: _section(cls, data[name], name, origin) for name, cls in SECTIONS.items() if name in data}
+    sections = {name: from_table(cls, data[name], f"{origin}: [{name}]") for name, cls in SECTIONS.items() if name in data}
     cfg = TrainConfig(**sections, source=origin)
     _validate(cfg)
     return cfg

@@ -42,14 +42,14 @@ import torch
 
 from facebench.errors import FacebenchError, where
 from facebench.io.textlines import iter_lines, open_text
-from facebench.images import (
+from facebench.extraction.images import (
     align,
     arcface_chip,
     decode_image,
     read_image,
     to_arcface_crop,
 )
-from facebench.preprocess import Profile
+from facebench.extraction.preprocess import Profile
 
 log = logging.getLogger(__name__)
 

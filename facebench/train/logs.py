@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facebench.errors import FacebenchError
-from facebench.fileio import atomic_open
+from facebench.atomic import atomic_open
 from facebench.train.tb_events import EventFileWriter
 
 TRAIN_COLUMNS = ("step", "epoch", "lr", "loss", "accuracy", "grad_norm", "images_per_s", "elapsed_s")

@@ -34,8 +34,8 @@ from torch import nn
 
 from facebench import __version__
 from facebench.errors import FacebenchError
-from facebench.fileio import sha256_file, write_json
-from facebench.preprocess import get_profile, write_sidecar
+from facebench.atomic import sha256_file, write_json
+from facebench.extraction.preprocess import get_profile, write_sidecar
 from facebench.train import checkpoint as ckpt
 from facebench.train.config import TrainConfig, resume_differences
 from facebench.train.criterion import MarginCriterion, build_criterion
@@ -329,7 +329,7 @@ class _Trainer:
         files: dict[str, str] = {}
         if not self.env.is_main:
             return files
-        from facebench.fileio import atomic_path
+        from facebench.atomic import atomic_path
         from facebench.models.export import (
             DEFAULT_TOLERANCE,
             PARITY_BATCH,

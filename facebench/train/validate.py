@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from facebench.benchmarks import Benchmark, load_benchmarks, resolve_source, select
-from facebench.preprocess import Profile
+from facebench.extraction.preprocess import Profile
 
 
 def resolve_benchmarks(names: Sequence[str], data_root: str | Path) -> list[Benchmark]:
@@ -48,7 +48,7 @@ def validate(model: nn.Module, benchmark: Benchmark, data_root: str | Path, *, p
              device: torch.device, architecture: str, out_dir: Path, batch_size: int = 128, workers: int = 2,
              kfold_rule: str = "insightface") -> dict[str, float]:
     """Evaluate ``model`` on ``benchmark`` as ``facebench run`` does; return the scalar metrics."""
-    from facebench.embedder import Embedder, ModelSettings
+    from facebench.extraction.extractor import FeatureExtractor, ModelSettings
     from facebench.evaluate import evaluator_for
     from facebench.evaluate.common import RunContext, RunSettings
     from facebench.models.torch_backend import TorchEncoder
@@ -62,7 +62,7 @@ def validate(model: nn.Module, benchmark: Benchmark, data_root: str | Path, *, p
             model_settings = ModelSettings(checkpoint=Path(f"<training {architecture}>"), arch=architecture,
                                            batch_size=batch_size, workers=workers, device=str(device), cache=False,
                                            progress=False)
-            embedder = Embedder(model_settings, encoder, profile, sha256="")
+            embedder = FeatureExtractor(model_settings, encoder, profile, sha256="")
             settings = RunSettings(benchmarks=benchmark.name, data_root=Path(data_root), out=out_dir,
                                    device=str(device), batch_size=batch_size, workers=workers, cache=False,
                                    kfold_rule=kfold_rule, progress=False)

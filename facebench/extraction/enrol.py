@@ -7,15 +7,15 @@ Rules (used by `facebench run` for every benchmark, and by `facebench align`):
   size is not 112x112 (a 112x112 image is a ready ArcFace chip). Pack blobs are never detected.
 - Landmark frame (``--landmark-frame``): ``upright`` (default) -- landmark-file points are in the upright
   frame facebench decodes (EXIF orientation applied); ``stored`` -- they were measured on the stored pixels
-  (tools that ignore EXIF) and are mapped by :func:`facebench.images.stored_to_upright`.
-- Detection: the detector of :mod:`facebench.detection` on the upright pixels; with several faces the
+  (tools that ignore EXIF) and are mapped by :func:`facebench.extraction.images.stored_to_upright`.
+- Detection: the detector of :mod:`facebench.extraction.detection` on the upright pixels; with several faces the
   ``largest`` rule picks one. Results are cached per image list under a key of the detector's description
   (library, landmarker sha256, settings) and the sha256 of every image file, in chunks, so an interrupted
   run resumes.
 - Failure to enrol (no face found), policy ``--on-no-face``:
   ``error`` (default): stop, listing the files; ``center-crop``: the ArcFace template is placed on the
   centre square of the upright image (:func:`centre_crop_landmarks`, the crop rule of
-  :func:`facebench.images.to_arcface_crop`); ``skip``: the image takes part in no comparison (its feature
+  :func:`facebench.extraction.images.to_arcface_crop`); ``skip``: the image takes part in no comparison (its feature
   row is NaN: pair benchmarks drop the pairs it is in, folder identification drops it from gallery and
   probes; other kinds refuse it). Every policy lists the files.
 - Failure-to-enrol rate = image files with no face / image files sent to the detector (a file a pair list
@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from facebench.cache import FeatureCache
+from facebench.extraction.cache import FeatureCache
 from facebench.errors import FacebenchError
-from facebench.fileio import sha256_file
-from facebench.images import ARCFACE_SIZE, ARCFACE_TEMPLATE, ImageList, read_header, read_image, stored_to_upright
+from facebench.atomic import sha256_file
+from facebench.extraction.images import ARCFACE_SIZE, ARCFACE_TEMPLATE, ImageList, read_header, read_image, stored_to_upright
 
 ON_NO_FACE: tuple[str, ...] = ("error", "center-crop", "skip")
 LANDMARK_FRAMES: tuple[str, ...] = ("upright", "stored")
@@ -109,7 +109,7 @@ class Enrolment:
 
 def centre_crop_landmarks(width: int, height: int) -> np.ndarray:
     """The ArcFace template placed on the centre crop of a ``width`` x ``height`` image, as
-    :func:`facebench.images.to_arcface_crop` cuts it: short side scaled to 112 (rounded sizes), centre
+    :func:`facebench.extraction.images.to_arcface_crop` cuts it: short side scaled to 112 (rounded sizes), centre
     112x112 crop; a chip pixel ``u`` maps back to ``(u + offset + 0.5) * side / resized - 0.5``."""
     scale = ARCFACE_SIZE / min(width, height)
     nh, nw = max(ARCFACE_SIZE, round(height * scale)), max(ARCFACE_SIZE, round(width * scale))
@@ -121,7 +121,7 @@ def centre_crop_landmarks(width: int, height: int) -> np.ndarray:
 
 def detection_row(detections: list[Any], width: int, height: int) -> np.ndarray:
     """The cached row of one image from its detections (module rule ``ROW``; the ``largest`` face kept)."""
-    from facebench.detection import choose_face
+    from facebench.extraction.detection import choose_face
 
     row = np.full(ROW, np.nan, dtype=np.float32)
     row[0] = len(detections)
@@ -152,7 +152,7 @@ def detect_block(detector: Any, paths: list[str]) -> np.ndarray:
 
 def detect_chunk(detector_name: str, paths: list[str]) -> np.ndarray:
     """:func:`detect_block` with a detector built in this process (a worker task)."""
-    from facebench.detection import get_detector
+    from facebench.extraction.detection import get_detector
 
     return detect_block(get_detector(detector_name), paths)
 
@@ -229,7 +229,7 @@ def enrol(images: ImageList, options: EnrolOptions, label: str = "images") -> En
     if not need:
         kept = landmarks if images.landmarks is not None else None
         return Enrolment(dataclasses.replace(images, landmarks=kept), unenrolled, report)
-    from facebench.detection import get_detector
+    from facebench.extraction.detection import get_detector
 
     detector = get_detector(options.detector)
     report.detector = detector.describe()

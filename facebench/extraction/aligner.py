@@ -1,7 +1,7 @@
 """`facebench align SRC --out DIR`: detect, write aligned chips and the landmark file of a folder of photos.
 
 Rule: every image file under ``SRC`` (any depth, sorted, suffixes of folder benchmarks, hidden entries
-ignored) is enrolled by :mod:`facebench.enrol` (a 112x112 image is a ready chip and is copied as a chip
+ignored) is enrolled by :mod:`facebench.extraction.enrol` (a 112x112 image is a ready chip and is copied as a chip
 unchanged; the others are detected). Written under ``DIR``:
 
 - ``<relative path>.png``: the aligned chip (lossless), for every enrolled image; ``--on-no-face skip``
@@ -11,7 +11,7 @@ unchanged; the others are detected). Written under ``DIR``:
   ``center-crop``), so ``SRC`` plus this file is a folder benchmark of raw photos;
 - ``enrolment.json``: the failure-to-enrol report.
 
-Resumable: detections are cached (:func:`facebench.enrol.detect_files`) and a chip that exists is not
+Resumable: detections are cached (:func:`facebench.extraction.enrol.detect_files`) and a chip that exists is not
 written again; files are written atomically.
 """
 
@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facebench.enrol import EnrolOptions, EnrolReport, enrol
+from facebench.extraction.enrol import EnrolOptions, EnrolReport, enrol
 from facebench.errors import FacebenchError
-from facebench.fileio import write_bytes, write_json, write_text
-from facebench.images import ChipGeometry, ImageList
+from facebench.atomic import write_bytes, write_json, write_text
+from facebench.extraction.images import ChipGeometry, ImageList
 from facebench.io.landmarks import format_landmarks
 
 LANDMARK_FILE = "landmarks.txt"

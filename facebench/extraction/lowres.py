@@ -86,9 +86,9 @@ def lowres_landmarks(
 
 
 def builtin_detector(name: str = "dlib-hog") -> LandmarkDetector | None:
-    """facebench's built-in face detector (`facebench.detection`, extra ``facebench[detect]``) as a
+    """facebench's built-in face detector (`facebench.extraction.detection`, extra ``facebench[detect]``) as a
     :class:`LandmarkDetector` (the face kept by its several-faces rule), or None when it is not installed."""
-    from facebench.detection import choose_face, get_detector
+    from facebench.extraction.detection import choose_face, get_detector
     from facebench.errors import FacebenchError
 
     try:
@@ -117,8 +117,8 @@ def prepare_alignment(
     file of role ``landmarks`` when given (paths relative to ``root``); else the recipe with the built-in
     detector, writing the failures to enrol to ``failures_file`` and their count and rate into ``counts``;
     else none (images resized to the chip), with a warning."""
-    from facebench.fileio import write_text
-    from facebench.images import read_image
+    from facebench.atomic import write_text
+    from facebench.extraction.images import read_image
     from facebench.io.landmarks import landmark_array, read_landmarks
 
     if "landmarks" in files:

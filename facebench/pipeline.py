@@ -22,9 +22,9 @@ from facebench.benchmarks import Benchmark, check_overrides, load_benchmarks, se
 from facebench.errors import FacebenchError
 from facebench.evaluate import evaluator_for, thresholds
 from facebench.evaluate.common import BenchmarkResult, RunContext, RunSettings
-from facebench.extract import init_distributed_from_env
-from facebench.embedder import Embedder, ModelSettings
-from facebench.preprocess import resolve_profile
+from facebench.extraction.extract import init_distributed_from_env
+from facebench.extraction.extractor import FeatureExtractor, ModelSettings
+from facebench.extraction.preprocess import resolve_profile
 from facebench.results import new_document, write_results
 from facebench.rundir import OutputDir, Replace, check_writable_target
 
@@ -87,7 +87,7 @@ def _evaluate(
 
     embedder = None
     if settings.checkpoint is not None:
-        embedder = Embedder.load(
+        embedder = FeatureExtractor.load(
             ModelSettings(
                 checkpoint=settings.checkpoint, arch=settings.arch, profile=profile_name, flip=flip,
                 batch_size=settings.batch_size, workers=settings.workers, device=settings.device,

@@ -373,7 +373,7 @@ class ImageList:
     aligned crops (packs): a size other than 112x112 is then resized on the short side; for raw images
     (``crops=False``, the default for files) a non-112x112 image without landmarks is an error.
     ``alignment`` names where detected landmarks came from (detector, landmarker, policy; see
-    :mod:`facebench.enrol`); it is part of the fingerprint, so the feature-cache key covers it.
+    :mod:`facebench.extraction.enrol`); it is part of the fingerprint, so the feature-cache key covers it.
     """
 
     origin: str

@@ -1,6 +1,6 @@
 """A checkpoint ready to embed image lists: loaded once, its input contract resolved, extraction cached.
 
-Every command that runs a model (`run`, `overlap audit`, `doctor`) goes through :class:`Embedder`, so the
+Every command that runs a model (`run`, `overlap audit`, `doctor`) goes through :class:`FeatureExtractor`, so the
 profile resolution (flag, then sidecar, then the backend's default, then insightface) and the feature-cache
 key are the same everywhere.
 """
@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from facebench.cache import FeatureCache, default_cache_root
+from facebench.extraction.cache import FeatureCache, default_cache_root
 from facebench.errors import FacebenchError
-from facebench.extract import DEFAULT_CHUNK, ExtractOptions, _dist_rank_world, combine_flip, extract_raw
-from facebench.fileio import sha256_file
-from facebench.images import ALIGNMENT_RULE, ImageList, opencv
+from facebench.extraction.extract import DEFAULT_CHUNK, ExtractOptions, _dist_rank_world, combine_flip, extract_raw
+from facebench.atomic import sha256_file
+from facebench.extraction.images import ALIGNMENT_RULE, ImageList, opencv
 from facebench.models.base import Encoder
-from facebench.preprocess import PREPROCESS_VERSION, Profile, resolve_profile, sidecar_path
+from facebench.extraction.preprocess import PREPROCESS_VERSION, Profile, resolve_profile, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ModelSettings:
 
 
 @dataclass
-class Embedder:
+class FeatureExtractor:
     """A loaded encoder with its resolved profile; ``embed`` returns flip-combined, unnormalised features."""
 
     settings: ModelSettings
@@ -77,7 +77,7 @@ class Embedder:
     cache_info: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, settings: ModelSettings) -> "Embedder":
+    def load(cls, settings: ModelSettings) -> "FeatureExtractor":
         """Load ``settings.checkpoint`` (any supported format) and resolve its profile."""
         from facebench.models.loader import load_encoder
 
@@ -101,7 +101,7 @@ class Embedder:
 
     def cache_fields(self, images: ImageList, profile: Profile) -> dict[str, Any]:
         """Everything that determines the raw outputs of ``images``: the feature-cache key (the rule is in
-        `facebench.cache`)."""
+        `facebench.extraction.cache`)."""
         described = self.encoder.describe()
         backend_keys = ("format", "architecture", "half", "providers", "onnxruntime_version", "torch_version")
         return {
@@ -120,7 +120,7 @@ class Embedder:
     def decision_threshold(self) -> dict[str, Any] | None:
         """The checkpoint's own decision threshold: its sidecar's ``threshold``, else the backend's (dlib's
         0.6 Euclidean), else None."""
-        from facebench.preprocess import read_sidecar_threshold
+        from facebench.extraction.preprocess import read_sidecar_threshold
 
         return read_sidecar_threshold(self.settings.checkpoint) or self.encoder.describe().get("decision_threshold")
 

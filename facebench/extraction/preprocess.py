@@ -23,9 +23,9 @@ from typing import Any, Literal
 import numpy as np
 
 from facebench.errors import FacebenchError
-from facebench.fileio import write_json
-from facebench.images import ChipGeometry, arcface_chip
-from facebench.textdoc import parse_json
+from facebench.atomic import write_json
+from facebench.extraction.images import ChipGeometry, arcface_chip
+from facebench.io.textdoc import parse_json
 
 Colour = Literal["rgb", "bgr"]
 Chip = Literal["arcface", "dlib"]
@@ -146,7 +146,7 @@ PROFILES: dict[str, Profile] = {
 def chip_geometry(profile: Profile) -> ChipGeometry:
     """The chip a profile's images are aligned onto: the ArcFace template at ``size``, or dlib's chip."""
     if profile.chip == "dlib":
-        from facebench.models.dlib import dlib_chip
+        from facebench.extraction.dlib_chip import dlib_chip
 
         return dlib_chip(profile.size)
     return arcface_chip(profile.size)

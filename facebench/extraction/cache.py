@@ -1,12 +1,12 @@
 """The feature cache: raw extraction outputs stored in chunks, keyed by everything that determines them.
 
-Key = sha256 of the fields :meth:`facebench.embedder.Embedder.cache_fields` lists: the sha256 of every file
+Key = sha256 of the fields :meth:`facebench.extraction.extractor.FeatureExtractor.cache_fields` lists: the sha256 of every file
 the checkpoint consists of (the model file, ONNX external-data files, the sidecar profile), the image list's
 fingerprint (with the detector's identity where faces were detected, and the warp rule), the profile's colour/mean/std/chip/size, the number of flip views, the backend and its
 version, the preprocessing code version (``PREPROCESS_VERSION``) and OpenCV's version.
 
 Image files are identified the way git and make decide a file is unchanged: by path, size and modification
-time in nanoseconds (:func:`facebench.images.file_identity`). Rewriting an image changes its mtime, so the
+time in nanoseconds (:func:`facebench.extraction.images.file_identity`). Rewriting an image changes its mtime, so the
 key changes and the features are recomputed. A change that keeps size and mtime (a tool that restores
 mtimes, a clock set back) is caught by ``--verify-cache``: each chunk stores the sha256 of its images' bytes
 (hashed as they were decoded), and with ``--verify-cache`` every cached chunk's images are read and hashed
@@ -35,8 +35,8 @@ from typing import Any, Callable
 import numpy as np
 
 from facebench.errors import FacebenchError
-from facebench.fileio import save_npy, write_json, write_text
-from facebench.textdoc import parse_json
+from facebench.atomic import save_npy, write_json, write_text
+from facebench.io.textdoc import parse_json
 
 MANIFEST = "manifest.json"
 

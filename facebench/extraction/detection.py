@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from facebench.errors import FacebenchError
-from facebench.fileio import sha256_file
+from facebench.atomic import sha256_file
 
 DETECTORS: tuple[str, ...] = ("dlib-hog",)
 SEVERAL_FACES_RULE = "largest"

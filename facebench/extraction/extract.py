@@ -28,11 +28,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from facebench.cache import FeatureCache
+from facebench.extraction.cache import FeatureCache
 from facebench.errors import FacebenchError
-from facebench.images import ChipGeometry, ImageList, content_digest
+from facebench.extraction.images import ChipGeometry, ImageList, content_digest
 from facebench.models.base import Encoder
-from facebench.preprocess import Profile, chip_geometry
+from facebench.extraction.preprocess import Profile, chip_geometry
 from facebench.progress import progress
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The embedding store: extracted features on disk, sharded, resumable, with a per-sample manifest.
 
-Layout (format ``facebench.store/1``, documented in docs/store.md so that any engine can write one)::
+Layout (format ``facebench.extraction.store/1``, documented in docs/store.md so that any engine can write one)::
 
     STORE/store.json                  {"format", "facebench_version", "model_sha256", "input_contract",
                                        "parts": {PART: {"samples": N, "dim": D, "shard_rows": S,
@@ -13,8 +13,8 @@ A part is one image list as facebench evaluates it (a benchmark's images, ``tiny
 samples are split into shards of ``shard_rows`` consecutive samples, so a sample's shard and row depend
 only on its position, never on how it was batched: exactly one row per sample. ``sample_id`` is the
 image's path (or ``item <i>`` for a pack's blob); ``content_key`` the hex sha256 of the image's encoded
-bytes (:meth:`facebench.images.ImageList.content_keys`, the digest the feature cache's ``--verify-cache``
-compares, :func:`facebench.images.content_digest`; a full content hash, not the cache's size + mtime
+bytes (:meth:`facebench.extraction.images.ImageList.content_keys`, the digest the feature cache's ``--verify-cache``
+compares, :func:`facebench.extraction.images.content_digest`; a full content hash, not the cache's size + mtime
 identity, because a store travels between machines and engines, docs/store.md). A shard counts only when
 both files are there (each written atomically, the manifest first) and the manifest lists the expected
 samples with the expected keys: a killed writer resumes by writing the missing shards. ``store.json``
@@ -31,9 +31,9 @@ import numpy as np
 
 from facebench import __version__
 from facebench.errors import FacebenchError
-from facebench.fileio import save_npy, write_json, write_text
+from facebench.atomic import save_npy, write_json, write_text
 
-FORMAT = "facebench.store/1"
+FORMAT = "facebench.extraction.store/1"
 DEFAULT_SHARD_ROWS = 4096
 
 
