@@ -8,7 +8,7 @@ matches; iteration follows registration order.
 from __future__ import annotations
 
 import difflib
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, Iterator, Mapping, TypeVar
 
 from facebench.errors import FacebenchError
 
@@ -24,10 +24,22 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 class Registry(Generic[T]):
     """Names to entries of one kind of thing; ``what`` names the table in errors (e.g. ``"backbone"``)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, entries: Mapping[str, T] | None = None, owner: str = "") -> None:
         self.what = what
         self._entries: dict[str, T] = {}
         self._owners: dict[str, str] = {}
+        for name, entry in (entries or {}).items():
+            self.add(name, entry, owner)
+
+    def extended(self, entries: Mapping[str, T], owner: str = "") -> "Registry[T]":
+        """A new registry with this one's entries and ``entries`` (same duplicate rule); this one is unchanged.
+        The way to add entries after import (a plugin, a test's throwaway entry) without mutating shared state."""
+        out: Registry[T] = Registry(self.what)
+        for name, entry in self.items():
+            out.add(name, entry, self._owners[name])
+        for name, entry in entries.items():
+            out.add(name, entry, owner)
+        return out
 
     def add(self, name: str, entry: T, owner: str = "") -> T:
         """Register ``entry`` under ``name``; a name already taken is an error naming both owners."""
