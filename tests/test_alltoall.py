@@ -13,7 +13,7 @@ from facebench.cli import main
 from facebench.metrics.alltoall import all_to_all_tar_at_far, upper_blocks
 from facebench.metrics.megaface import l2_normalise
 from facebench.metrics.roc import roc_curve, tar_at_far
-from tests.test_folder import make_folder
+from tests._folders import make_folder
 
 TARGETS = [0.0, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.5, 0.99, 1.0]
 

@@ -281,7 +281,7 @@ def test_verdict_names_dlib_when_x_over_255_ties_with_it() -> None:
 
 def test_doctor_on_a_folder_embeds_each_image_once(tmp_path, capsys) -> None:
     from tests.fakes import tiny_onnx
-    from tests.test_folder import make_folder
+    from tests._folders import make_folder
 
     root = make_folder(tmp_path / "team", [4, 3, 5, 4] * 6)
     out = tmp_path / "d.json"

@@ -6,7 +6,6 @@ import json
 from itertools import combinations
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -15,20 +14,9 @@ from facebench.cli import main
 from facebench.errors import FacebenchError
 from facebench.evaluate.folder import generate_pairs, identification_split, list_folder
 from facebench.metrics.kfold import fold_balance
+from tests._folders import folder_features as _features
+from tests._folders import make_folder
 from tests.fakes import tiny_onnx
-
-
-def make_folder(root: Path, sizes: list[int], seed: int = 0, size: int = 112) -> Path:
-    """``root/id_XX/img_Y.png``: per identity a smooth random face-sized pattern, per image added noise."""
-    rng = np.random.default_rng(seed)
-    for k, n in enumerate(sizes):
-        folder = root / f"id_{k:02d}"
-        folder.mkdir(parents=True)
-        base = cv2.resize(rng.integers(0, 256, (6, 6, 3)).astype(np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
-        for j in range(n):
-            noise = rng.integers(-25, 26, base.shape)
-            cv2.imwrite(str(folder / f"img_{j}.png"), np.clip(base + noise, 0, 255).astype(np.uint8))
-    return root
 
 
 def _groups(sizes: list[int]) -> list[np.ndarray]:
@@ -128,14 +116,6 @@ def test_folder_spec_from_benchmark_flag(tmp_path: Path) -> None:
     assert [s.name for s in chosen] == ["lfw", "folder_a"]
     with pytest.raises(FacebenchError, match="already taken"):
         select(f"folder:{tmp_path / 'x' / 'a'},folder:{tmp_path / 'a'}", specs)
-
-
-def _features(root: Path, seed: int = 0) -> np.ndarray:
-    """Synthetic features, one row per listed image: identity centre plus noise."""
-    listing = list_folder(root)
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((len(listing.identities), 32))
-    return (centres[listing.labels] + 0.7 * rng.standard_normal((len(listing.paths), 32))).astype(np.float32)
 
 
 def _run(root: Path, out: Path, *extra: str) -> tuple[int, dict]:

@@ -907,7 +907,7 @@ def test_ctrl_c_prints_one_line_and_no_worker_traceback(model_path, tmp_path):
 
 
 def test_ijb_templates_weighted_to_zero_are_a_counted_warning(tmp_path):
-    from tests.test_ijb_eval import build_world, run_cli
+    from tests._ijbworld import build_world, run_cli
 
     world = build_world(tmp_path)
     target = int(world.templates[0])

@@ -15,7 +15,7 @@ from facebench.evaluate.folder import identification_split, list_folder
 from facebench.metrics.identification import open_set_identification
 from facebench.metrics.megaface import l2_normalise
 from tests import _openset_loops as loops
-from tests.test_folder import make_folder
+from tests._folders import make_folder
 
 
 def _run(source: Path, feats: Path, out: Path, *flags: str) -> dict:

@@ -99,3 +99,16 @@ def test_the_checker_finds_a_circle(tmp_path):
     graph = module_graph(pkg)
     assert graph["facebench.sub.leaf"] == {"facebench.sub.helper", "facebench.sub.other"}
     assert circles(graph) == [["facebench.a", "facebench.b"], ["facebench.sub.leaf", "facebench.sub.other"]]
+
+
+def test_test_modules_share_helpers_through_helper_modules():
+    """A test module imports helpers from ``tests/_*.py`` or ``tests/fakes.py``, never from another test module
+    (importing one re-runs its module-level fixtures and couples unrelated tests)."""
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[-1].startswith("test_") and "tests" in n]
+    assert offenders == []

@@ -15,7 +15,7 @@ from facebench.extraction.images import align, arcface_chip, decode_image
 from facebench.io.binpack import read_bin
 from facebench.metrics.kfold import fold_balance
 from tests.fakes import tiny_onnx
-from tests.test_folder import make_folder
+from tests._folders import make_folder
 
 
 def test_pack_generate_stores_the_crops_byte_for_byte_and_reproduces_the_folder_run(tmp_path: Path, capsys) -> None:

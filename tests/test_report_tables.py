@@ -22,20 +22,9 @@ from facebench.report.published import load_sources
 from facebench.report.statistics import StatsSettings
 from facebench.report.tables import fmt_percent, latex_escape
 from facebench.results import new_document, write_results
+from tests._pairs import pair_features
 
 PUBLISHED = ["facexzoo/mv-softmax", "arcface_paper", "arcface_torch/ms1mv3-r100"]
-
-
-def pair_features(n_pairs: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """2N features of a pack in 10 balanced folds: same pairs share an identity vector."""
-    rng = np.random.default_rng(seed)
-    per = n_pairs // 20
-    issame = np.tile(np.r_[np.ones(per, bool), np.zeros(per, bool)], 10)
-    ident, other = rng.standard_normal((n_pairs, 32)), rng.standard_normal((n_pairs, 32))
-    feats = np.empty((2 * n_pairs, 32))
-    feats[0::2] = ident + noise * rng.standard_normal((n_pairs, 32))
-    feats[1::2] = np.where(issame[:, None], ident, other) + noise * rng.standard_normal((n_pairs, 32))
-    return feats, issame
 
 
 def write_run(directory: Path, label: str, noise: float, seed: int, megaface_rank1: float) -> dict:

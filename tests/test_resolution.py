@@ -10,8 +10,9 @@ import numpy as np
 
 from facebench.cli import main
 from tests._resolution import rates_by_resolution
-from tests.test_folder import _features, make_folder
-from tests.test_ijb_eval import World, build_world, run_cli
+from tests._folders import folder_features as _features
+from tests._folders import make_folder
+from tests._ijbworld import World, build_world, run_cli
 
 
 def test_a_20_impostor_folder_reports_no_unmeasurable_rate(tmp_path: Path) -> None:

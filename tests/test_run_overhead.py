@@ -17,7 +17,7 @@ import facebench.results
 from facebench.cli import main
 from facebench.io.binpack import write_bin
 from tests.fakes import jpeg_bytes, random_images
-from tests.test_report_tables import pair_features
+from tests._pairs import pair_features
 
 RUNTIMES = ("torch", "onnxruntime", "onnx", "cv2", "sklearn", "pandas", "tensorflow")
 

@@ -14,7 +14,7 @@ from facebench.cli import main
 from facebench.errors import FacebenchError
 from facebench.atomic import sha256_file
 from tests.fakes import tiny_onnx
-from tests.test_folder import make_folder
+from tests._folders import make_folder
 
 
 def test_extract_resume_batching_and_run_from_the_store(tmp_path: Path) -> None:
