@@ -71,6 +71,10 @@ class Registry(Generic[T]):
     def items(self) -> Iterator[tuple[str, T]]:
         return iter(list(self._entries.items()))
 
+    def values(self) -> Iterator[T]:
+        """Every entry, in registration order."""
+        return iter(list(self._entries.values()))
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
