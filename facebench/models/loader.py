@@ -26,8 +26,14 @@ from pathlib import Path
 from facebench.errors import FacebenchError
 from facebench.models.base import Encoder
 from facebench.models.formats import is_dlib_file, is_torchscript_archive
+from facebench.registry import Registry
 
-FORMATS = ("onnx", "torchscript", "pytorch", "dlib")
+FORMATS: Registry[str] = Registry("checkpoint format")
+"""Checkpoint format -> what it is (detection rules in the module docstring)."""
+FORMATS.add("onnx", "an ONNX graph, run by onnxruntime")
+FORMATS.add("torchscript", "a TorchScript archive (carries code: needs --trust-checkpoint-code)")
+FORMATS.add("pytorch", "a PyTorch state_dict of a registered architecture (--arch)")
+FORMATS.add("dlib", "a dlib face-recognition network (.dat)")
 CODE_FORMATS = frozenset({"torchscript"})
 """Checkpoint formats whose loading or forward pass runs code stored in the file."""
 TRUST_FLAG = "--trust-checkpoint-code"
@@ -119,8 +125,7 @@ def load_encoder(
             otherwise (see the module docstring).
     """
     kind = format or detect_format(path)
-    if kind not in FORMATS:
-        raise FacebenchError(f"unknown checkpoint format {kind!r}; known: {', '.join(FORMATS)}")
+    FORMATS.check(kind)
     check_code_trust(path, kind, trust_checkpoint_code)
     if arch is not None and kind not in ("pytorch",):
         raise FacebenchError(f"{path}: --arch applies to PyTorch state_dicts; this file is {kind}")
