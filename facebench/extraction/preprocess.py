@@ -33,7 +33,11 @@ Colour = Literal["rgb", "bgr"]
 Chip = Literal["arcface", "dlib"]
 FlipMode = Literal["add", "concat", "none"]
 
-FLIP_MODES: tuple[str, ...] = ("add", "concat", "none")
+FLIP_MODES: Registry[str] = Registry("flip mode")
+"""Flip mode -> how the features of an image and its mirror image are combined."""
+FLIP_MODES.add("add", "the sum of the two")
+FLIP_MODES.add("concat", "the two concatenated (twice the dimension)")
+FLIP_MODES.add("none", "the image alone")
 SIDECAR_SUFFIX = ".facebench.json"
 PREPROCESS_VERSION = 1
 """The code version of preprocessing (decode, alignment, chip mapping, flip, normalisation), part of the
@@ -57,8 +61,7 @@ class Profile:
             raise FacebenchError(f"profile {self.name!r}: colour must be 'rgb' or 'bgr', got {self.colour!r}")
         if self.chip not in ("arcface", "dlib"):
             raise FacebenchError(f"profile {self.name!r}: chip must be 'arcface' or 'dlib', got {self.chip!r}")
-        if self.flip not in FLIP_MODES:
-            raise FacebenchError(f"profile {self.name!r}: flip must be one of {FLIP_MODES}, got {self.flip!r}")
+        FLIP_MODES.check(self.flip, f"profile {self.name!r}: flip")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
             raise FacebenchError(f"profile {self.name!r}: mean and std need 3 values each, std non-zero")
         if not 16 <= int(self.size) <= 1024:
