@@ -8,7 +8,7 @@ matches; iteration follows registration order.
 from __future__ import annotations
 
 import difflib
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, Iterable, Iterator, TypeVar
 
 from facebench.errors import FacebenchError
 
@@ -24,10 +24,13 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 class Registry(Generic[T]):
     """Names to entries of one kind of thing; ``what`` names the table in errors (e.g. ``"backbone"``)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, entries: Iterable[tuple[str, T]] = ()) -> None:
+        """An empty table, or one holding ``entries`` (``(name, entry)`` pairs, added in order by :meth:`add`)."""
         self.what = what
         self._entries: dict[str, T] = {}
         self._owners: dict[str, str] = {}
+        for name, entry in entries:
+            self.add(name, entry)
 
     def add(self, name: str, entry: T, owner: str = "") -> T:
         """Register ``entry`` under ``name``; a name already taken is an error naming both owners."""

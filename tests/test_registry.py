@@ -59,6 +59,14 @@ def test_an_unknown_name_names_the_table_suggests_and_lists():
         _fruit().get(["apple"])  # type: ignore[arg-type]  # unhashable: still the same error
 
 
+def test_entries_given_to_the_constructor_are_added_in_order_and_checked():
+    reg = Registry("colour", [("red", 1), ("green", 2), ("blue", 3)])
+    assert reg.names() == ("red", "green", "blue") and list(reg.values()) == [1, 2, 3]
+    with pytest.raises(FacebenchError, match="duplicate colour name 'red': registered by facebench and again by "
+                                              "facebench"):
+        Registry("colour", [("red", 1), ("red", 2)])
+
+
 def test_remove_forgets_name_and_owner():
     reg = _fruit()
     reg.remove("apple")

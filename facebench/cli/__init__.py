@@ -17,12 +17,11 @@ from facebench import __version__
 from facebench.errors import FacebenchError
 from facebench.registry import Registry
 
-COMMANDS: Registry[str] = Registry("command")
+COMMANDS: Registry[str] = Registry("command", [(name, f"facebench.cli.{name}") for name in (
+    "run", "demo", "benchmarks", "export", "cache", "train", "overlap", "report", "compare", "doctor", "pack",
+    "score", "extract", "align",
+)])
 """Sub-command name -> the module that registers it, in the order ``--help`` lists them."""
-for _name in ("run", "demo", "benchmarks", "export", "cache", "train", "overlap", "report", "compare", "doctor",
-              "pack", "score", "extract", "align"):
-    COMMANDS.add(_name, f"facebench.cli.{_name}")
-del _name
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -160,9 +160,8 @@ class DlibHogDetector:
         return out
 
 
-DETECTORS: Registry[Callable[[], FaceDetector]] = Registry("detector")
+DETECTORS: Registry[Callable[[], FaceDetector]] = Registry("detector", [("dlib-hog", DlibHogDetector)])
 """Detector name -> its constructor."""
-DETECTORS.add("dlib-hog", DlibHogDetector)
 
 
 def get_detector(name: str) -> FaceDetector:

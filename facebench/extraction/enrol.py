@@ -39,15 +39,17 @@ from facebench.registry import Registry
 from facebench.atomic import sha256_file
 from facebench.extraction.images import ARCFACE_SIZE, ARCFACE_TEMPLATE, ImageList, read_header, read_image, stored_to_upright
 
-ON_NO_FACE: Registry[str] = Registry("no-face policy")
+ON_NO_FACE: Registry[str] = Registry("no-face policy", [
+    ("error", "stop, listing the files"),
+    ("center-crop", "the ArcFace template on the centre square of the upright image"),
+    ("skip", "the image takes part in no comparison"),
+])
 """``--on-no-face`` -> what happens to an image with no face (module docstring)."""
-ON_NO_FACE.add("error", "stop, listing the files")
-ON_NO_FACE.add("center-crop", "the ArcFace template on the centre square of the upright image")
-ON_NO_FACE.add("skip", "the image takes part in no comparison")
-LANDMARK_FRAMES: Registry[str] = Registry("landmark frame")
+LANDMARK_FRAMES: Registry[str] = Registry("landmark frame", [
+    ("upright", "the upright (EXIF-rotated) frame facebench decodes"),
+    ("stored", "the stored pixels (tools that ignore EXIF)"),
+])
 """``--landmark-frame`` -> the frame landmark-file points are measured in."""
-LANDMARK_FRAMES.add("upright", "the upright (EXIF-rotated) frame facebench decodes")
-LANDMARK_FRAMES.add("stored", "the stored pixels (tools that ignore EXIF)")
 ROW = 16
 """Cached detection row per image: n_faces, score, box (4), landmarks (10); NaN when not detected."""
 DETECT_CHUNK = 64

@@ -33,11 +33,12 @@ Colour = Literal["rgb", "bgr"]
 Chip = Literal["arcface", "dlib"]
 FlipMode = Literal["add", "concat", "none"]
 
-FLIP_MODES: Registry[str] = Registry("flip mode")
+FLIP_MODES: Registry[str] = Registry("flip mode", [
+    ("add", "the sum of the two"),
+    ("concat", "the two concatenated (twice the dimension)"),
+    ("none", "the image alone"),
+])
 """Flip mode -> how the features of an image and its mirror image are combined."""
-FLIP_MODES.add("add", "the sum of the two")
-FLIP_MODES.add("concat", "the two concatenated (twice the dimension)")
-FLIP_MODES.add("none", "the image alone")
 SIDECAR_SUFFIX = ".facebench.json"
 PREPROCESS_VERSION = 1
 """The code version of preprocessing (decode, alignment, chip mapping, flip, normalisation), part of the
@@ -113,15 +114,12 @@ class Profile:
 
 DLIB_MEAN = (122.782, 117.001, 104.298)
 
-PROFILES: Registry[Profile] = Registry("profile")
-for _profile in (
+PROFILES: Registry[Profile] = Registry("profile", [(p.name, p) for p in (
     Profile("insightface", "rgb", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
     Profile("facexzoo", "bgr", (127.5, 127.5, 127.5), (128.0, 128.0, 128.0)),
     Profile("raw", "rgb", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
     Profile("dlib", "rgb", DLIB_MEAN, (256.0, 256.0, 256.0), chip="dlib", size=150, flip="none"),
-):
-    PROFILES.add(_profile.name, _profile)
-del _profile
+)])
 
 
 def chip_geometry(profile: Profile) -> ChipGeometry:

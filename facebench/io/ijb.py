@@ -46,10 +46,11 @@ from facebench.extraction.images import ImageList
 from facebench.io.textlines import expect_columns, parse_float, parse_int, without_bom
 from facebench.registry import Registry
 
-PREFIXES: Registry[str] = Registry("IJB prefix")
+PREFIXES: Registry[str] = Registry("IJB prefix", [
+    ("ijbb", "IJBB"),
+    ("ijbc", "IJBC"),
+])
 """File prefix -> top directory of the testsuite layout."""
-PREFIXES.add("ijbb", "IJBB")
-PREFIXES.add("ijbc", "IJBC")
 
 GALLERIES: dict[str, tuple[str, str]] = {"ijbb": ("S1", "S2"), "ijbc": ("G1", "G2")}
 """The two 1:N gallery names of each set."""

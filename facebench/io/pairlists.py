@@ -238,24 +238,26 @@ def read_lfw_pairs(
     return out.build(pairs_file, {pairs_file.name: sha256_file(pairs_file)}, check_images, "lfw", "sets")
 
 
-PAIR_DIALECTS: Registry[str] = Registry("pair-list dialect")
+PAIR_DIALECTS: Registry[str] = Registry("pair-list dialect", [
+    ("lfw", "LFW pairs.txt with a header 'n_sets n': per set n lines 'name i j' then n lines "
+     "'name1 i name2 j'"),
+    ("lfw_noheader", "LFW pair lines without a header, matched 'name i j' and mismatched "
+     "'name1 i name2 j' in any order (MFR2, RFW)"),
+    ("consecutive", "two consecutive lines per pair, 'image [label]' (CALFW, CPLFW, SLLFW): label "
+     "non-zero = same; without a label, same = same identity"),
+    ("path_path_label", "'path_a path_b label' (label 1 same, 0 different; MLFW tab-separated, "
+     "insightface pairs_label.txt)"),
+    ("label_path_path", "'label path_a path_b' (label 1 same, 0 different)"),
+])
 """The pair-list dialects `read_pair_list` reads (name -> format)."""
-PAIR_DIALECTS.add("lfw", "LFW pairs.txt with a header 'n_sets n': per set n lines 'name i j' then n lines "
-                  "'name1 i name2 j'")
-PAIR_DIALECTS.add("lfw_noheader", "LFW pair lines without a header, matched 'name i j' and mismatched "
-                  "'name1 i name2 j' in any order (MFR2, RFW)")
-PAIR_DIALECTS.add("consecutive", "two consecutive lines per pair, 'image [label]' (CALFW, CPLFW, SLLFW): label "
-                  "non-zero = same; without a label, same = same identity")
-PAIR_DIALECTS.add("path_path_label", "'path_a path_b label' (label 1 same, 0 different; MLFW tab-separated, "
-                  "insightface pairs_label.txt)")
-PAIR_DIALECTS.add("label_path_path", "'label path_a path_b' (label 1 same, 0 different)")
 
-FOLD_RULES: Registry[str] = Registry("fold rule")
+FOLD_RULES: Registry[str] = Registry("fold rule", [
+    ("sets", "fold k = set k of the header (LFW)"),
+    ("kfold_stored_order", "KFold(10, shuffle=False): contiguous blocks of the file order"),
+    ("halves", "first half positive, second half negative: fold k = positives [h k/10, h (k+1)/10) "
+     "then the same block of negatives (CALFW's rule; h = half the pairs)"),
+])
 """How `read_pair_list` puts pairs into folds (name -> rule); see `layout_folds`."""
-FOLD_RULES.add("sets", "fold k = set k of the header (LFW)")
-FOLD_RULES.add("kfold_stored_order", "KFold(10, shuffle=False): contiguous blocks of the file order")
-FOLD_RULES.add("halves", "first half positive, second half negative: fold k = positives [h k/10, h (k+1)/10) "
-               "then the same block of negatives (CALFW's rule; h = half the pairs)")
 
 _LABELS = {"1": True, "0": False}
 
@@ -523,10 +525,11 @@ def read_cplfw_pairs(
     )
 
 
-CFP_PROTOCOLS: Registry[str] = Registry("CFP protocol")
+CFP_PROTOCOLS: Registry[str] = Registry("CFP protocol", [
+    ("FP", "frontal-profile"),
+    ("FF", "frontal-frontal"),
+])
 """CFP protocol -> its pairs."""
-CFP_PROTOCOLS.add("FP", "frontal-profile")
-CFP_PROTOCOLS.add("FF", "frontal-frontal")
 _CFP_LIST_NAMES = {"F": ("Pair_list_F.txt", "image_list_F.txt"), "P": ("Pair_list_P.txt", "image_list_P.txt")}
 
 

@@ -30,12 +30,13 @@ from facebench.errors import FacebenchError, where
 from facebench.io.textlines import expect_columns, iter_fields, iter_lines
 from facebench.registry import Registry
 
-FORMATS: Registry[str] = Registry("score file format")
+FORMATS: Registry[str] = Registry("score file format", [
+    ("auto", "csv for a .csv name or a first line with a comma, else 4col or 5col by field count"),
+    ("4col", "claimed_id real_id test_label score"),
+    ("5col", "claimed_id model_label real_id test_label score"),
+    ("csv", "a header naming probe, reference, score and label or probe_subject, reference_subject"),
+])
 """Score file format -> its columns (rules in the module docstring)."""
-FORMATS.add("auto", "csv for a .csv name or a first line with a comma, else 4col or 5col by field count")
-FORMATS.add("4col", "claimed_id real_id test_label score")
-FORMATS.add("5col", "claimed_id model_label real_id test_label score")
-FORMATS.add("csv", "a header naming probe, reference, score and label or probe_subject, reference_subject")
 _TRUE, _FALSE = {"1", "true", "yes", "genuine"}, {"0", "false", "no", "impostor"}
 
 

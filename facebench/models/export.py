@@ -90,10 +90,11 @@ def write_torchscript(encoder: TorchEncoder, path: str | Path) -> None:
     torch.jit.save(module, str(path))
 
 
-EXPORT_FORMATS: Registry[Callable[[TorchEncoder, Path, int], None]] = Registry("export format")
+EXPORT_FORMATS: Registry[Callable[[TorchEncoder, Path, int], None]] = Registry("export format", [
+    ("onnx", write_onnx),
+    ("torchscript", lambda encoder, path, opset: write_torchscript(encoder, path)),
+])
 """Export format -> its writer ``(encoder, path, opset)`` (the opset applies to ONNX only)."""
-EXPORT_FORMATS.add("onnx", write_onnx)
-EXPORT_FORMATS.add("torchscript", lambda encoder, path, opset: write_torchscript(encoder, path))
 
 
 def output_difference(a: Encoder, b: Encoder, count: int = PARITY_BATCH, seed: int = 0) -> tuple[float, float]:

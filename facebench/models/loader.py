@@ -28,12 +28,13 @@ from facebench.models.base import Encoder
 from facebench.models.formats import is_dlib_file, is_torchscript_archive
 from facebench.registry import Registry
 
-FORMATS: Registry[str] = Registry("checkpoint format")
+FORMATS: Registry[str] = Registry("checkpoint format", [
+    ("onnx", "an ONNX graph, run by onnxruntime"),
+    ("torchscript", "a TorchScript archive (carries code: needs --trust-checkpoint-code)"),
+    ("pytorch", "a PyTorch state_dict of a registered architecture (--arch)"),
+    ("dlib", "a dlib face-recognition network (.dat)"),
+])
 """Checkpoint format -> what it is (detection rules in the module docstring)."""
-FORMATS.add("onnx", "an ONNX graph, run by onnxruntime")
-FORMATS.add("torchscript", "a TorchScript archive (carries code: needs --trust-checkpoint-code)")
-FORMATS.add("pytorch", "a PyTorch state_dict of a registered architecture (--arch)")
-FORMATS.add("dlib", "a dlib face-recognition network (.dat)")
 CODE_FORMATS = frozenset({"torchscript"})
 """Checkpoint formats whose loading or forward pass runs code stored in the file."""
 TRUST_FLAG = "--trust-checkpoint-code"

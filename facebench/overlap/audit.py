@@ -40,12 +40,13 @@ from facebench.registry import Registry
 
 log = logging.getLogger(__name__)
 
-REMOVE_ON: Registry[str] = Registry("removal policy")
+REMOVE_ON: Registry[str] = Registry("removal policy", [
+    ("any", "a name match or a similar centre"),
+    ("names", "a name match"),
+    ("similarity", "a similar centre"),
+    ("both", "a name match and a similar centre"),
+])
 """``--remove-on`` -> the evidence that removes a training identity."""
-REMOVE_ON.add("any", "a name match or a similar centre")
-REMOVE_ON.add("names", "a name match")
-REMOVE_ON.add("similarity", "a similar centre")
-REMOVE_ON.add("both", "a name match and a similar centre")
 AUDIT_FILES: tuple[str, ...] = (
     "overlaps.tsv",
     "overlaps.md",

@@ -44,12 +44,13 @@ ListingKind = Literal["lmk", "pathlabel", "mids", "dir"]
 IdentityRule = Literal["mid", "any"]
 
 FIELDS: dict[str, int] = {"lmk": 12, "pathlabel": 2, "mids": 1}
-LISTING_KINDS: Registry[str] = Registry("listing kind")
+LISTING_KINDS: Registry[str] = Registry("listing kind", [
+    ("lmk", "<dir>/<file> <label> x1 y1 ... x5 y5"),
+    ("pathlabel", "<dir>/<file> <label>"),
+    ("mids", "<identity>"),
+    ("dir", "one folder per identity"),
+])
 """Listing kind -> the form of its rows."""
-LISTING_KINDS.add("lmk", "<dir>/<file> <label> x1 y1 ... x5 y5")
-LISTING_KINDS.add("pathlabel", "<dir>/<file> <label>")
-LISTING_KINDS.add("mids", "<identity>")
-LISTING_KINDS.add("dir", "one folder per identity")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 NO_LABEL = -1
 

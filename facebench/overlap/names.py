@@ -57,11 +57,10 @@ from typing import Iterable, Sequence
 
 from facebench.registry import Registry
 
-NAME_RULES: Registry[int] = Registry("name rule")
+NAME_RULES: Registry[int] = Registry("name rule", [
+    (rule, rank) for rank, rule in enumerate(("exact", "reordered", "first_last", "prefix", "initials"))
+])
 """Rule -> its rank (0 = strongest), strongest first; ``--name-rule R`` accepts R and every stronger rule."""
-for _rank, _rule in enumerate(("exact", "reordered", "first_last", "prefix", "initials")):
-    NAME_RULES.add(_rule, _rank)
-del _rank, _rule
 
 _FOLD = str.maketrans(
     {

@@ -25,18 +25,20 @@ from facebench.train.heads import HEADS, MODES, VARIANTS
 from facebench.train.losses import LOSSES
 from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
-SCHEDULES: Registry[str] = Registry("schedule kind")
+SCHEDULES: Registry[str] = Registry("schedule kind", [
+    ("step", "lr * gamma ** (milestones passed)"),
+    ("poly", "min_lr + (lr - min_lr) (1 - p) ** power"),
+    ("cosine", "min_lr + (lr - min_lr) (1 + cos(pi p)) / 2"),
+    ("constant", "lr"),
+])
 """``[schedule] kind`` -> its decay rule (``facebench.train.schedule``)."""
-SCHEDULES.add("step", "lr * gamma ** (milestones passed)")
-SCHEDULES.add("poly", "min_lr + (lr - min_lr) (1 - p) ** power")
-SCHEDULES.add("cosine", "min_lr + (lr - min_lr) (1 + cos(pi p)) / 2")
-SCHEDULES.add("constant", "lr")
-PRECISIONS: Registry[str] = Registry("precision")
+PRECISIONS: Registry[str] = Registry("precision", [
+    ("auto", "bf16 where the GPU supports it, else fp16"),
+    ("fp32", "no autocast"),
+    ("fp16", "float16 autocast with a gradient scaler"),
+    ("bf16", "bfloat16 autocast"),
+])
 """``[run] precision`` -> the autocast dtype on CUDA (CPU always runs float32)."""
-PRECISIONS.add("auto", "bf16 where the GPU supports it, else fp16")
-PRECISIONS.add("fp32", "no autocast")
-PRECISIONS.add("fp16", "float16 autocast with a gradient scaler")
-PRECISIONS.add("bf16", "bfloat16 autocast")
 
 
 @dataclass(frozen=True)
@@ -190,16 +192,13 @@ class TrainConfig:
         return out
 
 
-SECTIONS: Registry[type] = Registry("section")
-"""Section name -> its dataclass, in the order of :class:`TrainConfig`."""
-for _name, _section in (
+SECTIONS: Registry[type] = Registry("section", [
     ("run", RunSection), ("data", DataSection), ("model", ModelSection), ("head", HeadSection),
     ("loss", LossSection), ("optim", OptimSection), ("schedule", ScheduleSection),
     ("checkpoint", CheckpointSection), ("validation", ValidationSection), ("log", LogSection),
     ("export", ExportSection),
-):
-    SECTIONS.add(_name, _section)
-del _name, _section
+])
+"""Section name -> its dataclass, in the order of :class:`TrainConfig`."""
 REQUIRED_SECTIONS = ("run", "data", "model")
 RESUME_SECTIONS = ("data", "model", "head", "loss", "optim", "schedule")
 """Sections that must match between a checkpoint and the config that resumes it (``run.seed`` too)."""

@@ -55,10 +55,11 @@ from facebench.extraction.preprocess import Profile
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-IDENTITY_KEYS: Registry[str] = Registry("identity key")
+IDENTITY_KEYS: Registry[str] = Registry("identity key", [
+    ("dir", "the folder of the image's path"),
+    ("label", "the list's label column"),
+])
 """``[data] identity_key`` of a list source -> what names an image's identity."""
-IDENTITY_KEYS.add("dir", "the folder of the image's path")
-IDENTITY_KEYS.add("label", "the list's label column")
 CHIP_SIZE = 112
 
 
@@ -289,12 +290,13 @@ class DataSpec:
     num_classes: int | None = None
 
 
-SOURCES: Registry[Callable[[DataSpec], TrainingSource]] = Registry("data source")
+SOURCES: Registry[Callable[[DataSpec], TrainingSource]] = Registry("data source", [
+    ("recordio", lambda spec: RecordSource(spec.path)),
+    ("folder", lambda spec: scan_folder(spec.path)),
+    ("list", lambda spec: read_list(spec.path, spec.root, spec.identity_key)),
+])
 """``[data] source`` -> the reader of ``spec.path``: an InsightFace RecordIO pack, a folder per identity,
 or a ``<path> <label>`` list."""
-SOURCES.add("recordio", lambda spec: RecordSource(spec.path))
-SOURCES.add("folder", lambda spec: scan_folder(spec.path))
-SOURCES.add("list", lambda spec: read_list(spec.path, spec.root, spec.identity_key))
 
 
 def open_source(spec: DataSpec) -> tuple[TrainingSource, int]:

@@ -26,11 +26,12 @@ from torch import nn
 from facebench.errors import FacebenchError
 from facebench.registry import Registry
 
-DEVICES: Registry[str] = Registry("device")
+DEVICES: Registry[str] = Registry("device", [
+    ("auto", "CUDA when available, else the CPU"),
+    ("cpu", "the CPU"),
+    ("cuda", "CUDA (an error when it is not available)"),
+])
 """``[run] device`` -> where training runs."""
-DEVICES.add("auto", "CUDA when available, else the CPU")
-DEVICES.add("cpu", "the CPU")
-DEVICES.add("cuda", "CUDA (an error when it is not available)")
 
 
 @dataclass(frozen=True)

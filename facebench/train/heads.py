@@ -39,21 +39,24 @@ from torch import nn
 from facebench.errors import FacebenchError
 from facebench.registry import Registry
 
-HEADS: Registry[str] = Registry("head")
+HEADS: Registry[str] = Registry("head", [
+    ("softmax", "g"),
+    ("am", "g - m (CosFace)"),
+    ("arc", "cos(theta_y + m) (ArcFace)"),
+    ("mv-am", "g - m, mis-classified non-targets re-weighted (MV-AM)"),
+    ("mv-arc", "cos(theta_y + m), mis-classified non-targets re-weighted (MV-Arc)"),
+])
 """Head name -> its target logit (the rules of the module docstring)."""
-HEADS.add("softmax", "g")
-HEADS.add("am", "g - m (CosFace)")
-HEADS.add("arc", "cos(theta_y + m) (ArcFace)")
-HEADS.add("mv-am", "g - m, mis-classified non-targets re-weighted (MV-AM)")
-HEADS.add("mv-arc", "cos(theta_y + m), mis-classified non-targets re-weighted (MV-Arc)")
-MODES: Registry[str] = Registry("MV mode")
+MODES: Registry[str] = Registry("MV mode", [
+    ("adaptive", "(t + 1) cos_k + t"),
+    ("fixed", "cos_k + t"),
+])
 """MV mode -> the logit of a mis-classified non-target class."""
-MODES.add("adaptive", "(t + 1) cos_k + t")
-MODES.add("fixed", "cos_k + t")
-VARIANTS: Registry[float] = Registry("head variant")
+VARIANTS: Registry[float] = Registry("head variant", [
+    ("reference", 0.2),
+    ("facexzoo", 0.12),
+])
 """Variant -> its default ``t``."""
-VARIANTS.add("reference", 0.2)
-VARIANTS.add("facexzoo", 0.12)
 DEFAULT_S = 32.0
 DEFAULT_M = 0.35
 NORM_EPS = 1e-12

@@ -86,11 +86,12 @@ def _hard_mining(per_sample: torch.Tensor, gamma: float, keep: float) -> torch.T
     return torch.topk(per_sample, k, sorted=False).values.mean()
 
 
-LOSSES: Registry[Callable[[torch.Tensor, float, float], torch.Tensor]] = Registry("loss")
+LOSSES: Registry[Callable[[torch.Tensor, float, float], torch.Tensor]] = Registry("loss", [
+    ("cross-entropy", _cross_entropy),
+    ("focal", _focal),
+    ("hard-mining", _hard_mining),
+])
 """Loss name -> ``reduce(per_sample, gamma, keep)`` (the rules of the module docstring)."""
-LOSSES.add("cross-entropy", _cross_entropy)
-LOSSES.add("focal", _focal)
-LOSSES.add("hard-mining", _hard_mining)
 
 
 def reduce_loss(per_sample: torch.Tensor, kind: str, gamma: float = 2.0, keep: float = 0.9) -> torch.Tensor:
