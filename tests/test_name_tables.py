@@ -174,6 +174,12 @@ def _name_rule():
     return match_identities([["Ann Lee"]], [["Ann Lee"]], "initals")
 
 
+def _whitelist(tmp: Path):
+    from facebench.overlap.whitelists import resolve_whitelist
+
+    return resolve_whitelist("deepglnt", [tmp])
+
+
 def _removal_policy():
     from facebench.overlap.audit import AuditRules
 
@@ -208,6 +214,7 @@ def _api_setting():
     (_score_format, "unknown score file format '5colm'; did you mean '5col'"),
     (_listing_kind, "unknown listing kind 'mid'; did you mean 'mids'"),
     (_name_rule, "unknown name rule 'initals'; did you mean 'initials'"),
+    (_whitelist, "--whitelist deepglnt (no such file): unknown published whitelist 'deepglnt'; did you mean 'deepglint'"),
     (_removal_policy, "--remove-on: unknown removal policy 'nams'; did you mean 'names'"),
     (_api_setting, "unknown setting 'kfold_rul'; did you mean 'kfold_rule'"),
 ], ids=lambda v: v.__name__.lstrip("_") if callable(v) else "")
