@@ -3,8 +3,9 @@
 A table of keys becomes a frozen dataclass: every key must be a field (an unknown key is an error with a
 "did you mean"), every field without a default must be present, and each value must match the field's
 annotation (``int``, ``float`` (an int is accepted, a bool never), ``bool``, ``str``, ``list[...]``,
-``tuple[X, ...]``, ``tuple[X, Y, Z]`` (exactly that many), ``dict[str, ...]``, ``Literal[...]`` of strings, ``X | None``,
-or another such dataclass (a nested table)). Errors are :class:`FacebenchError` naming ``where`` (file and table).
+``tuple[X, ...]``, ``tuple[X, Y, Z]`` (exactly that many), ``dict[str, ...]``, ``Literal[...]`` of strings,
+``X | None``, or another such dataclass (a nested table)). Errors are :class:`FacebenchError` naming ``where``
+(file and table).
 """
 
 from __future__ import annotations

@@ -214,7 +214,8 @@ def _api_setting():
     (_score_format, "unknown score file format '5colm'; did you mean '5col'"),
     (_listing_kind, "unknown listing kind 'mid'; did you mean 'mids'"),
     (_name_rule, "unknown name rule 'initals'; did you mean 'initials'"),
-    (_whitelist, "--whitelist deepglnt (no such file): unknown published whitelist 'deepglnt'; did you mean 'deepglint'"),
+    (_whitelist, "--whitelist deepglnt (no such file): unknown published whitelist 'deepglnt'; did you mean "
+                 "'deepglint'"),
     (_removal_policy, "--remove-on: unknown removal policy 'nams'; did you mean 'names'"),
     (_api_setting, "unknown setting 'kfold_rul'; did you mean 'kfold_rule'"),
 ], ids=lambda v: v.__name__.lstrip("_") if callable(v) else "")
@@ -227,5 +228,6 @@ def test_a_misspelt_name_names_the_table_and_suggests(tmp_path: Path, call, mess
 def test_a_misspelt_command_is_answered_with_the_command_table(capsys):
     assert main(["-q", "reprot", "run"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("facebench: error: unknown command 'reprot'; did you mean 'report' or 'export'? (known: run, ")
+    assert err.startswith(
+        "facebench: error: unknown command 'reprot'; did you mean 'report' or 'export'? (known: run, demo, ")
     assert len(err.strip().splitlines()) == 1

@@ -76,7 +76,8 @@ def test_remove_forgets_name_and_owner():
 
 
 @pytest.mark.parametrize("name, choices, expected", [
-    ("iresnet51", ["iresnet18", "iresnet50", "iresnet100"], "; did you mean 'iresnet50' or 'iresnet18' or 'iresnet100'?"),
+    ("iresnet51", ["iresnet18", "iresnet50", "iresnet100"],
+     "; did you mean 'iresnet50' or 'iresnet18' or 'iresnet100'?"),
     ("mv-amm", ["softmax", "am", "arc", "mv-am", "mv-arc"], "; did you mean 'mv-am' or 'mv-arc' or 'am'?"),
     ("xyz", ["apple", "banana"], ""),
     ("a", [], ""),

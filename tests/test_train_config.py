@@ -45,7 +45,7 @@ def test_defaults_are_the_paper_head():
     (_with("schedule", milestones=[13, 10]), "milestones must increase"),
     (_with("schedule", milestones=[10, 18]), r"inside \(0, 18"),
     (_with("schedule", kind="cosine"), "milestones apply to kind"),
-    (_with("schedule", kind="exponential", milestones=[]), r"\[schedule\] kind: unknown schedule kind 'exponential' \(known: step, poly, cosine"),
+    (_with("schedule", kind="exponential", milestones=[]), r"\[schedule\] kind: unknown schedule kind 'exponential' \(known: step, poly"),
     (_with("head", type="softmax", m=0.3), "takes no margin"),
     (_with("head", type="am", t=0.2), "takes no t or mode"),
     (_with("head", type="mv-amm"), "did you mean 'mv-am'"),
