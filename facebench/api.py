@@ -14,6 +14,7 @@ import numpy as np
 from facebench.benchmarks import user_protocols
 from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.errors import FacebenchError
+from facebench.registry import did_you_mean
 from facebench.evaluate.common import RunSettings
 from facebench.evaluate.pairs import verification_metrics
 from facebench.extraction.extract import combine_flip, embed_chips
@@ -86,9 +87,11 @@ def evaluate_benchmark(
     """
     from facebench.pipeline import run
 
-    unknown = sorted(set(settings) - {f.name for f in fields(RunSettings)})
-    if unknown:
-        raise FacebenchError(f"unknown setting(s) {unknown}; see facebench.evaluate.common.RunSettings")
+    known = [f.name for f in fields(RunSettings)]
+    for name in settings:
+        if name not in known:
+            raise FacebenchError(f"unknown setting {name!r}{did_you_mean(name, known)} (known: {', '.join(known)}; "
+                                 "see facebench.evaluate.common.RunSettings)")
     if (features is None) == (checkpoint is None):
         raise FacebenchError("give features (embeddings in memory) or a checkpoint, not both")
     with tempfile.TemporaryDirectory(prefix="facebench-api-") as tmp:

@@ -1,4 +1,4 @@
-"""Atomic writes and checksums.
+"""Atomic writes and checksums of output files (no format knowledge: the field's formats are in `io/`).
 
 Every output facebench writes goes to a temporary file in the target directory and is renamed into place
 (``os.replace``), so a crash or an error never leaves a half-written file under the final name.

@@ -1,4 +1,6 @@
-"""`facebench run`: resolve benchmarks, load the checkpoint once, evaluate each benchmark, write the run.
+"""The run pipeline of `facebench run` (`cli/run.py` only parses the arguments and calls :func:`run`).
+
+Resolve benchmarks, load the checkpoint once, evaluate each benchmark, write the run.
 
 Any exception inside one benchmark (a missing or malformed file, an undecodable image, degenerate
 landmarks, non-finite embeddings, a fold without both classes...) is recorded under ``failed`` with its

@@ -8,7 +8,7 @@ matches; iteration follows registration order.
 from __future__ import annotations
 
 import difflib
-from typing import Generic, Iterator, Mapping, TypeVar
+from typing import Generic, Iterable, Iterator, TypeVar
 
 from facebench.errors import FacebenchError
 
@@ -24,22 +24,13 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 class Registry(Generic[T]):
     """Names to entries of one kind of thing; ``what`` names the table in errors (e.g. ``"backbone"``)."""
 
-    def __init__(self, what: str, entries: Mapping[str, T] | None = None, owner: str = "") -> None:
+    def __init__(self, what: str, entries: Iterable[tuple[str, T]] = ()) -> None:
+        """An empty table, or one holding ``entries`` (``(name, entry)`` pairs, added in order by :meth:`add`)."""
         self.what = what
         self._entries: dict[str, T] = {}
         self._owners: dict[str, str] = {}
-        for name, entry in (entries or {}).items():
-            self.add(name, entry, owner)
-
-    def extended(self, entries: Mapping[str, T], owner: str = "") -> "Registry[T]":
-        """A new registry with this one's entries and ``entries`` (same duplicate rule); this one is unchanged.
-        The way to add entries after import (a plugin, a test's throwaway entry) without mutating shared state."""
-        out: Registry[T] = Registry(self.what)
-        for name, entry in self.items():
-            out.add(name, entry, self._owners[name])
-        for name, entry in entries.items():
-            out.add(name, entry, owner)
-        return out
+        for name, entry in entries:
+            self.add(name, entry)
 
     def add(self, name: str, entry: T, owner: str = "") -> T:
         """Register ``entry`` under ``name``; a name already taken is an error naming both owners."""
@@ -82,6 +73,10 @@ class Registry(Generic[T]):
 
     def items(self) -> Iterator[tuple[str, T]]:
         return iter(list(self._entries.items()))
+
+    def values(self) -> Iterator[T]:
+        """Every entry, in registration order."""
+        return iter(list(self._entries.values()))
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

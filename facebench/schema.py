@@ -3,14 +3,16 @@
 A table of keys becomes a frozen dataclass: every key must be a field (an unknown key is an error with a
 "did you mean"), every field without a default must be present, and each value must match the field's
 annotation (``int``, ``float`` (an int is accepted, a bool never), ``bool``, ``str``, ``list[...]``,
-``dict[str, ...]``, ``X | None``). Errors are :class:`FacebenchError` naming ``where`` (file and table).
+``tuple[X, ...]``, ``tuple[X, Y, Z]`` (exactly that many), ``dict[str, ...]``, ``Literal[...]`` of strings,
+``X | None``, or another such dataclass (a nested table)). Errors are :class:`FacebenchError` naming ``where``
+(file and table).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from facebench.errors import FacebenchError
 from facebench.registry import did_you_mean
@@ -30,9 +32,16 @@ def check_type(value: Any, hint: Any, where: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
             return check_type(value, inner[0], where)
+    if origin is Literal:
+        choice(value, [str(a) for a in args], where)
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_table(hint, value, where)  # type: ignore[arg-type]
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise FacebenchError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
+            raise FacebenchError(f"{where}: expected a list of {len(args)} values, got {value!r}")
         item = args[0] if args else Any
         checked = [check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return checked if origin is list else tuple(checked)

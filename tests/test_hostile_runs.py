@@ -564,12 +564,15 @@ def test_report_on_a_malformed_run_directory_says_what_is_wrong(tmp_path, capsys
 
 
 @pytest.mark.parametrize("sidecar, message", [
-    ('{"profile": {"mean": [127.5, NaN, 127.5]}}', "field mean[1] must be a finite number, got nan"),
-    ('{"profile": {"std": [1e309, 1, 1]}}', "field std[0] must be a finite number, got inf"),
-    ('{"profile": "insightface"}', "field 'profile' must be an object of profile fields, got str"),
-    ('{"profile": {"name": "raw"}, "extra": 1}', "unknown key(s) ['extra'] beside 'profile'"),
-    ('{"profile": {"size": "112"}}', "field 'size' must be int, got str '112'"),
-    ('{"profile": {"colour": "rgb", "gamma": 2}}', "unknown profile field(s) ['gamma']"),
+    ('{"profile": {"mean": [127.5, NaN, 127.5]}}', "profile mean[1]: expected a number, got nan"),
+    ('{"profile": {"std": [1e309, 1, 1]}}', "profile std[0]: expected a number, got inf"),
+    ('{"profile": {"std": [1, 1]}}', "profile std: expected a list of 3 values, got [1, 1]"),
+    ('{"profile": "insightface"}', "profile: expected a table, got 'insightface'"),
+    ('{"profile": {"name": "raw"}, "extra": 1}', "unknown key 'extra' (known: profile, threshold)"),
+    ('{"profile": {"size": "112"}}', "profile size: expected an integer, got '112'"),
+    ('{"profile": {"colour": "rgb", "gamma": 2}}', "profile unknown key 'gamma'"),
+    ('{"chip": "dlib5"}', "profile chip: 'dlib5' is not one of arcface, dlib; did you mean 'dlib'?"),
+    ('{"name": "raw", "threshold": {"metric": "cosine"}}', "threshold missing required key 'value'"),
 ])
 def test_sidecar_values_are_checked_naming_the_field(tmp_path, sidecar, message) -> None:
     from facebench.extraction.preprocess import read_sidecar

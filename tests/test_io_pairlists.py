@@ -359,7 +359,8 @@ def test_cfp_malformed(tmp_path):
     split.unlink()
     with pytest.raises(FacebenchError, match=r"03/diff\.txt: missing"):
         read_cfp(root, "FP", check_images=False)
-    with pytest.raises(FacebenchError, match="must be one of FP, FF"):
+    with pytest.raises(FacebenchError, match=r"unknown CFP protocol 'PF'; did you mean 'FP' or 'FF'\? "
+                                              r"\(known: FP, FF\)"):
         read_cfp(root, "PF")
     with pytest.raises(FacebenchError, match="not a CFP folder"):
         read_cfp(tmp_path, "FP")

@@ -48,7 +48,7 @@ def test_sidecar_threshold_is_read_beside_the_profile(tmp_path) -> None:
     assert read_sidecar_threshold(ckpt)["value"] == 0.28
     assert read_sidecar(ckpt).name == "insightface"
     side.write_text(json.dumps({"threshold": {"metric": "manhattan", "value": 1}}))
-    with pytest.raises(FacebenchError, match="threshold must be"):
+    with pytest.raises(FacebenchError, match="threshold metric: 'manhattan' is not one of euclidean, cosine"):
         read_sidecar_threshold(ckpt)
 
 

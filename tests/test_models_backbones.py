@@ -28,8 +28,8 @@ def test_unknown_name_suggests_close_ones():
         create_backbone("iresnet51")
     message = str(err.value)
     assert "unknown architecture 'iresnet51'" in message
-    assert "did you mean iresnet50" in message
-    with pytest.raises(FacebenchError, match="did you mean mobilefacenet"):
+    assert "did you mean 'iresnet50'" in message
+    with pytest.raises(FacebenchError, match="did you mean 'mobilefacenet'"):
         create_backbone("mobilefacnet")
 
 

@@ -282,7 +282,8 @@ def test_whitelist_errors(small: dict, capsys) -> None:
     bad.write_text("m.0abc\nMadonna\n")
     with pytest.raises(FacebenchError, match=r"bad.txt line 2: 'Madonna' is not a Freebase MID"):
         read_whitelist(bad)
-    with pytest.raises(FacebenchError, match="not a known list name; known names: deepglint"):
+    with pytest.raises(FacebenchError, match=r"--whitelist nolist \(no such file\): unknown published whitelist "
+                                              r"'nolist' \(known: deepglint, svx, sv-x, "):
         resolve_whitelist("nolist")
     with pytest.raises(FacebenchError, match=r"'facexzoo': MS-Celeb-1M-v1c-r_id_list.txt .* not found in"):
         resolve_whitelist("facexzoo", [tmp])

@@ -15,23 +15,13 @@ from typing import Sequence
 
 from facebench import __version__
 from facebench.errors import FacebenchError
+from facebench.registry import Registry
 
-COMMANDS: tuple[str, ...] = (
-    "run",
-    "demo",
-    "benchmarks",
-    "export",
-    "cache",
-    "train",
-    "overlap",
-    "report",
-    "compare",
-    "doctor",
-    "pack",
-    "score",
-    "extract",
-    "align",
-)
+COMMANDS: Registry[str] = Registry("command", [(name, f"facebench.cli.{name}") for name in (
+    "run", "demo", "benchmarks", "export", "cache", "train", "overlap", "report", "compare", "doctor", "pack",
+    "score", "extract", "align",
+)])
+"""Sub-command name -> the module that registers it, in the order ``--help`` lists them."""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -46,13 +36,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (and of a failed benchmark)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name, module_name in COMMANDS.items():
         if only is not None and name != only:
             continue
         try:
-            module = importlib.import_module(f"facebench.cli.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == f"facebench.cli.{name}":
+            if exc.name == module_name:
                 continue
             raise
         module.register(subparsers)
@@ -65,7 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     (``FacebenchError``); 130 interrupted. Each error is one line on stderr; ``--debug`` shows the traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     named = next((token for token in argv if not token.startswith("-")), None)
-    parser = build_parser(named if named in COMMANDS else None)
+    if named is not None and named not in COMMANDS:  # the top-level options take no value: this names a command
+        try:
+            COMMANDS.check(named)
+        except FacebenchError as exc:
+            print(f"facebench: error: {exc}", file=sys.stderr)
+            return 2
+    parser = build_parser(named)
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose or args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

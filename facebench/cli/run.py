@@ -1,4 +1,7 @@
-"""`facebench run`: evaluate a checkpoint (or precomputed features) on benchmarks."""
+"""`facebench run` arguments only: parsed here, run by the run pipeline (`facebench.pipeline`).
+
+The command evaluates a checkpoint (or precomputed features) on benchmarks.
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from facebench.io.scorefiles import FORMATS
+
     p = subparsers.add_parser(
         "score",
         help="evaluate a score file (bob.bio 4/5-column or CSV): 1:1 and 1:N metrics, tables, ROC",
@@ -16,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "directory that `facebench report` and `facebench compare` read.",
     )
     p.add_argument("file", type=Path, help="the score file")
-    p.add_argument("--format", choices=("auto", "4col", "5col", "csv"), default="auto")
+    p.add_argument("--format", choices=FORMATS, default="auto",
+                   help="auto (default), 4col or 5col (bob.bio), csv (a header row)")
     p.add_argument("--name", help="its name in tables (default: the file name without suffix)")
     p.add_argument("--out", type=Path, help="output directory (default reports/<name>)")
     p.add_argument("--tar-rule", choices=("nearest", "le", "interp"), default="nearest",

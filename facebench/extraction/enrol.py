@@ -35,11 +35,21 @@ import numpy as np
 
 from facebench.extraction.cache import FeatureCache
 from facebench.errors import FacebenchError
+from facebench.registry import Registry
 from facebench.atomic import sha256_file
 from facebench.extraction.images import ARCFACE_SIZE, ARCFACE_TEMPLATE, ImageList, read_header, read_image, stored_to_upright
 
-ON_NO_FACE: tuple[str, ...] = ("error", "center-crop", "skip")
-LANDMARK_FRAMES: tuple[str, ...] = ("upright", "stored")
+ON_NO_FACE: Registry[str] = Registry("no-face policy", [
+    ("error", "stop, listing the files"),
+    ("center-crop", "the ArcFace template on the centre square of the upright image"),
+    ("skip", "the image takes part in no comparison"),
+])
+"""``--on-no-face`` -> what happens to an image with no face (module docstring)."""
+LANDMARK_FRAMES: Registry[str] = Registry("landmark frame", [
+    ("upright", "the upright (EXIF-rotated) frame facebench decodes"),
+    ("stored", "the stored pixels (tools that ignore EXIF)"),
+])
+"""``--landmark-frame`` -> the frame landmark-file points are measured in."""
 ROW = 16
 """Cached detection row per image: n_faces, score, box (4), landmarks (10); NaN when not detected."""
 DETECT_CHUNK = 64
@@ -58,10 +68,8 @@ class EnrolOptions:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.on_no_face not in ON_NO_FACE:
-            raise FacebenchError(f"--on-no-face must be one of {', '.join(ON_NO_FACE)}, got {self.on_no_face!r}")
-        if self.landmark_frame not in LANDMARK_FRAMES:
-            raise FacebenchError(f"--landmark-frame must be upright or stored, got {self.landmark_frame!r}")
+        ON_NO_FACE.check(self.on_no_face, "--on-no-face")
+        LANDMARK_FRAMES.check(self.landmark_frame, "--landmark-frame")
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""A checkpoint ready to embed image lists: loaded once, its input contract resolved, extraction cached.
+"""FeatureExtractor: a loaded checkpoint embedding image lists (the network itself is `models.base.Encoder`).
+
+Loaded once, its input contract resolved, extraction cached.
 
 Every command that runs a model (`run`, `overlap audit`, `doctor`) goes through :class:`FeatureExtractor`, so the
 profile resolution (flag, then sidecar, then the backend's default, then insightface) and the feature-cache

@@ -26,12 +26,19 @@ from facebench.errors import FacebenchError
 from facebench.atomic import write_json
 from facebench.extraction.images import ChipGeometry, arcface_chip
 from facebench.io.textdoc import parse_json
+from facebench.registry import Registry
+from facebench.schema import from_table
 
 Colour = Literal["rgb", "bgr"]
 Chip = Literal["arcface", "dlib"]
 FlipMode = Literal["add", "concat", "none"]
 
-FLIP_MODES: tuple[str, ...] = ("add", "concat", "none")
+FLIP_MODES: Registry[str] = Registry("flip mode", [
+    ("add", "the sum of the two"),
+    ("concat", "the two concatenated (twice the dimension)"),
+    ("none", "the image alone"),
+])
+"""Flip mode -> how the features of an image and its mirror image are combined."""
 SIDECAR_SUFFIX = ".facebench.json"
 PREPROCESS_VERSION = 1
 """The code version of preprocessing (decode, alignment, chip mapping, flip, normalisation), part of the
@@ -55,8 +62,7 @@ class Profile:
             raise FacebenchError(f"profile {self.name!r}: colour must be 'rgb' or 'bgr', got {self.colour!r}")
         if self.chip not in ("arcface", "dlib"):
             raise FacebenchError(f"profile {self.name!r}: chip must be 'arcface' or 'dlib', got {self.chip!r}")
-        if self.flip not in FLIP_MODES:
-            raise FacebenchError(f"profile {self.name!r}: flip must be one of {FLIP_MODES}, got {self.flip!r}")
+        FLIP_MODES.check(self.flip, f"profile {self.name!r}: flip")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
             raise FacebenchError(f"profile {self.name!r}: mean and std need 3 values each, std non-zero")
         if not 16 <= int(self.size) <= 1024:
@@ -96,51 +102,24 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "profile") -> "Profile":
-        """Build a profile from its dict form; unknown keys are an error naming ``source``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise FacebenchError(f"{source}: unknown profile field(s) {unknown}; known: {sorted(known)}")
-        base = PROFILES.get(str(data.get("name", "")), PROFILES["insightface"])
+        """Build a profile from its dict form (fields not given: those of the named profile, else of
+        ``insightface``); an unknown key or a bad value is an error naming ``source`` and the field."""
+        named = data.get("name")
+        base = PROFILES[named] if isinstance(named, str) and named in PROFILES else PROFILES["insightface"]
         merged = {**base.to_dict(), **data}
-        return cls(
-            name=_field(merged, "name", str, source),
-            colour=_field(merged, "colour", str, source).lower(),  # type: ignore[arg-type]
-            mean=_triple(merged, "mean", source),
-            std=_triple(merged, "std", source),
-            chip=_field(merged, "chip", str, source),  # type: ignore[arg-type]
-            size=_field(merged, "size", int, source),
-            flip=_field(merged, "flip", str, source),  # type: ignore[arg-type]
-        )
-
-
-def _field(data: dict[str, Any], key: str, kind: type, source: str) -> Any:
-    """``data[key]`` when it is a ``kind`` (an int is not a bool), else an error naming the field."""
-    value = data[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise FacebenchError(f"{source}: field {key!r} must be {kind.__name__}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _triple(data: dict[str, Any], key: str, source: str) -> tuple[float, float, float]:
-    """``data[key]`` as three finite numbers, else an error naming the field and the bad element."""
-    value = data[key]
-    if not isinstance(value, (list, tuple)) or len(value) != 3:
-        raise FacebenchError(f"{source}: field {key!r} must be a list of 3 numbers (R, G, B), got {value!r}")
-    for i, item in enumerate(value):
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not np.isfinite(item):
-            raise FacebenchError(f"{source}: field {key}[{i}] must be a finite number, got {item!r}")
-    return tuple(float(v) for v in value)  # type: ignore[return-value]
+        if isinstance(merged["colour"], str):
+            merged["colour"] = merged["colour"].lower()
+        return from_table(cls, merged, source)
 
 
 DLIB_MEAN = (122.782, 117.001, 104.298)
 
-PROFILES: dict[str, Profile] = {
-    "insightface": Profile("insightface", "rgb", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
-    "facexzoo": Profile("facexzoo", "bgr", (127.5, 127.5, 127.5), (128.0, 128.0, 128.0)),
-    "raw": Profile("raw", "rgb", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-    "dlib": Profile("dlib", "rgb", DLIB_MEAN, (256.0, 256.0, 256.0), chip="dlib", size=150, flip="none"),
-}
+PROFILES: Registry[Profile] = Registry("profile", [(p.name, p) for p in (
+    Profile("insightface", "rgb", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
+    Profile("facexzoo", "bgr", (127.5, 127.5, 127.5), (128.0, 128.0, 128.0)),
+    Profile("raw", "rgb", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    Profile("dlib", "rgb", DLIB_MEAN, (256.0, 256.0, 256.0), chip="dlib", size=150, flip="none"),
+)])
 
 
 def chip_geometry(profile: Profile) -> ChipGeometry:
@@ -154,10 +133,7 @@ def chip_geometry(profile: Profile) -> ChipGeometry:
 
 def get_profile(name: str) -> Profile:
     """A named profile; an unknown name is an error listing the known ones."""
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise FacebenchError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+    return PROFILES.get(name)
 
 
 def sidecar_path(checkpoint: str | Path) -> Path:
@@ -179,41 +155,53 @@ def _read_sidecar_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def read_sidecar(checkpoint: str | Path) -> Profile | None:
-    """The profile stored beside ``checkpoint``, or ``None`` when there is no sidecar file. The file holds
-    either the profile fields themselves or ``{"profile": {...}}``; beside them only ``threshold`` (the
-    model's own decision threshold, :func:`read_sidecar_threshold`)."""
-    path = sidecar_path(checkpoint)
+@dataclass(frozen=True)
+class SidecarThreshold:
+    """The model's own decision threshold: Euclidean on the features as evaluated (same when distance < v)
+    or cosine (same when cosine >= v)."""
+
+    metric: Literal["euclidean", "cosine"]
+    value: float
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """``<checkpoint>.facebench.json``: ``{"profile": {profile fields}, "threshold": {"metric", "value"}}``,
+    both optional; the older flat form holds the profile fields themselves beside ``threshold``."""
+
+    profile: dict[str, Any] | None = None
+    threshold: SidecarThreshold | None = None
+
+
+def _read_sidecar_file(path: Path) -> Sidecar | None:
+    """The validated sidecar at ``path`` (the flat form read as ``{"profile": fields}``), or ``None``."""
     data = _read_sidecar_json(path)
     if data is None:
         return None
-    if "profile" in data:
-        unknown = sorted(set(data) - {"profile", "threshold"})
-        if unknown:
-            raise FacebenchError(f"{path}: unknown key(s) {unknown} beside 'profile'")
-        data = data["profile"]
-        if not isinstance(data, dict):
-            raise FacebenchError(f"{path}: field 'profile' must be an object of profile fields, got "
-                                 f"{type(data).__name__} {data!r}")
-    else:
-        data = {k: v for k, v in data.items() if k != "threshold"}
-    return Profile.from_dict(data, source=str(path))
+    if "profile" not in data:
+        data = {"profile": {k: v for k, v in data.items() if k != "threshold"},
+                **({"threshold": data["threshold"]} if "threshold" in data else {})}
+    return from_table(Sidecar, data, f"{path}:")
+
+
+def read_sidecar(checkpoint: str | Path) -> Profile | None:
+    """The profile stored beside ``checkpoint``, or ``None`` when there is no sidecar file (:class:`Sidecar`:
+    the profile fields, or ``{"profile": {...}}``; beside them only ``threshold``)."""
+    path = sidecar_path(checkpoint)
+    sidecar = _read_sidecar_file(path)
+    if sidecar is None or sidecar.profile is None:
+        return None
+    return Profile.from_dict(sidecar.profile, source=f"{path}: profile")
 
 
 def read_sidecar_threshold(checkpoint: str | Path) -> dict[str, Any] | None:
     """The decision threshold a sidecar declares, ``"threshold": {"metric": "euclidean"|"cosine", "value": v}``
-    (Euclidean on the features as evaluated: same when distance < v; cosine: same when cosine >= v)."""
+    (:class:`SidecarThreshold`), with the rule naming the file."""
     path = sidecar_path(checkpoint)
-    found = (_read_sidecar_json(path) or {}).get("threshold")
-    if found is None:
+    sidecar = _read_sidecar_file(path)
+    if sidecar is None or sidecar.threshold is None:
         return None
-    if not isinstance(found, dict) or found.get("metric") not in ("euclidean", "cosine"):
-        raise FacebenchError(f"{path}: threshold must be {{\"metric\": \"euclidean\" or \"cosine\", \"value\": number}}")
-    try:
-        value = float(found["value"])
-    except (KeyError, TypeError, ValueError):
-        raise FacebenchError(f"{path}: threshold.value must be a number, got {found.get('value')!r}") from None
-    return {"metric": found["metric"], "value": value, "rule": f"from {path.name}"}
+    return {"metric": sidecar.threshold.metric, "value": sidecar.threshold.value, "rule": f"from {path.name}"}
 
 
 def write_sidecar(checkpoint: str | Path, profile: Profile) -> Path:

@@ -44,8 +44,12 @@ from facebench.errors import FacebenchError, where
 from facebench.atomic import atomic_open
 from facebench.extraction.images import ImageList
 from facebench.io.textlines import expect_columns, parse_float, parse_int, without_bom
+from facebench.registry import Registry
 
-PREFIXES: dict[str, str] = {"ijbb": "IJBB", "ijbc": "IJBC"}
+PREFIXES: Registry[str] = Registry("IJB prefix", [
+    ("ijbb", "IJBB"),
+    ("ijbc", "IJBC"),
+])
 """File prefix -> top directory of the testsuite layout."""
 
 GALLERIES: dict[str, tuple[str, str]] = {"ijbb": ("S1", "S2"), "ijbc": ("G1", "G2")}
@@ -65,7 +69,7 @@ def layout(root: str | Path, prefix: str) -> dict[str, Path]:
     Roles: ``images`` (the loose_crop directory), ``tid_mid``, ``landmarks``, ``pairs``, ``gallery1``,
     ``gallery2``, ``probes`` (the roles of ``protocols/ijb*.toml``).
     """
-    prefix = _check_prefix(prefix)
+    prefix = PREFIXES.check(prefix)
     top = Path(root) / PREFIXES[prefix]
     meta = top / "meta"
     g1, g2 = GALLERIES[prefix]
@@ -349,12 +353,6 @@ def read_search_set(path: str | Path) -> SearchSet:
 def line_of_row(path: str | Path, row: int) -> int:
     """1-based line number of the ``row``-th non-blank line (0-based) of a headerless list file."""
     return _line_of_row(_read_bytes(path)[0], row)
-
-
-def _check_prefix(prefix: str) -> str:
-    if prefix not in PREFIXES:
-        raise FacebenchError(f"unknown IJB prefix {prefix!r}; use {' or '.join(PREFIXES)}")
-    return prefix
 
 
 _Buffer = bytes | mmap.mmap

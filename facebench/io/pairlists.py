@@ -31,6 +31,7 @@ from facebench.atomic import sha256_file
 from facebench.extraction.images import ImageList
 from facebench.io.landmarks import landmark_array
 from facebench.io.textlines import expect_columns, iter_fields, parse_int
+from facebench.registry import Registry
 
 N_FOLDS = 10
 """The number of folds of every pair-verification benchmark."""
@@ -237,24 +238,25 @@ def read_lfw_pairs(
     return out.build(pairs_file, {pairs_file.name: sha256_file(pairs_file)}, check_images, "lfw", "sets")
 
 
-PAIR_DIALECTS: dict[str, str] = {
-    "lfw": "LFW pairs.txt with a header 'n_sets n': per set n lines 'name i j' then n lines 'name1 i name2 j'",
-    "lfw_noheader": "LFW pair lines without a header, matched 'name i j' and mismatched 'name1 i name2 j' "
-    "in any order (MFR2, RFW)",
-    "consecutive": "two consecutive lines per pair, 'image [label]' (CALFW, CPLFW, SLLFW): label non-zero = same; "
-    "without a label, same = same identity",
-    "path_path_label": "'path_a path_b label' (label 1 same, 0 different; MLFW tab-separated, insightface "
-    "pairs_label.txt)",
-    "label_path_path": "'label path_a path_b' (label 1 same, 0 different)",
-}
+PAIR_DIALECTS: Registry[str] = Registry("pair-list dialect", [
+    ("lfw", "LFW pairs.txt with a header 'n_sets n': per set n lines 'name i j' then n lines "
+     "'name1 i name2 j'"),
+    ("lfw_noheader", "LFW pair lines without a header, matched 'name i j' and mismatched "
+     "'name1 i name2 j' in any order (MFR2, RFW)"),
+    ("consecutive", "two consecutive lines per pair, 'image [label]' (CALFW, CPLFW, SLLFW): label "
+     "non-zero = same; without a label, same = same identity"),
+    ("path_path_label", "'path_a path_b label' (label 1 same, 0 different; MLFW tab-separated, "
+     "insightface pairs_label.txt)"),
+    ("label_path_path", "'label path_a path_b' (label 1 same, 0 different)"),
+])
 """The pair-list dialects `read_pair_list` reads (name -> format)."""
 
-FOLD_RULES: dict[str, str] = {
-    "sets": "fold k = set k of the header (LFW)",
-    "kfold_stored_order": "KFold(10, shuffle=False): contiguous blocks of the file order",
-    "halves": "first half positive, second half negative: fold k = positives [h k/10, h (k+1)/10) then the same "
-    "block of negatives (CALFW's rule; h = half the pairs)",
-}
+FOLD_RULES: Registry[str] = Registry("fold rule", [
+    ("sets", "fold k = set k of the header (LFW)"),
+    ("kfold_stored_order", "KFold(10, shuffle=False): contiguous blocks of the file order"),
+    ("halves", "first half positive, second half negative: fold k = positives [h k/10, h (k+1)/10) "
+     "then the same block of negatives (CALFW's rule; h = half the pairs)"),
+])
 """How `read_pair_list` puts pairs into folds (name -> rule); see `layout_folds`."""
 
 _LABELS = {"1": True, "0": False}
@@ -347,8 +349,7 @@ def read_pair_list(
     list_file = Path(list_file)
     if dialect == "auto":
         dialect = detect_dialect(list_file)
-    if dialect not in PAIR_DIALECTS:
-        raise FacebenchError(f"unknown pair-list dialect {dialect!r}; known: {', '.join(PAIR_DIALECTS)}")
+    PAIR_DIALECTS.check(dialect)
     rows: list[tuple[int, str, str, str, str, bool]] = []  # (line, path a, path b, identity a, identity b, same)
     if dialect == "lfw":
         names = _first_lfw_name(list_file, skip_header=True)
@@ -524,7 +525,11 @@ def read_cplfw_pairs(
     )
 
 
-CFP_PROTOCOLS = ("FP", "FF")
+CFP_PROTOCOLS: Registry[str] = Registry("CFP protocol", [
+    ("FP", "frontal-profile"),
+    ("FF", "frontal-frontal"),
+])
+"""CFP protocol -> its pairs."""
 _CFP_LIST_NAMES = {"F": ("Pair_list_F.txt", "image_list_F.txt"), "P": ("Pair_list_P.txt", "image_list_P.txt")}
 
 
@@ -575,8 +580,7 @@ def read_cfp(cfp_root: str | Path, protocol: str, *, check_images: bool = True) 
     """
     cfp_root = Path(cfp_root)
     key = protocol.upper()
-    if key not in CFP_PROTOCOLS:
-        raise FacebenchError(f"CFP protocol must be one of {', '.join(CFP_PROTOCOLS)}, got {protocol!r}")
+    CFP_PROTOCOLS.check(key)
     protocol_dir = _cfp_protocol_dir(cfp_root)
     inputs: dict[str, str] = {}
     first_file, first = _read_cfp_image_list(protocol_dir, "F", inputs)

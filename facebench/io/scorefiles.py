@@ -28,8 +28,15 @@ import numpy as np
 
 from facebench.errors import FacebenchError, where
 from facebench.io.textlines import expect_columns, iter_fields, iter_lines
+from facebench.registry import Registry
 
-FORMATS = ("auto", "4col", "5col", "csv")
+FORMATS: Registry[str] = Registry("score file format", [
+    ("auto", "csv for a .csv name or a first line with a comma, else 4col or 5col by field count"),
+    ("4col", "claimed_id real_id test_label score"),
+    ("5col", "claimed_id model_label real_id test_label score"),
+    ("csv", "a header naming probe, reference, score and label or probe_subject, reference_subject"),
+])
+"""Score file format -> its columns (rules in the module docstring)."""
 _TRUE, _FALSE = {"1", "true", "yes", "genuine"}, {"0", "false", "no", "impostor"}
 
 
@@ -80,8 +87,7 @@ def detect_format(path: str | Path) -> str:
 def read_score_file(path: str | Path, fmt: str = "auto") -> ScoreList:
     """Read a score file in ``fmt`` (one of :data:`FORMATS`; module rules)."""
     path = Path(path)
-    if fmt not in FORMATS:
-        raise FacebenchError(f"unknown score file format {fmt!r}; use one of {', '.join(FORMATS)}")
+    FORMATS.check(fmt)
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "csv":

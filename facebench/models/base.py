@@ -1,4 +1,7 @@
-"""The encoder interface every checkpoint backend implements."""
+"""Encoder: the network itself, chips in, embeddings out (`extraction.extractor.FeatureExtractor` wraps one).
+
+The encoder interface every checkpoint backend implements.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from facebench.errors import FacebenchError
 from facebench.atomic import atomic_path
 from facebench.models.base import Encoder
 from facebench.models.torch_backend import TorchEncoder
+from facebench.registry import Registry
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
@@ -89,6 +90,13 @@ def write_torchscript(encoder: TorchEncoder, path: str | Path) -> None:
     torch.jit.save(module, str(path))
 
 
+EXPORT_FORMATS: Registry[Callable[[TorchEncoder, Path, int], None]] = Registry("export format", [
+    ("onnx", write_onnx),
+    ("torchscript", lambda encoder, path, opset: write_torchscript(encoder, path)),
+])
+"""Export format -> its writer ``(encoder, path, opset)`` (the opset applies to ONNX only)."""
+
+
 def output_difference(a: Encoder, b: Encoder, count: int = PARITY_BATCH, seed: int = 0) -> tuple[float, float]:
     """``(max abs difference, max abs output of a)`` of two encoders on ``count`` seeded standard-normal
     inputs."""
@@ -123,14 +131,10 @@ def export_checked(
         )
     if encoder.half:
         raise FacebenchError("export runs the source in float32: load the checkpoint without half (fp16)")
-    if format not in ("onnx", "torchscript"):
-        raise FacebenchError(f"unknown export format {format!r}: use onnx or torchscript")
+    write = EXPORT_FORMATS.get(format)
     path = Path(path)
     with atomic_path(path) as tmp:
-        if format == "onnx":
-            write_onnx(encoder, tmp, opset)
-        else:
-            write_torchscript(encoder, tmp)
+        write(encoder, tmp, opset)
         device = "auto" if format == "onnx" else str(encoder.device)  # onnxruntime may lack a CUDA provider
         # the archive just written holds facebench's own trace of the source model: its code is trusted
         exported = load_encoder(tmp, format=format, device=device, input_size=encoder.input_size,

@@ -26,8 +26,15 @@ from pathlib import Path
 from facebench.errors import FacebenchError
 from facebench.models.base import Encoder
 from facebench.models.formats import is_dlib_file, is_torchscript_archive
+from facebench.registry import Registry
 
-FORMATS = ("onnx", "torchscript", "pytorch", "dlib")
+FORMATS: Registry[str] = Registry("checkpoint format", [
+    ("onnx", "an ONNX graph, run by onnxruntime"),
+    ("torchscript", "a TorchScript archive (carries code: needs --trust-checkpoint-code)"),
+    ("pytorch", "a PyTorch state_dict of a registered architecture (--arch)"),
+    ("dlib", "a dlib face-recognition network (.dat)"),
+])
+"""Checkpoint format -> what it is (detection rules in the module docstring)."""
 CODE_FORMATS = frozenset({"torchscript"})
 """Checkpoint formats whose loading or forward pass runs code stored in the file."""
 TRUST_FLAG = "--trust-checkpoint-code"
@@ -119,8 +126,7 @@ def load_encoder(
             otherwise (see the module docstring).
     """
     kind = format or detect_format(path)
-    if kind not in FORMATS:
-        raise FacebenchError(f"unknown checkpoint format {kind!r}; known: {', '.join(FORMATS)}")
+    FORMATS.check(kind)
     check_code_trust(path, kind, trust_checkpoint_code)
     if arch is not None and kind not in ("pytorch",):
         raise FacebenchError(f"{path}: --arch applies to PyTorch state_dicts; this file is {kind}")

@@ -36,10 +36,17 @@ from facebench.overlap.centres import DEFAULT_THRESHOLD, pair_cosines, similar_p
 from facebench.overlap.names import NAME_RULES, match_identities, rule_rank
 from facebench.overlap.sources import BenchmarkIdentities
 from facebench.overlap.staging import finish_file, staged_folder
+from facebench.registry import Registry
 
 log = logging.getLogger(__name__)
 
-REMOVE_ON: tuple[str, ...] = ("any", "names", "similarity", "both")
+REMOVE_ON: Registry[str] = Registry("removal policy", [
+    ("any", "a name match or a similar centre"),
+    ("names", "a name match"),
+    ("similarity", "a similar centre"),
+    ("both", "a name match and a similar centre"),
+])
+"""``--remove-on`` -> the evidence that removes a training identity."""
 AUDIT_FILES: tuple[str, ...] = (
     "overlaps.tsv",
     "overlaps.md",
@@ -70,17 +77,15 @@ class AuditRules:
     remove_on: str = "any"
 
     def __post_init__(self) -> None:
-        if self.name_rule not in NAME_RULES:
-            raise FacebenchError(f"--name-rule {self.name_rule!r}: choose one of {', '.join(NAME_RULES)}")
-        if self.remove_on not in REMOVE_ON:
-            raise FacebenchError(f"--remove-on {self.remove_on!r}: choose one of {', '.join(REMOVE_ON)}")
+        NAME_RULES.check(self.name_rule, "--name-rule")
+        REMOVE_ON.check(self.remove_on, "--remove-on")
         if not (math.isfinite(self.threshold) and -1.0 <= self.threshold <= 1.0):
             raise FacebenchError(f"--threshold {self.threshold}: a cosine threshold lies in [-1, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name_rule": self.name_rule,
-            "name_rules_used": list(NAME_RULES[: rule_rank(self.name_rule) + 1]),
+            "name_rules_used": list(NAME_RULES.names()[: rule_rank(self.name_rule) + 1]),
             "threshold": self.threshold,
             "similarity_rule": "cosine of identity centres > threshold; centre = normalise(sum of normalised rows)",
             "remove_on": self.remove_on,

@@ -38,18 +38,19 @@ import numpy as np
 from facebench.errors import FacebenchError
 from facebench.io.textlines import skip_bom
 from facebench.overlap.whitelists import is_mid
+from facebench.registry import Registry
 
 ListingKind = Literal["lmk", "pathlabel", "mids", "dir"]
-LISTING_KINDS: tuple[str, ...] = ("lmk", "pathlabel", "mids", "dir")
 IdentityRule = Literal["mid", "any"]
 
 FIELDS: dict[str, int] = {"lmk": 12, "pathlabel": 2, "mids": 1}
-KIND_FORMS: dict[str, str] = {
-    "lmk": "<dir>/<file> <label> x1 y1 ... x5 y5",
-    "pathlabel": "<dir>/<file> <label>",
-    "mids": "<identity>",
-    "dir": "one folder per identity",
-}
+LISTING_KINDS: Registry[str] = Registry("listing kind", [
+    ("lmk", "<dir>/<file> <label> x1 y1 ... x5 y5"),
+    ("pathlabel", "<dir>/<file> <label>"),
+    ("mids", "<identity>"),
+    ("dir", "one folder per identity"),
+])
+"""Listing kind -> the form of its rows."""
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 NO_LABEL = -1
 
@@ -112,7 +113,7 @@ def detect_kind(path: str | Path) -> str:
                     return "mids"
                 raise FacebenchError(
                     f"{path} line {line_no}: cannot tell the listing kind from {n} field(s); expected 12 "
-                    f"(lmk: {KIND_FORMS['lmk']}), 2 (pathlabel: {KIND_FORMS['pathlabel']}) or 1 (mids: "
+                    f"(lmk: {LISTING_KINDS['lmk']}), 2 (pathlabel: {LISTING_KINDS['pathlabel']}) or 1 (mids: "
                     "one identity per line); force one with --kind"
                 )
     except OSError as exc:
@@ -137,14 +138,13 @@ def read_listing(
     if not path.exists():
         raise FacebenchError(f"{path}: no such listing file or folder")
     kind = kind or detect_kind(path)
-    if kind not in LISTING_KINDS:
-        raise FacebenchError(f"unknown listing kind {kind!r}; known: {', '.join(LISTING_KINDS)}")
+    LISTING_KINDS.check(kind)
     if kind == "dir":
         if not path.is_dir():
             raise FacebenchError(f"{path}: --kind dir needs a folder with one sub-folder per identity")
         return _read_dir(path, identity, with_rows)
     if path.is_dir():
-        raise FacebenchError(f"{path}: is a folder; a {kind} listing is a file ({KIND_FORMS[kind]})")
+        raise FacebenchError(f"{path}: is a folder; a {kind} listing is a file ({LISTING_KINDS[kind]})")
     try:
         if kind == "mids":
             return _read_ids(path, identity, with_rows)
@@ -268,7 +268,7 @@ def _read_paths(path: Path, kind: str, identity: str, with_rows: bool) -> Listin
                 if not parts:
                     continue
                 raise FacebenchError(
-                    f"{path} line {line_no}: expected {n_fields} fields ({KIND_FORMS[kind]}), got "
+                    f"{path} line {line_no}: expected {n_fields} fields ({LISTING_KINDS[kind]}), got "
                     f"{len(parts)}"
                 )
             image = parts[0]

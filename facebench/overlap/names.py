@@ -55,8 +55,12 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-NAME_RULES: tuple[str, ...] = ("exact", "reordered", "first_last", "prefix", "initials")
-"""The rules, strongest first; ``--name-rule R`` accepts R and every stronger rule."""
+from facebench.registry import Registry
+
+NAME_RULES: Registry[int] = Registry("name rule", [
+    (rule, rank) for rank, rule in enumerate(("exact", "reordered", "first_last", "prefix", "initials"))
+])
+"""Rule -> its rank (0 = strongest), strongest first; ``--name-rule R`` accepts R and every stronger rule."""
 
 _FOLD = str.maketrans(
     {
@@ -189,7 +193,7 @@ def match_names(a: str, b: str) -> str | None:
 
 def rule_rank(rule: str) -> int:
     """Position of ``rule`` in :data:`NAME_RULES` (0 = strongest)."""
-    return NAME_RULES.index(rule)
+    return NAME_RULES.get(rule)
 
 
 def _store_keys(w: Word) -> tuple[tuple[str, str], ...]:
@@ -303,8 +307,6 @@ def match_identities(
     ``train_names[i]`` / ``bench_names[j]`` are all the names (aliases) of identity i / j. Rules weaker
     than ``name_rule_limit`` are not reported. Ties between aliases keep the first alias pair found.
     """
-    if name_rule_limit not in NAME_RULES:
-        raise ValueError(f"unknown name rule {name_rule_limit!r}; known: {', '.join(NAME_RULES)}")
     limit = rule_rank(name_rule_limit)
     index = NameIndex((j, n) for j, names in enumerate(bench_names) for n in names)
     best: dict[tuple[int, int], NameMatch] = {}

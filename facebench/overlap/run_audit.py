@@ -99,13 +99,13 @@ class _Extractor:
     """Embeds image lists with the audit's checkpoint (through the shared :class:`FeatureExtractor`)."""
 
     def __init__(self, model: ModelSettings) -> None:
-        self.embedder = FeatureExtractor.load(model)
+        self.extractor = FeatureExtractor.load(model)
 
     def describe(self) -> dict[str, Any]:
-        return self.embedder.describe()
+        return self.extractor.describe()
 
     def __call__(self, paths: list[str], landmarks: np.ndarray | None, label: str) -> np.ndarray:
-        return self.embedder.embed(ImageList(origin=label, paths=paths, landmarks=landmarks), label)
+        return self.extractor.embed(ImageList(origin=label, paths=paths, landmarks=landmarks), label)
 
 
 def _train_rows(listing: Listing, root: Path, per_identity: int) -> tuple[list[str], np.ndarray | None, np.ndarray]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from facebench.errors import FacebenchError
+from facebench.registry import Registry
 
 MID_PATTERN = re.compile(r"m\.0[0-9a-z_]+")
 """A Freebase machine id as MS-Celeb-1M names its identities (``m.0dc7zz``): ``m.0`` then [0-9a-z_]."""
@@ -70,19 +71,16 @@ WHITELISTS: tuple[KnownWhitelist, ...] = (
 )
 
 DEFAULT_WHITELIST = WHITELISTS[0]
+WHITELIST_NAMES: Registry[KnownWhitelist] = Registry(
+    "published whitelist", [(name, known) for known in WHITELISTS for name in (known.name, *known.aliases)]
+)
+"""Name or alias (lower case) -> the published list."""
 
 
 def known_whitelist(name: str) -> KnownWhitelist | None:
     """The published list called ``name`` (or one of its aliases, case-insensitive), else ``None``."""
     key = name.strip().lower()
-    for known in WHITELISTS:
-        if key == known.name or key in known.aliases:
-            return known
-    return None
-
-
-def _known_names() -> str:
-    return ", ".join(f"{k.name} ({'/'.join(k.aliases[:1])})" for k in WHITELISTS)
+    return WHITELIST_NAMES[key] if key in WHITELIST_NAMES else None
 
 
 @dataclass(frozen=True)
@@ -189,11 +187,8 @@ def resolve_whitelist(spec: str | Path, search_dirs: Sequence[str | Path] = ()) 
     path = Path(spec)
     if path.is_file():
         return read_whitelist(path)
-    known = known_whitelist(str(spec))
-    if known is None:
-        if path.exists():
-            raise FacebenchError(f"{spec}: the whitelist must be a file of MIDs, one per line")
-        raise FacebenchError(
-            f"--whitelist {spec}: no such file, and not a known list name; known names: {_known_names()}"
-        )
+    key = str(spec).strip().lower()
+    if key not in WHITELIST_NAMES and path.exists():
+        raise FacebenchError(f"{spec}: the whitelist must be a file of MIDs, one per line")
+    known = WHITELIST_NAMES.get(key, f"--whitelist {spec} (no such file)")
     return read_whitelist(find_whitelist(known, search_dirs), expected=known)

@@ -15,17 +15,30 @@ from pathlib import Path
 from typing import Any
 
 from facebench.errors import FacebenchError
-from facebench.registry import did_you_mean
+from facebench.registry import Registry
 from facebench.schema import choice, from_table, positive
 from facebench.extraction.preprocess import PROFILES
+from facebench.models.registry import BACKBONES
 from facebench.train.data import IDENTITY_KEYS, SOURCES
+from facebench.train.distributed import DEVICES
 from facebench.train.heads import HEADS, MODES, VARIANTS
 from facebench.train.losses import LOSSES
 from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
-SCHEDULES: tuple[str, ...] = ("step", "poly", "cosine", "constant")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+SCHEDULES: Registry[str] = Registry("schedule kind", [
+    ("step", "lr * gamma ** (milestones passed)"),
+    ("poly", "min_lr + (lr - min_lr) (1 - p) ** power"),
+    ("cosine", "min_lr + (lr - min_lr) (1 + cos(pi p)) / 2"),
+    ("constant", "lr"),
+])
+"""``[schedule] kind`` -> its decay rule (``facebench.train.schedule``)."""
+PRECISIONS: Registry[str] = Registry("precision", [
+    ("auto", "bf16 where the GPU supports it, else fp16"),
+    ("fp32", "no autocast"),
+    ("fp16", "float16 autocast with a gradient scaler"),
+    ("bf16", "bfloat16 autocast"),
+])
+"""``[run] precision`` -> the autocast dtype on CUDA (CPU always runs float32)."""
 
 
 @dataclass(frozen=True)
@@ -179,11 +192,13 @@ class TrainConfig:
         return out
 
 
-SECTIONS: dict[str, type] = {
-    "run": RunSection, "data": DataSection, "model": ModelSection, "head": HeadSection, "loss": LossSection,
-    "optim": OptimSection, "schedule": ScheduleSection, "checkpoint": CheckpointSection,
-    "validation": ValidationSection, "log": LogSection, "export": ExportSection,
-}
+SECTIONS: Registry[type] = Registry("section", [
+    ("run", RunSection), ("data", DataSection), ("model", ModelSection), ("head", HeadSection),
+    ("loss", LossSection), ("optim", OptimSection), ("schedule", ScheduleSection),
+    ("checkpoint", CheckpointSection), ("validation", ValidationSection), ("log", LogSection),
+    ("export", ExportSection),
+])
+"""Section name -> its dataclass, in the order of :class:`TrainConfig`."""
 REQUIRED_SECTIONS = ("run", "data", "model")
 RESUME_SECTIONS = ("data", "model", "head", "loss", "optim", "schedule")
 """Sections that must match between a checkpoint and the config that resumes it (``run.seed`` too)."""
@@ -192,30 +207,31 @@ RESUME_IGNORED = {("data", "workers")}
 
 def _validate(cfg: TrainConfig) -> None:
     o = cfg.source
-    choice(cfg.run.device, DEVICES, f"{o}: [run] device")
-    choice(cfg.run.precision, PRECISIONS, f"{o}: [run] precision")
+    DEVICES.check(cfg.run.device, f"{o}: [run] device")
+    PRECISIONS.check(cfg.run.precision, f"{o}: [run] precision")
     positive(cfg.run.threads, f"{o}: [run] threads", zero_ok=True)
     d = cfg.data
-    choice(d.source, SOURCES, f"{o}: [data] source")
-    choice(d.identity_key, IDENTITY_KEYS, f"{o}: [data] identity_key")
+    SOURCES.check(d.source, f"{o}: [data] source")
+    IDENTITY_KEYS.check(d.identity_key, f"{o}: [data] identity_key")
     if d.identity_key != "dir" and d.source != "list":
         raise FacebenchError(f"{o}: [data] identity_key applies to source = \"list\" only")
     if d.root is not None and d.source != "list":
         raise FacebenchError(f"{o}: [data] root applies to source = \"list\" only (paths of the list file)")
-    choice(d.profile, list(PROFILES), f"{o}: [data] profile")
+    PROFILES.check(d.profile, f"{o}: [data] profile")
     if PROFILES[d.profile].size != 112 or PROFILES[d.profile].chip != "arcface":
         raise FacebenchError(f"{o}: [data] profile {d.profile!r} is not a 112x112 ArcFace-chip profile")
     positive(d.batch_size, f"{o}: [data] batch_size")
     positive(d.workers, f"{o}: [data] workers", zero_ok=True)
     positive(d.num_classes, f"{o}: [data] num_classes")
+    BACKBONES.check(cfg.model.backbone, f"{o}: [model] backbone")
     positive(cfg.model.embedding_dim, f"{o}: [model] embedding_dim")
     if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
         raise FacebenchError(f"{o}: [model] dropout must lie in [0, 1), got {cfg.model.dropout}")
     h = cfg.head
-    choice(h.type, HEADS, f"{o}: [head] type")
-    choice(h.mode, MODES, f"{o}: [head] mode")
-    choice(h.variant, VARIANTS, f"{o}: [head] variant")
-    choice(cfg.loss.type, LOSSES, f"{o}: [loss] type")
+    HEADS.check(h.type, f"{o}: [head] type")
+    MODES.check(h.mode, f"{o}: [head] mode")
+    VARIANTS.check(h.variant, f"{o}: [head] variant")
+    LOSSES.check(cfg.loss.type, f"{o}: [loss] type")
     positive(cfg.optim.lr, f"{o}: [optim] lr")
     positive(cfg.optim.weight_decay, f"{o}: [optim] weight_decay", zero_ok=True)
     positive(cfg.optim.clip_grad_norm, f"{o}: [optim] clip_grad_norm", zero_ok=True)
@@ -228,7 +244,7 @@ def _validate(cfg: TrainConfig) -> None:
         raise FacebenchError(f"{o}: [schedule] give exactly one of epochs and steps")
     positive(s.epochs, f"{o}: [schedule] epochs")
     positive(s.steps, f"{o}: [schedule] steps")
-    choice(s.kind, SCHEDULES, f"{o}: [schedule] kind")
+    SCHEDULES.check(s.kind, f"{o}: [schedule] kind")
     total = s.epochs if s.epochs is not None else s.steps
     if s.milestones and s.kind != "step":
         raise FacebenchError(f"{o}: [schedule] milestones apply to kind = \"step\" only")
@@ -270,11 +286,8 @@ def _validate(cfg: TrainConfig) -> None:
 
 def config_from_dict(data: dict[str, Any], origin: str = "<config>") -> TrainConfig:
     """Validate a parsed TOML document into a :class:`TrainConfig`."""
-    unknown = [k for k in data if k not in SECTIONS]
-    if unknown:
-        k = unknown[0]
-        raise FacebenchError(f"{origin}: unknown section [{k}]{did_you_mean(k, list(SECTIONS))} "
-                             f"(known: {', '.join(SECTIONS)})")
+    for name in data:
+        SECTIONS.check(name, origin)
     for name in REQUIRED_SECTIONS:
         if name not in data:
             raise FacebenchError(f"{origin}: missing section [{name}]")

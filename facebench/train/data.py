@@ -35,12 +35,13 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 
 from facebench.errors import FacebenchError, where
+from facebench.registry import Registry
 from facebench.io.textlines import iter_lines, open_text
 from facebench.extraction.images import (
     align,
@@ -54,8 +55,11 @@ from facebench.extraction.preprocess import Profile
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-SOURCES: tuple[str, ...] = ("recordio", "folder", "list")
-IDENTITY_KEYS: tuple[str, ...] = ("dir", "label")
+IDENTITY_KEYS: Registry[str] = Registry("identity key", [
+    ("dir", "the folder of the image's path"),
+    ("label", "the list's label column"),
+])
+"""``[data] identity_key`` of a list source -> what names an image's identity."""
 CHIP_SIZE = 112
 
 
@@ -188,8 +192,7 @@ def scan_folder(root: str | Path) -> PathSource:
 def read_list(list_file: str | Path, root: str | Path | None = None, identity_key: str = "dir") -> PathSource:
     """A ``<path> <label>`` or ``<path> <label> x1 y1 ... x5 y5`` list (the form is taken from the first line)."""
     list_file = Path(list_file)
-    if identity_key not in IDENTITY_KEYS:
-        raise FacebenchError(f"identity_key must be one of {', '.join(IDENTITY_KEYS)}, got {identity_key!r}")
+    IDENTITY_KEYS.check(identity_key, "identity_key")
     base = Path(root) if root is not None else list_file.parent
     base_text = str(base) + os.sep
     handle = open_text(list_file, "training list (path label)")
@@ -287,16 +290,18 @@ class DataSpec:
     num_classes: int | None = None
 
 
+SOURCES: Registry[Callable[[DataSpec], TrainingSource]] = Registry("data source", [
+    ("recordio", lambda spec: RecordSource(spec.path)),
+    ("folder", lambda spec: scan_folder(spec.path)),
+    ("list", lambda spec: read_list(spec.path, spec.root, spec.identity_key)),
+])
+"""``[data] source`` -> the reader of ``spec.path``: an InsightFace RecordIO pack, a folder per identity,
+or a ``<path> <label>`` list."""
+
+
 def open_source(spec: DataSpec) -> tuple[TrainingSource, int]:
     """The training images and the number of classes (checked against ``spec.num_classes`` when set)."""
-    if spec.source == "recordio":
-        source: TrainingSource = RecordSource(spec.path)
-    elif spec.source == "folder":
-        source = scan_folder(spec.path)
-    elif spec.source == "list":
-        source = read_list(spec.path, spec.root, spec.identity_key)
-    else:
-        raise FacebenchError(f"unknown data source {spec.source!r}; known: {', '.join(SOURCES)}")
+    source = SOURCES.get(spec.source)(spec)
     if spec.identities:
         source = remap_identities(source, read_identity_list(spec.identities), spec.identities)
         classes = int(source.labels.max()) + 1

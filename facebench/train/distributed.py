@@ -24,6 +24,14 @@ import torch.distributed as dist
 from torch import nn
 
 from facebench.errors import FacebenchError
+from facebench.registry import Registry
+
+DEVICES: Registry[str] = Registry("device", [
+    ("auto", "CUDA when available, else the CPU"),
+    ("cpu", "the CPU"),
+    ("cuda", "CUDA (an error when it is not available)"),
+])
+"""``[run] device`` -> where training runs."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,7 @@ def launched_by_torchrun() -> bool:
 def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistEnv:
     """Set up this process: a process group when launched by ``torchrun`` (NCCL on CUDA, gloo on CPU),
     else a single process. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise FacebenchError(f"device must be auto, cpu or cuda, got {device!r}")
+    DEVICES.check(device)
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     if use_cuda and not torch.cuda.is_available():
         raise FacebenchError("device 'cuda' was asked for but CUDA is not available")

@@ -37,13 +37,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from facebench.errors import FacebenchError
+from facebench.registry import Registry
 
-HEADS: tuple[str, ...] = ("softmax", "am", "arc", "mv-am", "mv-arc")
-MODES: tuple[str, ...] = ("adaptive", "fixed")
-VARIANTS: tuple[str, ...] = ("reference", "facexzoo")
+HEADS: Registry[str] = Registry("head", [
+    ("softmax", "g"),
+    ("am", "g - m (CosFace)"),
+    ("arc", "cos(theta_y + m) (ArcFace)"),
+    ("mv-am", "g - m, mis-classified non-targets re-weighted (MV-AM)"),
+    ("mv-arc", "cos(theta_y + m), mis-classified non-targets re-weighted (MV-Arc)"),
+])
+"""Head name -> its target logit (the rules of the module docstring)."""
+MODES: Registry[str] = Registry("MV mode", [
+    ("adaptive", "(t + 1) cos_k + t"),
+    ("fixed", "cos_k + t"),
+])
+"""MV mode -> the logit of a mis-classified non-target class."""
+VARIANTS: Registry[float] = Registry("head variant", [
+    ("reference", 0.2),
+    ("facexzoo", 0.12),
+])
+"""Variant -> its default ``t``."""
 DEFAULT_S = 32.0
 DEFAULT_M = 0.35
-DEFAULT_T = {"reference": 0.2, "facexzoo": 0.12}
 NORM_EPS = 1e-12
 """As ``F.normalize``: a vector is divided by ``max(||v||, 1e-12)``."""
 INIT_CHUNK_ROWS = 8192
@@ -58,7 +73,7 @@ class HeadSpec:
     kind: str
     s: float = DEFAULT_S
     m: float = DEFAULT_M
-    t: float = DEFAULT_T["reference"]
+    t: float = VARIANTS["reference"]
     mode: str = "adaptive"
     easy_margin: bool = True
     variant: str = "reference"
@@ -288,12 +303,9 @@ def make_spec(name: str, *, s: float | None = None, m: float | None = None, t: f
               mode: str = "adaptive", easy_margin: bool = True, variant: str = "reference") -> HeadSpec:
     """Validated :class:`HeadSpec`; ``None`` means the default (``s=32``, ``m=0.35``, ``t`` by variant).
     A margin given to ``softmax``, or ``t``/a non-default ``mode`` given to a head without MV, is an error."""
-    if name not in HEADS:
-        raise FacebenchError(f"unknown head {name!r}; known: {', '.join(HEADS)}")
-    if variant not in VARIANTS:
-        raise FacebenchError(f"unknown head variant {variant!r}; known: {', '.join(VARIANTS)}")
-    if mode not in MODES:
-        raise FacebenchError(f"unknown MV mode {mode!r}; known: {', '.join(MODES)}")
+    HEADS.check(name)
+    default_t = VARIANTS.get(variant)
+    MODES.check(mode)
     if name == "softmax" and m is not None:
         raise FacebenchError("head 'softmax' takes no margin m")
     if not name.startswith("mv-") and (t is not None or mode != "adaptive"):
@@ -302,7 +314,7 @@ def make_spec(name: str, *, s: float | None = None, m: float | None = None, t: f
         kind=name,
         s=DEFAULT_S if s is None else float(s),
         m=DEFAULT_M if m is None else float(m),
-        t=DEFAULT_T[variant] if t is None else float(t),
+        t=default_t if t is None else float(t),
         mode=mode,
         easy_margin=bool(easy_margin),
         variant=variant,

@@ -14,16 +14,16 @@ backward gives each rank the gradient of its own columns.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from facebench.errors import FacebenchError
+from facebench.registry import Registry
 from facebench.train.heads import ClassShard
 
-LOSSES: tuple[str, ...] = ("cross-entropy", "focal", "hard-mining")
 
 
 class _CrossEntropyPerSample(torch.autograd.Function):
@@ -73,16 +73,30 @@ def cross_entropy_per_sample(logits: torch.Tensor, labels: torch.Tensor,
     return _CrossEntropyPerSample.apply(logits, labels.long(), start, group)
 
 
+def _cross_entropy(per_sample: torch.Tensor, gamma: float, keep: float) -> torch.Tensor:
+    return per_sample.mean()
+
+
+def _focal(per_sample: torch.Tensor, gamma: float, keep: float) -> torch.Tensor:
+    return ((1.0 - torch.exp(-per_sample)) ** gamma * per_sample).mean()
+
+
+def _hard_mining(per_sample: torch.Tensor, gamma: float, keep: float) -> torch.Tensor:
+    k = max(1, int(keep * per_sample.shape[0]))
+    return torch.topk(per_sample, k, sorted=False).values.mean()
+
+
+LOSSES: Registry[Callable[[torch.Tensor, float, float], torch.Tensor]] = Registry("loss", [
+    ("cross-entropy", _cross_entropy),
+    ("focal", _focal),
+    ("hard-mining", _hard_mining),
+])
+"""Loss name -> ``reduce(per_sample, gamma, keep)`` (the rules of the module docstring)."""
+
+
 def reduce_loss(per_sample: torch.Tensor, kind: str, gamma: float = 2.0, keep: float = 0.9) -> torch.Tensor:
     """Combine per-sample cross-entropies into the training loss by ``kind`` (see the module docstring)."""
-    if kind == "cross-entropy":
-        return per_sample.mean()
-    if kind == "focal":
-        return ((1.0 - torch.exp(-per_sample)) ** gamma * per_sample).mean()
-    if kind == "hard-mining":
-        k = max(1, int(keep * per_sample.shape[0]))
-        return torch.topk(per_sample, k, sorted=False).values.mean()
-    raise FacebenchError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
+    return LOSSES.get(kind)(per_sample, gamma, keep)
 
 
 class ClassificationLoss(nn.Module):
@@ -92,8 +106,7 @@ class ClassificationLoss(nn.Module):
     def __init__(self, kind: str = "cross-entropy", gamma: float = 2.0, keep: float = 0.9,
                  shard: ClassShard | None = None) -> None:
         super().__init__()
-        if kind not in LOSSES:
-            raise FacebenchError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
+        LOSSES.check(kind)
         if not gamma >= 0:
             raise FacebenchError(f"focal gamma must be >= 0, got {gamma}")
         if not 0 < keep <= 1:
