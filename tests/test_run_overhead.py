@@ -84,3 +84,38 @@ def test_every_output_is_written_once_and_the_report_reads_nothing_back(pack: Pa
     assert sorted(p.name for p in out.iterdir()) == sorted(writes)
     # a one-benchmark run's roc.png is its ROC plot, drawn once
     assert (out / "roc.png").read_bytes() == (out / "roc_lfw.png").read_bytes()
+
+
+def degenerate_loop(rows: np.ndarray) -> tuple[list[int], list[int]]:
+    """The rule written out: rows with a NaN or infinite value; finite rows with every value exactly 0."""
+    nonfinite = [i for i, row in enumerate(rows.tolist()) if any(not np.isfinite(v) for v in row)]
+    zero = [i for i, row in enumerate(rows.tolist()) if i not in nonfinite and all(v == 0 for v in row)]
+    return nonfinite, zero
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("block_bytes", [1000, 8 << 20])
+def test_degenerate_rows_found_in_one_pass_match_the_rule_even_where_the_norm_overflows(
+    dtype, block_bytes, monkeypatch
+) -> None:
+    from facebench.evaluate import checks
+
+    monkeypatch.setattr(checks, "BLOCK_BYTES", block_bytes)  # many blocks, or one
+
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(3000, 16)).astype(dtype)
+    big, tiny = np.finfo(dtype).max / 4, np.finfo(dtype).tiny * 4
+    rows[5] = big  # finite, its squared norm overflows
+    rows[6] = tiny  # finite and not zero, its squared norm underflows to 0
+    rows[7] = 0.0
+    rows[8, 3] = -0.0
+    rows[8] = 0.0
+    rows[9, 2] = np.nan
+    rows[10, 0], rows[10, 1] = np.inf, -np.inf
+    rows[2999, 15] = -np.inf
+    rows[1500] = -tiny
+    found = checks.find_degenerate(rows)
+    expected = degenerate_loop(rows)
+    assert (found.nonfinite.tolist(), found.zero_norm.tolist()) == expected
+    assert expected == ([9, 10, 2999], [7, 8])
+    assert not found.constant
