@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from facebench.atomic import write_bytes
 from facebench.report.curves import drawable, thin_lines
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: What drawing imports (matplotlib, about half a second): imported where a figure is drawn, not with this
+#: module, so that a report whose figures are all reused (`facebench.report.reuse`) never imports it.
+MATPLOTLIB = ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.image")
 
 #: Line styles per curve family (e.g. gallery G1 solid, G2 dashed).
 STYLES = ("-", "--", ":", "-.")
@@ -25,6 +27,9 @@ DPI = 110
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
     """A figure at the DPI it is saved at (so display coordinates are the PNG's pixels), on an Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
@@ -83,6 +88,8 @@ def _savefig_tight(fig: Figure) -> bytes:
 
 
 def _colours(n: int) -> list:
+    import matplotlib
+
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
 
@@ -117,12 +124,6 @@ def roc_figure(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return fig
-
-
-def save_roc(path: str | Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str) -> Path:
-    """Write a ROC overlay PNG atomically."""
-    write_bytes(path, figure_png(roc_figure(curves, title)))
-    return Path(path)
 
 
 def cmc_figure(
