@@ -9,7 +9,7 @@ from bench_overhead import timed
 from facebench.report import plots, run_report
 
 #: what the runner imports in the background with this module, as with the real one
-PRELOAD = run_report.PRELOAD
+PRELOAD = getattr(run_report, "PRELOAD", ())
 #: seconds spent in write_run_report (``report``) and rendering figures (``report.figures``), wall, process
 #: CPU (``_cpu``) and the calling thread's CPU (``_thread_cpu``)
 SPENT: dict[str, float] = {}

@@ -19,6 +19,12 @@ reused when present).
 
     python bench/bench_overhead.py --workdir /tmp/overhead-bench            # both, full size
     python bench/bench_overhead.py --workdir /tmp/ob --ijb-scale 0.05 --distractors 100000   # quick
+    python bench/bench_overhead.py --workdir /tmp/overhead-bench --runs /tmp/mine --skip megaface  # IJB-C only
+
+``--runs`` writes the IJB-C runs (and the timings) elsewhere than the data. Beside wall times it prints CPU
+seconds per phase (the process's, every thread, while the phase ran), the figure to compare on a loaded
+machine. ``report`` and ``compare`` run as ``python -m facebench`` from the current directory: run the
+bench from the tree being measured (or from a directory without a ``facebench`` package, with PYTHONPATH).
 """
 
 from __future__ import annotations
