@@ -1,19 +1,18 @@
-"""``facebench.report.run_report`` with its ``write_run_report`` timed, for bench_overhead.py's child: the
-runner imports it in the background as it does the real module (``runner.REPORT_MODULE``)."""
+"""``facebench.report.run_report`` with its ``write_run_report`` and the figures' rendering timed, for
+bench_overhead.py's child: the runner imports it in the background as it does the real module
+(``runner.REPORT_MODULE``)."""
 
 from __future__ import annotations
 
-import time
+from bench_overhead import timed
 
-from facebench.report import run_report
+from facebench.report import plots, run_report
 
-#: seconds spent in write_run_report
+#: what the runner imports in the background with this module, as with the real one
+PRELOAD = getattr(run_report, "PRELOAD", ())
+#: seconds spent in write_run_report (``report``) and rendering figures (``report.figures``), wall, process
+#: CPU (``_cpu``) and the calling thread's CPU (``_thread_cpu``)
 SPENT: dict[str, float] = {}
 
-
-def write_run_report(*args, **kwargs):
-    start = time.perf_counter()
-    try:
-        return run_report.write_run_report(*args, **kwargs)
-    finally:
-        SPENT["report"] = SPENT.get("report", 0.0) + time.perf_counter() - start
+plots.figure_png = timed(SPENT, "report.figures", plots.figure_png)
+write_run_report = timed(SPENT, "report", run_report.write_run_report)

@@ -200,8 +200,9 @@ def preload(module: str) -> threading.Thread:
     import error is left for the import at the point of use to raise."""
 
     def work() -> None:
-        try:
-            importlib.import_module(module)
+        try:  # with what the module lists in PRELOAD (what it imports only when it is used)
+            for name in (module, *getattr(importlib.import_module(module), "PRELOAD", ())):
+                importlib.import_module(name)
         except Exception:  # noqa: BLE001 - raised again where the module is used
             pass
 

@@ -151,3 +151,41 @@ def test_a_fifteen_million_point_roc_is_reduced_to_a_few_thousand_vertices():
     line = plots.roc_figure([("run", fpr, tpr)], "ROC").axes[0].get_lines()[0]
     assert len(line.get_xdata()) < 5000
     assert line.get_xdata()[-1] == 1.0 and line.get_ydata()[-1] == 1.0
+
+
+def test_probit_is_the_standard_normal_quantile_of_the_standard_library():
+    import statistics
+
+    rng = np.random.default_rng(4)
+    p = np.r_[rng.random(2000), 10.0 ** -rng.uniform(0, 300, 500), 1 - 10.0 ** -rng.uniform(1, 16, 200),
+              0.5, 0.075, 0.925, 0.0749999, 1e-300]
+    p = p[(p > 0) & (p < 1)]
+    expected = np.array([statistics.NormalDist().inv_cdf(float(v)) for v in p])  # AS241, one value at a time
+    np.testing.assert_allclose(plots.probit(p), expected, rtol=1e-15, atol=0)
+    x, y = plots.det_points(np.array([0.0, 1e-3, 0.5, 1.0, 0.2]), np.array([0.1, 0.2, 0.3, 0.4, 1.0]))
+    np.testing.assert_allclose(x, [statistics.NormalDist().inv_cdf(v) for v in (1e-3, 0.5)], rtol=1e-15)
+    np.testing.assert_allclose(y, [statistics.NormalDist().inv_cdf(v) for v in (0.2, 0.3)], rtol=1e-15)
+
+
+@pytest.mark.parametrize("figure", ["roc", "det", "sizes"])
+def test_figure_png_drawn_once_is_what_savefig_tight_writes(figure):
+    fpr, tpr = roc_like(3000, 5)
+    make = {
+        "roc": lambda: plots.roc_figure([("run a", fpr, tpr), ("run b", fpr ** 1.1, tpr)], "ROC", marks=[1e-4]),
+        "det": lambda: plots.det_figure([("run a", fpr, 1 - tpr, 0), ("run a G2", fpr, 1 - tpr ** 2, 1)], "DET"),
+        "sizes": lambda: plots.size_figure([("run", np.array([10, 100, 1000]), np.array([0.9, 0.8, 0.7]))], "sizes"),
+    }[figure]
+    once = png_gray(plots.figure_png(make()))
+    buffer = io.BytesIO()
+    make().savefig(buffer, format="png", dpi=plots.DPI, bbox_inches="tight", pad_inches=plots.PAD_INCHES)
+    tight = png_gray(buffer.getvalue())
+    assert once.shape == tight.shape  # the same box, the same size
+    # the same drawing, at most half a pixel apart (anti-aliased edges differ): every dark pixel of one has
+    # ink in the other within one pixel
+    assert (tight < 64).sum() > 1000
+
+    def grown(mask: np.ndarray) -> np.ndarray:  # one pixel in every direction
+        return np.any([np.roll(np.roll(mask, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+
+    assert not ((once < 64) & ~grown(tight < 192)).any() and not ((tight < 64) & ~grown(once < 192)).any()
+    assert np.mean(np.abs(once - tight) > 64) < 0.01

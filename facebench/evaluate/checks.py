@@ -58,9 +58,15 @@ def find_degenerate(features: np.ndarray, row_offset: int = 0) -> Degenerate:
     nonfinite, zero, constant = [], [], n >= 2
     for start in range(0, n, step):
         block = np.asarray(features[start : start + step])
-        finite = np.isfinite(block).all(axis=1)
-        nonfinite.append(np.flatnonzero(~finite) + start)
-        zero.append(np.flatnonzero(finite & ~block.any(axis=1)) + start)
+        # one pass: a row's squared norm is not finite when the row has a NaN or an infinity and 0 when it is
+        # all zeros; huge or tiny finite values can overflow or underflow it too, so the rows it flags are
+        # then checked value by value
+        squares = np.einsum("ij,ij->i", block, block)
+        flagged = np.flatnonzero(~np.isfinite(squares) | (squares == 0))
+        rows = block[flagged]
+        finite = np.isfinite(rows).all(axis=1)
+        nonfinite.append(flagged[~finite] + start)
+        zero.append(flagged[finite & ~rows.any(axis=1)] + start)
         if constant:
             constant = bool((block == first).all())
     join = lambda parts: np.concatenate(parts).astype(np.int64) + row_offset  # noqa: E731
@@ -68,11 +74,13 @@ def find_degenerate(features: np.ndarray, row_offset: int = 0) -> Degenerate:
 
 
 def check_embeddings(
-    features: np.ndarray, origin: str, describe: Callable[[int], str] | None = None, row_offset: int = 0
+    features: np.ndarray, origin: str, describe: Callable[[int], str] | None = None, row_offset: int = 0,
+    found: Degenerate | None = None,
 ) -> None:
-    """Raise a FacebenchError when ``features`` are degenerate (:func:`find_degenerate`), naming ``origin``,
-    the count and the first image rows (``describe(row)`` names an image)."""
-    found = find_degenerate(features, row_offset)
+    """Raise a FacebenchError when ``features`` are degenerate (:func:`find_degenerate`, or ``found``, its
+    result when the caller already has it), naming ``origin``, the count and the first image rows
+    (``describe(row)`` names an image)."""
+    found = found if found is not None else find_degenerate(features, row_offset)
     if found.ok:
         return
     if found.zero_dim:

@@ -15,7 +15,7 @@ from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec
 from facebench.extraction.cache import default_cache_root
 from facebench.errors import FacebenchError
 from facebench.extraction.extractor import FeatureExtractor
-from facebench.evaluate.checks import check_embeddings
+from facebench.evaluate.checks import Degenerate, check_embeddings, find_degenerate
 from facebench.extraction.enrol import EnrolOptions, enrol
 from facebench.extraction.extract import DEFAULT_CHUNK
 from facebench.atomic import save_npy, sha256_file, write_text
@@ -144,8 +144,8 @@ class RunContext:
         label = label or f"{spec.name}{'_' + part if part else ''}"
         origin = f"{spec.name}: {label} features"
         if self.settings.features is not None:
-            feats = self._load_features(label, len(images))
-            check_embeddings(feats, origin, images.describe)
+            feats, found = self._load_features(label, len(images))
+            check_embeddings(feats, origin, images.describe, found=found)
             source: dict[str, Any] = {"source": "file", "path": str(self.settings.features)}
         elif self.embedder is None:
             raise FacebenchError("no checkpoint and no --features: nothing to evaluate")
@@ -213,7 +213,9 @@ class RunContext:
             feats[done.unenrolled] = np.nan
         return feats
 
-    def _load_features(self, label: str, n_rows: int) -> np.ndarray:
+    def _load_features(self, label: str, n_rows: int) -> tuple[np.ndarray, Degenerate | None]:
+        """The ``--features`` rows of ``label`` and, for a ``.npy`` file, what :func:`find_degenerate` found
+        in them (one pass over the file; a non-finite row is an error naming the file and the row)."""
         path = self.settings.features
         assert path is not None
         if store.is_store(path):
@@ -222,7 +224,7 @@ class RunContext:
                 raise FacebenchError(
                     f"{path}: part {label} has {feats.shape[0]} samples but {label} has {n_rows} images"
                 )
-            return feats
+            return feats, None
         if path.is_dir():
             path = path / f"{label}.npy"
         if not path.is_file():
@@ -238,13 +240,10 @@ class RunContext:
         if not np.issubdtype(feats.dtype, np.floating):
             raise FacebenchError(f"{path}: features must be floating point, got {feats.dtype}")
         feats = np.asarray(feats, dtype=np.float32)
-        block = max(1, (8 << 20) // max(1, feats.itemsize * feats.shape[1]))  # ~8 MB of rows at a time
-        for start in range(0, feats.shape[0], block):
-            finite = np.isfinite(feats[start : start + block])
-            if not finite.all():
-                bad = start + int(np.argwhere(~finite)[0, 0])
-                raise FacebenchError(f"{path}: row {bad} contains NaN or infinite values")
-        return feats
+        found = find_degenerate(feats)
+        if found.nonfinite.size:
+            raise FacebenchError(f"{path}: row {int(found.nonfinite[0])} contains NaN or infinite values")
+        return feats, found
 
     def _save_features(self, label: str, feats: np.ndarray, images: ImageList) -> None:
         """Write the features and, when the images have paths, their row order: ``<name>.paths.txt`` beside

@@ -114,7 +114,7 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name, warnings=warnings)
         clock.lap("features_and_pooling")
     del meta
-    scores = score_pairs(pooled.features, left, right)
+    scores = score_pairs(pooled.features, left, right, progress=ctx.settings.progress)
     per_pair: dict[str, np.ndarray] = {}
     if ctx.settings.options.get("save_pair_scores"):
         # before the ROC sorts the scores in place; template ids as in the pair list

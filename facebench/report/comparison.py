@@ -25,6 +25,7 @@ from facebench.report import plots
 from facebench.report.analysis_plots import analysis_figures
 from facebench.report.gallery import Gallery, failure_gallery
 from facebench.report.published import PublishedRow, PublishedSource, as_document, load_sources, select
+from facebench.report.reuse import reused_or_drawn
 from facebench.report.runs import Run, load_runs
 from facebench.report.statistics import (
     PAIR_KINDS,
@@ -158,7 +159,7 @@ def compare(
     comparison = Comparison(runs, list(published), table, settings, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if statistics and runs:
         _statistics(comparison)
-    comparison.figures = _figures(runs, columns)
+    comparison.figures = reused_or_drawn(runs, columns, _figures, Figure)
     if gallery > 0:
         for run in runs:
             for name, entry in run.document.get("benchmarks", {}).items():

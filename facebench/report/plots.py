@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from facebench.atomic import write_bytes
 from facebench.report.curves import drawable, thin_lines
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: What drawing imports (matplotlib, about half a second): imported where a figure is drawn, not with this
+#: module, so that a report whose figures are all reused (`facebench.report.reuse`) never imports it.
+MATPLOTLIB = ("matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.image")
 
 #: Line styles per curve family (e.g. gallery G1 solid, G2 dashed).
 STYLES = ("-", "--", ":", "-.")
@@ -25,19 +27,69 @@ DPI = 110
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
     """A figure at the DPI it is saved at (so display coordinates are the PNG's pixels), on an Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
+#: Blank border (pixels) drawn around a figure so that what sticks out of it (a tall tick label, the axis
+#: label below it) is rendered too, then cropped away with the rest of the tight box.
+MARGIN_PX = 64
+#: Space kept around the tight box of what is drawn (matplotlib's ``savefig.pad_inches``).
+PAD_INCHES = 0.1
+
+
 def figure_png(fig: Figure) -> bytes:
-    """Render a figure to PNG bytes."""
+    """Render a figure to PNG bytes: what ``savefig(bbox_inches="tight")`` writes (everything drawn, cropped
+    to its bounding box plus ``PAD_INCHES``, the PNG of the same size), in one drawing instead of two.
+
+    matplotlib draws a tight figure twice, once to measure and once at the cropped size, each time laying
+    out every text again (most of a plot's cost). Here the figure is drawn once on a canvas grown by
+    ``MARGIN_PX`` on every side, its axes kept at the same place in pixels, and the tight box cut out of
+    that image (at a whole pixel, so content may sit up to half a pixel from where matplotlib's second
+    drawing puts it). Figures with figure-level artists, or whose box does not fit the grown canvas, are
+    saved by matplotlib."""
+    from matplotlib.image import imsave
+
+    width, height = fig.get_size_inches()
+    if fig.texts or fig.legends or fig.images or fig.dpi != DPI:
+        return _savefig_tight(fig)
+    margin = MARGIN_PX / DPI
+    boxes = [ax.get_position(original=True).bounds for ax in fig.axes]
+    fig.set_size_inches(width + 2 * margin, height + 2 * margin)
+    for ax, (x, y, w, h) in zip(fig.axes, boxes):
+        ax.set_position(((x * width + margin) / (width + 2 * margin), (y * height + margin) / (height + 2 * margin),
+                         w * width / (width + 2 * margin), h * height / (height + 2 * margin)))
+    canvas = fig.canvas
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.get_tightbbox(renderer).padded(PAD_INCHES)
+    rows, cols = int(renderer.height), int(renderer.width)
+    size_x, size_y = int(box.width * DPI), int(box.height * DPI)  # as matplotlib sizes the cropped canvas
+    left, top = round(box.x0 * DPI), round(rows - box.y0 * DPI) - size_y  # its rows count from the box's bottom
+    if left < 0 or top < 0 or left + size_x > cols or top + size_y > rows:  # beyond the margin: matplotlib's way
+        fig.set_size_inches(width, height)
+        for ax, bounds in zip(fig.axes, boxes):
+            ax.set_position(bounds)
+        return _savefig_tight(fig)
+    image = np.asarray(canvas.buffer_rgba())[top : top + size_y, left : left + size_x]
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    imsave(buffer, image, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _savefig_tight(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES)
     return buffer.getvalue()
 
 
 def _colours(n: int) -> list:
+    import matplotlib
+
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
 
@@ -72,12 +124,6 @@ def roc_figure(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return fig
-
-
-def save_roc(path: str | Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str) -> Path:
-    """Write a ROC overlay PNG atomically."""
-    write_bytes(path, figure_png(roc_figure(curves, title)))
-    return Path(path)
 
 
 def cmc_figure(
@@ -166,14 +212,57 @@ def folds_figure(panels: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]])
 DET_TICKS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99)
 
 
+#: Wichura's AS241 (PPND16) rational approximations of the standard normal quantile, highest power first:
+#: (numerator, denominator) for |p - 0.5| <= 0.425, for r = sqrt(-log(min(p, 1 - p))) <= 5, and beyond.
+_AS241 = (
+    ((2.5090809287301226727e3, 3.3430575583588128105e4, 6.7265770927008700853e4, 4.5921953931549871457e4,
+      1.3731693765509461125e4, 1.9715909503065514427e3, 1.3314166789178437745e2, 3.3871328727963666080e0),
+     (5.2264952788528545610e3, 2.8729085735721942674e4, 3.9307895800092710610e4, 2.1213794301586595867e4,
+      5.3941960214247511077e3, 6.8718700749205790830e2, 4.2313330701600911252e1, 1.0)),
+    ((7.7454501427834140764e-4, 2.2723844989269184583e-2, 2.4178072517745061177e-1, 1.2704582524523683826e0,
+      3.6478483247632046050e0, 5.7694972214606914055e0, 4.6303378461565452959e0, 1.4234371107496835773e0),
+     (1.0507500716444168432e-9, 5.4759380849953449460e-4, 1.5198666563616457197e-2, 1.4810397642748007459e-1,
+      6.8976733498510000455e-1, 1.6763848301838038494e0, 2.0531916266377588219e0, 1.0)),
+    ((2.0103343992922881327e-7, 2.7115555687434875782e-5, 1.2426609473880784386e-3, 2.6532189526576123093e-2,
+      2.9656057182850489123e-1, 1.7848265399172913358e0, 5.4637849111641143699e0, 6.6579046435011037772e0),
+     (2.0442631033899397856e-15, 1.4215117583164458887e-7, 1.8463183175100546818e-5, 7.8686913114561325910e-4,
+      1.4875361290850614853e-2, 1.3692988092273580531e-1, 5.9983220655588793769e-1, 1.0)),
+)
+
+
+def probit(p: np.ndarray) -> np.ndarray:
+    """The standard normal deviate of each probability in ``p`` (0 < p < 1): the inverse of the standard
+    normal CDF, by Wichura's algorithm AS241 (Applied Statistics 37(3), 1988; relative error about 1e-16),
+    the rule of Python's ``statistics.NormalDist.inv_cdf``, vectorised (scipy's ``norm.ppf`` gives the same
+    values to rounding, but importing :mod:`scipy.stats` costs a report more than all its plots).
+
+    >>> probit(np.array([0.5, 0.975])).round(6).tolist()
+    [0.0, 1.959964]
+    """
+    p = np.asarray(p, dtype=float)
+    q = p - 0.5
+    central = np.abs(q) <= 0.425
+    out = np.empty_like(p)
+    r = 0.180625 - q[central] ** 2
+    num, den = _AS241[0]
+    out[central] = q[central] * np.polyval(num, r) / np.polyval(den, r)
+    tail_q = q[~central]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sqrt(-np.log(np.where(tail_q <= 0, p[~central], 1.0 - p[~central])))
+    near = r <= 5.0
+    x = np.empty_like(r)
+    for mask, shift, (num, den) in ((near, 1.6, _AS241[1]), (~near, 5.0, _AS241[2])):
+        x[mask] = np.polyval(num, r[mask] - shift) / np.polyval(den, r[mask] - shift)
+    out[~central] = np.where(tail_q < 0, -x, x)
+    return out
+
+
 def det_points(false_accept: np.ndarray, false_reject: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The DET curve's coordinates: both error rates mapped through the standard normal deviate
-    (``scipy.stats.norm.ppf``); points with a rate of 0 or 1 (infinite deviates) are left out."""
-    from scipy.stats import norm
-
+    (:func:`probit`); points with a rate of 0 or 1 (infinite deviates) are left out."""
     x, y = np.asarray(false_accept, dtype=float), np.asarray(false_reject, dtype=float)
     keep = (x > 0) & (x < 1) & (y > 0) & (y < 1)
-    return norm.ppf(x[keep]), norm.ppf(y[keep])
+    return probit(x[keep]), probit(y[keep])
 
 
 def det_figure(
@@ -186,20 +275,18 @@ def det_figure(
     two error rates on normal-deviate axes (:func:`det_points`), colour by curve, line style by family
     (gallery G1 solid, G2 dashed). The axes span the drawn points, ticks labelled in %; each staircase is
     reduced to what the figure shows (:func:`facebench.report.curves.drawable`)."""
-    from scipy.stats import norm
-
     fig = new_figure((5.6, 4.6))
     ax = fig.subplots()
     points = [det_points(fa, fr) for _, fa, fr, _ in curves]
     lows_x = [x.min() for x, _ in points if x.size]
     lows_y = [y.min() for x, y in points if x.size]
-    ticks = norm.ppf(np.array(DET_TICKS))
+    ticks = probit(np.array(DET_TICKS))
     labels = [f"{100 * p:g}" for p in DET_TICKS]
     ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_yticks(ticks, labels, fontsize=7)
-    top = norm.ppf(0.95)
-    ax.set_xlim(min(lows_x, default=norm.ppf(1e-4)) - 0.1, top)
-    ax.set_ylim(min(lows_y, default=norm.ppf(1e-4)) - 0.1, top)
+    top = float(probit(np.array([0.95]))[0])
+    ax.set_xlim(min(lows_x, default=float(probit(np.array([1e-4]))[0])) - 0.1, top)
+    ax.set_ylim(min(lows_y, default=float(probit(np.array([1e-4]))[0])) - 0.1, top)
     for (label, _, _, family), (x, y), colour in zip(curves, points, _colours(len(curves))):
         if x.size == 0:
             continue

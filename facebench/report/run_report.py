@@ -14,12 +14,17 @@ from typing import Any, Literal, Mapping, Sequence, overload
 import numpy as np
 
 from facebench.atomic import write_bytes
-from facebench.report.comparison import compare, roc_drawable
+from facebench.report.comparison import Figure, compare, roc_drawable
 from facebench.report.output import write_comparison
-from facebench.report.plots import save_roc
+from facebench.report.plots import MATPLOTLIB, figure_png, roc_figure
+from facebench.report.reuse import reused_or_drawn
 from facebench.report.runs import Run
 from facebench.report.statistics import StatsSettings
 from facebench.report.tables import Table, run_label
+
+#: Imported with this module by `facebench run` in the background (`facebench.pipeline.preload`): a run's
+#: report draws its figures.
+PRELOAD = MATPLOTLIB
 
 
 @overload
@@ -85,5 +90,11 @@ def write_run_report(
         write_bytes(out / "roc.png", drawn[f"roc_{curves[0][0]}.png"])
         written.append(out / "roc.png")
     elif curves:
-        written.append(save_roc(out / "roc.png", [c[1:] for c in curves], f"ROC: {run.label}"))
+        def overlay(runs: Sequence[Run], columns: Sequence[Any]) -> list[Figure]:
+            png = figure_png(roc_figure([c[1:] for c in curves], f"ROC: {run.label}"))
+            return [Figure("roc.png", f"ROC: {run.label}", png)]
+
+        (figure,) = reused_or_drawn([run], comparison.table.columns, overlay, Figure, part="roc.png")
+        write_bytes(out / "roc.png", figure.png)
+        written.append(out / "roc.png")
     return (written, comparison.table) if with_table else written
