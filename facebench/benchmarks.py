@@ -8,7 +8,7 @@ Schema (top level)::
 
     name = "lfw"                # must equal the file stem
     version = 1                 # bumped whenever the protocol's numbers could change
-    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | alltoall | tinyface | survface | identify | rfw
+    kind = "pairs"              # a protocol kind of facebench.kinds (pairs, ijb_1to1, ijb_1n, megaface, ...)
     title = "LFW"
     citation = "..."
     description = "..."         # optional
@@ -22,7 +22,7 @@ Schema (top level)::
     [checksums]                 # file role or name -> list of known official sha256
     [columns]                   # metric key -> column label in tables
     [plausible]                 # e.g. min_accuracy = 0.9
-    [options]                   # kind-specific settings, validated by the evaluator
+    [options]                   # kind-specific settings, validated by the kind when specs load
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from facebench import kinds
 from facebench.errors import FacebenchError
 from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
-KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface", "identify", "rfw")
 _TOP_KEYS = {
     "name", "version", "kind", "title", "citation", "description", "groups", "order", "counts", "source",
     "checksums", "columns", "plausible", "options",
@@ -138,8 +138,10 @@ def parse_spec(data: dict[str, Any], origin: str) -> Benchmark:
     for key in ("name", "version", "kind", "title", "citation", "source"):
         if key not in data:
             raise FacebenchError(f"{origin}: missing required key {key!r}")
-    if data["kind"] not in KINDS:
-        raise FacebenchError(f"{origin}: kind {data['kind']!r} is not one of {KINDS}")
+    kind = kinds.get(str(data["kind"]), origin)
+    if not kind.runnable:
+        runnable = ", ".join(k.name for k in kinds.BUILT_IN if k.runnable)
+        raise FacebenchError(f"{origin}: kind {kind.name!r} is not evaluated from a protocol file; use one of {runnable}")
     if not isinstance(data["version"], int) or data["version"] < 1:
         raise FacebenchError(f"{origin}: version must be a positive integer")
     sources = []
@@ -153,7 +155,9 @@ def parse_spec(data: dict[str, Any], origin: str) -> Benchmark:
         missing_roles = sorted(set(optional) - set(src["files"]))
         if missing_roles:
             raise FacebenchError(f"{origin}: source {i + 1}: optional role(s) {missing_roles} not in files")
+        kind.check_reader(str(src["reader"]), f"{origin}: source {i + 1}")
         sources.append(Source(str(src["reader"]), dict(src["files"]), optional, str(src.get("note", ""))))
+    kind.check_options(data.get("options", {}), f"{origin}: [options]")
     checksums = {}
     for name, values in data.get("checksums", {}).items():
         values = [values] if isinstance(values, str) else list(values)

@@ -1,0 +1,18 @@
+"""Kind ``folder``: your own identity folder (``--benchmark folder:PATH``): seeded 10-fold pairs and an
+open-set gallery/probe split (`facebench.evaluate.folder`); statistics as ``pairs`` for its pairs."""
+
+from __future__ import annotations
+
+from facebench.kinds.base import Kind
+from facebench.kinds.pairs import PAIR_METRICS
+
+KIND = Kind(
+    name="folder",
+    title="own identity folder: 10-fold pairs and open-set identification",
+    evaluator="facebench.evaluate.folder:run_folder",
+    readers=("folder",),
+    metrics=PAIR_METRICS,
+    figures=("roc", "det", "folds"),
+    pair_data="facebench.evaluate.folder:folder_pairs",
+    drops_unenrolled=True,
+)
