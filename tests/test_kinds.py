@@ -23,7 +23,9 @@ import pytest
 from facebench import kinds
 from facebench.benchmarks import load_benchmarks
 from facebench.errors import FacebenchError
+from facebench.io.pairlists import PAIR_DIALECTS
 from facebench.io.pairsets import READERS
+from facebench.kinds.pairs import DIALECTS
 from facebench.kinds.base import COMMON, Kind, Metric
 from facebench.report.comparison import FIGURES
 from facebench.report.statistics import METHODS
@@ -217,6 +219,18 @@ def test_every_shipped_protocol_reader_is_its_kinds_and_pair_readers_exist() -> 
     for spec in load_benchmarks().values():
         assert {s.reader for s in spec.sources} <= set(kinds.get(spec.kind).readers), spec.name
     assert set(kinds.get("pairs").readers) == set(READERS.names())
+    assert set(DIALECTS) == set(PAIR_DIALECTS)
+
+
+def test_loading_the_specs_stays_light() -> None:
+    """Declaring the kinds imports no reader, evaluator or numpy, and scans no installed package."""
+    code = (
+        "import sys; from facebench.benchmarks import load_benchmarks; load_benchmarks(); "
+        "print(sorted(m for m in ('numpy', 'importlib.metadata', 'facebench.io.pairlists', 'facebench.evaluate') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def test_unknown_kind_reader_and_option_are_refused_when_specs_load(tmp_path: Path) -> None:

@@ -128,6 +128,21 @@ def resolve(reference: str, what: str) -> Callable[..., Any]:
 
 
 @dataclass(frozen=True)
+class OwnData:
+    """``--benchmark <kind>:PATH``: a benchmark of your own data at ``PATH`` (named ``<kind>_<stem>``).
+
+    ``files`` (role -> path) and ``columns`` (metric path -> label) are templates of ``{root}`` (``PATH``
+    made absolute), ``{dir}`` (``PATH`` when a folder, else its folder) and ``{stem}`` (its name with every
+    character outside ``[A-Za-z0-9_.-]`` made ``_``); ``optional``: the roles that may be absent.
+    """
+
+    description: str
+    files: Mapping[str, str]
+    optional: tuple[str, ...] = ()
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Kind:
     """One protocol kind, declared in one place (see the module docstring for who asks what).
 
@@ -145,6 +160,7 @@ class Kind:
     - ``pair_data``: ``"module:function"``, ``function(reader, paths, options, seed, max_pairs) -> PairData``
       when the kind is 10-fold pair verification (calibration, doctor and the failure gallery need it).
     - ``drops_unenrolled``: its evaluator can leave out pairs whose images did not enrol (``--on-no-face skip``).
+    - ``own_data``: how ``--benchmark <kind>:PATH`` makes a benchmark of your own data (:class:`OwnData`).
     """
 
     name: str
@@ -160,6 +176,7 @@ class Kind:
     published_rule_keys: tuple[str, ...] = ()
     pair_data: str = ""
     drops_unenrolled: bool = False
+    own_data: OwnData | None = None
     _by_head: Mapping[str, Metric] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@ open-set gallery/probe split (`facebench.evaluate.folder`); statistics as ``pair
 
 from __future__ import annotations
 
-from facebench.kinds.base import Kind
+from facebench.kinds.base import Kind, OwnData
 from facebench.kinds.pairs import PAIR_METRICS
 
 KIND = Kind(
@@ -15,4 +15,15 @@ KIND = Kind(
     figures=("roc", "det", "folds"),
     pair_data="facebench.evaluate.folder:folder_pairs",
     drops_unenrolled=True,
+    own_data=OwnData(
+        "an image folder with one sub-folder per identity",
+        {"images": "{root}", "landmarks": "{root}/landmarks.txt", "pairs": "{root}/pairs.txt"},
+        ("landmarks", "pairs"),
+        {
+            "accuracy": "{stem} acc",
+            "tar_at_far.1e-03": "{stem} TAR@1e-3",
+            "rank.1": "{stem} rank-1",
+            "tpir_at_fpir.1e-02": "{stem} TPIR@1e-2",
+        },
+    ),
 )
