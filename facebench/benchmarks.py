@@ -158,6 +158,8 @@ def parse_spec(data: dict[str, Any], origin: str) -> Benchmark:
         kind.check_reader(str(src["reader"]), f"{origin}: source {i + 1}")
         sources.append(Source(str(src["reader"]), dict(src["files"]), optional, str(src.get("note", ""))))
     kind.check_options(data.get("options", {}), f"{origin}: [options]")
+    for path in data.get("columns", {}):
+        kind.check_column(str(path), f"{origin}: [columns]")
     checksums = {}
     for name, values in data.get("checksums", {}).items():
         values = [values] if isinstance(values, str) else list(values)

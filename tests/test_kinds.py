@@ -249,6 +249,12 @@ def test_unknown_kind_reader_and_option_are_refused_when_specs_load(tmp_path: Pa
         (f'{base}kind = "megaface"\n{source.format(reader="devkit")}[options]\nmax_rank = "ten"\n',
          "max_rank: expected an integer"),
         (f'{base}kind = "scores"\n{source.format(reader="scores")}', "kind 'scores' is not evaluated from a protocol"),
+        (f'{base}kind = "pairs"\n{source.format(reader="binpack")}[columns]\naccuracyy = "A"\n',
+         "[columns]: 'accuracyy': 'accuracyy' is not a metric of a pairs benchmark; did you mean 'accuracy'"),
+        (f'{base}kind = "ijb_1to1"\n{source.format(reader="ijb_meta")}[columns]\n"tar_at_far.1e-4" = "T"\n',
+         "[columns]: 'tar_at_far.1e-4' needs a rate key written like 1e-04"),
+        (f'{base}kind = "megaface"\n{source.format(reader="devkit")}[columns]\n"rank1.1000001" = "R"\n',
+         "rank1 needs a distractor size key (10, 100, 1000, 10000, 100000, 1000000)"),
     ]
     for i, (text, message) in enumerate(cases):
         folder = tmp_path / str(i)

@@ -226,6 +226,17 @@ class Kind:
             check(where)
         return options
 
+    def check_column(self, path: str, where: str) -> None:
+        """A ``[columns]`` metric path must name a metric the kind declares (its own or a shared one) with a key
+        of that metric's grammar."""
+        head = split_path(path)[0]
+        if head not in self._by_head and head not in COMMON:
+            known = sorted({*self._by_head, *COMMON})
+            raise FacebenchError(
+                f"{where}: {path!r}: {head!r} is not a metric of a {self.name} benchmark{did_you_mean(head, known)}"
+            )
+        self.metric(head).check_key(path, where)
+
     def check_reader(self, reader: str, where: str) -> None:
         """``reader`` must be one of the kind's readers."""
         if reader not in self.readers:
