@@ -145,17 +145,20 @@ def parse_source(data: dict[str, Any], origin: str, benchmarks: Mapping[str, Ben
             raise FacebenchError(f"{origin}: missing required key {key!r}")
     name = str(data["name"])
     rules: dict[str, dict[str, str]] = {}
+    kinds_used = {spec.kind for spec in benchmarks.values()}
+    published_kinds = {k for k in (*RULE_KEYS, *kinds_used) if kinds.for_entry(k).published_metrics}
     for scope, table in dict(data.get("rules", {})).items():
-        kind = scope if scope in RULE_KEYS else benchmarks[scope].kind if scope in benchmarks else None
-        if kind is None or kind not in RULE_KEYS:
+        kind = scope if scope in published_kinds else benchmarks[scope].kind if scope in benchmarks else None
+        if kind is None or kind not in published_kinds:
             raise FacebenchError(
-                f"{origin}: rules.{scope}: not a benchmark kind ({', '.join(RULE_KEYS)}) or benchmark name"
-                f"{suggest(scope, [*RULE_KEYS, *benchmarks])}"
+                f"{origin}: rules.{scope}: not a benchmark kind ({', '.join(sorted(published_kinds))}) or benchmark "
+                f"name{suggest(scope, [*published_kinds, *benchmarks])}"
             )
-        bad = sorted(set(table) - RULE_KEYS[kind])
+        allowed = kinds.for_entry(kind).published_rule_keys
+        bad = sorted(set(table) - set(allowed))
         if bad:
             raise FacebenchError(
-                f"{origin}: rules.{scope}: unknown rule key(s) {bad}; a {kind} benchmark has {sorted(RULE_KEYS[kind])}"
+                f"{origin}: rules.{scope}: unknown rule key(s) {bad}; a {kind} benchmark has {sorted(allowed)}"
             )
         rules[scope] = {k: str(v) for k, v in table.items()}
     rows = []
