@@ -8,7 +8,7 @@ Schema (top level)::
 
     name = "lfw"                # must equal the file stem
     version = 1                 # bumped whenever the protocol's numbers could change
-    kind = "pairs"              # pairs | ijb_1to1 | ijb_1n | megaface | folder | alltoall | tinyface | survface | identify | rfw
+    kind = "pairs"              # a protocol kind of facebench.kinds (pairs, ijb_1to1, ijb_1n, megaface, ...)
     title = "LFW"
     citation = "..."
     description = "..."         # optional
@@ -22,7 +22,7 @@ Schema (top level)::
     [checksums]                 # file role or name -> list of known official sha256
     [columns]                   # metric key -> column label in tables
     [plausible]                 # e.g. min_accuracy = 0.9
-    [options]                   # kind-specific settings, validated by the evaluator
+    [options]                   # kind-specific settings, validated by the kind when specs load
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from facebench import kinds
 from facebench.errors import FacebenchError
 from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
-KINDS = ("pairs", "ijb_1to1", "ijb_1n", "megaface", "folder", "alltoall", "tinyface", "survface", "identify", "rfw")
 _TOP_KEYS = {
     "name", "version", "kind", "title", "citation", "description", "groups", "order", "counts", "source",
     "checksums", "columns", "plausible", "options",
@@ -138,8 +138,10 @@ def parse_spec(data: dict[str, Any], origin: str) -> Benchmark:
     for key in ("name", "version", "kind", "title", "citation", "source"):
         if key not in data:
             raise FacebenchError(f"{origin}: missing required key {key!r}")
-    if data["kind"] not in KINDS:
-        raise FacebenchError(f"{origin}: kind {data['kind']!r} is not one of {KINDS}")
+    kind = kinds.get(str(data["kind"]), origin)
+    if not kind.runnable:
+        runnable = ", ".join(k.name for k in kinds.BUILT_IN if k.runnable)
+        raise FacebenchError(f"{origin}: kind {kind.name!r} is not evaluated from a protocol file; use one of {runnable}")
     if not isinstance(data["version"], int) or data["version"] < 1:
         raise FacebenchError(f"{origin}: version must be a positive integer")
     sources = []
@@ -153,7 +155,11 @@ def parse_spec(data: dict[str, Any], origin: str) -> Benchmark:
         missing_roles = sorted(set(optional) - set(src["files"]))
         if missing_roles:
             raise FacebenchError(f"{origin}: source {i + 1}: optional role(s) {missing_roles} not in files")
+        kind.check_reader(str(src["reader"]), f"{origin}: source {i + 1}")
         sources.append(Source(str(src["reader"]), dict(src["files"]), optional, str(src.get("note", ""))))
+    kind.check_options(data.get("options", {}), f"{origin}: [options]")
+    for path in data.get("columns", {}):
+        kind.check_column(str(path), f"{origin}: [columns]")
     checksums = {}
     for name, values in data.get("checksums", {}).items():
         values = [values] if isinstance(values, str) else list(values)
@@ -209,75 +215,33 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-def folder_benchmark(path: str | Path) -> Benchmark:
-    """The spec of ``--benchmark folder:PATH``: your own identity folder (kind ``folder``, evaluated by
-    `facebench.evaluate.folder`). Its name is ``folder_<folder name>`` (used in results, ``--calibrate-on`` and
-    ``--file NAME.ROLE=PATH``); ``PATH`` is relative to the current directory. Optional files in the folder:
-    ``landmarks.txt`` (5 points per raw image) and ``pairs.txt`` (a pair list in any dialect of
-    `facebench.io.pairlists.PAIR_DIALECTS`)."""
+def own_benchmark(kind: str, path: str | Path) -> Benchmark:
+    """The spec of ``--benchmark KIND:PATH``: your own data at ``PATH`` (relative to the current directory) as
+    the kind's :class:`~facebench.kinds.base.OwnData` lays it out (``folder:`` an identity folder,
+    ``alltoall:`` every pair of a folder or ``path label`` list, ``identify:`` gallery and probe lists).
+    Its name is ``<kind>_<folder name>`` (used in results, ``--calibrate-on`` and ``--file NAME.ROLE=PATH``)."""
+    own = kinds.get(kind).own_data
+    if own is None:
+        raise FacebenchError(f"--benchmark {kind}:PATH: kind {kind} does not evaluate your own data")
     root = Path(os.path.abspath(os.path.expanduser(str(path))))
-    stem = _own_stem(root)
-    return _own_benchmark(
-        "folder", root,
-        {"images": str(root), "landmarks": str(root / "landmarks.txt"), "pairs": str(root / "pairs.txt")},
-        ("landmarks", "pairs"),
-        "an image folder with one sub-folder per identity",
-        {
-            "accuracy": f"{stem} acc",
-            "tar_at_far.1e-03": f"{stem} TAR@1e-3",
-            "rank.1": f"{stem} rank-1",
-            "tpir_at_fpir.1e-02": f"{stem} TPIR@1e-2",
-        },
-    )
-
-
-def alltoall_benchmark(path: str | Path) -> Benchmark:
-    """The spec of ``--benchmark alltoall:PATH``: every pair among the images of an identity folder, or of
-    a ``path label`` list file (kind ``alltoall``, `facebench.evaluate.alltoall`); name ``alltoall_<stem>``."""
-    root = Path(os.path.abspath(os.path.expanduser(str(path))))
-    stem = _own_stem(root)
-    landmarks = (root if root.is_dir() else root.parent) / "landmarks.txt"
-    return _own_benchmark(
-        "alltoall", root, {"images": str(root), "landmarks": str(landmarks)}, ("landmarks",),
-        "all-to-all verification: every genuine and impostor pair among the images",
-        {f"tar_at_far.{far}": f"{stem} all-to-all TAR@{far.replace('e-0', 'e-')}" for far in ("1e-06", "1e-04")},
-    )
-
-
-def identify_benchmark(path: str | Path) -> Benchmark:
-    """The spec of ``--benchmark identify:PATH``: 1:N on your own gallery and probe lists or identity folder
-    (kind ``identify``, `facebench.evaluate.identify`); name ``identify_<stem>``."""
-    root = Path(os.path.abspath(os.path.expanduser(str(path))))
-    stem = _own_stem(root)
-    return _own_benchmark(
-        "identify", root, {"images": str(root), "landmarks": str(root / "landmarks.txt")}, ("landmarks",),
-        "1:N identification: gallery and probe lists (or a seeded split of an identity folder)",
-        {"rank.1": f"{stem} rank-1", "map": f"{stem} mAP", "tpir_at_fpir.1e-02": f"{stem} TPIR@1e-2"},
-    )
-
-
-def _own_stem(root: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", root.name) or "root"
-
-
-def _own_benchmark(
-    kind: str, root: Path, files: dict[str, str], optional: tuple[str, ...], description: str, columns: dict[str, str]
-) -> Benchmark:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", root.name) or "root"
+    fields = {"root": str(root), "dir": str(root if root.is_dir() else root.parent), "stem": stem}
     return Benchmark(
-        name=f"{kind}_{_own_stem(root)}",
+        name=f"{kind}_{stem}",
         version=1,
         kind=kind,
         title=root.name or str(root),
         citation=f"user data: {root}",
-        sources=(Source(kind, files, optional=optional),),
-        description=description,
-        columns=columns,
+        sources=(Source(kind, {r: str(Path(t.format(**fields))) for r, t in own.files.items()}, own.optional),),
+        description=own.description,
+        columns={metric: label.format(**fields) for metric, label in own.columns.items()},
         path=str(root),
     )
 
 
-#: ``--benchmark PREFIX:PATH`` forms for your own data: prefix -> spec builder.
-OWN_DATA = {"folder": folder_benchmark, "alltoall": alltoall_benchmark, "identify": identify_benchmark}
+def own_data_kinds() -> tuple[str, ...]:
+    """The kinds that ``--benchmark KIND:PATH`` accepts (shipped ones)."""
+    return tuple(k.name for k in kinds.BUILT_IN if k.own_data is not None)
 
 
 def spec_overrides(name: str, file_overrides: Mapping[str, str] | None) -> dict[str, str]:
@@ -330,9 +294,8 @@ def select(
     file_overrides: Mapping[str, str] | None = None,
 ) -> list[Benchmark]:
     """Resolve ``--benchmark`` text: comma list of names, ``all-<group>`` / ``all``, ``found`` (every
-    benchmark whose files are under ``data_root``, :func:`found`), ``folder:PATH`` (your own identity
-    folder, :func:`folder_benchmark`), ``alltoall:PATH`` (:func:`alltoall_benchmark`) and ``identify:PATH``
-    (:func:`identify_benchmark`); order kept, no repeats."""
+    benchmark whose files are under ``data_root``, :func:`found`) and ``KIND:PATH`` for your own data
+    (``folder:``, ``alltoall:``, ``identify:``; :func:`own_benchmark`); order kept, no repeats."""
     chosen: list[Benchmark] = []
     for token in (t.strip() for t in names.split(",")):
         if not token:
@@ -346,11 +309,11 @@ def select(
                     f"no benchmark files found under {Path(data_root).resolve()} (the layout of each benchmark: "
                     "`facebench benchmarks NAME`); set --data-root, or name benchmarks with --benchmark"
                 )
-        elif token.partition(":")[0] in OWN_DATA:
+        elif token.partition(":")[0] in own_data_kinds():
             prefix, _, path = token.partition(":")
             if not path:
                 raise FacebenchError(f"--benchmark {prefix}:PATH needs a path after '{prefix}:'")
-            group = [OWN_DATA[prefix](path)]
+            group = [own_benchmark(prefix, path)]
             taken = {s.name for s in chosen} | set(specs)
             if group[0].name in taken and group[0] not in chosen:
                 raise FacebenchError(f"{token}: its name {group[0].name!r} is already taken; rename the folder")

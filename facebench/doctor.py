@@ -53,7 +53,9 @@ from facebench.benchmarks import Benchmark, resolve_source
 from facebench.extraction.extractor import FeatureExtractor
 from facebench.extraction.enrol import EnrolOptions, enrol
 from facebench.errors import FacebenchError
-from facebench.evaluate.pairs import PairData, balance_warnings, reader, verification_metrics
+from facebench import kinds
+from facebench.evaluate.pairs import balance_warnings, verification_metrics
+from facebench.io.pairsets import PairData
 from facebench.extraction.extract import combine_flip
 from facebench.extraction.images import ImageList
 from facebench.metrics import kfold as mkfold
@@ -315,17 +317,16 @@ def load_pair_data(
     seed: int = 0,
     max_pairs: int = 6000,
 ) -> PairData:
-    """A verification benchmark's pairs (``pairs`` kind through its reader, ``folder`` kind generated)."""
-    if spec.kind not in ("pairs", "folder"):
+    """A verification benchmark's pairs, read by its kind's pair reader (a ``folder`` benchmark's generated
+    with ``seed`` and at most ``max_pairs`` pairs)."""
+    kind = kinds.get(spec.kind)
+    if not kind.pair_verification:
         raise FacebenchError(
-            f"doctor needs a pair-verification benchmark (kind pairs or folder); {spec.name} is kind {spec.kind}"
+            f"doctor needs a pair-verification benchmark (kind {kinds.pair_verification_kinds()}); {spec.name} is "
+            f"kind {spec.kind}"
         )
     source, paths = resolve_source(spec, data_root, overrides)
-    if spec.kind == "folder":
-        from facebench.evaluate.folder import folder_pair_data
-
-        return folder_pair_data(paths, seed, max_pairs)
-    return reader(source.reader)(paths, spec)
+    return kind.load_pair_data()(source.reader, paths, spec.options, seed, max_pairs)
 
 
 def _embed(encoder: Any, chips: np.ndarray, profile: Profile, batch_size: int) -> np.ndarray:

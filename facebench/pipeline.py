@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from facebench import kinds
 from facebench.benchmarks import Benchmark, check_overrides, load_benchmarks, select
 from facebench.errors import FacebenchError
 from facebench.evaluate import evaluator_for, thresholds
@@ -221,10 +222,10 @@ def calibration_first(chosen: list[Benchmark], name: str, specs: dict[str, Bench
         if len(found) != 1:
             raise FacebenchError(f"--calibrate-on {name!r}: name one benchmark, not a group")
         calibration = found[0]
-    if calibration.kind not in ("pairs", "folder"):
+    if not kinds.get(calibration.kind).pair_verification:
         raise FacebenchError(
-            f"--calibrate-on {name}: thresholds are estimated on a pair-verification benchmark (kind pairs or "
-            f"folder); {calibration.name} is kind {calibration.kind}"
+            f"--calibrate-on {name}: thresholds are estimated on a pair-verification benchmark (kind "
+            f"{kinds.pair_verification_kinds()}); {calibration.name} is kind {calibration.kind}"
         )
     return [calibration] + [s for s in chosen if s.name != calibration.name], calibration.name
 

@@ -13,6 +13,7 @@ import pytest
 
 from facebench.cli import main
 from facebench.evaluate import rates
+from facebench.keys import rate_key
 from facebench.evaluate.survface import FPIR_TARGETS, watch_list_searches
 from facebench.metrics.identification import TPIR_RULES, open_set_identification
 from facebench.metrics.megaface import l2_normalise
@@ -44,7 +45,7 @@ def test_streamed_searches_equal_the_written_out_loop(block: int, cmc_ties: str)
     for rule in TPIR_RULES:
         values, unmeasurable, _, curve = rates.search_rates(s.mate_scores, s.rank1_strict, s.nonmated_scores, FPIR_TARGETS, rule)
         for f in FPIR_TARGETS:
-            assert values["tpir_at_fpir"][rates.key(f)] == loops.tpir(mates, strict, nonmated, rule, f)
+            assert values["tpir_at_fpir"][rate_key(f)] == loops.tpir(mates, strict, nonmated, rule, f)
         assert list(unmeasurable) == ["tpir_at_fpir.1e-02"]  # 30 non-mated searches resolve 1/30 only
     fpir, dir_ = loops.dir_fpir(mates, strict, nonmated)
     assert curve["dir_fpir_fpir"].tolist() == fpir and curve["dir_fpir_dir"].tolist() == dir_
@@ -88,8 +89,8 @@ def test_official_layout_end_to_end(tmp_path: Path, rule: str) -> None:
     assert entry["metrics"]["rank"]["5"] == sum(r <= 5 for r in ranks) / 7
     for f in FPIR_TARGETS:
         expected = loops.tpir(mates, strict, nonmated, rule, f)
-        assert entry["metrics"]["tpir_at_fpir"][rates.key(f)] == expected
-        assert entry["metrics"]["fnir_at_fpir"][rates.key(f)] == (None if expected is None else 1 - expected)
+        assert entry["metrics"]["tpir_at_fpir"][rate_key(f)] == expected
+        assert entry["metrics"]["fnir_at_fpir"][rate_key(f)] == (None if expected is None else 1 - expected)
     # 13 non-mated searches cannot resolve FPIR 0.01: null, with the reason in the warnings
     assert entry["metrics"]["tpir_at_fpir"]["1e-02"] is None
     assert any("tpir_at_fpir.1e-02 not measurable (13 non-mated searches" in w for w in entry["warnings"])

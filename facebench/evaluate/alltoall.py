@@ -35,6 +35,7 @@ from facebench.metrics import alltoall as ma
 from facebench.metrics import operating
 from facebench.metrics.megaface import l2_normalise
 from facebench.metrics.roc import DEFAULT_FAR_TARGETS
+from facebench.keys import rate_key
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def run_alltoall(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     metrics: dict[str, Any] = {"tar_at_far": {}, "unmeasurable": {}, "few_events": {}}
     extra: dict[str, Any] = {"far": {}, "thresholds": {}, "passes": result.passes}
     for f, p in result.points.items():
-        k = rates.key(f)
+        k = rate_key(f)
         if not operating.resolvable(result.n_impostor, f):
             metrics["tar_at_far"][k] = extra["far"][k] = extra["thresholds"][k] = None
             reason = operating.unresolvable_reason(result.n_impostor, "impostor pairs")

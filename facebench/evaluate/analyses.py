@@ -31,6 +31,7 @@ from facebench.errors import FacebenchError
 from facebench.io.attributes import match_images, read_groups, read_quality
 from facebench.metrics import fairness as mfair
 from facebench.metrics import quality as mqual
+from facebench.keys import rate_key
 
 DEFAULT_FAIRNESS_FMR = 1e-3
 DEFAULT_BOOT = 200
@@ -53,11 +54,6 @@ def check_options(options: Mapping[str, Any]) -> None:
         raise FacebenchError(
             f"--discard-limit {limit}: expected a point of the discard grid 0, 0.05, ..., 0.95 (e.g. 0.2)"
         )
-
-
-def fmr_key(fmr: float) -> str:
-    """``1e-03`` (as `facebench.evaluate.pairs.far_key`)."""
-    return f"{fmr:.0e}"
 
 
 @dataclass
@@ -131,7 +127,7 @@ def quality_report(
     for fmr in QUALITY_FMRS:
         for convention in mqual.CONVENTIONS:
             c = mqual.discard_curve(scores, issame, q, fmr, convention)
-            out["curves"][f"{convention}_{fmr_key(fmr)}"] = {
+            out["curves"][f"{convention}_{rate_key(fmr)}"] = {
                 "convention": convention,
                 "fmr": fmr,
                 "fnmr": c.fnmr.tolist(),
@@ -208,7 +204,7 @@ def search_analyses(
         out.metrics.setdefault("search_fdr", {})[attr] = summaries["fdr"]
         out.columns[f"search_fdr.{attr}"] = f"{name} 1:N FDR({attr})"
     out.rules["search_fairness"] = (
-        f"one threshold at overall FPIR {fmr_key(fpir)} on all non-mated searches; per probe group rank-1, FNIR "
+        f"one threshold at overall FPIR {rate_key(fpir)} on all non-mated searches; per probe group rank-1, FNIR "
         f"(mate not at rank 1 or below it), FPIR; FDR/IR/GARBE of FPIR and FNIR, alpha {SUMMARY_WEIGHT}"
     )
     return out
@@ -307,7 +303,7 @@ def _pair_fairness(
             out.metrics.setdefault("group_fmr", {})[f"{attr}/{group}"] = row["fmr"]
             out.metrics.setdefault("group_fnmr", {})[f"{attr}/{group}"] = row["fnmr"]
     out.rules["fairness"] = (
-        f"one global threshold at FMR {fmr_key(fmr)} on all impostor pairs (facebench.metrics.roc.threshold_at_far, "
+        f"one global threshold at FMR {rate_key(fmr)} on all impostor pairs (facebench.metrics.roc.threshold_at_far, "
         f"accept cos >= t); cross-group pairs apart; FDR/IR/GARBE alpha {SUMMARY_WEIGHT}; STD ddof={STD_DDOF}; "
         f"bootstrap {n_boot} resamples by {unit}"
     )
@@ -333,7 +329,7 @@ def _pair_quality(
         convention, fkey = key.split("_", 1)
         out.metrics.setdefault(f"erc_auc_{convention}", {})[fkey] = curve["auc"]
         out.metrics.setdefault(f"erc_pauc_{convention}", {})[fkey] = curve["pauc"]
-    out.columns[f"erc_pauc_fixed.{fmr_key(QUALITY_FMRS[0])}"] = f"{name} EDC pAUC@{limit:g}"
+    out.columns[f"erc_pauc_fixed.{rate_key(QUALITY_FMRS[0])}"] = f"{name} EDC pAUC@{limit:g}"
     out.rules["quality"] = (
         f"{source}; pair quality = min of the two; discard grid 0..0.95 step 0.05 (lowest pair quality first, "
         f"ties in stored order); FNMR at FMR 1e-3 and 1e-4 where resolvable; thresholds 'fixed' (EDC: once on "

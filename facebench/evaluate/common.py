@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from facebench import kinds
 from facebench.extraction import store
 from facebench.benchmarks import Benchmark, check_checksum, resolve_source, spec_overrides
 from facebench.extraction.cache import default_cache_root
@@ -201,9 +202,10 @@ class RunContext:
         done = enrol(images, self.enrol_options(), label)
         if done.report.detected or done.report.reoriented:
             self.enrolment.setdefault(spec.name, {})[label] = done.report.to_dict()
-        if done.unenrolled.any() and spec.kind not in ("pairs", "folder"):
+        if done.unenrolled.any() and not kinds.get(spec.kind).drops_unenrolled:
+            dropping = " or ".join(k.name for k in kinds.BUILT_IN if k.drops_unenrolled)
             raise FacebenchError(
-                f"{spec.name}: --on-no-face skip leaves out images only in pair and folder benchmarks; "
+                f"{spec.name}: --on-no-face skip leaves out images only in {dropping} benchmarks; "
                 f"{len(done.report.no_face)} images of this {spec.kind} benchmark have no face: use center-crop"
             )
         feats = self.embedder.embed(done.images, label, flip)
@@ -292,7 +294,7 @@ def implausible_warning(spec: Benchmark, ctx: RunContext, finding: str, floor: s
     if checkpoint is None:
         return text + "check how the --features were extracted (`facebench doctor CHECKPOINT` finds a model's contract)"
     # doctor evaluates contracts on a pair-verification set: this one, or LFW for IJB and MegaFace
-    bench = spec.name if spec.kind in ("pairs", "folder") else "lfw"
+    bench = spec.name if kinds.get(spec.kind).pair_verification else "lfw"
     return text + (
         f"run `facebench doctor {checkpoint} --benchmark {bench} --data-root {ctx.settings.data_root}` "
         "to find the right profile"

@@ -59,8 +59,9 @@ from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.evaluate import rates
 from facebench.evaluate.analyses import image_attributes, pair_analyses, search_analyses
 from facebench.evaluate.pairs import (
-    PairData, at_decision_threshold, balance_warnings, leak_warnings, normalise_rows, verification_metrics,
+    at_decision_threshold, balance_warnings, leak_warnings, normalise_rows, verification_metrics,
 )
+from facebench.io.pairsets import PairData
 from facebench.atomic import sha256_file
 from facebench.extraction.images import ImageList
 from facebench.io.landmarks import landmark_array, read_landmarks
@@ -490,6 +491,14 @@ def folder_pair_data(
     landmarks = data.images.landmarks[flat] if data.images.landmarks is not None else None
     images = ImageList(origin=data.images.origin, paths=paths, landmarks=landmarks, crops=False)
     return PairData(images, data.issame, data.inputs, "folder")
+
+
+def folder_pairs(
+    reader: str, files: Mapping[str, Path], options: Mapping[str, Any], seed: int = DEFAULT_SEED,
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+) -> PairData:
+    """:func:`folder_pair_data` in the shape of a kind's ``pair_data`` (`facebench.kinds.folder`)."""
+    return folder_pair_data(files, seed, max_pairs)
 
 
 def run_folder(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:

@@ -33,7 +33,7 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError, where
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
-from facebench.evaluate.rates import key
+from facebench.keys import rate_key as key
 from facebench.metrics.pooling import PooledTemplates, lookup_rows, pool_templates, score_pairs
 from facebench.io import ijb as ijbio
 from facebench.metrics import identification as mident
@@ -41,13 +41,10 @@ from facebench.metrics import roc as mroc
 
 log = logging.getLogger(__name__)
 
-FAR_TARGETS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FPIR_TARGETS: tuple[float, ...] = (1e-2, 1e-1)
 RANKS: tuple[int, ...] = (1, 5, 10)
 CMC_MAX_RANK = 50
 IJB_1N_RULES = ("standard", "legacy")
-_SPEC_OPTIONS = {"ijb_1to1": {"prefix"}, "ijb_1n": {"prefix", "features_label"}}
-_READERS = {"ijb_1to1": "ijb_meta", "ijb_1n": "ijb_1n"}
 TEMPLATE_RULE = "template = L2(sum over media of the mean of the media's image features)"
 
 
@@ -176,7 +173,7 @@ def verification_metrics(
     at_threshold = rates.at_threshold_metrics(labels, scores, threshold, threshold_unit)
     curve = mroc.roc_curve(labels, scores, overwrite_scores=overwrite_scores)
     metrics = {
-        **rates.tar_at_far_metrics(curve, FAR_TARGETS, tar_rule),
+        **rates.tar_at_far_metrics(curve, mroc.DEFAULT_FAR_TARGETS, tar_rule),
         "auc": float(mroc.auc(curve)),
         **rates.eer_metrics(curve),
         **at_threshold,
@@ -373,15 +370,10 @@ class _Clock:
 
 
 def _resolve(spec: Benchmark, ctx: RunContext) -> tuple[dict[str, Path], str]:
-    unknown = sorted(set(spec.options) - _SPEC_OPTIONS[spec.kind])
-    if unknown:
-        raise FacebenchError(f"{spec.path}: unknown [options] {unknown} for kind {spec.kind}")
     prefix = str(spec.options.get("prefix", spec.name.split("_")[0]))
     if prefix not in ijbio.PREFIXES:
         raise FacebenchError(f"{spec.path}: options.prefix must be one of {sorted(ijbio.PREFIXES)}, got {prefix!r}")
-    reader, paths = ctx.files(spec)
-    if reader != _READERS[spec.kind]:
-        raise FacebenchError(f"{spec.path}: reader {reader!r} cannot feed kind {spec.kind}; use {_READERS[spec.kind]}")
+    _, paths = ctx.files(spec)
     return paths, prefix
 
 

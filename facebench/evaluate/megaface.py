@@ -46,11 +46,12 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from facebench import kinds
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.checks import check_embeddings
 from facebench.evaluate import rates
-from facebench.evaluate.rates import key as far_key
+from facebench.keys import rate_key
 from facebench.evaluate.common import BenchmarkResult, RunContext
 from facebench.atomic import write_text
 from facebench.extraction.images import ImageList
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 
 NOISE_RULES: tuple[str, ...] = ("insightface", "facexzoo", "none")
 FAR_TARGET = 1e-6
-DEFAULT_OPTIONS: dict[str, Any] = {"max_rank": 10, "roc_max_far": 1e-5, "chunk_rows": 1024}
 TAR_RULE = "conventional"
 VERIFICATION_RULE = (
     "best TAR of any threshold with FAR <= target (accept score >= t); genuine = same-identity probe pairs, "
@@ -365,16 +365,6 @@ class _Inputs:
     paths: dict[str, Path]
 
 
-def _options(spec: Benchmark) -> dict[str, Any]:
-    unknown = sorted(set(spec.options) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise FacebenchError(f"{spec.path}: unknown [options] {unknown}; allowed: {sorted(DEFAULT_OPTIONS)}")
-    options = {**DEFAULT_OPTIONS, **spec.options}
-    if int(options["max_rank"]) < 1 or int(options["chunk_rows"]) < 1 or not 0 < float(options["roc_max_far"]) <= 1:
-        raise FacebenchError(f"{spec.path}: [options] need max_rank >= 1, chunk_rows >= 1, 0 < roc_max_far <= 1")
-    return options
-
-
 def _expected_path(spec: Benchmark, ctx: RunContext, role: str) -> str:
     override = ctx.settings.file_overrides.get(f"{spec.name}.{role}")
     if override:
@@ -538,8 +528,8 @@ def _save_converted(ctx: RunContext, kind: str, probes: np.ndarray, inputs: _Inp
 
 def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     """MegaFace challenge 1: CMC and rank-1 per distractor list, TAR at FAR 1e-6 at the largest list."""
-    options = _options(spec)
-    max_rank, chunk_rows, roc_max_far = int(options["max_rank"]), int(options["chunk_rows"]), float(options["roc_max_far"])
+    options = kinds.get(spec.kind).check_options(spec.options, f"{spec.path}: [options]")
+    max_rank, chunk_rows, roc_max_far = options.max_rank, options.chunk_rows, options.roc_max_far
     opts = ctx.settings.options
     noise = str(opts.get("noise", "insightface") or "insightface")
     tie_rule = str(opts.get("tie_rule", ">=") or ">=")
@@ -623,7 +613,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
             write_text(path, json.dumps(doc))  # compact: the indented encoder is pure Python, 10x slower
         cmc_files.append(str(Path(ctx.settings.out) / cmc_file_name(alg, size)))
 
-    key = far_key(FAR_TARGET)
+    key = rate_key(FAR_TARGET)
     metrics: dict[str, Any] = {
         "rank1": {str(size): float(cmc[size][0]) for size in sizes},
         "cmc": {str(size): [float(v) for v in cmc[size]] for size in sizes},

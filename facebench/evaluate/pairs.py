@@ -16,9 +16,8 @@ the TAR@FAR read-off rule named in ``rules.tar_at_far``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,138 +25,14 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate import rates
 from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
-from facebench.extraction.images import ImageList
-from facebench.io.binpack import read_bin
-from facebench.io.landmarks import read_landmarks
 from facebench.evaluate.analyses import pair_analyses
-from facebench.io.attributes import masked, match_images, read_mfr2_labels
-from facebench.io.pairlists import (
-    PAIR_DIALECTS,
-    PairList,
-    read_agedb_mat,
-    read_calfw_pairs,
-    read_cfp,
-    read_cplfw_pairs,
-    read_lfw_pairs,
-    read_pair_list,
-)
+from facebench.io.pairsets import PairData, read_pair_set
 from facebench.metrics import kfold as mkfold
 from facebench.metrics import roc as mroc
 
 log = logging.getLogger(__name__)
 
-FAR_TARGETS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 KFOLD_RULES = ("insightface", "facexzoo", "xqlfw")
-
-
-@dataclass
-class PairData:
-    """A pair set as read: 2N images in pair order, N labels, the sha256 of each input file; where the list
-    says so, the identity of each image, the fold of each pair, the list's dialect and fold rule, and
-    built-in group attributes (attribute -> value per image, e.g. MFR2's mask type)."""
-
-    images: ImageList
-    issame: np.ndarray
-    inputs: dict[str, str]
-    reader: str
-    identities: list[str] | None = None
-    folds: np.ndarray | None = None
-    dialect: str = ""
-    fold_rule: str = ""
-    attributes: dict[str, list[str | None]] = field(default_factory=dict)
-
-
-def pack_data(pack_file: Path) -> PairData:
-    """A pair set from an insightface ``.bin`` pack (no identities, paths or folds: the pack has none)."""
-    pack = read_bin(pack_file)
-    return PairData(pack.to_image_list(), pack.issame, pack.inputs, "binpack")
-
-
-def _from_pack(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return pack_data(files["pack"])
-
-
-def list_data(pairs: PairList, files: dict[str, Path], image_root: Path, reader_name: str) -> PairData:
-    """A pair set from a read pair list (landmarks from ``files["landmarks"]`` when given); the pairs must be
-    in contiguous fold order."""
-    landmarks = read_landmarks(files["landmarks"], image_root) if "landmarks" in files else None
-    if not pairs.is_kfold_layout():
-        raise FacebenchError(f"{pairs.origin}: pairs are not in contiguous fold order; cannot apply the 10-fold rule")
-    identities = [pairs.identities[i] for i in pairs.pairs.reshape(-1)] if pairs.identities else None
-    return PairData(
-        pairs.to_image_list(landmarks), pairs.issame, dict(pairs.inputs), reader_name, identities, pairs.folds,
-        pairs.dialect, pairs.fold_rule,
-    )
-
-
-def _lfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return list_data(read_lfw_pairs(files["pairs"], files["images"]), files, files["images"], "lfw_pairs")
-
-
-def _pair_list(files: dict[str, Path], spec: Benchmark) -> PairData:
-    """Any pair-list dialect (`facebench.io.pairlists.PAIR_DIALECTS`): the spec's ``options.dialect``, else
-    detected; image suffix ``options.ext`` (else probed)."""
-    dialect = str(spec.options.get("dialect", "auto"))
-    if dialect != "auto" and dialect not in PAIR_DIALECTS:
-        raise FacebenchError(f"{spec.path}: options.dialect {dialect!r} is not one of {', '.join(PAIR_DIALECTS)}")
-    pairs = read_pair_list(files["pairs"], files["images"], dialect=dialect, ext=spec.options.get("ext"))
-    return list_data(pairs, files, files["images"], "pair_list")
-
-
-def _mfr2(files: dict[str, Path], spec: Benchmark) -> PairData:
-    """MFR2: ``pairs.txt`` in the LFW dialect without header (``name i j`` / ``n1 i n2 j`` mixed, no folds:
-    KFold(10) over the stored order), images ``<Name>/<Name>_%04d.png``; ``mfr2_labels.txt`` (optional) gives
-    the built-in attributes ``mask_type`` and ``masked`` (`facebench.io.attributes.masked`)."""
-    pairs = read_pair_list(files["pairs"], files["images"], dialect="lfw_noheader", ext="png")
-    data = list_data(pairs, files, files["images"], "mfr2")
-    if "labels" in files:
-        labels = read_mfr2_labels(files["labels"])
-        values, _ = match_images(labels, data.images.paths or [], None, str(files["labels"]))
-        data.attributes["mask_type"] = values
-        data.attributes["masked"] = [masked(v) if v is not None else None for v in values]
-    return data
-
-
-def _calfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return list_data(read_calfw_pairs(files["pairs"], files["images"]), files, files["images"], "calfw_pairs")
-
-
-def _cplfw(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return list_data(read_cplfw_pairs(files["pairs"], files["images"]), files, files["images"], "cplfw_pairs")
-
-
-def _cfp_fp(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return list_data(read_cfp(files["root"], "FP"), files, files["root"], "cfp_fp")
-
-
-def _cfp_ff(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return list_data(read_cfp(files["root"], "FF"), files, files["root"], "cfp_ff")
-
-
-def _agedb(files: dict[str, Path], spec: Benchmark) -> PairData:
-    return list_data(read_agedb_mat(files["protocol"], files["images"]), files, files["images"], "agedb_mat")
-
-
-READERS: dict[str, Callable[[dict[str, Path], Benchmark], PairData]] = {
-    "binpack": _from_pack,
-    "lfw_pairs": _lfw,
-    "pair_list": _pair_list,
-    "mfr2": _mfr2,
-    "calfw_pairs": _calfw,
-    "cplfw_pairs": _cplfw,
-    "cfp_fp": _cfp_fp,
-    "cfp_ff": _cfp_ff,
-    "agedb_mat": _agedb,
-}
-"""Pair-set readers by the name used in ``protocols/*.toml``; each takes (files: role -> Path, spec)."""
-
-
-def reader(name: str) -> Callable[[dict[str, Path], Benchmark], PairData]:
-    """The reader function registered under ``name``."""
-    try:
-        return READERS[name]
-    except KeyError:
-        raise FacebenchError(f"unknown pair-set reader {name!r}; known: {', '.join(READERS)}") from None
 
 
 def normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -210,7 +85,7 @@ def verification_metrics(
         "accuracy_std": float(kf.std),
         "auc": float(mroc.auc(curve)),
         **rates.eer_metrics(curve),
-        **rates.tar_at_far_metrics(curve, FAR_TARGETS, tar_rule),
+        **rates.tar_at_far_metrics(curve, mroc.DEFAULT_FAR_TARGETS, tar_rule),
         **rates.at_threshold_metrics(issame, cos, threshold, threshold_unit),
         "val_at_far_1e-03": {"val": float(val.val_mean), "val_std": float(val.val_std), "far": float(val.far_mean)},
         "fold_accuracies": [float(a) for a in kf.accuracies],
@@ -312,7 +187,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     """Read the pair set, get its features (extracted or given), compute the metrics."""
     reader_name, paths = ctx.files(spec)
     warnings: list[str] = []
-    data = reader(reader_name)(paths, spec)
+    data = read_pair_set(reader_name, paths, spec.options)
     inputs = ctx.hash_inputs(spec, paths, warnings, known=data.inputs)
     n_pairs = int(data.issame.shape[0])
     n_folds = int(spec.counts.get("n_folds", 10))

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from facebench.errors import FacebenchError
+from facebench.keys import rate_key
 from facebench.metrics import identification as mident
 from facebench.metrics import operating
 from facebench.metrics import roc as mroc
@@ -28,11 +29,6 @@ RULES_1TO1 = {
     "resolution": "a FAR target below 1/impostor pairs is null (not measurable); fewer than "
     f"{operating.FEW_EVENTS} impostors accepted: Clopper-Pearson intervals in few_events",
 }
-
-
-def key(rate: float) -> str:
-    """Results key of a FAR/FPIR target: ``f"{rate:.0e}"`` (``1e-04``)."""
-    return f"{rate:.0e}"
 
 
 def few_events_entry(negatives_accepted: int, n_negatives: int, positives_accepted: int, n_positives: int) -> dict:
@@ -61,7 +57,7 @@ def tar_at_far_metrics(
     unmeasurable: dict[str, str] = {}
     few: dict[str, dict[str, Any]] = {}
     for far, point in points.items():
-        k = key(far)
+        k = rate_key(far)
         if not operating.resolvable(n_imp, far):
             values[k] = None
             unmeasurable[f"tar_at_far.{k}"] = operating.unresolvable_reason(n_imp, "impostor pairs")
@@ -126,7 +122,7 @@ def tpir_metrics(
     unmeasurable: dict[str, str] = {}
     few: dict[str, dict[str, Any]] = {}
     for target in targets:
-        k = key(target)
+        k = rate_key(target)
         point = point_of(target)
         if not operating.resolvable(point.n_negatives, target):
             for field in out:

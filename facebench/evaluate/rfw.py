@@ -28,7 +28,8 @@ from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
 from facebench.evaluate.analyses import pair_analyses
 from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.evaluate.pairs import PairData, list_data, pack_data, pair_set_checks, verification_metrics
+from facebench.evaluate.pairs import pair_set_checks, verification_metrics
+from facebench.io.pairsets import PairData, list_data, pack_data
 from facebench.io.pairlists import read_pair_list
 from facebench.metrics.fairness import skewed_error_ratio
 

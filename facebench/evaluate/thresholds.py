@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from facebench.atomic import write_text
-from facebench.evaluate.rates import key as far_key
+from facebench.keys import rate_key
 from facebench.metrics import operating
 from facebench.metrics import roc as mroc
 from facebench.metrics.stats import clopper_pearson
@@ -88,7 +88,7 @@ def operating_points(
         cal_far = accepted_share(cal_impostor, t, alpha)
         far = accepted_share(impostor, t, alpha)
         tar = accepted_share(genuine, t, alpha)
-        points[far_key(target)] = {
+        points[rate_key(target)] = {
             "target": float(target),
             "cosine": float(t),
             "squared_l2": float(mroc.cos_to_sqeuclidean(t)),

@@ -15,12 +15,16 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from facebench import kinds
 from facebench.benchmarks import Benchmark, load_benchmarks
 from facebench.errors import FacebenchError
+from facebench.keys import parse_rate, rate_label, split_path
+from facebench.kinds.base import Kind
+from facebench.registry import did_you_mean
 from facebench.report import plots
 from facebench.report.analysis_plots import analysis_figures
 from facebench.report.gallery import Gallery, failure_gallery
@@ -28,7 +32,6 @@ from facebench.report.published import PublishedRow, PublishedSource, as_documen
 from facebench.report.reuse import reused_or_drawn
 from facebench.report.runs import Run, load_runs
 from facebench.report.statistics import (
-    PAIR_KINDS,
     Designs,
     Interval,
     PairedTest,
@@ -38,7 +41,6 @@ from facebench.report.statistics import (
     paired_tests,
 )
 from facebench.report.tables import (
-    LOWER_IS_BETTER,
     NS_MARK,
     RULE_MARK,
     Column,
@@ -47,9 +49,9 @@ from facebench.report.tables import (
     build_table,
     columns_of,
     fmt_percent,
+    higher_is_better,
     metric_value,
     rule_of,
-    split_path,
     to_latex,
     to_markdown,
 )
@@ -162,8 +164,8 @@ def compare(
     comparison.figures = reused_or_drawn(runs, columns, _figures, Figure)
     if gallery > 0:
         for run in runs:
-            for name, entry in run.document.get("benchmarks", {}).items():
-                g = failure_gallery(run, name, gallery) if entry.get("kind") in PAIR_KINDS else None
+            for name in run.document.get("benchmarks", {}):
+                g = failure_gallery(run, name, gallery)
                 if g is not None:
                     comparison.galleries.append(g)
     return comparison
@@ -181,18 +183,16 @@ def parse_column(text: str, documents: Sequence[dict[str, Any]]) -> Column:
             title = str(entry.get("title", bench))
             head, *tail = split_path(metric)
             default = f"{title} {metric}"
-            if head == "tar_at_far" and tail:
-                try:
-                    default = f"{title} TAR@{float(tail[0]):.0e}".replace("e-0", "e-")
-                except ValueError:
-                    pass
+            rate = parse_rate(tail[0]) if head == "tar_at_far" and tail else None
+            if rate is not None:
+                default = f"{title} TAR@{rate_label(rate)}"
             return Column(
                 bench,
                 metric,
                 label or default,
                 rule_of(entry, metric),
                 str(entry.get("kind", "")),
-                head not in LOWER_IS_BETTER,
+                higher_is_better(entry, metric),
             )
     raise FacebenchError(f"--column {text!r}: no run or published row has {bench} {metric} (a number in its metrics)")
 
@@ -271,12 +271,20 @@ def roc_drawable(fpr: np.ndarray) -> bool:
     return int(np.count_nonzero(np.asarray(fpr) > 0)) >= 2
 
 
+#: Figures that draw CMC curves (they share one scale on a page).
+CMC_FIGURES = frozenset({"cmc_galleries", "cmc_distractors"})
+
+
+def _kind(entry: dict[str, Any]) -> Kind:
+    return kinds.for_entry(str(entry.get("kind", "")))
+
+
 def _cmc_scale(runs: Sequence[Run], names: Sequence[str]) -> tuple[int, float]:
     """One scale for every CMC plot of a page: the longest rank axis and the lowest identification rate."""
     longest, floor = 10, 1.0
     for run in runs:
         for name in names:
-            if run.entry(name) and run.entry(name).get("kind") in ("ijb_1n", "megaface"):
+            if run.entry(name) and CMC_FIGURES & set(_kind(run.entry(name)).figures):
                 for key, values in run.arrays(name).items():
                     if key == "cmc" or key.endswith("_cmc"):
                         values = np.asarray(values, dtype=float)
@@ -285,104 +293,183 @@ def _cmc_scale(runs: Sequence[Run], names: Sequence[str]) -> tuple[int, float]:
     return longest, floor
 
 
+@dataclass
+class _Page:
+    """What a figure of one benchmark draws from: its runs' entries, the table's columns, the page's CMC
+    scale, and the 10-fold panels collected over the benchmarks (drawn as one figure at the end)."""
+
+    name: str
+    title: str
+    kind: Kind
+    entries: list[tuple[Run, dict[str, Any]]]
+    columns: Sequence[Column]
+    cmc_scale: tuple[int, float]
+    fold_panels: list[tuple[str, list[tuple[str, np.ndarray]]]]
+
+
+def _roc(page: _Page) -> list[Figure]:
+    curves = []
+    for run, _entry in page.entries:
+        arrays = run.arrays(page.name)
+        if "roc_fpr" in arrays and "roc_tpr" in arrays and roc_drawable(arrays["roc_fpr"]):
+            curves.append((run.label, arrays["roc_fpr"], arrays["roc_tpr"]))
+    if not curves:
+        return []
+    marks = sorted(
+        {
+            float(split_path(c.metric)[1])
+            for c in page.columns
+            if c.benchmark == page.name and split_path(c.metric)[0] == "tar_at_far" and len(split_path(c.metric)) > 1
+            and any(metric_value(e.get("metrics", {}), c.metric) is not None for _, e in page.entries)
+        }
+    )  # an unmeasurable target (null in every run) is left off the plot
+    rule = ", ".join(sorted({str(e.get("rules", {}).get("tar_at_far", "")) for _, e in page.entries} - {""}))
+    png = plots.figure_png(plots.roc_figure(curves, f"{page.title} ROC" + (f" ({rule})" if rule else ""), marks=marks))
+    return [Figure(f"roc_{page.name}.png", f"{page.title}: ROC", png, page.kind.roc_caption)]
+
+
+def _det(page: _Page) -> list[Figure]:
+    return _det_figure(page, per_gallery=False)
+
+
+def _det_galleries(page: _Page) -> list[Figure]:
+    return _det_figure(page, per_gallery=True)
+
+
+def _det_figure(page: _Page, per_gallery: bool) -> list[Figure]:
+    """The DET plot of a benchmark: FNMR against FMR from each run's ROC (1:1, folder, MegaFace), or
+    FNIR (1 - DIR at rank 1) against FPIR from each gallery's DIR-FPIR curve (1:N; ``per_gallery``: one
+    curve per gallery of ``metrics.per_gallery``, on identification axes); nothing without curves."""
+    curves = []
+    for run, entry in page.entries:
+        arrays = run.arrays(page.name)
+        if "roc_fpr" in arrays and "roc_tpr" in arrays:
+            curves.append((run.label, np.asarray(arrays["roc_fpr"]), 1.0 - np.asarray(arrays["roc_tpr"]), 0))
+        galleries = list(entry.get("metrics", {}).get("per_gallery", {})) if per_gallery else [""]
+        for gi, gallery in enumerate(galleries):
+            prefix = f"{gallery}_" if gallery else ""
+            if f"{prefix}dir_fpir_fpir" in arrays and f"{prefix}dir_fpir_dir" in arrays:
+                label = f"{run.label} {gallery} 1:N".replace("  ", " ")
+                curves.append((label, np.asarray(arrays[f"{prefix}dir_fpir_fpir"]),
+                               1.0 - np.asarray(arrays[f"{prefix}dir_fpir_dir"]), gi))
+    if not curves:
+        return []
+    png = plots.figure_png(
+        plots.det_figure(
+            curves,
+            f"{page.title} DET",
+            *(("False positive identification rate (FPIR)", "False negative identification rate (FNIR)")
+              if per_gallery else ()),
+        )
+    )
+    caption = (
+        "FNIR = 1 - DIR (rank 1) against FPIR, per gallery (solid G1/S1, dashed G2/S2); normal-deviate axes"
+        if per_gallery
+        else "detection error trade-off on normal-deviate axes (ISO/IEC 19795-1); 1:N lines: FNIR against FPIR"
+    )
+    return [Figure(f"det_{page.name}.png", f"{page.title}: DET", png, caption)]
+
+
+def _cmc_galleries(page: _Page) -> list[Figure]:
+    cmc = []
+    for ri, (run, entry) in enumerate(page.entries):
+        galleries = list(entry.get("metrics", {}).get("per_gallery", {}))
+        arrays = run.arrays(page.name)
+        for gi, gallery_name in enumerate(galleries):
+            if f"{gallery_name}_cmc" in arrays:
+                cmc.append((f"{run.label} {gallery_name}", arrays[f"{gallery_name}_cmc"], ri, gi))
+    if not cmc:
+        return []
+    return [
+        Figure(
+            f"cmc_{page.name}.png",
+            f"{page.title}: CMC",
+            plots.figure_png(plots.cmc_figure(cmc, f"{page.title} CMC (open set, mated searches)", page.cmc_scale)),
+            "rank of the mate among the gallery subjects, per gallery (solid G1/S1, dashed G2/S2)",
+        )
+    ]
+
+
+def _cmc_distractors(page: _Page) -> list[Figure]:
+    figures = []
+    cmc, sizes = [], []
+    for ri, (run, _entry) in enumerate(page.entries):
+        arrays = run.arrays(page.name)
+        if "sizes" in arrays and "cmc" in arrays and np.asarray(arrays["sizes"]).size:
+            s = np.asarray(arrays["sizes"])
+            k = int(np.argmax(s))
+            cmc.append((f"{run.label} ({int(s[k]):,} distractors)", arrays["cmc"][k], ri, 0))
+            sizes.append((run.label, s, np.asarray(arrays["cmc"])[:, 0]))
+    if cmc:
+        figures.append(
+            Figure(
+                f"cmc_{page.name}.png",
+                f"{page.title}: CMC",
+                plots.figure_png(
+                    plots.cmc_figure(cmc, f"{page.title} CMC at the largest distractor list", page.cmc_scale)
+                ),
+                "identification rate by rank, FaceScrub probes",
+            )
+        )
+    if sizes and any(s.size > 1 for _, s, _ in sizes):
+        figures.append(
+            Figure(
+                f"sizes_{page.name}.png",
+                f"{page.title}: rank-1 by distractors",
+                plots.figure_png(plots.size_figure(sizes, f"{page.title} rank-1 by number of distractors")),
+                "",
+            )
+        )
+    return figures
+
+
+def _folds(page: _Page) -> list[Figure]:
+    """Adds the benchmark's panel to the page's one 10-fold figure (drawn after every benchmark)."""
+    runs_folds = [
+        (run.label, np.asarray(e["metrics"]["fold_accuracies"], dtype=float))
+        for run, e in page.entries
+        if e.get("metrics", {}).get("fold_accuracies")
+    ]
+    if runs_folds:
+        rule = ", ".join(sorted({str(e.get("rules", {}).get("kfold", "")) for _, e in page.entries} - {""}))
+        page.fold_panels.append((f"{page.title} ({rule})" if rule else page.title, runs_folds))
+    return []
+
+
+#: The figures a kind may name (`facebench.kinds.base.Kind.figures`), drawn in the kind's order; the
+#: analyses' figures (fairness, quality) follow them for every kind.
+FIGURES: dict[str, Callable[[_Page], list[Figure]]] = {
+    "roc": _roc,
+    "det": _det,
+    "det_galleries": _det_galleries,
+    "cmc_galleries": _cmc_galleries,
+    "cmc_distractors": _cmc_distractors,
+    "folds": _folds,
+}
+
+
 def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
     figures: list[Figure] = []
     if not runs:
         return figures
     names = list(dict.fromkeys(n for r in runs for n in r.document.get("benchmarks", {})))
     cmc_scale = _cmc_scale(runs, names)
-    fold_panels = []
+    fold_panels: list[tuple[str, list[tuple[str, np.ndarray]]]] = []
     for name in names:
         entries = [(r, r.entry(name)) for r in runs if r.entry(name)]
         title = str(entries[0][1].get("title", name))
-        kind = entries[0][1].get("kind", "")
-        curves = []
-        for run, _entry in entries:
-            arrays = run.arrays(name)
-            if "roc_fpr" in arrays and "roc_tpr" in arrays and roc_drawable(arrays["roc_fpr"]):
-                curves.append((run.label, arrays["roc_fpr"], arrays["roc_tpr"]))
-        if curves:
-            marks = sorted(
-                {
-                    float(split_path(c.metric)[1])
-                    for c in columns
-                    if c.benchmark == name and split_path(c.metric)[0] == "tar_at_far" and len(split_path(c.metric)) > 1
-                    and any(metric_value(e.get("metrics", {}), c.metric) is not None for _, e in entries)
-                }
-            )  # an unmeasurable target (null in every run) is left off the plot
-            rule = ", ".join(sorted({str(e.get("rules", {}).get("tar_at_far", "")) for _, e in entries} - {""}))
-            caption = "ROC of all pairs (sklearn's thinned curve); dotted lines: the table's FARs"
-            if kind == "megaface":
-                caption = "verification ROC at the largest distractor list (stored down to FAR 1e-5 only)"
-            figures.append(
-                Figure(
-                    f"roc_{name}.png",
-                    f"{title}: ROC",
-                    plots.figure_png(
-                        plots.roc_figure(curves, f"{title} ROC" + (f" ({rule})" if rule else ""), marks=marks)
-                    ),
-                    caption,
+        kind = _kind(entries[0][1])
+        page = _Page(name, title, kind, entries, columns, cmc_scale, fold_panels)  # type: ignore[arg-type]
+        for figure in kind.figures:
+            if figure not in FIGURES:
+                raise FacebenchError(
+                    f"kind {kind.name}: unknown figure {figure!r}{did_you_mean(figure, list(FIGURES))} "
+                    f"(known: {', '.join(FIGURES)})"
                 )
-            )
-        det = _det_figure(name, title, kind, entries)
-        if det is not None:
-            figures.append(det)
-        if kind == "ijb_1n":
-            cmc = []
-            for ri, (run, entry) in enumerate(entries):
-                galleries = list(entry.get("metrics", {}).get("per_gallery", {}))
-                arrays = run.arrays(name)
-                for gi, gallery_name in enumerate(galleries):
-                    if f"{gallery_name}_cmc" in arrays:
-                        cmc.append((f"{run.label} {gallery_name}", arrays[f"{gallery_name}_cmc"], ri, gi))
-            if cmc:
-                figures.append(
-                    Figure(
-                        f"cmc_{name}.png",
-                        f"{title}: CMC",
-                        plots.figure_png(plots.cmc_figure(cmc, f"{title} CMC (open set, mated searches)", cmc_scale)),
-                        "rank of the mate among the gallery subjects, per gallery (solid G1/S1, dashed G2/S2)",
-                    )
-                )
-        if kind == "megaface":
-            cmc, sizes = [], []
-            for ri, (run, _entry) in enumerate(entries):
-                arrays = run.arrays(name)
-                if "sizes" in arrays and "cmc" in arrays and np.asarray(arrays["sizes"]).size:
-                    s = np.asarray(arrays["sizes"])
-                    k = int(np.argmax(s))
-                    cmc.append((f"{run.label} ({int(s[k]):,} distractors)", arrays["cmc"][k], ri, 0))
-                    sizes.append((run.label, s, np.asarray(arrays["cmc"])[:, 0]))
-            if cmc:
-                figures.append(
-                    Figure(
-                        f"cmc_{name}.png",
-                        f"{title}: CMC",
-                        plots.figure_png(plots.cmc_figure(cmc, f"{title} CMC at the largest distractor list", cmc_scale)),
-                        "identification rate by rank, FaceScrub probes",
-                    )
-                )
-            if sizes and any(s.size > 1 for _, s, _ in sizes):
-                figures.append(
-                    Figure(
-                        f"sizes_{name}.png",
-                        f"{title}: rank-1 by distractors",
-                        plots.figure_png(plots.size_figure(sizes, f"{title} rank-1 by number of distractors")),
-                        "",
-                    )
-                )
+            figures.extend(FIGURES[figure](page))
         analysed = [(run.label, e, (lambda run=run: run.arrays(name))) for run, e in entries]
         for file_name, figure_title, png, caption in analysis_figures(name, title, analysed):
             figures.append(Figure(file_name, figure_title, png, caption))
-        if kind in PAIR_KINDS:
-            runs_folds = [
-                (run.label, np.asarray(e["metrics"]["fold_accuracies"], dtype=float))
-                for run, e in entries
-                if e.get("metrics", {}).get("fold_accuracies")
-            ]
-            if runs_folds:
-                rule = ", ".join(sorted({str(e.get("rules", {}).get("kfold", "")) for _, e in entries} - {""}))
-                fold_panels.append((f"{title} ({rule})" if rule else title, runs_folds))
     if fold_panels:
         figures.append(
             Figure(
@@ -393,40 +480,6 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
             )
         )
     return figures
-
-
-def _det_figure(name: str, title: str, kind: str, entries: Sequence[tuple[Run, dict[str, Any]]]) -> Figure | None:
-    """The DET plot of a benchmark: FNMR against FMR from each run's ROC (1:1, folder, MegaFace), or
-    FNIR (1 - DIR at rank 1) against FPIR from each gallery's DIR-FPIR curve (1:N); None without curves."""
-    curves = []
-    for run, entry in entries:
-        arrays = run.arrays(name)
-        if "roc_fpr" in arrays and "roc_tpr" in arrays:
-            curves.append((run.label, np.asarray(arrays["roc_fpr"]), 1.0 - np.asarray(arrays["roc_tpr"]), 0))
-        galleries = list(entry.get("metrics", {}).get("per_gallery", {})) if kind == "ijb_1n" else [""]
-        for gi, gallery in enumerate(galleries):
-            prefix = f"{gallery}_" if gallery else ""
-            if f"{prefix}dir_fpir_fpir" in arrays and f"{prefix}dir_fpir_dir" in arrays:
-                label = f"{run.label} {gallery} 1:N".replace("  ", " ")
-                curves.append((label, np.asarray(arrays[f"{prefix}dir_fpir_fpir"]),
-                               1.0 - np.asarray(arrays[f"{prefix}dir_fpir_dir"]), gi))
-    if not curves:
-        return None
-    identification = kind == "ijb_1n"
-    png = plots.figure_png(
-        plots.det_figure(
-            curves,
-            f"{title} DET",
-            *(("False positive identification rate (FPIR)", "False negative identification rate (FNIR)")
-              if identification else ()),
-        )
-    )
-    caption = (
-        "FNIR = 1 - DIR (rank 1) against FPIR, per gallery (solid G1/S1, dashed G2/S2); normal-deviate axes"
-        if identification
-        else "detection error trade-off on normal-deviate axes (ISO/IEC 19795-1); 1:N lines: FNIR against FPIR"
-    )
-    return Figure(f"det_{name}.png", f"{title}: DET", png, caption)
 
 
 # ------------------------------------------------------------------------------------------- writing

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from facebench import kinds
 from facebench.errors import FacebenchError
 from facebench.extraction.images import opencv
 from facebench.report.runs import Run
@@ -84,7 +85,7 @@ def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[
             raise FacebenchError(f"{pack_path} changed since the run (sha256 differs from the run's record)")
         return lambda i: decode_image(pack.blobs[i], f"{pack_path} item {i}")
     from facebench.benchmarks import load_benchmarks
-    from facebench.evaluate.pairs import reader as pair_reader
+    from facebench.io.pairsets import read_pair_set
     from facebench.extraction.images import arcface_chip
 
     specs = load_benchmarks()
@@ -93,7 +94,7 @@ def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         raise FacebenchError(f"not at hand: {', '.join(missing)}")
-    data = pair_reader(reader)(paths, specs[benchmark])
+    data = read_pair_set(reader, paths, specs[benchmark].options)
     images = _enrolled(run, data.images, benchmark)
     chip = arcface_chip()
     return lambda i: images.load_chip(i, chip)
@@ -120,7 +121,7 @@ def failure_gallery(run: Run, benchmark: str, k: int = 6) -> Gallery | None:
     """The ``k`` hardest false accepts and false rejects of a run's pair benchmark (None when the run has
     no per-pair decisions for it)."""
     entry = run.entry(benchmark)
-    if not entry or entry.get("kind") not in ("pairs", "folder"):
+    if not entry or not kinds.for_entry(str(entry.get("kind", ""))).pair_verification:
         return None
     arrays = run.arrays(benchmark)
     if not all(name in arrays for name in ("scores", "labels", "correct")):

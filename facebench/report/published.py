@@ -11,8 +11,8 @@ Schema::
     citation = "..."
     url = "..."                       # optional: repo, path, commit, notes, training_set
     verified = "how every number was checked"
-    [rules.<kind or benchmark>]       # rules keys as in results.json (pairs: kfold; ijb_1to1: tar_at_far;
-    kfold = "facexzoo"                #  ijb_1n: ijb_1n, tpir_rule; megaface: noise, tie_rule, tar_at_far)
+    [rules.<kind or benchmark>]       # rules keys as in results.json, those the kind declares
+    kfold = "facexzoo"                #  (pairs: kfold; ijb_1to1: tar_at_far; ijb_1n: ijb_1n, tpir_rule; ...)
     [[row]]
     id = "mobilefacenet"              # selects one row: --published facexzoo/mobilefacenet
     label = "MobileFaceNet"           # optional: table, backbone, head, training_set, note
@@ -29,7 +29,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from facebench import kinds
 from facebench.benchmarks import Benchmark, load_benchmarks, suggest
+from facebench.kinds.base import Kind
 from facebench.errors import FacebenchError
 from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
@@ -49,20 +51,11 @@ _TOP_KEYS = {
 }
 _REQUIRED = ("name", "title", "citation", "verified", "row")
 _ROW_KEYS = {"id", "label", "table", "backbone", "head", "training_set", "values", "note"}
+#: The rules keys a published table may state per kind, and the metrics it may give (from the kinds'
+#: declarations, `facebench.kinds.base.Kind.published_rule_keys` / ``published_metrics``).
 RULE_KEYS: dict[str, frozenset[str]] = {
-    "pairs": frozenset({"kfold"}),
-    "ijb_1to1": frozenset({"tar_at_far"}),
-    "ijb_1n": frozenset({"ijb_1n", "tpir_rule"}),
-    "megaface": frozenset({"noise", "tie_rule", "tar_at_far"}),
+    k.name: frozenset(k.published_rule_keys) for k in kinds.BUILT_IN if k.published_metrics
 }
-_METRICS: dict[str, frozenset[str]] = {
-    "pairs": frozenset({"accuracy", "tar_at_far"}),
-    "ijb_1to1": frozenset({"tar_at_far"}),
-    "ijb_1n": frozenset({"rank1", "rank5", "rank10", "tpir_at_fpir"}),
-    "megaface": frozenset({"rank1", "tar_at_far"}),
-}
-_NEEDS_KEY = frozenset({"tar_at_far", "tpir_at_fpir"})
-MEGAFACE_SIZES = ("10", "100", "1000", "10000", "100000", "1000000")
 
 
 @dataclass(frozen=True)
@@ -124,22 +117,22 @@ def _fraction(value: Any, where: str) -> tuple[float, str]:
     return float(number / 100), text
 
 
-def _check_metric(metric: str, kind: str, where: str) -> None:
-    head, _, tail = metric.partition(".")
-    if head not in _METRICS[kind]:
-        raise FacebenchError(f"{where}: metric {head!r} is not one of {sorted(_METRICS[kind])} for a {kind} benchmark")
-    if kind == "megaface" and head == "rank1":
-        if tail not in MEGAFACE_SIZES:
-            raise FacebenchError(f"{where}: MegaFace rank1 needs a distractor size key ({', '.join(MEGAFACE_SIZES)})")
-    elif head in _NEEDS_KEY:
-        try:
-            ok = bool(tail) and f"{float(tail):.0e}" == tail
-        except ValueError:
-            ok = False
-        if not ok:
-            raise FacebenchError(f"{where}: {metric!r} needs a rate key written like 1e-04 (f'{{rate:.0e}}')")
-    elif tail:
-        raise FacebenchError(f"{where}: {metric!r}: {head} takes no key")
+def _published_kind(bench: str, benchmarks: Mapping[str, Benchmark], where: str) -> Kind:
+    """The kind of benchmark ``bench``; it must declare published metrics."""
+    kind = kinds.get(benchmarks[bench].kind)
+    if not kind.published_metrics:
+        published = sorted(k.name for k in kinds.BUILT_IN if k.published_metrics)
+        raise FacebenchError(f"{where}: {bench} is a {kind.name} benchmark; published values are for {published}")
+    return kind
+
+
+def _check_metric(metric: str, kind: Kind, where: str) -> None:
+    head = metric.partition(".")[0]
+    if head not in kind.published_metrics:
+        raise FacebenchError(
+            f"{where}: metric {head!r} is not one of {sorted(kind.published_metrics)} for a {kind.name} benchmark"
+        )
+    kind.metric(head).check_key(metric, where)
 
 
 def parse_source(data: dict[str, Any], origin: str, benchmarks: Mapping[str, Benchmark]) -> PublishedSource:
@@ -152,17 +145,20 @@ def parse_source(data: dict[str, Any], origin: str, benchmarks: Mapping[str, Ben
             raise FacebenchError(f"{origin}: missing required key {key!r}")
     name = str(data["name"])
     rules: dict[str, dict[str, str]] = {}
+    kinds_used = {spec.kind for spec in benchmarks.values()}
+    published_kinds = {k for k in (*RULE_KEYS, *kinds_used) if kinds.for_entry(k).published_metrics}
     for scope, table in dict(data.get("rules", {})).items():
-        kind = scope if scope in RULE_KEYS else benchmarks[scope].kind if scope in benchmarks else None
-        if kind is None or kind not in RULE_KEYS:
+        kind = scope if scope in published_kinds else benchmarks[scope].kind if scope in benchmarks else None
+        if kind is None or kind not in published_kinds:
             raise FacebenchError(
-                f"{origin}: rules.{scope}: not a benchmark kind ({', '.join(RULE_KEYS)}) or benchmark name"
-                f"{suggest(scope, [*RULE_KEYS, *benchmarks])}"
+                f"{origin}: rules.{scope}: not a benchmark kind ({', '.join(sorted(published_kinds))}) or benchmark "
+                f"name{suggest(scope, [*published_kinds, *benchmarks])}"
             )
-        bad = sorted(set(table) - RULE_KEYS[kind])
+        allowed = kinds.for_entry(kind).published_rule_keys
+        bad = sorted(set(table) - set(allowed))
         if bad:
             raise FacebenchError(
-                f"{origin}: rules.{scope}: unknown rule key(s) {bad}; a {kind} benchmark has {sorted(RULE_KEYS[kind])}"
+                f"{origin}: rules.{scope}: unknown rule key(s) {bad}; a {kind} benchmark has {sorted(allowed)}"
             )
         rules[scope] = {k: str(v) for k, v in table.items()}
     rows = []
@@ -183,11 +179,7 @@ def parse_source(data: dict[str, Any], origin: str, benchmarks: Mapping[str, Ben
         for bench, metrics in dict(raw["values"]).items():
             if bench not in benchmarks:
                 raise FacebenchError(f"{where}: unknown benchmark {bench!r}{suggest(bench, benchmarks)}")
-            kind = benchmarks[bench].kind
-            if kind not in _METRICS:
-                raise FacebenchError(
-                    f"{where}: {bench} is a {kind} benchmark; published values are for {sorted(_METRICS)}"
-                )
+            kind = _published_kind(bench, benchmarks, where)
             for metric, value in dict(metrics).items():
                 _check_metric(metric, kind, f"{where}: {bench}.{metric}")
                 fraction, text = _fraction(value, f"{where}: {bench}.{metric}")

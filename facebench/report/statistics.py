@@ -45,16 +45,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from facebench import kinds
+from facebench.keys import path_rate, split_path
+from facebench.kinds.base import resolve
 from facebench.metrics.kfold import kfold_indices
 from facebench.metrics.identification import tpir_threshold
+from facebench.errors import FacebenchError
 from facebench.metrics.stats import bootstrap_ci, mcnemar, paired_bootstrap
+from facebench.registry import did_you_mean
 from facebench.report import bootstrap as fast
 from facebench.report.runs import Run
-from facebench.report.tables import metric_value, split_path
+from facebench.report.tables import metric_value
 
 TEMPLATE_ARRAYS = ("template1", "template2")
-#: Benchmark kinds whose entries hold 10-fold pair verification (held-out decisions, per-pair scores).
-PAIR_KINDS = ("pairs", "folder")
 
 
 @dataclass(frozen=True)
@@ -134,16 +137,6 @@ def _bootstrap_interval(
     )
 
 
-def _far(metric: str) -> float | None:
-    head, *tail = split_path(metric)
-    if head != "tar_at_far" or not tail:
-        return None
-    try:
-        return float(tail[0])
-    except ValueError:
-        return None
-
-
 class Designs:
     """Resampling designs, built once per distinct content of labels and template ids (runs of one benchmark
     share them: at IJB-C scale a template design takes seconds to build)."""
@@ -195,37 +188,52 @@ def _same_items(a: Run, b: Run, benchmark: str) -> str:
 def intervals_for(
     run: Run, benchmark: str, metrics: Sequence[str], settings: StatsSettings, designs: Designs | None = None
 ) -> dict[str, Interval | Unavailable]:
-    """The interval of each of ``metrics`` of one run's benchmark (or why there is none)."""
+    """The interval of each of ``metrics`` of one run's benchmark (or why there is none), by the interval
+    method its kind declares for the metric (`facebench.kinds.base.Metric.interval`, :data:`METHODS`)."""
     designs = designs or Designs()
     entry = run.entry(benchmark)
-    out: dict[str, Interval | Unavailable] = {}
     if not entry:
         return {m: Unavailable(f"{run.label} has no {benchmark}") for m in metrics}
-    kind = entry.get("kind", "")
     unmeasurable = entry.get("metrics", {}).get("unmeasurable") or {}
+    out: dict[str, Interval | Unavailable] = {}
+    by_method: dict[str, list[str]] = {}
+    kind = kinds.for_entry(str(entry.get("kind", "")))
     for m in metrics:
+        method = kind.metric(split_path(m)[0]).interval
         if m in unmeasurable:
             out[m] = Unavailable(f"{run.label}: {benchmark} {m} is not measurable ({unmeasurable[m]})")
-    metrics = [m for m in metrics if m not in out]
-    fars = {m: _far(m) for m in metrics}
-    tar_metrics = [m for m in metrics if fars[m] is not None and kind in (*PAIR_KINDS, "ijb_1to1")]
-    if tar_metrics:
-        fars_wanted = [fars[m] for m in tar_metrics]
-        out.update(_tar_intervals(run, benchmark, entry, tar_metrics, fars_wanted, settings, designs))
-    for m in metrics:
-        if m in out:
-            continue
-        head = split_path(m)[0]
-        if head == "accuracy" and kind in PAIR_KINDS:
-            out[m] = _accuracy_interval(run, benchmark, entry, settings)
-        elif m == "rank1" and kind == "ijb_1n":
-            out[m] = _rank1_interval(run, benchmark, entry, settings)
-        elif head == "tpir_at_fpir" and kind == "ijb_1n":
-            out[m] = _tpir_interval(run, benchmark, entry, m, settings)
-        elif kind == "megaface" and head in ("rank1", "tar_at_far"):
-            out[m] = _megaface_interval(run, benchmark, entry, m, settings)
-        else:
+        elif not method:
             out[m] = Unavailable(f"no interval is defined for {benchmark} {m}")
+        else:
+            by_method.setdefault(method, []).append(m)
+    for method, wanted in by_method.items():
+        out.update(_method(method, "interval")(run, benchmark, entry, wanted, settings, designs))
+    return {m: out[m] for m in metrics}
+
+
+def _each_interval(
+    interval: Callable[[Run, str, dict[str, Any], str, StatsSettings], Interval | Unavailable],
+) -> Callable[..., dict[str, Interval | Unavailable]]:
+    """An interval method from ``interval(run, benchmark, entry, metric, settings)``, one metric at a time."""
+
+    def method(
+        run: Run, benchmark: str, entry: dict[str, Any], metrics: list[str], settings: StatsSettings, designs: Designs
+    ) -> dict[str, Interval | Unavailable]:
+        return {m: interval(run, benchmark, entry, m, settings) for m in metrics}
+
+    return method
+
+
+def _tar_bootstrap_intervals(
+    run: Run, benchmark: str, entry: dict[str, Any], metrics: list[str], settings: StatsSettings, designs: Designs
+) -> dict[str, Interval | Unavailable]:
+    fars = {m: path_rate(m, "tar_at_far") for m in metrics}
+    out: dict[str, Interval | Unavailable] = {
+        m: Unavailable(f"no interval is defined for {benchmark} {m}") for m in metrics if fars[m] is None
+    }
+    measured = [m for m in metrics if fars[m] is not None]
+    if measured:
+        out.update(_tar_intervals(run, benchmark, entry, measured, [fars[m] for m in measured], settings, designs))
     return out
 
 
@@ -506,37 +514,67 @@ def _megaface_interval(
 def paired_tests(
     a: Run, b: Run, benchmark: str, metrics: Sequence[str], settings: StatsSettings, designs: Designs | None = None
 ) -> dict[str, PairedTest | Unavailable]:
-    """The paired test of each of ``metrics`` between runs ``a`` and ``b`` (or why there is none)."""
+    """The paired test of each of ``metrics`` between runs ``a`` and ``b`` (or why there is none), by the test
+    its kind declares for the metric (`facebench.kinds.base.Metric.paired_test`, :data:`METHODS`)."""
     designs = designs or Designs()
     why = _same_items(a, b, benchmark)
     if why:
         return {m: Unavailable(why) for m in metrics}
-    ea, eb = a.entry(benchmark), b.entry(benchmark)
-    assert ea is not None and eb is not None
-    kind = ea.get("kind", "")
+    entry = a.entry(benchmark)
+    assert entry is not None
+    kind = kinds.for_entry(str(entry.get("kind", "")))
     out: dict[str, PairedTest | Unavailable] = {}
-    fars = {m: _far(m) for m in metrics}
-    tar_metrics = [m for m in metrics if fars[m] is not None and kind in (*PAIR_KINDS, "ijb_1to1")]
-    if tar_metrics:
-        out.update(_tar_tests(a, b, benchmark, tar_metrics, [fars[m] for m in tar_metrics], settings, designs))
+    by_method: dict[str, list[str]] = {}
     for m in metrics:
-        if m in out:
-            continue
-        va, vb = metric_value(ea.get("metrics", {}), m), metric_value(eb.get("metrics", {}), m)
-        if va is None or vb is None:
-            out[m] = Unavailable("a run lacks the value")
-            continue
-        head = split_path(m)[0]
-        if head == "accuracy" and kind in PAIR_KINDS:
-            out[m] = _accuracy_test(a, b, benchmark, va, vb, settings)
-        elif m == "rank1" and kind == "ijb_1n":
-            out[m] = _rank1_test(a, b, benchmark, va, vb, settings)
-        elif head == "tpir_at_fpir" and kind == "ijb_1n":
-            out[m] = _tpir_test(a, b, benchmark, m, va, vb, settings)
-        elif kind == "megaface" and head in ("rank1", "tar_at_far"):
-            out[m] = _megaface_test(a, b, benchmark, m, va, vb, settings)
+        method = kind.metric(split_path(m)[0]).paired_test
+        if not method:
+            out[m] = _lacking(a, b, benchmark, m) or Unavailable(f"no paired test is defined for {benchmark} {m}")
         else:
-            out[m] = Unavailable(f"no paired test is defined for {benchmark} {m}")
+            by_method.setdefault(method, []).append(m)
+    for method, wanted in by_method.items():
+        out.update(_method(method, "paired test")(a, b, benchmark, wanted, settings, designs))
+    return {m: out[m] for m in metrics}
+
+
+def _lacking(a: Run, b: Run, benchmark: str, metric: str) -> Unavailable | None:
+    """Why there is no test when a run lacks the value of ``metric``, else None."""
+    values = [metric_value(run.entry(benchmark)["metrics"], metric) for run in (a, b)]  # type: ignore[index]
+    return Unavailable("a run lacks the value") if None in values else None
+
+
+def _values(a: Run, b: Run, benchmark: str, metric: str) -> tuple[float, float]:
+    va = metric_value(a.entry(benchmark)["metrics"], metric)  # type: ignore[index]
+    vb = metric_value(b.entry(benchmark)["metrics"], metric)  # type: ignore[index]
+    assert va is not None and vb is not None
+    return va, vb
+
+
+def _each_test(
+    test: Callable[[Run, Run, str, str, float, float, StatsSettings], PairedTest | Unavailable],
+) -> Callable[..., dict[str, PairedTest | Unavailable]]:
+    """A paired-test method from ``test(a, b, benchmark, metric, value_a, value_b, settings)``, one metric at
+    a time (a metric a run lacks is not tested)."""
+
+    def method(
+        a: Run, b: Run, benchmark: str, metrics: list[str], settings: StatsSettings, designs: Designs
+    ) -> dict[str, PairedTest | Unavailable]:
+        return {m: _lacking(a, b, benchmark, m) or test(a, b, benchmark, m, *_values(a, b, benchmark, m), settings)
+                for m in metrics}
+
+    return method
+
+
+def _tar_paired_tests(
+    a: Run, b: Run, benchmark: str, metrics: list[str], settings: StatsSettings, designs: Designs
+) -> dict[str, PairedTest | Unavailable]:
+    fars = {m: path_rate(m, "tar_at_far") for m in metrics}
+    out: dict[str, PairedTest | Unavailable] = {
+        m: _lacking(a, b, benchmark, m) or Unavailable(f"no paired test is defined for {benchmark} {m}")
+        for m in metrics if fars[m] is None
+    }
+    measured = [m for m in metrics if fars[m] is not None]
+    if measured:
+        out.update(_tar_tests(a, b, benchmark, measured, [fars[m] for m in measured], settings, designs))
     return out
 
 
@@ -699,3 +737,43 @@ def _megaface_test(
         r.low,
         r.high,
     )
+
+
+# ------------------------------------------------------------------------------------------- methods
+
+#: The statistics a kind's metric may name (`facebench.kinds.base.Metric.interval` / ``paired_test``), as
+#: kind of method then name: each takes the run(s), the benchmark, its entry (intervals) and the metrics asked.
+METHODS: dict[str, dict[str, Callable[..., Any]]] = {
+    "interval": {
+        "kfold_accuracy": _each_interval(lambda run, bench, entry, m, s: _accuracy_interval(run, bench, entry, s)),
+        "tar_bootstrap": _tar_bootstrap_intervals,
+        "ijb_rank1": _each_interval(
+            lambda run, bench, entry, m, s: _rank1_interval(run, bench, entry, s) if m == "rank1"
+            else Unavailable(f"no interval is defined for {bench} {m}")
+        ),
+        "ijb_tpir": _each_interval(_tpir_interval),
+        "megaface_identities": _each_interval(_megaface_interval),
+    },
+    "paired test": {
+        "kfold_mcnemar": _each_test(lambda a, b, bench, m, va, vb, s: _accuracy_test(a, b, bench, va, vb, s)),
+        "tar_paired_bootstrap": _tar_paired_tests,
+        "ijb_rank1_mcnemar": _each_test(
+            lambda a, b, bench, m, va, vb, s: _rank1_test(a, b, bench, va, vb, s) if m == "rank1"
+            else Unavailable(f"no paired test is defined for {bench} {m}")
+        ),
+        "ijb_tpir_paired": _each_test(_tpir_test),
+        "megaface_identities": _each_test(_megaface_test),
+    },
+}
+
+
+def _method(name: str, what: str) -> Callable[..., Any]:
+    """The statistics method ``name`` (one of :data:`METHODS`, or ``"module:function"`` of a kind's own)."""
+    if ":" in name:
+        return resolve(name, f"{what} method")
+    table = METHODS[what]
+    if name not in table:
+        raise FacebenchError(
+            f"unknown {what} method {name!r}{did_you_mean(name, list(table))} (known: {', '.join(table)})"
+        )
+    return table[name]

@@ -16,6 +16,9 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from facebench import kinds
+from facebench.keys import split_path
+
 #: Cell marks: a rule other than the column's, and "not significantly different from the best run".
 RULE_MARK = "†"
 NS_MARK = "≈"
@@ -26,12 +29,6 @@ LATEX_MARKS = {RULE_MARK: r"$^{\dagger}$", NS_MARK: r"$^{\approx}$", UNMEASURED_
                FEW_EVENTS_MARK: r"$^{\S}$"}
 #: Marks whose cells get a footnote line of their own.
 _NOTED_MARKS = (RULE_MARK, UNMEASURED_MARK, FEW_EVENTS_MARK)
-LOWER_IS_BETTER = frozenset({
-    "eer", "accuracy_std", "ser", "ser_kfold", "ir", "garbe", "group_std", "group_fmr", "group_fnmr",
-    "erc_auc_fixed", "erc_auc_refit", "erc_pauc_fixed", "erc_pauc_refit",
-})
-
-_KFOLD_HEADS = frozenset({"accuracy", "accuracy_std", "fold_accuracies"})
 
 
 @dataclass(frozen=True)
@@ -95,13 +92,6 @@ class Table:
 # ------------------------------------------------------------------------------------------- values
 
 
-def split_path(path: str) -> list[str]:
-    """``tar_at_far.1e-04`` -> ``["tar_at_far", "1e-04"]`` (only the first dot splits: FAR keys hold none
-    before it, and ``val_at_far_1e-03.val`` splits into its key and field)."""
-    head, _, tail = path.partition(".")
-    return [head] + ([tail] if tail else [])
-
-
 def metric_value(metrics: dict[str, Any], path: str) -> float | None:
     """Follow a dotted path (``tar_at_far.1e-04``; ``rank1.1000000``) into a metrics dict."""
     node: Any = metrics
@@ -113,40 +103,19 @@ def metric_value(metrics: dict[str, Any], path: str) -> float | None:
 
 
 def rule_of(entry: dict[str, Any], metric: str) -> str:
-    """The rule that produced a metric, from the entry's ``kind`` and ``rules``.
-
-    pairs: ``rules.kfold`` for accuracy, ``rules.tar_at_far`` for TAR@FAR; ijb_1to1: ``rules.tar_at_far``;
-    ijb_1n: ``rules.ijb_1n`` (standard | legacy), plus ``TPIR <rule>`` for TPIR/FNIR columns
-    (``rules.tpir_rule``, its name before the colon); megaface: ``noise <rule>`` (plus the TAR rule for
-    verification, and ``ties >`` when the strict tie rule was used). An entry's ``column_rules`` (metric ->
-    rules key) takes precedence.
-    """
+    """The rule that produced a metric: the entry's ``column_rules`` (metric -> rules key) when it names the
+    metric, else the rule text of the entry's kind (`facebench.kinds.base.Kind.rule`: the ``rules`` values
+    of the metric's rule keys)."""
     rules = entry.get("rules", {}) or {}
-    kind = entry.get("kind", "")
-    head = split_path(metric)[0]
     column_rules = entry.get("column_rules", {}) or {}
     if metric in column_rules:
         return str(rules.get(column_rules[metric], ""))
-    if kind == "ijb_1n":
-        if head in ("tpir_at_fpir", "fnir_at_fpir") and rules.get("tpir_rule"):
-            return f"{rules.get('ijb_1n', '')}, TPIR {str(rules['tpir_rule']).split(':', 1)[0]}"
-        return str(rules.get("ijb_1n", ""))
-    if kind == "megaface":
-        parts = []
-        if head == "tar_at_far" and rules.get("tar_at_far"):
-            parts.append(str(rules["tar_at_far"]))
-        if rules.get("noise"):
-            parts.append(f"noise {rules['noise']}")
-        if head in ("rank1", "cmc") and rules.get("tie_rule") not in (None, "", ">="):
-            parts.append(f"ties {rules['tie_rule']}")
-        return ", ".join(parts)
-    if head in _KFOLD_HEADS:
-        return str(rules.get("kfold", ""))
-    if head == "tar_at_far":
-        return str(rules.get("tar_at_far", ""))
-    if head in ("tpir_at_fpir", "fnir_at_fpir") and rules.get("tpir_rule"):
-        return f"TPIR {str(rules['tpir_rule']).split(':', 1)[0]}"
-    return ""
+    return kinds.for_entry(str(entry.get("kind", ""))).rule(rules, metric)
+
+
+def higher_is_better(entry: dict[str, Any], metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better, as the entry's kind declares it."""
+    return kinds.for_entry(str(entry.get("kind", ""))).metric(split_path(metric)[0]).higher_is_better
 
 
 def run_label(doc: dict[str, Any]) -> str:
@@ -173,7 +142,7 @@ def columns_of(documents: Iterable[dict[str, Any]]) -> list[Column]:
                         str(label),
                         rule_of(entry, metric),
                         str(entry.get("kind", "")),
-                        split_path(metric)[0] not in LOWER_IS_BETTER,
+                        higher_is_better(entry, metric),
                     )
     return list(seen.values())
 
