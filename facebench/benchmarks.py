@@ -27,7 +27,6 @@ Schema (top level)::
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from facebench import kinds
 from facebench.errors import FacebenchError
+from facebench.registry import did_you_mean
 from facebench.io.textdoc import TOMLDecodeError, parse_toml
 
 _TOP_KEYS = {
@@ -210,9 +210,8 @@ def load_benchmarks(directory: str | Path | None = None, extra: Iterable[str | P
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:
-    """A "did you mean" suffix for an unknown name (empty when nothing is close)."""
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(close)}?" if close else ""
+    """A "did you mean" suffix for an unknown name (empty when nothing is close): :func:`facebench.registry.did_you_mean`."""
+    return did_you_mean(name, list(choices))
 
 
 def own_benchmark(kind: str, path: str | Path) -> Benchmark:

@@ -42,7 +42,7 @@ def test_select_groups_lists_and_suggestions() -> None:
     specs = load_benchmarks()
     assert [s.name for s in select("lfw,cplfw,lfw", specs)] == ["lfw", "cplfw"]
     assert "cfp_ff" in [s.name for s in select("all-verification", specs)]
-    with pytest.raises(FacebenchError, match="did you mean lfw"):
+    with pytest.raises(FacebenchError, match="did you mean 'lfw'"):
         select("lwf", specs)
     with pytest.raises(FacebenchError, match="unknown benchmark group"):
         select("all-nothing", specs)

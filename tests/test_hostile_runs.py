@@ -440,9 +440,9 @@ def test_file_system_error_is_one_line_exit_1(tmp_path, capsys, monkeypatch) -> 
 
 # ---------------------------------------------------------------------- 7. input validation
 @pytest.mark.parametrize("item, message", [
-    ("lfx.pack=/x.bin", "--file lfx.pack: no benchmark 'lfx'; selected: lfw; did you mean lfw"),
+    ("lfx.pack=/x.bin", "--file lfx.pack: no benchmark 'lfx'; selected: lfw; did you mean 'lfw'"),
     ("lfw.pak=/x.bin", "--file lfw.pak: lfw has no file role 'pak'; its roles: pack, pairs, images, landmarks; "
-                       "did you mean pack"),
+                       "did you mean 'pack'"),
     ("cfp_fp.pack=/x.bin", "--file cfp_fp.pack: benchmark cfp_fp is not selected (selected: lfw); add it to"),
 ])
 def test_file_override_typos_are_errors(data, tmp_path, capsys, item, message) -> None:

@@ -153,7 +153,7 @@ def test_gallery_refuses_a_pack_that_changed_since_the_run(runs) -> None:
 
 def test_clear_errors(runs, tmp_path: Path, capsys) -> None:
     assert main(["compare", str(runs["a"]), "--published", "facexzo", "--out", str(tmp_path / "x")]) == 2
-    assert "unknown published source 'facexzo'; did you mean facexzoo" in capsys.readouterr().err
+    assert "unknown published source 'facexzo'; did you mean 'facexzoo'" in capsys.readouterr().err
     assert main(["compare", str(runs["a"])]) == 2
     assert "give --out DIR" in capsys.readouterr().err
     assert main(["compare", str(tmp_path), "--out", str(tmp_path / "y")]) == 2

@@ -72,9 +72,9 @@ def test_selection_by_source_and_row(sources) -> None:
     rows = select(["facexzoo/mv-softmax", "arcface_paper", "facexzoo/mv-softmax"], sources)
     assert [r.key for _, r in rows] == ["facexzoo/mv-softmax", "arcface_paper/r100-ms1mv2"]
     assert len(select(["facexzoo"], sources)) == len(sources["facexzoo"].rows)
-    with pytest.raises(FacebenchError, match="unknown published source 'facexoo'; did you mean facexzoo"):
+    with pytest.raises(FacebenchError, match="unknown published source 'facexoo'; did you mean 'facexzoo'"):
         select(["facexoo"], sources)
-    with pytest.raises(FacebenchError, match="has no row 'mv_softmax'; did you mean mv-softmax"):
+    with pytest.raises(FacebenchError, match="has no row 'mv_softmax'; did you mean 'mv-softmax'"):
         select(["facexzoo/mv_softmax"], sources)
 
 
@@ -105,7 +105,7 @@ values = { lfw = { accuracy = 99.5 } }
     [
         (('title = "t"', 'title = "t"\ncolour = 1'), "unknown key(s) ['colour']"),
         (('verified = "v"\n', ""), "missing required key 'verified'"),
-        (("lfw = {", "lfx = {"), "unknown benchmark 'lfx'; did you mean lfw"),
+        (("lfw = {", "lfx = {"), "unknown benchmark 'lfx'; did you mean 'lfw'"),
         (("accuracy = 99.5", "accuracy = 100.5"), "100.5 is not a percentage in (0, 100]"),
         (("accuracy = 99.5", '"tar_at_far.1e-4" = 99.5'), "needs a rate key written like 1e-04"),
         (("accuracy = 99.5", "rank1 = 99.5"), "metric 'rank1' is not one of"),
