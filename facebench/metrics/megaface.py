@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facebench.metrics import _counting
 from facebench.metrics.operating import allowed_count, operating_point
 
 TIE_RULES: tuple[str, ...] = (">=", ">")
@@ -262,7 +263,7 @@ def verification_curve(genuine: np.ndarray, top_impostors: np.ndarray, n_imposto
     values, first = np.unique(-top, return_index=True)  # distinct values descending, first index of each
     values = -values
     above = first  # number of kept impostors strictly above each distinct value
-    gen_above = genuine.size - np.searchsorted(genuine, values, side="right")
+    gen_above = _counting.count_above(genuine, values)
     thresholds = values
     if top.size >= n_impostors:
         # every impostor is kept: add the final corner below the minimum (accept everything)
