@@ -14,18 +14,19 @@ real model competes for the same cores). Runs alternate; the best wall time of `
 option with the ratio to facebench's pool (above 1: the library option is slower), checking every option
 gives identical chips.
 
-    python bench/bench_decode_pool.py [--images 1024] [--workers 2] [--reps 3]
+    python bench/bench_decode_pool.py [--images 512] [--workers 2] [--reps 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import signal
 import tempfile
 import time
 from collections import deque
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -42,16 +43,18 @@ def _process_setup(parent: int) -> None:
     cv2_threads_off()
 
 
-def _executor_batches(pool: Executor, images: ImageList, chip: ChipGeometry, indices: np.ndarray,
+def _executor_batches(make_pool, images: ImageList, chip: ChipGeometry, indices: np.ndarray,
                       batch_size: int, window: int) -> Iterator[tuple[np.ndarray, bytes]]:
+    """Batches in order from a pool made for this call (as facebench's pool is), ``window`` in flight."""
     batches = [indices[s : s + batch_size] for s in range(0, len(indices), batch_size)]
-    pending: deque = deque()
-    for batch in batches:
-        pending.append(pool.submit(_load_batch, images, chip, batch))
-        if len(pending) >= window:
+    with make_pool() as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.submit(_load_batch, images, chip, batch))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
             yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def consume(batches: Iterator[tuple[np.ndarray, bytes]], work: np.ndarray) -> tuple[float, list[np.ndarray]]:
@@ -66,7 +69,7 @@ def consume(batches: Iterator[tuple[np.ndarray, bytes]], work: np.ndarray) -> tu
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--reps", type=int, default=3)
@@ -84,8 +87,10 @@ def main() -> int:
             points.append(landmarks)
         images = ImageList("bench", paths=paths, landmarks=np.asarray(points, dtype=np.float64))
         indices = np.arange(args.images)
-        threads = ThreadPoolExecutor(args.workers)
-        processes = ProcessPoolExecutor(args.workers, initializer=_process_setup, initargs=(os.getpid(),))
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        processes = lambda: ProcessPoolExecutor(  # noqa: E731
+            args.workers, mp_context=context, initializer=_process_setup, initargs=(os.getpid(),))
+        threads = lambda: ThreadPoolExecutor(args.workers)  # noqa: E731
         options = {
             "pool": lambda: _iter_chip_batches(images, chip, indices, args.batch_size, args.workers),
             "processes": lambda: _executor_batches(processes, images, chip, indices, args.batch_size, window),
@@ -101,8 +106,6 @@ def main() -> int:
                 if reference is None:
                     reference = stacked
                 assert np.array_equal(stacked, reference), f"{name} gives other chips"
-        threads.shutdown()
-        processes.shutdown()
     print(f"{args.images} raw JPEGs (decode + align), batch {args.batch_size}, {args.workers} workers, "
           f"best of {args.reps}; identical chips from every option")
     for name, wall in best.items():
