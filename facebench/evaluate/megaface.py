@@ -185,7 +185,6 @@ def noisy_paths(paths: Sequence[str], noise: set[str]) -> np.ndarray:
     return np.fromiter((key(p) in noise for p in paths), dtype=bool, count=len(paths))
 
 
-
 @dataclass
 class Distractors:
     """The rows of the distractor matrix to stream and, for each list, which of them belong to it."""
