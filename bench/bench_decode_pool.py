@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
+from functools import partial
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,7 +43,7 @@ import numpy as np
 
 from facebench.demo.suite import DEMO_SEED, raw_jpeg
 from facebench.errors import FacebenchError
-from facebench.extraction.extract import _iter_chip_batches, _load_batch
+from facebench.extraction.extract import _iter_chip_batches, _load_batch, map_in_window
 from facebench.extraction.images import ChipGeometry, ImageList, arcface_chip
 
 
@@ -176,13 +176,7 @@ def _executor_batches(make_pool, images: ImageList, chip: ChipGeometry, indices:
     """Batches in order from a pool made for this call (as facebench's pool is), ``window`` in flight."""
     batches = [indices[s : s + batch_size] for s in range(0, len(indices), batch_size)]
     with make_pool() as pool:
-        pending: deque = deque()
-        for batch in batches:
-            pending.append(pool.submit(_load_batch, images, chip, batch))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield from map_in_window(pool, partial(_load_batch, images, chip), batches, window)
 
 
 def consume(batches: Iterator[tuple[np.ndarray, bytes]], work: np.ndarray) -> tuple[float, list[np.ndarray]]:

@@ -19,9 +19,9 @@ import logging
 import os
 import sys
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from facebench.progress import progress
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 4096
+T = TypeVar("T")
 
 
 def combine_flip(raw: np.ndarray, mode: str) -> np.ndarray:
@@ -86,19 +87,25 @@ def _iter_chip_batches(
         for batch in batches:
             yield _load_batch(images, chip, batch)
         return
-    window = 2 * min(workers, len(batches)) + 2
-    with ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix="facebench-decode") as pool:
-        pending: deque[Future[tuple[np.ndarray, bytes]]] = deque()
-        try:
-            for batch in batches:
-                pending.append(pool.submit(_load_batch, images, chip, batch))
-                if len(pending) >= window:
-                    yield pending.popleft().result()
-            while pending:
+    n_workers = min(workers, len(batches))
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="facebench-decode") as pool:
+        yield from map_in_window(pool, lambda batch: _load_batch(images, chip, batch), batches, 2 * n_workers + 2)
+
+
+def map_in_window(pool: Executor, fn: Callable[[Any], T], items: Sequence[Any], window: int) -> Iterator[T]:
+    """``fn(item)`` for each item in order, run by ``pool`` with at most ``window`` items in flight; the
+    first error is raised as it was raised, and the items not yet started are cancelled."""
+    pending: deque[Future[T]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:  # an error or an abandoned iteration: start nothing more
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:  # an error or an abandoned iteration: start nothing more
+            future.cancel()
 
 
 def _embed_padded(encoder: Encoder, batch: np.ndarray, batch_size: int) -> np.ndarray:
