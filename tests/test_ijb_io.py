@@ -265,3 +265,23 @@ def test_search_set_reading_and_errors(tmp_path: Path) -> None:
     path.write_text("TEMPLATE_ID,SUBJECT_ID\n5,1\n6,2\n5,3\n")
     with pytest.raises(FacebenchError, match=r"G1.csv line 4: template 5 has subject 3, but line 2 gives it subject 1"):
         ijb.read_search_set(path).template_subjects()
+
+
+def test_fixed_point_columns_match_printf_and_bad_strings_are_refused(tmp_path: Path) -> None:
+    names = ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    points = np.array([[-0.0004, 0.0005, 0.0015, -12.3456, 1e6 + 0.25, 111.9999, -0.5, 7, 0.125, 2.675]] * 4)
+    points[1] *= -1
+    scores = np.array([0.5, -0.0000004, 0.9999995, 1e-7])
+    path = tmp_path / "l.txt"
+    ijb.write_name_5pts_score(path, names, points, scores)
+    expected = "".join(f"{n} " + " ".join("%.3f" % (0.0 if round(v, 3) == 0 else v) for v in row) + " %.6f\n" % (0.0 if round(s, 6) == 0 else s)
+                       for n, row, s in zip(names, points, scores))
+    assert path.read_text() == expected
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ijb.write_name_5pts_score(path, names[:1], np.full((1, 10), np.nan), np.zeros(1))
+    with pytest.raises(ValueError, match=r"'img/a,b.jpg' \(row 1\)"):
+        ijb.write_search_set(tmp_path / "s.csv", np.array([1, 2]), np.array([1, 1]), ["img/1.jpg", "img/a,b.jpg"])
+    with pytest.raises(ValueError, match=r"'' \(row 0\) is empty"):
+        ijb.write_face_tid_mid(tmp_path / "t.txt", [""], np.array([1]), np.array([1]))
+    ijb.write_template_pairs(tmp_path / "empty.txt", np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert (tmp_path / "empty.txt").read_bytes() == b""

@@ -371,3 +371,66 @@ def test_cosine_distance_conversions_match_unit_vectors():
 def test_docstring_examples_hold():
     failures, tried = doctest.testmod(roc_mod, raise_on_error=False, verbose=False)
     assert tried > 0 and failures == 0
+
+
+def _loop_weighted_roc(scores, genuine, weights, drop):
+    """Written-out reference of sklearn's weighted ROC: one point per distinct score (descending) whose
+    pairs carry positive weight, the weights of the pairs scoring >= it; thinning keeps the first, the last
+    and every point where the increment into it differs from the increment out of it."""
+    points = []
+    for t in sorted(set(scores.tolist()), reverse=True):
+        if sum(w for s, w in zip(scores, weights) if s == t) == 0:
+            continue
+        tp = sum(w for s, g, w in zip(scores, genuine, weights) if s >= t and g)
+        fp = sum(w for s, g, w in zip(scores, genuine, weights) if s >= t and not g)
+        points.append((t, tp, fp))
+    if drop:
+        kept = [points[0]] if points else []
+        for k in range(1, len(points) - 1):
+            (_, t0, f0), (_, t1, f1), (_, t2, f2) = points[k - 1 : k + 2]
+            if (t2 - t1, f2 - f1) != (t1 - t0, f1 - f0):
+                kept.append(points[k])
+        points = kept + (points[-1:] if len(points) > 1 else [])
+    return points
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_weighted_kernel_equals_a_written_out_loop_on_ties_and_weights(drop):
+    from facebench.metrics._counting import weighted_roc_counts
+
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        n = int(rng.integers(1, 40))
+        scores = rng.integers(0, 8, n).astype(np.float64) / 4  # many ties
+        genuine = rng.random(n) < 0.4
+        weights = rng.integers(0, 4, n)  # zeros too: a bootstrap resample that left pairs out
+        runs = np.unique(scores)[::-1]
+        run_of = np.searchsorted(-runs, -scores)
+        gen_w = np.bincount(run_of, weights=weights * genuine, minlength=runs.size).astype(np.int64)
+        imp_w = np.bincount(run_of, weights=weights * ~genuine, minlength=runs.size).astype(np.int64)
+        kept, tps, fps = weighted_roc_counts(gen_w, imp_w, drop_intermediate=drop)
+        expected = _loop_weighted_roc(scores, genuine, weights, drop)
+        assert list(zip(runs[kept].tolist(), tps.tolist(), fps.tolist())) == expected, trial
+        # a prefix of the runs with look-ahead gives the full curve's points above its last run of weight
+        cut = int(rng.integers(1, runs.size + 1))
+        kept_p, tps_p, fps_p = weighted_roc_counts(gen_w[:cut], imp_w[:cut], drop_intermediate=drop, lookahead=True)
+        weighed = np.flatnonzero(gen_w[:cut] + imp_w[:cut])
+        last = runs[weighed[-1]] if weighed.size else np.inf
+        assert list(zip(runs[kept_p].tolist(), tps_p.tolist(), fps_p.tolist())) == [
+            p for p in expected if p[0] > last], trial
+
+
+def test_weighted_curve_equals_sklearn_with_sample_weight():
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.standard_normal(500), 1)
+    labels = rng.random(500) < 0.3
+    weights = rng.integers(1, 5, 500)
+    runs = np.unique(scores)[::-1]
+    run_of = np.searchsorted(-runs, -scores)
+    gen_w = np.bincount(run_of, weights=weights * labels, minlength=runs.size).astype(np.int64)
+    imp_w = np.bincount(run_of, weights=weights * ~labels, minlength=runs.size).astype(np.int64)
+    ours = roc_mod.weighted_roc_curve(runs, gen_w, imp_w, gen_w.sum(), imp_w.sum())
+    fpr, tpr, thresholds = sklearn.metrics.roc_curve(labels, scores, sample_weight=weights)
+    np.testing.assert_array_equal(ours.thresholds[1:], thresholds[1:])
+    np.testing.assert_allclose(ours.fpr, fpr, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ours.tpr, tpr, rtol=0, atol=1e-15)

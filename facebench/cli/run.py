@@ -24,7 +24,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--flip", choices=("add", "concat", "none"), help="flip combination (default: profile's, add)")
     group.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32: on CPU larger batches cost activation memory, not speed)")
-    group.add_argument("--workers", type=int, default=2, help="decode/align worker processes (default 2; 0 = inline)")
+    group.add_argument("--workers", type=int, default=2, help="decode/align threads (default 2; 0 = inline)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     group.add_argument("--half", action="store_true", help="fp16 autocast on GPU")
     add_trust_argument(group)

@@ -73,6 +73,17 @@ def find_degenerate(features: np.ndarray, row_offset: int = 0) -> Degenerate:
     return Degenerate(n, False, join(nonfinite), join(zero), constant)
 
 
+def may_be_degenerate(squared_norms: np.ndarray) -> bool:
+    """Whether rows with these float64 squared L2 norms may be degenerate (:func:`find_degenerate`); False
+    proves they are not. A row with a NaN or infinite value has a non-finite squared norm (a finite float32
+    square cannot overflow float64), an all-zero row a zero one, and identical rows (or zero dimensions)
+    equal ones; so a caller that has the norms anyway runs the full check only when this says so."""
+    sq = np.asarray(squared_norms)
+    if sq.size == 0:
+        return False
+    return not (np.isfinite(sq).all() and sq.all()) or (sq.size > 1 and sq.min() == sq.max())
+
+
 def check_embeddings(
     features: np.ndarray, origin: str, describe: Callable[[int], str] | None = None, row_offset: int = 0,
     found: Degenerate | None = None,

@@ -38,8 +38,8 @@ import itertools
 import json
 import logging
 import os
-import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
@@ -49,7 +49,7 @@ import numpy as np
 from facebench import kinds
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError
-from facebench.evaluate.checks import check_embeddings
+from facebench.evaluate.checks import check_embeddings, may_be_degenerate
 from facebench.evaluate import rates
 from facebench.keys import rate_key
 from facebench.evaluate.common import BenchmarkResult, RunContext
@@ -179,15 +179,10 @@ def noisy_paths(paths: Sequence[str], noise: set[str]) -> np.ndarray:
     devkit's own form) each path is its own key and is tested as it is."""
     if not noise:
         return np.zeros(len(paths), dtype=bool)
-    text = "\n".join(paths)
-    if "\\" not in text and _NOT_THREE_PARTS.search(text) is None:
+    if set(map(str.count, paths, itertools.repeat("/"))) == {2} and "\\" not in "".join(paths):
         return np.fromiter(map(noise.__contains__, paths), dtype=bool, count=len(paths))
     key = mfio.megaface_noise_key
     return np.fromiter((key(p) in noise for p in paths), dtype=bool, count=len(paths))
-
-
-#: A line of newline-joined paths that does not have exactly three ``/``-separated components.
-_NOT_THREE_PARTS = re.compile(r"^(?![^/\n]*/[^/\n]*/[^/\n]*$)", re.M)
 
 
 @dataclass
@@ -268,20 +263,28 @@ def stream_top_scores(
 
     ``probes`` are L2-normalised float32 ``(P, D)``; ``excluded`` (bool over ``distractors.rows``) never
     rank (their scores are ``-inf``); ``zeroed`` distractors are zero vectors (score 0). Blocks of
-    ``chunk_rows`` distractors are shared among ``workers`` threads (0: as many as the BLAS library has),
-    each running a single-threaded matrix product and its own top lists, which are merged at the end (exact):
-    the bookkeeping then runs on every core instead of waiting between multi-threaded products. An error in
-    a block is raised for the first such block, whatever the thread timing.
+    ``chunk_rows`` distractors go to a ``concurrent.futures`` thread pool of ``workers`` threads (0: as many
+    as the BLAS library has), each running single-threaded matrix products into its own top lists, which
+    are merged at the end (exact): the bookkeeping then runs on every core instead of waiting between
+    multi-threaded products. An error is raised for the first failing block in stream order (the pool's
+    ``map`` yields in order and cancels the blocks not yet started).
     """
     rows = distractors.rows
     n_chunks = -(-rows.size // chunk_rows)
     n_workers = max(1, min(workers or blas_threads(), n_chunks))
     probes_t = np.ascontiguousarray(probes, dtype=np.float32).T
+    states: list[dict[int, mmf.TopScores]] = []
+    local = threading.local()
 
-    def new_state() -> dict[int, mmf.TopScores]:
-        return {size: mmf.TopScores(probes.shape[0], k, overall.get(size, 0)) for size in distractors.members}
+    def own_state() -> dict[int, mmf.TopScores]:
+        """This thread's top lists (created on its first block)."""
+        if not hasattr(local, "tops"):
+            local.tops = {size: mmf.TopScores(probes.shape[0], k, overall.get(size, 0)) for size in distractors.members}
+            states.append(local.tops)
+        return local.tops
 
-    def process(chunk: int, tops: dict[int, mmf.TopScores]) -> None:
+    def process(chunk: int) -> None:
+        tops = own_state()
         start = chunk * chunk_rows
         stop = min(start + chunk_rows, rows.size)
         raw = distractors.source.read(rows[start:stop])
@@ -290,8 +293,10 @@ def stream_top_scores(
                 f"{distractors.source.origin}: {raw.shape[1]}-dim distractor features but the probes are "
                 f"{probes.shape[1]}-dim"
             )
-        check_embeddings(raw, distractors.source.origin, lambda r: distractors.paths[r], row_offset=start)
-        emb = mmf.l2_normalise(raw)
+        squared = mmf.squared_norms(raw)
+        if may_be_degenerate(squared):  # the norms prove most blocks fine; the full check names the rows
+            check_embeddings(raw, distractors.source.origin, lambda r: distractors.paths[r], row_offset=start)
+        emb = mmf.l2_normalise(raw, squared)
         z = zeroed[start:stop]
         if z.any():
             emb[z] = 0.0
@@ -315,38 +320,16 @@ def stream_top_scores(
         bar.update(width)
 
     bar = progress(int(rows.size), "megaface: distractors", "distractors")
-    states = [new_state() for _ in range(n_workers)]
     if n_workers == 1:
         for chunk in range(n_chunks):
-            process(chunk, states[0])
+            process(chunk)
     else:
-        claim = itertools.count()
-        lock = threading.Lock()
-        failed: dict[int, BaseException] = {}
-        stop = threading.Event()
-
-        def work(tops: dict[int, mmf.TopScores]) -> None:
-            while not stop.is_set():
-                with lock:
-                    chunk = next(claim)
-                if chunk >= n_chunks:
-                    return
-                try:
-                    process(chunk, tops)
-                except BaseException as exc:  # re-raised in the calling thread
-                    failed[chunk] = exc
-                    stop.set()
-                    return
-
-        with _single_threaded_blas():
-            threads = [threading.Thread(target=work, args=(state,), daemon=True) for state in states]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        if failed:
-            raise failed[min(failed)]
+        with _single_threaded_blas(), ThreadPoolExecutor(n_workers, thread_name_prefix="megaface") as pool:
+            for _ in pool.map(process, range(n_chunks)):
+                pass
     bar.close()
+    if not states:
+        own_state()
     tops = states[0]
     for other in states[1:]:
         for size, top in tops.items():

@@ -1,4 +1,4 @@
-"""Batched embedding extraction: worker processes decode and align while the model runs.
+"""Batched embedding extraction: decode threads decode and align while the model runs.
 
 Rule: every image i of an ``ImageList`` becomes ``f(x_i)`` and, unless the flip mode is ``none``,
 ``f(flip(x_i))`` (horizontal flip of the aligned chip). The raw outputs are kept per view, shape
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
-import queue
-import signal
 import sys
-import threading
-import time
+from collections import deque
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -38,6 +35,7 @@ from facebench.progress import progress
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 4096
+T = TypeVar("T")
 
 
 def combine_flip(raw: np.ndarray, mode: str) -> np.ndarray:
@@ -71,117 +69,43 @@ def _load_batch(images: ImageList, chip: ChipGeometry, indices: np.ndarray) -> t
     return np.stack(chips), b"".join(digests)
 
 
-def _decode_worker(images: ImageList, chip: ChipGeometry, tasks: Any, results: Any, parent: int) -> None:
-    """Worker loop: ``(batch_no, indices)`` tasks in, ``(batch_no, chips | error)`` out, until ``None``.
-
-    The worker dies with its parent (`die_with_parent`) and ignores Ctrl-C: the terminal's SIGINT reaches
-    the whole process group, and the parent alone reports it and stops the workers.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent(parent)
-    cv2_threads_off()
-    while (task := tasks.get()) is not None:
-        batch_no, indices = task
-        try:
-            results.put((batch_no, *_load_batch(images, chip, indices), None))
-        except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
-            results.put((batch_no, None, None, exc if isinstance(exc, FacebenchError) else RuntimeError(repr(exc))))
-
-
-PR_SET_PDEATHSIG = 1
-"""``prctl`` option (linux/prctl.h): the signal a process receives when its parent thread exits."""
-WATCHDOG_SECONDS = 1.0
-
-
-def die_with_parent(parent: int) -> None:
-    """Make this (child) process exit when process ``parent`` is gone, however the parent ended.
-
-    Rule: on Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG, SIGKILL)``);
-    everywhere, a daemon thread checks every ``WATCHDOG_SECONDS`` that ``os.getppid()`` is still ``parent``
-    and ends the process (``os._exit(1)``) when it is not (the parent died and the child was re-parented).
-    A parent that died before this call is caught by the same comparison, at once.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # no prctl in this libc: the watchdog alone remains
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(WATCHDOG_SECONDS)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="facebench-parent-watchdog", daemon=True).start()
-
-
-def cv2_threads_off() -> None:
-    """One OpenCV thread per decode worker (the workers are the parallelism)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _iter_chip_batches(
     images: ImageList, chip: ChipGeometry, indices: np.ndarray, batch_size: int, workers: int
 ) -> Iterator[tuple[np.ndarray, bytes]]:
-    """Yield uint8 ``(B, H, W, 3)`` batches of chips in index order, decoded by ``workers`` processes, each
-    with the content digests of its images (`_load_batch`).
+    """Yield uint8 ``(B, H, W, 3)`` batches of chips in index order, decoded by a ``concurrent.futures``
+    pool of ``workers`` threads (OpenCV releases the GIL while it decodes and warps), each with the content
+    digests of its images (`_load_batch`).
 
     At most ``2 * workers + 2`` batches are in flight, so memory stays bounded when the model is slower
-    than decoding; a worker's error is raised here with its message.
+    than decoding; a decoding error is raised here as it was raised. Threads, not processes: they end with
+    the run however it ends and never see a signal, and no process is forked from one whose OpenCV thread
+    pool may hold a lock (such a child can hang; ``bench/bench_decode_pool.py`` measured the threads no
+    slower than the former worker processes).
     """
     batches = [indices[s : s + batch_size] for s in range(0, len(indices), batch_size)]
     if workers <= 0 or len(batches) <= 1:
         for batch in batches:
             yield _load_batch(images, chip, batch)
         return
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=_decode_worker, args=(images, chip, tasks, results, os.getpid()), daemon=True)
-             for _ in range(min(workers, len(batches)))]
-    for proc in procs:
-        proc.start()
-    window = 2 * len(procs) + 2
-    sent = 0
-    done: dict[int, tuple[np.ndarray, bytes]] = {}
+    n_workers = min(workers, len(batches))
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="facebench-decode") as pool:
+        yield from map_in_window(pool, lambda batch: _load_batch(images, chip, batch), batches, 2 * n_workers + 2)
+
+
+def map_in_window(pool: Executor, fn: Callable[[Any], T], items: Sequence[Any], window: int) -> Iterator[T]:
+    """``fn(item)`` for each item in order, run by ``pool`` with at most ``window`` items in flight; the
+    first error is raised as it was raised, and the items not yet started are cancelled."""
+    pending: deque[Future[T]] = deque()
     try:
-        for batch_no in range(len(batches)):
-            while sent < len(batches) and sent < batch_no + window:
-                tasks.put((sent, batches[sent]))
-                sent += 1
-            while batch_no not in done:
-                got, chips, digests, error = _get_result(results, procs)
-                if error is not None:
-                    raise error
-                done[got] = (chips, digests)
-            yield done.pop(batch_no)
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
-        for _ in procs:
-            tasks.put(None)
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
-        tasks.close()
-        results.close()
-
-
-def _get_result(results: Any, procs: list[Any]) -> tuple[int, np.ndarray | None, bytes | None, BaseException | None]:
-    """The next result; a worker that died without answering (killed, out of memory) is an error."""
-    while True:
-        try:
-            return results.get(timeout=1.0)
-        except queue.Empty:
-            dead = [p for p in procs if not p.is_alive()]
-            if dead:
-                raise RuntimeError(f"a decode worker exited with status {dead[0].exitcode}") from None
+        for future in pending:  # an error or an abandoned iteration: start nothing more
+            future.cancel()
 
 
 def _embed_padded(encoder: Encoder, batch: np.ndarray, batch_size: int) -> np.ndarray:

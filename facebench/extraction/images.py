@@ -51,7 +51,7 @@ ALIGNMENT_RULE = "umeyama similarity; pyramid while shrink > 2x; bilinear, borde
 @functools.cache
 def opencv() -> Any:
     """OpenCV, imported on first use (a run from precomputed features never decodes an image), with its
-    own thread pool off: decoding runs in worker processes, one image at a time each."""
+    own thread pool off: decoding runs in decode threads, one image at a time each."""
     import cv2
 
     cv2.setNumThreads(1)

@@ -97,7 +97,7 @@ def _string_list(data: dict, key: str, path: str | Path) -> list[str]:
     values = data[key]
     if not isinstance(values, list):
         raise FacebenchError(f"{path}: {key!r} must be a list, got {type(values).__name__}")
-    if set(map(type, values)) - {str} or "" in set(values):
+    if set(map(type, values)) - {str} or "" in values:
         for i, value in enumerate(values):
             if not isinstance(value, str) or not value:
                 raise FacebenchError(f"{path}: {key}[{i}] must be a non-empty string, got {value!r}")

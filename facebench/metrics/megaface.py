@@ -30,17 +30,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facebench.metrics import _counting
 from facebench.metrics.operating import allowed_count, operating_point
 
 TIE_RULES: tuple[str, ...] = (">=", ">")
 
 
-def l2_normalise(features: np.ndarray) -> np.ndarray:
-    """Float32 rows divided by their L2 norm: the squared norm is accumulated in float64, its square root
-    rounded to float32, and the float32 row divided by it (a zero row stays zero)."""
+def l2_normalise(features: np.ndarray, squared: np.ndarray | None = None) -> np.ndarray:
+    """Float32 rows divided by their L2 norm: the squared norm is accumulated in float64
+    (:func:`squared_norms`, or given), its square root rounded to float32, and the float32 row divided by it
+    (a zero row stays zero)."""
     x = np.asarray(features, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(np.float32)
+    sq = squared_norms(x) if squared is None else squared
+    norms = np.sqrt(sq).astype(np.float32)
     return x / np.where(norms == 0, np.float32(1), norms)[:, None]
+
+
+def squared_norms(features: np.ndarray) -> np.ndarray:
+    """Each float32 row's squared L2 norm, accumulated in float64."""
+    x = np.asarray(features, dtype=np.float32)
+    return np.einsum("ij,ij->i", x, x, dtype=np.float64)
 
 
 def identity_centres_for_noise(embeddings: np.ndarray, labels: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -254,7 +263,7 @@ def verification_curve(genuine: np.ndarray, top_impostors: np.ndarray, n_imposto
     values, first = np.unique(-top, return_index=True)  # distinct values descending, first index of each
     values = -values
     above = first  # number of kept impostors strictly above each distinct value
-    gen_above = genuine.size - np.searchsorted(genuine, values, side="right")
+    gen_above = _counting.count_above(genuine, values)
     thresholds = values
     if top.size >= n_impostors:
         # every impostor is kept: add the final corner below the minimum (accept everything)

@@ -89,15 +89,43 @@ def roc_curve(
     else:
         ordered = np.sort(values)
     if drop_intermediate:
-        kept = _thinned_thresholds(ordered, genuine)
+        kept = _thinned_thresholds(ordered, genuine)  # the points sklearn's thinning keeps, found directly
     else:
         kept = ordered[np.r_[ordered[1:] != ordered[:-1], True]][::-1]
-    at_or_above = _counting.count_at_or_above(ordered, kept)
-    tps = _counting.count_at_or_above(genuine, kept)
-    fps = np.r_[0.0, (at_or_above - tps).astype(np.float64)]
-    tps = np.r_[0.0, tps.astype(np.float64)]
-    thresholds = np.r_[np.inf, kept.astype(np.float64)]
-    return RocCurve(fps / fps[-1], tps / tps[-1], thresholds, n_genuine, n_impostor, bool(drop_intermediate))
+    # the counts at the kept thresholds, as runs (what each threshold adds) for the one weighted kernel
+    tps = np.diff(_counting.count_at_or_above(genuine, kept), prepend=0)
+    fps = np.diff(_counting.count_at_or_above(ordered, kept), prepend=0) - tps
+    curve = weighted_roc_curve(kept, tps, fps, n_genuine, n_impostor, drop_intermediate=False)
+    return RocCurve(curve.fpr, curve.tpr, curve.thresholds, n_genuine, n_impostor, bool(drop_intermediate))
+
+
+def weighted_roc_curve(
+    run_scores: np.ndarray,
+    genuine_weights: np.ndarray,
+    impostor_weights: np.ndarray,
+    total_genuine: float,
+    total_impostor: float,
+    drop_intermediate: bool = True,
+    lookahead: bool = False,
+) -> RocCurve:
+    """The ROC of weighted scores given as runs of equal scores (``run_scores`` descending, the summed
+    genuine and impostor weights of each run): the points of the one weighted kernel
+    (:func:`facebench.metrics._counting.weighted_roc_counts`: sklearn's ``roc_curve`` with
+    ``sample_weight``, its thinning under ``drop_intermediate``), then (0, 0) at threshold ``inf`` in
+    front and the cumulative weights divided by the totals. Unweighted curves pass counts; bootstrap
+    resamples the multiplicities. With ``lookahead`` the runs are a prefix (the curve stops before its last
+    run). No validation: the public builders check their inputs.
+    """
+    kept, tps, fps = _counting.weighted_roc_counts(genuine_weights, impostor_weights, drop_intermediate, lookahead)
+    fpr = np.empty(fps.size + 1)
+    tpr = np.empty(tps.size + 1)
+    thresholds = np.empty(fps.size + 1)
+    fpr[0] = tpr[0] = 0.0
+    thresholds[0] = np.inf
+    np.divide(fps, float(total_impostor), out=fpr[1:])
+    np.divide(tps, float(total_genuine), out=tpr[1:])
+    thresholds[1:] = run_scores[kept]
+    return RocCurve(fpr, tpr, thresholds, int(total_genuine), int(total_impostor), bool(drop_intermediate))
 
 
 def _thinned_thresholds(ordered: np.ndarray, genuine: np.ndarray) -> np.ndarray:

@@ -199,33 +199,15 @@ class SortedPairs:
 
 
 def _weighted_curve(p: _Prefix, design: Design, m: np.ndarray, w_gen: int, w_imp: int) -> mroc.RocCurve:
-    """The (possibly truncated) thinned ROC of the resample with unit multiplicities ``m``."""
+    """The (possibly truncated) thinned ROC of the resample with unit multiplicities ``m``: the weighted
+    kernel (:func:`facebench.metrics.roc.weighted_roc_curve`) on the runs of the prefix."""
     w = _prefix_weights(p, design, m)
     if p.starts.size == w.size:  # no tied scores: every pair is its own run
         total, dt = w, w * p.genuine
     else:
         total = np.add.reduceat(w, p.starts)
         dt = np.add.reduceat(w * p.genuine, p.starts)
-    present = np.flatnonzero(total)
-    dt, df, thr = dt[present], total[present] - dt[present], p.scores[present]
-    n = dt.size
-    usable = n if p.complete else n - 1  # a truncated curve's last run only serves as look-ahead
-    keep = np.ones(max(usable, 0), dtype=bool)
-    if usable > 1 and (n > 2 or not p.complete):
-        # point k (0 < k < n-1) is kept when an increment changes at k+1 (sklearn's drop_intermediate)
-        inner = (df[2:n] != df[1 : n - 1]) | (dt[2:n] != dt[1 : n - 1])
-        keep[1 : n - 1] = inner
-    tps = np.cumsum(dt[:usable])[keep]
-    fps = np.cumsum(df[:usable])[keep]
-    fpr = np.empty(fps.size + 1)
-    tpr = np.empty(tps.size + 1)
-    thresholds = np.empty(fps.size + 1)
-    fpr[0] = tpr[0] = 0.0
-    thresholds[0] = np.inf
-    np.divide(fps, float(w_imp), out=fpr[1:])
-    np.divide(tps, float(w_gen), out=tpr[1:])
-    thresholds[1:] = thr[:usable][keep]
-    return mroc.RocCurve(fpr, tpr, thresholds, int(w_gen), int(w_imp), True)
+    return mroc.weighted_roc_curve(p.scores, dt, total - dt, w_gen, w_imp, lookahead=not p.complete)
 
 
 def _prefix_weights(p: _Prefix, design: Design, m: np.ndarray) -> np.ndarray:

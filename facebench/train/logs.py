@@ -4,8 +4,10 @@
   images_per_s, elapsed_s`` (loss and accuracy are means over the steps since the previous row).
 - ``validation.csv``: ``step, benchmark, metric, value`` (one row per scalar metric).
 - ``tensorboard/``: the same scalars as ``train/<column>`` and ``val/<benchmark>/<metric>``, in event files
-  written by :mod:`facebench.train.tb_events` (no TensorFlow or ``tensorboard`` package needed to write
-  them; ``tensorboard --logdir <output>/tensorboard`` reads them). ``[log] tensorboard = false`` skips them.
+  written by tensorboardX's ``SummaryWriter`` (the ``[torch]`` extra; no TensorFlow or ``tensorboard``
+  package needed to write them; ``tensorboard --logdir <output>/tensorboard`` reads them). A resumed run
+  passes its first step as ``purge_step``, so TensorBoard drops the interrupted run's events from there on.
+  ``[log] tensorboard = false`` skips them (and needs no tensorboardX).
 
 Rows are appended and flushed as they come; on resume from step ``k`` the CSV files are first rewritten
 (atomically) without their rows after ``k``, so a resumed run's logs read as one uninterrupted run.
@@ -14,12 +16,12 @@ Rows are appended and flushed as they come; on resume from step ``k`` the CSV fi
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
 from facebench.errors import FacebenchError
 from facebench.atomic import atomic_open
-from facebench.train.tb_events import EventFileWriter
 
 TRAIN_COLUMNS = ("step", "epoch", "lr", "loss", "accuracy", "grad_norm", "images_per_s", "elapsed_s")
 VALIDATION_COLUMNS = ("step", "benchmark", "metric", "value")
@@ -53,7 +55,7 @@ class TrainLogger:
             else:
                 with atomic_open(path, "w") as handle:
                     csv.writer(handle).writerow(cols)
-        self.tb = (EventFileWriter(directory / "tensorboard", purge_step=resume_step + 1 if resume_step else None)
+        self.tb = (_summary_writer(directory / "tensorboard", purge_step=resume_step + 1 if resume_step else None)
                    if tensorboard else None)
 
     def _append(self, path: Path, row: list[Any]) -> None:
@@ -64,8 +66,9 @@ class TrainLogger:
         """One training row (keys of ``TRAIN_COLUMNS``; missing values are left empty)."""
         self._append(self.train_path, [_fmt(values.get(c)) for c in TRAIN_COLUMNS])
         if self.tb is not None:
-            self.tb.add_scalars(values["step"], {f"train/{key}": values[key] for key in TRAIN_COLUMNS[1:]
-                                                 if values.get(key) is not None})
+            for key in TRAIN_COLUMNS[1:]:
+                if values.get(key) is not None:
+                    self.tb.add_scalar(f"train/{key}", float(values[key]), values["step"])
             self.tb.flush()
 
     def validation(self, step: int, benchmark: str, metrics: dict[str, float]) -> None:
@@ -73,12 +76,26 @@ class TrainLogger:
         for metric, value in metrics.items():
             self._append(self.val_path, [step, benchmark, metric, _fmt(value)])
         if self.tb is not None:
-            self.tb.add_scalars(step, {f"val/{benchmark}/{metric}": value for metric, value in metrics.items()})
+            for metric, value in metrics.items():
+                self.tb.add_scalar(f"val/{benchmark}/{metric}", float(value), step)
             self.tb.flush()
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def _summary_writer(directory: Path, purge_step: int | None) -> Any:
+    """tensorboardX's ``SummaryWriter`` on ``directory`` (an error naming the fix when it is missing)."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise FacebenchError(
+            "[log] tensorboard = true needs tensorboardX: pip install \"facebench[torch]\" (or tensorboardX), "
+            "or set [log] tensorboard = false"
+        ) from None
+    # the suffix keeps a resumed run's file apart from the interrupted one's, even within the same second
+    return SummaryWriter(str(directory), purge_step=purge_step, filename_suffix=f".{os.getpid()}.{purge_step or 0}")
 
 
 def _fmt(value: Any) -> Any:
