@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from facebench.atomic import atomic_open
 from facebench.extraction.images import ImageList
 from facebench.io.textlines import expect_columns, parse_float, parse_int, without_bom
 from facebench.registry import Registry
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PREFIXES: Registry[str] = Registry("IJB prefix", [
     ("ijbb", "IJBB"),
