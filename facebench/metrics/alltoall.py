@@ -52,6 +52,8 @@ DEFAULT_BLOCK = 4096
 DEFAULT_SAMPLE = (512, 8192)
 DEFAULT_MAX_BAND = 1 << 24
 HISTOGRAM_EDGES = 256
+STRIP_CELLS = 1 << 19
+"""Scores a tile is scanned in at a time (2 MiB of float32: a strip of rows stays in the CPU cache)."""
 _Z = 6.0
 
 
@@ -227,7 +229,8 @@ def _stream_pass(
     for b in brackets:
         b.above, b.kept, b.n_kept, b.overflow = 0, [], 0, False
         b.bins = None if b.edges is None else np.zeros(b.edges.size + 1, dtype=np.int64)
-    mask = np.empty(block * block, dtype=bool)
+    strip = max(1, STRIP_CELLS // max(1, min(block, n)))
+    mask = np.empty(strip * block, dtype=bool)
 
     def process(r0: int, c0: int, scores: np.ndarray) -> None:
         h, w = scores.shape
@@ -238,9 +241,13 @@ def _stream_pass(
                 genuine[first:last] = scores[gi[first:last] - r0, gj[first:last] - c0]
         if r0 == c0:
             np.copyto(scores, -np.inf, where=lower[:h, :w])
-        selected = mask[: h * w].reshape(h, w)
-        np.greater(scores, floor, out=selected)
-        values = np.extract(selected, scores)
+        for s0 in range(0, h, strip):  # strips of rows that stay in the CPU cache across the passes below
+            part = scores[s0 : s0 + strip]
+            selected = mask[: part.size].reshape(part.shape)
+            np.greater(part, floor, out=selected)
+            take(np.extract(selected, part))
+
+    def take(values: np.ndarray) -> None:
         current = floor
         for i in order:
             b = brackets[i]
