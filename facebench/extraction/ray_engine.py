@@ -146,7 +146,11 @@ def _run_shards(
     import ray.data
 
     if not ray.is_initialized():
-        ray.init(address=options.address, include_dashboard=False, logging_level="WARNING")
+        try:
+            ray.init(address=options.address, include_dashboard=False, logging_level="WARNING")
+        except (ConnectionError, RuntimeError, ValueError, SystemExit) as exc:  # an unreachable GCS: sys.exit
+            where = f"the Ray cluster at {options.address}" if options.address else "a local Ray cluster"
+            raise FacebenchError(f"--engine ray: cannot start or join {where}: {str(exc).strip().splitlines()[0]}") from None
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0)) if extractor.settings.device != "cpu" else 0
     workers = options.workers or gpus or max(1, int(resources.get("CPU", 1)))
