@@ -180,8 +180,8 @@ class RunContext:
         if self.settings.options.get("engine", "process") == "ray":
             from facebench.extraction.ray_engine import RayOptions, write_part_ray
 
-            ray = RayOptions(self.settings.options.get("ray_address"), self.settings.options.get("ray_workers"))
-            write_part_ray(root, label, ids, keys, images, embedder, flip, self.settings.chunk_size, ray)
+            where = RayOptions(self.settings.options.get("ray_address"), self.settings.options.get("ray_workers"))
+            write_part_ray(root, label, ids, keys, images, embedder, flip, self.settings.chunk_size, where)
             return store.read_part(root, label)[0]
 
         def compute(start: int, stop: int) -> np.ndarray:
