@@ -1,4 +1,4 @@
-"""Optional dependencies: the one check that says which extra to install when torch is missing."""
+"""Optional dependencies: the checks that say which extra to install when torch or Ray is missing."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ def require_torch(what: str) -> None:
         import torch  # noqa: F401
     except ImportError as exc:
         raise FacebenchError(f"{what} needs PyTorch, which is not installed: {TORCH_INSTALL_HINT}") from exc
+
+
+RAY_INSTALL_HINT = 'install the ray extra: pip install "facebench[ray]" (Ray with Ray Data)'
+
+
+def require_ray(what: str) -> None:
+    """Import Ray Data, or raise an error saying that ``what`` needs it and how to install it (only
+    ``extract --engine ray`` does)."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise FacebenchError(f"{what} needs Ray Data, which is not installed: {RAY_INSTALL_HINT}") from exc

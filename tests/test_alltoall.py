@@ -55,7 +55,7 @@ def exact_features(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize(
     "block, sample, max_band",
-    [(4096, (512, 8192), 1 << 24), (7, (3, 5), 40), (13, (2, 2), 3), (50, (40, 40), 1 << 24)],
+    [(4096, (512, 8192), 1 << 24), (4096, (512, 8192), 40), (7, (3, 5), 40), (13, (2, 2), 3), (50, (40, 40), 1 << 24)],
 )
 def test_streamed_tar_at_far_equals_brute_force(seed: int, block: int, sample: tuple[int, int], max_band: int) -> None:
     emb, labels = exact_features(150 + 40 * seed, seed)

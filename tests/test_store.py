@@ -62,3 +62,13 @@ def test_incomplete_store_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "s" / "x" / "shard-00001.npy").unlink()
     with pytest.raises(FacebenchError, match="shard 1 is missing"):
         store.read_part(tmp_path / "s", "x")
+
+
+def test_engine_ray_without_ray_names_the_extra(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "ray.data", None)  # import ray.data raises ImportError
+    model = tiny_onnx(tmp_path / "m.onnx")
+    code = main(["-q", "extract", str(model), f"folder:{tmp_path}", "--out", str(tmp_path / "s"), "--engine", "ray"])
+    assert code == 2 and 'pip install "facebench[ray]"' in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    code = main(["-q", "extract", str(model), f"folder:{tmp_path}", "--out", str(tmp_path / "s"), "--ray-workers", "2"])
+    assert code == 2 and "apply to --engine ray" in capsys.readouterr().err

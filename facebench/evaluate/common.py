@@ -163,7 +163,8 @@ class RunContext:
         return feats
 
     def _extract_to_store(self, root: Path, label: str, images: ImageList, flip: str | None) -> np.ndarray:
-        """Extract ``images`` into the embedding store at ``root`` shard by shard (`facebench.extraction.store`):
+        """Extract ``images`` into the embedding store at ``root`` shard by shard (`facebench.extraction.store`),
+        in this process or, with the option ``engine`` ``ray``, on Ray Data (`facebench.extraction.ray_engine`):
         shards already there are kept, so a killed extraction resumes; returns the part's features."""
         assert self.embedder is not None
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -176,6 +177,13 @@ class RunContext:
         store.open_store(root, embedder.sha256, contract)
         ids = [str(p) for p in images.paths] if images.paths is not None else [f"item {i}" for i in range(len(images))]
         keys = images.content_keys()
+
+        if self.settings.options.get("engine", "process") == "ray":
+            from facebench.extraction.ray_engine import RayOptions, write_part_ray
+
+            where = RayOptions(self.settings.options.get("ray_address"), self.settings.options.get("ray_workers"))
+            write_part_ray(root, label, ids, keys, images, embedder, flip, self.settings.chunk_size, where)
+            return store.read_part(root, label)[0]
 
         def compute(start: int, stop: int) -> np.ndarray:
             return embedder.embed(images.subset(start, stop), f"{label}.{start}", flip)

@@ -81,6 +81,48 @@ def _manifest_text(ids: Sequence[str], keys: Sequence[str]) -> str:
     return "".join(f"{i}\t{k}\n" for i, k in zip(ids, keys))
 
 
+def shard_ranges(n: int, shard_rows: int) -> list[tuple[int, int, int]]:
+    """``(k, start, stop)`` of each shard of a part of ``n`` samples: shard k holds ``[k * S, (k + 1) * S)``."""
+    if shard_rows < 1:
+        raise FacebenchError(f"shard rows must be >= 1, got {shard_rows}")
+    return [(k, start, min(start + shard_rows, n)) for k, start in enumerate(range(0, n, shard_rows))]
+
+
+def shard_done(root: str | Path, part: str, k: int, sample_ids: Sequence[str], keys: Sequence[str]) -> int | None:
+    """The feature dimension of shard ``k`` of ``part`` when it is complete (both files there, the manifest
+    lists exactly ``sample_ids`` with ``keys``, the ``.npy`` has as many rows), else ``None``. ``sample_ids``
+    and ``keys`` are the shard's own samples."""
+    folder = Path(root) / part
+    tsv, npy = folder / f"{_shard_name(k)}.tsv", folder / f"{_shard_name(k)}.npy"
+    if not (tsv.is_file() and npy.is_file()) or tsv.read_text(encoding="utf-8") != _manifest_text(sample_ids, keys):
+        return None
+    rows = np.load(npy, mmap_mode="r")
+    return int(rows.shape[1]) if rows.ndim == 2 and rows.shape[0] == len(sample_ids) else None
+
+
+def write_shard(
+    root: str | Path, part: str, k: int, sample_ids: Sequence[str], keys: Sequence[str], feats: np.ndarray
+) -> int:
+    """Write shard ``k`` of ``part`` (its samples' ids, keys and float32 feature rows), each file atomically,
+    the manifest first; returns the feature dimension."""
+    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[0] != len(sample_ids):
+        raise FacebenchError(f"{part}: shard {k}: {feats.shape} features for {len(sample_ids)} samples")
+    folder = Path(root) / part
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / f"{_shard_name(k)}.tsv", _manifest_text(sample_ids, keys))
+    save_npy(folder / f"{_shard_name(k)}.npy", feats)
+    return int(feats.shape[1])
+
+
+def finish_part(root: str | Path, part: str, n: int, dim: int | None, shard_rows: int) -> None:
+    """Record a part whose shards are all written in ``store.json`` (the last write of an extraction)."""
+    root = Path(root)
+    index = _read_index(root)
+    index["parts"][part] = {"samples": n, "dim": dim, "shard_rows": shard_rows, "shards": -(-n // shard_rows)}
+    write_json(root / "store.json", index)
+
+
 def write_part(
     root: str | Path,
     part: str,
@@ -89,32 +131,22 @@ def write_part(
     compute: Callable[[int, int], np.ndarray],
     shard_rows: int = DEFAULT_SHARD_ROWS,
 ) -> int:
-    """Write the shards of ``part`` that are missing or stale; ``compute(start, stop)`` returns the float32
-    features of samples ``[start, stop)``. Returns the number of shards written (0: all were there)."""
-    root = Path(root)
-    index = _read_index(root)
-    folder = root / part
-    folder.mkdir(parents=True, exist_ok=True)
-    n = len(sample_ids)
+    """Write the shards of ``part`` that are missing or stale, in this process; ``compute(start, stop)``
+    returns the float32 features of samples ``[start, stop)``. Returns the number of shards written (0: all
+    were there)."""
+    _read_index(Path(root))
     written, dim = 0, None
-    for k, start in enumerate(range(0, n, shard_rows)):
-        stop = min(start + shard_rows, n)
-        text = _manifest_text(sample_ids[start:stop], keys[start:stop])
-        tsv, npy = folder / f"{_shard_name(k)}.tsv", folder / f"{_shard_name(k)}.npy"
-        if tsv.is_file() and npy.is_file() and tsv.read_text(encoding="utf-8") == text:
-            rows = np.load(npy, mmap_mode="r")
-            if rows.shape[0] == stop - start:
-                dim = rows.shape[1]
-                continue
-        feats = np.ascontiguousarray(compute(start, stop), dtype=np.float32)
-        if feats.shape[0] != stop - start:
-            raise FacebenchError(f"{part}: {feats.shape[0]} feature rows for samples {start}..{stop - 1}")
-        write_text(tsv, text)
-        save_npy(npy, feats)
-        dim = feats.shape[1]
-        written += 1
-    index["parts"][part] = {"samples": n, "dim": dim, "shard_rows": shard_rows, "shards": -(-n // shard_rows)}
-    write_json(root / "store.json", index)
+    for k, start, stop in shard_ranges(len(sample_ids), shard_rows):
+        ids, ks = sample_ids[start:stop], keys[start:stop]
+        done = shard_done(root, part, k, ids, ks)
+        if done is None:
+            feats = np.asarray(compute(start, stop))
+            if feats.shape[0] != stop - start:
+                raise FacebenchError(f"{part}: {feats.shape[0]} feature rows for samples {start}..{stop - 1}")
+            done = write_shard(root, part, k, ids, ks, feats)
+            written += 1
+        dim = done
+    finish_part(root, part, len(sample_ids), dim, shard_rows)
     return written
 
 

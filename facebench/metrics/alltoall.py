@@ -20,7 +20,10 @@ How tau is found exactly in a streamed pass over the upper-triangle blocks of th
 2. One pass computes each block once; scores above the lowest ``lo`` are extracted, and per target the
    exact number above ``hi`` is counted and the values inside ``(lo, hi]`` are kept. Genuine scores are
    gathered from the same blocks (so they are the very values counted) and subtracted from the counts and
-   the kept values afterwards.
+   the kept values afterwards. A block is scanned in strips of rows that stay in the CPU cache; when the
+   lowest bracket lies below a large share of the scores (FAR 1e-1: a tenth of all pairs), its count above
+   ``hi`` is taken from a mask and only its band is extracted with the scores above the next bracket's
+   ``lo``, instead of extracting every score above its ``lo``.
 3. When ``#{impostor > hi} <= k < #{impostor > lo}``, tau is the ``(k - #{> hi} + 1)``-th largest kept
    value: exact. Otherwise (an unlucky sample, or more than ``max_band`` values in the bracket) further
    passes narrow the bracket with exact counts at 256 edges (a histogram with float32 edges compared
@@ -52,6 +55,10 @@ DEFAULT_BLOCK = 4096
 DEFAULT_SAMPLE = (512, 8192)
 DEFAULT_MAX_BAND = 1 << 24
 HISTOGRAM_EDGES = 256
+DENSE_SHARE = 1 / 32
+"""A lowest bracket whose lo more than this share of the pairs exceeds is counted with masks (`_stream_pass`)."""
+STRIP_CELLS = 1 << 19
+"""Scores a tile is scanned in at a time (2 MiB of float32: a strip of rows stays in the CPU cache)."""
 _Z = 6.0
 
 
@@ -82,6 +89,7 @@ class _Bracket:
     n_kept: int = 0
     overflow: bool = False
     bins: np.ndarray | None = None
+    share: float = 0.0  # the sample's estimate of the fraction of pairs scoring > lo (0: unknown)
 
 
 def upper_blocks(n: int, block: int) -> list[tuple[int, int, int, int]]:
@@ -196,7 +204,7 @@ def _sample_brackets(
         lo = float(values[bottom]) if bottom < m else float("-inf")
         if not lo < hi:
             lo = float("-inf")
-        brackets.append(_Bracket(lo, hi))
+        brackets.append(_Bracket(lo, hi, share=min(1.0, bottom / m) if bottom < m else 1.0))
     return brackets
 
 
@@ -223,11 +231,19 @@ def _stream_pass(
     genuine = np.empty(gi.size if gather_genuine else 0, dtype=np.float32)
     lower = np.tril(np.ones((block, block), dtype=bool))
     order = sorted(range(len(brackets)), key=lambda i: brackets[i].lo)
-    floor = brackets[order[0]].lo
     for b in brackets:
         b.above, b.kept, b.n_kept, b.overflow = 0, [], 0, False
         b.bins = None if b.edges is None else np.zeros(b.edges.size + 1, dtype=np.int64)
-    mask = np.empty(block * block, dtype=bool)
+    strip = max(1, STRIP_CELLS // max(1, min(block, n)))
+    mask, spare = np.empty(strip * block, dtype=bool), np.empty(strip * block, dtype=bool)
+    # the lowest bracket is "dense" when a large share of the pairs scores above its lo: it is then counted
+    # with masks and only its band extracted, instead of extracting every score above its lo
+    dense = brackets[order[0]]
+    rest = order[1:]
+    if not (dense.edges is None and np.isfinite(dense.lo) and dense.share > DENSE_SHARE
+            and (not rest or dense.hi <= brackets[rest[0]].lo)):
+        dense, rest = None, order
+    floor = brackets[rest[0]].lo if rest else np.inf
 
     def process(r0: int, c0: int, scores: np.ndarray) -> None:
         h, w = scores.shape
@@ -238,11 +254,42 @@ def _stream_pass(
                 genuine[first:last] = scores[gi[first:last] - r0, gj[first:last] - c0]
         if r0 == c0:
             np.copyto(scores, -np.inf, where=lower[:h, :w])
-        selected = mask[: h * w].reshape(h, w)
-        np.greater(scores, floor, out=selected)
-        values = np.extract(selected, scores)
+        for s0 in range(0, h, strip):  # strips of rows that stay in the CPU cache across the passes below
+            part = scores[s0 : s0 + strip]
+            selected = mask[: part.size].reshape(part.shape)
+            if dense is None:
+                np.greater(part, floor, out=selected)
+                take(np.extract(selected, part))
+                continue
+            # selected = (dense.lo, dense.hi] or above the floor of the others (dense.hi <= floor)
+            other = spare[: part.size].reshape(part.shape)
+            np.greater(part, dense.lo, out=selected)
+            np.greater(part, dense.hi, out=other)
+            dense.above += int(np.count_nonzero(other))
+            np.bitwise_xor(selected.view(np.uint8), other.view(np.uint8), out=selected.view(np.uint8))
+            if rest:
+                np.greater(part, floor, out=other)
+                np.bitwise_or(selected.view(np.uint8), other.view(np.uint8), out=selected.view(np.uint8))
+            values = np.extract(selected, part)
+            in_band = values <= dense.hi
+            keep(dense, values[in_band])
+            if rest:
+                take(values[~in_band])
+
+    def keep(b: _Bracket, band: np.ndarray) -> None:
+        """Count (and unless the bracket overflowed, keep) the scores of ``band``, all inside ``(lo, hi]``."""
+        b.n_kept += int(band.size)
+        if b.overflow:
+            return
+        if b.n_kept > max_band:
+            b.overflow, b.kept = True, []
+        elif band.size:
+            b.kept.append(band)
+
+    def take(values: np.ndarray) -> None:
+        """Scores above ``floor`` into the brackets of ``rest``: counts above each hi, bands or histograms."""
         current = floor
-        for i in order:
+        for i in rest:
             b = brackets[i]
             if b.lo > current:
                 values, current = values[values > b.lo], b.lo
@@ -252,15 +299,7 @@ def _stream_pass(
             above = values > b.hi
             n_above = int(np.count_nonzero(above))
             b.above += n_above
-            if b.overflow:
-                b.n_kept += int(values.size) - n_above
-                continue
-            band = values[~above] if n_above else values
-            b.n_kept += int(band.size)
-            if b.n_kept > max_band:
-                b.overflow, b.kept = True, []
-            elif band.size:
-                b.kept.append(band.copy() if band is values else band)
+            keep(b, values[~above] if n_above else values)
 
     # the tiles' processing runs in a second thread, overlapping the product of the next tile
     with ThreadPoolExecutor(max_workers=1) as worker:

@@ -97,18 +97,20 @@ def megaface_trials(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def genuine_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Verification genuine pairs ``(i, j)``, ``i < j``, same identity (sum M(M-1)/2)."""
+    """Verification genuine pairs ``(i, j)``, ``i < j``, same identity (sum M(M-1)/2): identities in order of
+    first appearance, each one's pairs in ``np.triu_indices`` order of its indices (vectorised)."""
     labels = np.asarray(labels)
-    first_i, first_j = [], []
-    _, first = np.unique(labels, return_index=True)
-    for label in labels[np.sort(first)]:
-        idx = np.flatnonzero(labels == label)
-        a, b = np.triu_indices(idx.size, k=1)
-        first_i.append(idx[a])
-        first_j.append(idx[b])
-    if not first_i:
+    if labels.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(first_i), np.concatenate(first_j)
+    _, first, group = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")[group.ravel()]  # first-appearance order
+    order = np.argsort(rank, kind="stable").astype(np.int64)  # indices grouped by identity, ascending within
+    sizes = np.bincount(rank)
+    start = np.repeat(np.cumsum(sizes) - sizes, sizes)  # each position's group start
+    later = start + np.repeat(sizes, sizes) - np.arange(order.size) - 1  # partners after each position
+    pos_i = np.repeat(np.arange(order.size), later)
+    offset = np.arange(pos_i.size) - np.repeat(np.cumsum(later) - later, later)
+    return order[pos_i], order[pos_i + 1 + offset]
 
 
 def impostors_needed(n_impostors: int, far: float) -> int:
