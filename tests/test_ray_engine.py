@@ -16,7 +16,7 @@ pytest.importorskip("ray.data")
 from facebench.cli import main  # noqa: E402
 from facebench.extraction import store  # noqa: E402
 from tests.fakes import tiny_onnx  # noqa: E402
-from tests.test_folder import make_folder  # noqa: E402
+from tests._folders import make_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
