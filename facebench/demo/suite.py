@@ -5,7 +5,8 @@ records the sha256 of each file). Layout under the suite root:
 
 - ``demo_verify.bin``: an insightface-style pack, 10 folds x (60 same + 60 different) pairs of aligned
   112x112 JPEG crops; every fold has its own identities (split ``verify``).
-- ``demo_val.bin``: the same layout from split ``val``, for the trainer's periodic validation.
+- ``demo_val.bin``: the same layout from split ``val``, for the trainer's periodic validation (rendered only
+  when asked for: ``parts`` of :func:`build_suite`, `facebench demo --training-set`).
 - ``demo_ijb/IJBC/...``: the insightface IJB testsuite layout (meta files, 1:1 pair list, 1:N gallery and
   probe CSVs, loose crops) for split ``ijb``: each subject has a gallery template (2 media, 3 images: a
   still and video-like frames sharing a media id) and a probe template (2 stills); every gallery x probe
@@ -14,7 +15,8 @@ records the sha256 of each file). Layout under the suite root:
 - ``demo_megaface/...``: the MegaFace devkit layout (FaceScrub-style probe list of split
   ``megaface_probe``, distractor lists of 10, 100 and 1,000 images of split ``megaface_distractor``, noise
   lists, aligned images).
-- ``suite.json``: version, seed, settings and the sha256 of every file; written last.
+- ``suite.json``: version, seed, settings, the parts rendered and the sha256 of every file; written last.
+  A part missing from an intact suite is added to it; any other difference renders the asked parts again.
 
 The training images of the demo checkpoint (split ``train``) are written by :func:`write_training_folder`
 as one folder per identity.
@@ -42,6 +44,10 @@ SUITE_VERSION = 1
 DEMO_SEED = 20200207  # AAAI 2020, the MV-Softmax paper's conference
 JPEG_QUALITY = 95
 
+
+DEMO_PARTS = ("verify", "ijb", "megaface")
+"""The parts `facebench demo` evaluates; ``val`` (the trainer's validation pack) is rendered with the training
+set."""
 
 TRAINING_SET = {"n_identities": 1000, "images_per_identity": 12, "difficulty": 0.5}
 """The demo checkpoint's training images (split ``train``), as `facebench demo --training-set` renders them."""
@@ -211,43 +217,65 @@ def write_megaface_set(root: Path, config: SuiteConfig, processes: int = 2) -> N
     write_noise_list(mf / "megaface_noises.txt", [], comment)
 
 
-def suite_is_current(root: Path, config: SuiteConfig, builders: Iterable[str]) -> bool:
-    """True when ``root/suite.json`` matches this version and config and every listed file is intact."""
+def _intact_manifest(root: Path, config: SuiteConfig) -> dict[str, Any] | None:
+    """``root/suite.json`` when it matches this version and config and every file it lists is intact."""
     manifest = root / "suite.json"
     if not manifest.is_file():
-        return False
+        return None
     try:
         info = json.loads(manifest.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
-        return False
+        return None
     if info.get("version") != SUITE_VERSION or info.get("config") != json.loads(json.dumps(asdict(config))):
-        return False
-    if sorted(info.get("parts", [])) != sorted(builders):
-        return False
-    return all((root / name).is_file() and sha256_file(root / name) == digest for name, digest in info["files"].items())
+        return None
+    files = info.get("files", {})
+    if not all((root / name).is_file() and sha256_file(root / name) == digest for name, digest in files.items()):
+        return None
+    return info
 
 
-def build_suite(root: str | Path, config: SuiteConfig = SuiteConfig(), force: bool = False, processes: int = 2) -> Path:
-    """Render the demo suite into ``root`` unless an intact one for the same config is there."""
+def suite_is_current(root: Path, config: SuiteConfig, parts: Iterable[str]) -> bool:
+    """True when ``root/suite.json`` matches this version and config, lists every one of ``parts`` and every
+    file it lists is intact."""
+    info = _intact_manifest(Path(root), config)
+    return info is not None and set(parts) <= set(info.get("parts", []))
+
+
+def build_suite(
+    root: str | Path,
+    config: SuiteConfig = SuiteConfig(),
+    force: bool = False,
+    processes: int = 2,
+    parts: Iterable[str] = DEMO_PARTS,
+) -> Path:
+    """Render ``parts`` of the demo suite into ``root``: those an intact suite of the same config already
+    holds are kept (all are rendered again with ``force``)."""
     root = Path(root)
-    parts = {
+    builders = {
         "verify": lambda: write_verify_pack(root / "demo_verify.bin", "verify", config, processes),
         "val": lambda: write_verify_pack(root / "demo_val.bin", "val", config, processes),
         "ijb": lambda: write_ijb_set(root / "demo_ijb", config, processes),
         "megaface": lambda: write_megaface_set(root / "demo_megaface", config, processes),
     }
-    if not force and suite_is_current(root, config, parts):
+    wanted = set(parts)
+    if wanted - set(builders):
+        raise ValueError(f"unknown demo suite parts {sorted(wanted - set(builders))}; known: {', '.join(builders)}")
+    info = None if force else _intact_manifest(root, config)
+    have = set(info.get("parts", [])) if info else set()
+    missing = [name for name in builders if name in wanted - have]
+    if not missing:
         return root
     root.mkdir(parents=True, exist_ok=True)
     (root / "suite.json").unlink(missing_ok=True)
-    for build in parts.values():
-        build()
+    for name in missing:
+        builders[name]()
     files = {
         p.relative_to(root).as_posix(): sha256_file(p)
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != "suite.json"
     }
-    write_json(root / "suite.json", {"version": SUITE_VERSION, "config": asdict(config), "parts": sorted(parts), "files": files})
+    write_json(root / "suite.json", {"version": SUITE_VERSION, "config": asdict(config),
+                                     "parts": sorted(have | set(missing)), "files": files})
     return root
 
 
