@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 import cv2
 import numpy as np
 
-from facebench.demo.params import identity_params, image_nuisance
+from facebench.demo.params import FaceIdentity, Nuisance, identity_params, image_nuisance
 from facebench.demo.render import render, render_aligned
 from facebench.demo.splits import split_identities
 from facebench.atomic import sha256_file, write_bytes, write_json
@@ -78,35 +78,71 @@ def jpeg(image_rgb: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
+def _aligned(face: FaceIdentity, nuisance: Nuisance) -> bytes:
+    return jpeg(render_aligned(face, nuisance))
+
+
+def _raw(face: FaceIdentity, nuisance: Nuisance) -> tuple[bytes, np.ndarray]:
+    img, points = render(face, nuisance)
+    return jpeg(img), points
+
+
 def aligned_jpeg(job: tuple[int, int, int, float]) -> bytes:
     """``(seed, identity, image, difficulty)`` -> the aligned 112x112 crop as JPEG bytes."""
     seed, identity, image, difficulty = job
-    crop = render_aligned(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
-    return jpeg(crop)
+    return _aligned(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
 
 
 def raw_jpeg(job: tuple[int, int, int, float]) -> tuple[bytes, np.ndarray]:
     """``(seed, identity, image, difficulty)`` -> a raw 160x160 render as JPEG and its 5 landmarks."""
     seed, identity, image, difficulty = job
-    img, points = render(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
-    return jpeg(img), points
+    return _raw(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
 
 
-def parallel_map(fn: Callable[[Any], Any], jobs: list[Any], processes: int = 2, label: str = "render") -> list[Any]:
-    """Map in order over worker processes (inline for small job lists), with progress under ``label``."""
-    with progress(len(jobs), label) as bar:
-        if processes <= 1 or len(jobs) < 200:
-            return _counted(map(fn, jobs), bar)
+def _render_identity(task: tuple[Callable[[FaceIdentity, Nuisance], Any], int, int, float, tuple[int, ...]]) -> list[Any]:
+    """``(draw, seed, identity, difficulty, images)`` -> ``draw`` of each image, the identity drawn once."""
+    draw, seed, identity, difficulty, images = task
+    face = identity_params(seed, identity)
+    return [draw(face, image_nuisance(seed, identity, k, difficulty)) for k in images]
+
+
+def render_map(draw: Callable[[FaceIdentity, Nuisance], Any], jobs: list[tuple[int, int, int, float]],
+               processes: int = 2, label: str = "render") -> list[Any]:
+    """``draw(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))`` for each
+    job ``(seed, identity, image, difficulty)``, in job order: the jobs of one ``(seed, identity,
+    difficulty)`` form one task, so each identity's parameters are drawn once."""
+    groups: dict[tuple[int, int, float], list[int]] = {}
+    for k, (seed, identity, _, difficulty) in enumerate(jobs):
+        groups.setdefault((seed, identity, difficulty), []).append(k)
+    tasks = [(draw, seed, identity, difficulty, tuple(jobs[k][2] for k in rows))
+             for (seed, identity, difficulty), rows in groups.items()]
+    done = parallel_map(_render_identity, tasks, processes, label, sizes=[len(t[4]) for t in tasks])
+    out: list[Any] = [None] * len(jobs)
+    for rows, results in zip(groups.values(), done):
+        for k, result in zip(rows, results):
+            out[k] = result
+    return out
+
+
+def parallel_map(fn: Callable[[Any], Any], jobs: list[Any], processes: int = 2, label: str = "render",
+                 sizes: list[int] | None = None) -> list[Any]:
+    """Map in order over worker processes (inline for small job lists), with progress under ``label``
+    counting ``sizes[i]`` items for job ``i`` (default 1)."""
+    sizes = sizes if sizes is not None else [1] * len(jobs)
+    with progress(sum(sizes), label) as bar:
+        if processes <= 1 or sum(sizes) < 200:
+            return _counted(map(fn, jobs), sizes, bar)
+        chunk = max(1, 64 * len(jobs) // max(1, sum(sizes)))  # about 64 items per chunk
         with multiprocessing.get_context("fork").Pool(processes) as pool:
-            return _counted(pool.imap(fn, jobs, chunksize=64), bar)
+            return _counted(pool.imap(fn, jobs, chunksize=chunk), sizes, bar)
 
 
-def _counted(results: Iterable[Any], bar: Any) -> list[Any]:
-    """``list(results)``, counting each item on ``bar``."""
+def _counted(results: Iterable[Any], sizes: list[int], bar: Any) -> list[Any]:
+    """``list(results)``, counting ``sizes[i]`` on ``bar`` for result ``i``."""
     out = []
-    for result in results:
+    for result, size in zip(results, sizes):
         out.append(result)
-        bar.update(1)
+        bar.update(size)
     return out
 
 
@@ -136,7 +172,7 @@ def write_verify_pack(path: Path, split: str, config: SuiteConfig, processes: in
     jobs = []
     for a, ia, b, ib in pairs:
         jobs += [(config.seed, a, ia, config.verify_difficulty), (config.seed, b, ib, config.verify_difficulty)]
-    blobs = parallel_map(aligned_jpeg, jobs, processes, f"render {path.stem}")
+    blobs = render_map(_aligned, jobs, processes, f"render {path.stem}")
     write_bin(path, blobs, issame)
 
 
@@ -162,7 +198,7 @@ def write_ijb_set(root: Path, config: SuiteConfig, processes: int = 2) -> None:
                     medias.append(media_id)
                     jobs.append((config.seed, int(subject), image, config.ijb_difficulty))
                     image += 1
-    rendered = parallel_map(raw_jpeg, jobs, processes, "render demo_ijb")
+    rendered = render_map(_raw, jobs, processes, "render demo_ijb")
     landmarks = np.stack([points for _, points in rendered]).astype(np.float64)
     scores = np.round(rng.uniform(0.75, 1.0, len(names)), 6)
     images = MetaImages(np.asarray(names), np.asarray(templates), np.asarray(medias), landmarks, scores)
@@ -204,7 +240,7 @@ def write_megaface_set(root: Path, config: SuiteConfig, processes: int = 2) -> N
     distractor_ids = split_identities("megaface_distractor", max(config.megaface_sizes))
     distractor_paths = [f"{int(i) % 1000:03d}/{int(i)}@N00/{int(i)}_0.jpg" for i in distractor_ids]
     jobs += [(config.seed, int(i), 0, config.megaface_difficulty) for i in distractor_ids]
-    blobs = parallel_map(aligned_jpeg, jobs, processes, "render demo_megaface")
+    blobs = render_map(_aligned, jobs, processes, "render demo_megaface")
     for rel, blob in zip(probe_paths, blobs):
         write_bytes(mf / "FaceScrub" / rel, blob)
     for rel, blob in zip(distractor_paths, blobs[len(probe_paths):]):
@@ -297,7 +333,7 @@ def write_training_folder(
         return out_dir
     ids = split_identities("train", n_identities)
     jobs = [(seed, int(i), k, difficulty) for i in ids for k in range(images_per_identity)]
-    blobs = parallel_map(aligned_jpeg, jobs, processes, "render training set")
+    blobs = render_map(_aligned, jobs, processes, "render training set")
     for (seed_, identity, k, _), blob in zip(jobs, blobs):
         write_bytes(out_dir / f"{identity:07d}" / f"{k:03d}.jpg", blob)
     write_json(done, settings)
