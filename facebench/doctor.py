@@ -10,7 +10,10 @@ Candidates: colour order {RGB, BGR} x normalisation {(x-127.5)/127.5 (insightfac
 at the model's input size; also dlib's chip when the input is not 112x112), plus the profile `facebench run`
 resolves for the checkpoint today and the backend's own default (e.g. dlib's) when they are not in the grid.
 
-Procedure (the images are decoded and aligned once per template and reused by every contract):
+Procedure (the images are decoded and aligned once per template and reused by every contract; the model is
+not run for the contract `facebench run` uses when the feature cache holds that contract's outputs for every
+image of the benchmark, as a `facebench run` or `facebench demo` of the checkpoint leaves them: they are read
+back, read only):
 
 1. Subset: from each of the benchmark's 10 contiguous folds, ``pairs // 20`` same and as many different
    pairs, evenly spaced in stored order (all pairs when the benchmark has fewer). Folds stay contiguous, so
@@ -50,6 +53,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from facebench.benchmarks import Benchmark, resolve_source
+from facebench.extraction.cache import FeatureCache, default_cache_root
 from facebench.extraction.extractor import FeatureExtractor
 from facebench.extraction.enrol import EnrolOptions, enrol
 from facebench.errors import FacebenchError
@@ -169,9 +173,9 @@ def fold_balanced_subset(issame: np.ndarray, n_pairs: int, n_folds: int = N_FOLD
     return np.concatenate(out)
 
 
-def subset_images(images: ImageList, rows: np.ndarray) -> tuple[ImageList, np.ndarray]:
-    """The distinct images among ``rows`` (same path = same image; pack items are all distinct) and, per
-    row, its index in that list."""
+def subset_images(images: ImageList, rows: np.ndarray) -> tuple[ImageList, np.ndarray, np.ndarray]:
+    """The distinct images among ``rows`` (same path = same image; pack items are all distinct), per row its
+    index in that list, and per listed image its index in ``images``."""
     landmarks = images.landmarks
     if images.paths is not None:
         index: dict[str, int] = {}
@@ -189,7 +193,7 @@ def subset_images(images: ImageList, rows: np.ndarray) -> tuple[ImageList, np.nd
             landmarks=landmarks[picked] if landmarks is not None else None,
             crops=images.crops,
         )
-        return sub, where
+        return sub, where, np.asarray(picked, dtype=np.int64)
     names = [images.names[int(r)] for r in rows] if images.names is not None else None
     sub = ImageList(
         origin=images.origin,
@@ -198,7 +202,18 @@ def subset_images(images: ImageList, rows: np.ndarray) -> tuple[ImageList, np.nd
         names=names,
         crops=images.crops,
     )
-    return sub, np.arange(rows.size)
+    return sub, np.arange(rows.size), np.asarray(rows, dtype=np.int64)
+
+
+def cached_views(embedder: FeatureExtractor, images: ImageList, profile: Profile) -> np.ndarray | None:
+    """Raw per-view outputs ``(N, V, D)`` of every one of ``images`` under ``profile`` from a complete entry
+    of the feature cache (`facebench run` wrote it for this checkpoint, image list and contract; read only),
+    else None."""
+    root = embedder.settings.cache_dir or default_cache_root()
+    cache = FeatureCache.find(root, embedder.cache_fields(images, profile))
+    if cache is None or cache.n_images != len(images):
+        return None
+    return cache.read_all()
 
 
 @dataclass
@@ -399,11 +414,21 @@ def diagnose(
     issame = data.issame[subset]
     warnings = balance_warnings(f"{spec.name} subset", issame, N_FOLDS)
     rows_2n = np.stack([2 * subset, 2 * subset + 1], axis=1).reshape(-1)
-    images, where = subset_images(data.images, rows_2n)
+    images, where, source = subset_images(data.images, rows_2n)
+    as_listed = True
     if enrolment is not None:
-        images = enrol(images, enrolment, spec.name).images  # doctor scores every pair: skip acts as center-crop
+        enrolled = enrol(images, enrolment, spec.name)  # doctor scores every pair: skip acts as center-crop
+        images = enrolled.images
+        as_listed = not (enrolled.report.detected or enrolled.report.reoriented)
     extras = [embedder.profile, getattr(encoder, "default_profile", None)]
     bases = candidate_contracts(h, extras)
+    # the contract `facebench run` uses: its features may be in the feature cache already (both flip views)
+    current_b = next((b for b, base in enumerate(bases) if contract_key(base) == contract_key(embedder.profile)), None)
+    full = cached_views(embedder, data.images, embedder.profile) if as_listed and current_b is not None else None
+    cached = full[source] if full is not None else None
+    if cached is not None and log:
+        log(f"{bases[current_b].name}: the features `facebench run` cached for {spec.name} are reused "
+            f"({len(images)} images, {cached.shape[1]} view(s))")
 
     t0 = time.perf_counter()
     chips: dict[tuple[str, int], np.ndarray] = {}
@@ -430,7 +455,10 @@ def diagnose(
         screened: dict[int, ContractResult] = {}
         for b, base in track(list(enumerate(bases)), "doctor: screen", "contracts"):
             t = time.perf_counter()
-            raw = _embed(encoder, chips[(base.chip, base.size)][needed], base, batch_size)
+            if cached is not None and b == current_b:
+                raw = cached[needed, 0]
+            else:
+                raw = _embed(encoder, chips[(base.chip, base.size)][needed], base, batch_size)
             dt = time.perf_counter() - t
             model_s += dt
             partial[b] = (needed, raw)
@@ -464,7 +492,10 @@ def diagnose(
     for b in track(survivors, "doctor: evaluate", "contracts"):
         base = bases[b]
         t = time.perf_counter()
-        raw0 = _embed_reusing(encoder, chips[(base.chip, base.size)], base, batch_size, partial.get(b))
+        if cached is not None and b == current_b:
+            raw0 = cached[:, 0]
+        else:
+            raw0 = _embed_reusing(encoder, chips[(base.chip, base.size)], base, batch_size, partial.get(b))
         dt = time.perf_counter() - t
         model_s += dt
         views[b], view_time[b] = [raw0], [dt]
@@ -487,9 +518,12 @@ def diagnose(
         )
         keep = exhaustive or close or contract_key(base) == contract_key(embedder.profile)
         if keep:
-            flipped = np.ascontiguousarray(chips[(base.chip, base.size)][:, :, ::-1])
             t = time.perf_counter()
-            views[b].append(_embed(encoder, flipped, base, batch_size))
+            if cached is not None and b == current_b and cached.shape[1] == 2:
+                views[b].append(cached[:, 1])
+            else:
+                flipped = np.ascontiguousarray(chips[(base.chip, base.size)][:, :, ::-1])
+                views[b].append(_embed(encoder, flipped, base, batch_size))
             dt = time.perf_counter() - t
             model_s += dt
             view_time[b].append(dt)

@@ -66,6 +66,25 @@ def test_suite_is_reused_and_detects_damage(suite: Path) -> None:
     assert not suite_is_current(suite, SuiteConfig(verify_difficulty=0.1), parts)
 
 
+def test_parts_are_rendered_on_demand_and_added_to_an_intact_suite(tmp_path: Path) -> None:
+    config = SuiteConfig(verify_pairs_per_fold=4)  # 40 pairs per pack: quick
+    root = tmp_path / "suite"
+    build_suite(root, config, processes=1, parts=("verify",))
+    assert (root / "demo_verify.bin").is_file() and not (root / "demo_val.bin").exists()
+    assert json.loads((root / "suite.json").read_text())["parts"] == ["verify"]
+    assert suite_is_current(root, config, ["verify"]) and not suite_is_current(root, config, ["verify", "val"])
+    before = (root / "demo_verify.bin").stat().st_mtime_ns
+    build_suite(root, config, processes=1, parts=("verify", "val"))
+    assert (root / "demo_verify.bin").stat().st_mtime_ns == before  # kept, not rendered again
+    assert json.loads((root / "suite.json").read_text())["parts"] == ["val", "verify"]
+    assert suite_is_current(root, config, ["verify", "val"])
+    alone = build_suite(tmp_path / "val-only", config, processes=1, parts=("val",))
+    assert (alone / "demo_val.bin").read_bytes() == (root / "demo_val.bin").read_bytes()
+    assert read_bin(root / "demo_val.bin").n_pairs == 40
+    with pytest.raises(ValueError, match="unknown demo suite parts"):
+        build_suite(root, config, parts=("lfw",))
+
+
 def test_demo_identities_never_overlap_training() -> None:
     from facebench.demo.splits import split_identities
 

@@ -322,3 +322,21 @@ def test_pixel_scale_families_ignore_the_offset() -> None:
     assert len({_scale_family(p) for p in (unit, PROFILES["insightface"], PROFILES["raw"])}) == 3
     odd = Profile("o", "rgb", (0.0, 0.0, 0.0), (64.0, 64.0, 64.0))
     assert _scale_family(odd) not in {_scale_family(p) for p in PROFILES.values()}
+
+
+def test_the_run_contract_is_read_from_the_feature_cache_when_run_left_it(lab, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
+    cold_status, cold = _doctor(lab, lab["plain"], tmp_path)  # nothing cached yet: every contract runs the model
+    assert "are reused" not in capsys.readouterr().err
+    assert main(["-q", "run", str(lab["plain"]), "-b", "demo_verify", "--data-root", str(lab["root"]),
+                 "--out", str(tmp_path / "run"), "--workers", "0", "--no-speed"]) == 0
+    capsys.readouterr()
+    warm_status, warm = _doctor(lab, lab["plain"], tmp_path)
+    assert "insightface: the features `facebench run` cached for demo_verify are reused (400 images, 2 view(s))" \
+        in capsys.readouterr().err
+    assert warm_status == cold_status == 0
+    for key in ("status", "contract", "accuracy", "message"):
+        assert warm["verdict"][key] == cold["verdict"][key], key
+    for flip in ("none", "add", "concat"):  # the same embeddings: the same rows
+        for key in ("status", "accuracy", "accuracy_std", "auc"):
+            assert _row(warm, "insightface", flip)[key] == _row(cold, "insightface", flip)[key], (flip, key)

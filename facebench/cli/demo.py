@@ -32,13 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--render-only", action="store_true", help="render the suite (and --training-set) and stop")
     p.add_argument("--training-set", type=Path, metavar="DIR",
                    help="also render the demo checkpoint's training images (split train: 1,000 identities x 12 "
-                        "images, difficulty 0.5) into DIR, one folder per identity (examples/demo_train.toml)")
+                        "images, difficulty 0.5) into DIR, one folder per identity, and the demo_val pack its "
+                        "training validates on (examples/demo_train.toml)")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from facebench.cli.run import print_summary
-    from facebench.demo.suite import TRAINING_SET, build_suite, write_training_folder
+    from facebench.demo.suite import DEMO_PARTS, TRAINING_SET, build_suite, write_training_folder
     from facebench.errors import FacebenchError
     from facebench.evaluate.common import RunSettings
     from facebench.rundir import OutputDir, Replace, replace_policy
@@ -46,7 +47,9 @@ def handle(args: argparse.Namespace) -> int:
 
     if not args.render_only:  # before rendering: a bad --out is reported at once
         OutputDir(args.out, replace_policy(args.overwrite, Replace.RUNS)).check()
-    root = build_suite(args.data_root or default_suite_root(), force=args.force, processes=max(1, args.workers))
+    parts = DEMO_PARTS + (("val",) if args.training_set else ())  # demo_val: the trainer's validation pack
+    root = build_suite(args.data_root or default_suite_root(), force=args.force, processes=max(1, args.workers),
+                       parts=parts)
     print(f"demo suite: {root}")
     if args.training_set:
         write_training_folder(args.training_set, **TRAINING_SET, processes=max(1, args.workers))

@@ -586,22 +586,24 @@ def _light(img: np.ndarray, nz: Nuisance, rng: np.random.Generator) -> np.ndarra
     if nz.light_strength <= 0.0 and nz.noise <= 0.0:
         return img
     size = img.shape[0]
-    shade = np.full((size, size, 1), 0.5, dtype=np.float32)
+    planes = np.stack(cv2.split(img))  # channel planes: the same arithmetic, faster loops
     if nz.light_strength > 0.0:
         grid = (np.arange(size, dtype=np.float32) - np.float32((size - 1) / 2.0)) * np.float32(2.0 / size)
         gx = grid * np.float32(nz.light_strength * 0.5 * math.cos(nz.light_angle))
         gy = grid * np.float32(nz.light_strength * 0.5 * math.sin(nz.light_angle))
         ramp = (gy[:, None] + gx[None, :]) + np.float32(1.0)
-        out = img * ramp[:, :, None]
+        out = planes * ramp
     else:
-        out = img.astype(np.float32)
+        out = planes.astype(np.float32)
     if nz.noise > 0.0:
-        shade = rng.standard_normal((size, size, 1), dtype=np.float32)
+        shade = rng.standard_normal((size, size), dtype=np.float32)
         shade *= np.float32(nz.noise)
         shade += np.float32(0.5)
-    out += shade
+        out += shade
+    else:
+        out += np.float32(0.5)
     np.clip(out, 0.0, 255.0, out=out)
-    return out.astype(np.uint8)
+    return cv2.merge(list(out.astype(np.uint8)))
 
 
 def _validate(identity: FaceIdentity, nuisance: Nuisance, size: int) -> None:

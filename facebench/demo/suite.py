@@ -5,7 +5,8 @@ records the sha256 of each file). Layout under the suite root:
 
 - ``demo_verify.bin``: an insightface-style pack, 10 folds x (60 same + 60 different) pairs of aligned
   112x112 JPEG crops; every fold has its own identities (split ``verify``).
-- ``demo_val.bin``: the same layout from split ``val``, for the trainer's periodic validation.
+- ``demo_val.bin``: the same layout from split ``val``, for the trainer's periodic validation (rendered only
+  when asked for: ``parts`` of :func:`build_suite`, `facebench demo --training-set`).
 - ``demo_ijb/IJBC/...``: the insightface IJB testsuite layout (meta files, 1:1 pair list, 1:N gallery and
   probe CSVs, loose crops) for split ``ijb``: each subject has a gallery template (2 media, 3 images: a
   still and video-like frames sharing a media id) and a probe template (2 stills); every gallery x probe
@@ -14,7 +15,8 @@ records the sha256 of each file). Layout under the suite root:
 - ``demo_megaface/...``: the MegaFace devkit layout (FaceScrub-style probe list of split
   ``megaface_probe``, distractor lists of 10, 100 and 1,000 images of split ``megaface_distractor``, noise
   lists, aligned images).
-- ``suite.json``: version, seed, settings and the sha256 of every file; written last.
+- ``suite.json``: version, seed, settings, the parts rendered and the sha256 of every file; written last.
+  A part missing from an intact suite is added to it; any other difference renders the asked parts again.
 
 The training images of the demo checkpoint (split ``train``) are written by :func:`write_training_folder`
 as one folder per identity.
@@ -31,7 +33,7 @@ from typing import Any, Callable, Iterable
 import cv2
 import numpy as np
 
-from facebench.demo.params import identity_params, image_nuisance
+from facebench.demo.params import FaceIdentity, Nuisance, identity_params, image_nuisance
 from facebench.demo.render import render, render_aligned
 from facebench.demo.splits import split_identities
 from facebench.atomic import sha256_file, write_bytes, write_json
@@ -42,6 +44,10 @@ SUITE_VERSION = 1
 DEMO_SEED = 20200207  # AAAI 2020, the MV-Softmax paper's conference
 JPEG_QUALITY = 95
 
+
+DEMO_PARTS = ("verify", "ijb", "megaface")
+"""The parts `facebench demo` evaluates; ``val`` (the trainer's validation pack) is rendered with the training
+set."""
 
 TRAINING_SET = {"n_identities": 1000, "images_per_identity": 12, "difficulty": 0.5}
 """The demo checkpoint's training images (split ``train``), as `facebench demo --training-set` renders them."""
@@ -72,35 +78,71 @@ def jpeg(image_rgb: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
+def _aligned(face: FaceIdentity, nuisance: Nuisance) -> bytes:
+    return jpeg(render_aligned(face, nuisance))
+
+
+def _raw(face: FaceIdentity, nuisance: Nuisance) -> tuple[bytes, np.ndarray]:
+    img, points = render(face, nuisance)
+    return jpeg(img), points
+
+
 def aligned_jpeg(job: tuple[int, int, int, float]) -> bytes:
     """``(seed, identity, image, difficulty)`` -> the aligned 112x112 crop as JPEG bytes."""
     seed, identity, image, difficulty = job
-    crop = render_aligned(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
-    return jpeg(crop)
+    return _aligned(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
 
 
 def raw_jpeg(job: tuple[int, int, int, float]) -> tuple[bytes, np.ndarray]:
     """``(seed, identity, image, difficulty)`` -> a raw 160x160 render as JPEG and its 5 landmarks."""
     seed, identity, image, difficulty = job
-    img, points = render(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
-    return jpeg(img), points
+    return _raw(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))
 
 
-def parallel_map(fn: Callable[[Any], Any], jobs: list[Any], processes: int = 2, label: str = "render") -> list[Any]:
-    """Map in order over worker processes (inline for small job lists), with progress under ``label``."""
-    with progress(len(jobs), label) as bar:
-        if processes <= 1 or len(jobs) < 200:
-            return _counted(map(fn, jobs), bar)
+def _render_identity(task: tuple[Callable[[FaceIdentity, Nuisance], Any], int, int, float, tuple[int, ...]]) -> list[Any]:
+    """``(draw, seed, identity, difficulty, images)`` -> ``draw`` of each image, the identity drawn once."""
+    draw, seed, identity, difficulty, images = task
+    face = identity_params(seed, identity)
+    return [draw(face, image_nuisance(seed, identity, k, difficulty)) for k in images]
+
+
+def render_map(draw: Callable[[FaceIdentity, Nuisance], Any], jobs: list[tuple[int, int, int, float]],
+               processes: int = 2, label: str = "render") -> list[Any]:
+    """``draw(identity_params(seed, identity), image_nuisance(seed, identity, image, difficulty))`` for each
+    job ``(seed, identity, image, difficulty)``, in job order: the jobs of one ``(seed, identity,
+    difficulty)`` form one task, so each identity's parameters are drawn once."""
+    groups: dict[tuple[int, int, float], list[int]] = {}
+    for k, (seed, identity, _, difficulty) in enumerate(jobs):
+        groups.setdefault((seed, identity, difficulty), []).append(k)
+    tasks = [(draw, seed, identity, difficulty, tuple(jobs[k][2] for k in rows))
+             for (seed, identity, difficulty), rows in groups.items()]
+    done = parallel_map(_render_identity, tasks, processes, label, sizes=[len(t[4]) for t in tasks])
+    out: list[Any] = [None] * len(jobs)
+    for rows, results in zip(groups.values(), done):
+        for k, result in zip(rows, results):
+            out[k] = result
+    return out
+
+
+def parallel_map(fn: Callable[[Any], Any], jobs: list[Any], processes: int = 2, label: str = "render",
+                 sizes: list[int] | None = None) -> list[Any]:
+    """Map in order over worker processes (inline for small job lists), with progress under ``label``
+    counting ``sizes[i]`` items for job ``i`` (default 1)."""
+    sizes = sizes if sizes is not None else [1] * len(jobs)
+    with progress(sum(sizes), label) as bar:
+        if processes <= 1 or sum(sizes) < 200:
+            return _counted(map(fn, jobs), sizes, bar)
+        chunk = max(1, 64 * len(jobs) // max(1, sum(sizes)))  # about 64 items per chunk
         with multiprocessing.get_context("fork").Pool(processes) as pool:
-            return _counted(pool.imap(fn, jobs, chunksize=64), bar)
+            return _counted(pool.imap(fn, jobs, chunksize=chunk), sizes, bar)
 
 
-def _counted(results: Iterable[Any], bar: Any) -> list[Any]:
-    """``list(results)``, counting each item on ``bar``."""
+def _counted(results: Iterable[Any], sizes: list[int], bar: Any) -> list[Any]:
+    """``list(results)``, counting ``sizes[i]`` on ``bar`` for result ``i``."""
     out = []
-    for result in results:
+    for result, size in zip(results, sizes):
         out.append(result)
-        bar.update(1)
+        bar.update(size)
     return out
 
 
@@ -130,7 +172,7 @@ def write_verify_pack(path: Path, split: str, config: SuiteConfig, processes: in
     jobs = []
     for a, ia, b, ib in pairs:
         jobs += [(config.seed, a, ia, config.verify_difficulty), (config.seed, b, ib, config.verify_difficulty)]
-    blobs = parallel_map(aligned_jpeg, jobs, processes, f"render {path.stem}")
+    blobs = render_map(_aligned, jobs, processes, f"render {path.stem}")
     write_bin(path, blobs, issame)
 
 
@@ -156,7 +198,7 @@ def write_ijb_set(root: Path, config: SuiteConfig, processes: int = 2) -> None:
                     medias.append(media_id)
                     jobs.append((config.seed, int(subject), image, config.ijb_difficulty))
                     image += 1
-    rendered = parallel_map(raw_jpeg, jobs, processes, "render demo_ijb")
+    rendered = render_map(_raw, jobs, processes, "render demo_ijb")
     landmarks = np.stack([points for _, points in rendered]).astype(np.float64)
     scores = np.round(rng.uniform(0.75, 1.0, len(names)), 6)
     images = MetaImages(np.asarray(names), np.asarray(templates), np.asarray(medias), landmarks, scores)
@@ -198,7 +240,7 @@ def write_megaface_set(root: Path, config: SuiteConfig, processes: int = 2) -> N
     distractor_ids = split_identities("megaface_distractor", max(config.megaface_sizes))
     distractor_paths = [f"{int(i) % 1000:03d}/{int(i)}@N00/{int(i)}_0.jpg" for i in distractor_ids]
     jobs += [(config.seed, int(i), 0, config.megaface_difficulty) for i in distractor_ids]
-    blobs = parallel_map(aligned_jpeg, jobs, processes, "render demo_megaface")
+    blobs = render_map(_aligned, jobs, processes, "render demo_megaface")
     for rel, blob in zip(probe_paths, blobs):
         write_bytes(mf / "FaceScrub" / rel, blob)
     for rel, blob in zip(distractor_paths, blobs[len(probe_paths):]):
@@ -211,43 +253,65 @@ def write_megaface_set(root: Path, config: SuiteConfig, processes: int = 2) -> N
     write_noise_list(mf / "megaface_noises.txt", [], comment)
 
 
-def suite_is_current(root: Path, config: SuiteConfig, builders: Iterable[str]) -> bool:
-    """True when ``root/suite.json`` matches this version and config and every listed file is intact."""
+def _intact_manifest(root: Path, config: SuiteConfig) -> dict[str, Any] | None:
+    """``root/suite.json`` when it matches this version and config and every file it lists is intact."""
     manifest = root / "suite.json"
     if not manifest.is_file():
-        return False
+        return None
     try:
         info = json.loads(manifest.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
-        return False
+        return None
     if info.get("version") != SUITE_VERSION or info.get("config") != json.loads(json.dumps(asdict(config))):
-        return False
-    if sorted(info.get("parts", [])) != sorted(builders):
-        return False
-    return all((root / name).is_file() and sha256_file(root / name) == digest for name, digest in info["files"].items())
+        return None
+    files = info.get("files", {})
+    if not all((root / name).is_file() and sha256_file(root / name) == digest for name, digest in files.items()):
+        return None
+    return info
 
 
-def build_suite(root: str | Path, config: SuiteConfig = SuiteConfig(), force: bool = False, processes: int = 2) -> Path:
-    """Render the demo suite into ``root`` unless an intact one for the same config is there."""
+def suite_is_current(root: Path, config: SuiteConfig, parts: Iterable[str]) -> bool:
+    """True when ``root/suite.json`` matches this version and config, lists every one of ``parts`` and every
+    file it lists is intact."""
+    info = _intact_manifest(Path(root), config)
+    return info is not None and set(parts) <= set(info.get("parts", []))
+
+
+def build_suite(
+    root: str | Path,
+    config: SuiteConfig = SuiteConfig(),
+    force: bool = False,
+    processes: int = 2,
+    parts: Iterable[str] = DEMO_PARTS,
+) -> Path:
+    """Render ``parts`` of the demo suite into ``root``: those an intact suite of the same config already
+    holds are kept (all are rendered again with ``force``)."""
     root = Path(root)
-    parts = {
+    builders = {
         "verify": lambda: write_verify_pack(root / "demo_verify.bin", "verify", config, processes),
         "val": lambda: write_verify_pack(root / "demo_val.bin", "val", config, processes),
         "ijb": lambda: write_ijb_set(root / "demo_ijb", config, processes),
         "megaface": lambda: write_megaface_set(root / "demo_megaface", config, processes),
     }
-    if not force and suite_is_current(root, config, parts):
+    wanted = set(parts)
+    if wanted - set(builders):
+        raise ValueError(f"unknown demo suite parts {sorted(wanted - set(builders))}; known: {', '.join(builders)}")
+    info = None if force else _intact_manifest(root, config)
+    have = set(info.get("parts", [])) if info else set()
+    missing = [name for name in builders if name in wanted - have]
+    if not missing:
         return root
     root.mkdir(parents=True, exist_ok=True)
     (root / "suite.json").unlink(missing_ok=True)
-    for build in parts.values():
-        build()
+    for name in missing:
+        builders[name]()
     files = {
         p.relative_to(root).as_posix(): sha256_file(p)
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != "suite.json"
     }
-    write_json(root / "suite.json", {"version": SUITE_VERSION, "config": asdict(config), "parts": sorted(parts), "files": files})
+    write_json(root / "suite.json", {"version": SUITE_VERSION, "config": asdict(config),
+                                     "parts": sorted(have | set(missing)), "files": files})
     return root
 
 
@@ -269,7 +333,7 @@ def write_training_folder(
         return out_dir
     ids = split_identities("train", n_identities)
     jobs = [(seed, int(i), k, difficulty) for i in ids for k in range(images_per_identity)]
-    blobs = parallel_map(aligned_jpeg, jobs, processes, "render training set")
+    blobs = render_map(_aligned, jobs, processes, "render training set")
     for (seed_, identity, k, _), blob in zip(jobs, blobs):
         write_bytes(out_dir / f"{identity:07d}" / f"{k:03d}.jpg", blob)
     write_json(done, settings)

@@ -84,6 +84,30 @@ class FeatureCache:
             write_json(manifest, {**expected, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         return cls(directory, key, fields, n_images, chunk_size)
 
+    @classmethod
+    def find(cls, root: str | Path, fields: dict[str, Any]) -> "FeatureCache | None":
+        """The existing entry for ``fields`` under ``root``, without creating anything; None when there is none
+        (or its manifest is unreadable or disagrees)."""
+        key = cache_key(fields)
+        directory = Path(root) / key[:2] / key
+        try:
+            found = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(found, dict) or found.get("key") != key or found.get("fields") != json.loads(json.dumps(fields)):
+            return None
+        n_images, chunk_size = found.get("n_images"), found.get("chunk_size")
+        if not (isinstance(n_images, int) and isinstance(chunk_size, int) and chunk_size > 0):
+            return None
+        return cls(directory, key, fields, n_images, chunk_size)
+
+    def read_all(self) -> np.ndarray | None:
+        """Every image's block ``(N, V, D)`` when all chunks are present, else None."""
+        n_chunks = -(-self.n_images // self.chunk_size)
+        if not all(self.has_chunk(c) for c in range(n_chunks)):
+            return None
+        return np.concatenate([self.read_chunk(c) for c in range(n_chunks)]) if n_chunks else None
+
     def chunk_path(self, c: int) -> Path:
         return self.directory / f"chunk_{c:06d}.npy"
 

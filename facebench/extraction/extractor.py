@@ -105,7 +105,8 @@ class FeatureExtractor:
         """Everything that determines the raw outputs of ``images``: the feature-cache key (the rule is in
         `facebench.extraction.cache`)."""
         described = self.encoder.describe()
-        backend_keys = ("format", "architecture", "half", "providers", "onnxruntime_version", "torch_version")
+        backend_keys = ("format", "architecture", "half", "providers", "onnxruntime_version", "torch_version",
+                        "run_batch", "prelu_rewritten")
         return {
             "checkpoint_sha256": self.sha256,
             "checkpoint_files": self.files,

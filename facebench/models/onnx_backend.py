@@ -3,6 +3,11 @@
 The input name, layout (NCHW or NHWC), size and batch dimension are read from the graph. Whether the graph
 normalises its own input is read from the graph too (:func:`graph_normalizes_input`), because a model that
 expects raw pixels scores near chance when fed normalised ones, and the other way round.
+
+On the CPU provider the session runs the graph with its PRelu nodes rewritten for onnxruntime's blocked
+layout (:mod:`facebench.models.onnx_rewrite`; not for graphs with external data) and feeds it at most
+``CPU_RUN_BATCH`` images per call: small batches keep a layer's activations in the CPU caches (measured on
+the demo MobileFaceNet: about 2.4x less CPU time per image than the plain graph in batches of 32).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import onnx
 from facebench.errors import FacebenchError
 from facebench.atomic import sha256_file
 from facebench.models.base import check_batch
+from facebench.models.onnx_rewrite import rewrite_prelu
 from facebench.extraction.preprocess import PROFILES, Profile
 
 log = logging.getLogger(__name__)
@@ -27,6 +33,8 @@ TRANSPARENT_OPS = frozenset(
 )
 FIRST_LAYER_OPS = frozenset({"Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "Gemm", "MatMul"})
 FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+CPU_RUN_BATCH = 4
+"""Most images per onnxruntime call on the CPU provider (``embed`` splits larger batches)."""
 
 
 def _constant_names(graph: onnx.GraphProto) -> set[str]:
@@ -150,8 +158,12 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
+        self.data_files = external_data_files(model, self.path)
+        on_cpu = providers == ["CPUExecutionProvider"]
+        rewritten, self.prelu_rewritten = rewrite_prelu(model) if on_cpu and not self.data_files else (model, 0)
+        source: str | bytes = rewritten.SerializeToString() if self.prelu_rewritten else self.path
         try:
-            self.session = ort.InferenceSession(self.path, sess_options=options, providers=providers)
+            self.session = ort.InferenceSession(source, sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FacebenchError(f"{path}: onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
         self.providers = list(self.session.get_providers())
@@ -191,12 +203,12 @@ class OnnxEncoder:
         self.max_batch = self.fixed_batch or int(max_batch)
         if self.max_batch < 1:
             raise FacebenchError(f"batch size must be >= 1, got {max_batch}")
+        self.run_batch = self.fixed_batch or (min(self.max_batch, CPU_RUN_BATCH) if on_cpu else self.max_batch)
         self.output_name = self.session.get_outputs()[0].name
         self.normalizes_input = graph_normalizes_input(model, self.input_name)
         self.default_profile: Profile | None = PROFILES["raw"] if self.normalizes_input else None
         self.architecture = model.graph.name or None
         self.parameters = int(sum(int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer))
-        self.data_files = external_data_files(model, self.path)
         self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
         self._sha256: str | None = None
         self.embedding_dim: int | None = None
@@ -224,7 +236,7 @@ class OnnxEncoder:
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """float32 ``(N, 3, H, W)`` -> float32 ``(N, D)``, un-normalised embeddings."""
         batch = check_batch(batch, self.input_size, str(self.path))
-        chunks = [self._run(batch[s : s + self.max_batch]) for s in range(0, len(batch), self.max_batch)]
+        chunks = [self._run(batch[s : s + self.run_batch]) for s in range(0, len(batch), self.run_batch)]
         out = np.concatenate(chunks) if chunks else np.zeros((0, self.embedding_dim or 0), np.float32)
         if self.embedding_dim is not None and out.shape[1] != self.embedding_dim:
             raise FacebenchError(f"{self.path}: output dimension changed from {self.embedding_dim} to {out.shape[1]}")
@@ -254,6 +266,8 @@ class OnnxEncoder:
             "opset": self.opset,
             "half": False,
             "max_batch": self.max_batch,
+            "run_batch": self.run_batch,
+            "prelu_rewritten": self.prelu_rewritten,
             "input_name": self.input_name,
             "input_layout": self.layout,
             "input_size": list(self.input_size),
