@@ -92,6 +92,7 @@ def test_demo_identities_never_overlap_training() -> None:
     assert {split_of(int(i)) for i in split_identities("verify", 600)} == {"verify"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not DEMO_CHECKPOINT.is_file(), reason="the demo checkpoint is not built")
 def test_facebench_demo_end_to_end(suite: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"

@@ -133,6 +133,7 @@ def _row(report: dict, contract: str, flip: str) -> dict:
     return next(r for r in report["contracts"] if r["contract"] == contract and r["profile"]["flip"] == flip)
 
 
+@pytest.mark.slow
 def test_doctor_picks_the_contract_the_model_was_built_for(plain) -> None:
     status, report, printed = plain["status"], plain["report"], plain["printed"]
     assert status == 0

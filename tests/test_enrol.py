@@ -162,6 +162,7 @@ def test_no_face_policy_center_crop_and_skip(tmp_path: Path) -> None:
     assert crop.images.fingerprint() != skip.images.fingerprint() != images.fingerprint()
 
 
+@pytest.mark.slow
 def test_align_command_writes_chips_landmarks_and_report(tmp_path: Path) -> None:
     src = tmp_path / "photos"
     (src / "a").mkdir(parents=True)
@@ -186,6 +187,7 @@ def test_align_command_writes_chips_landmarks_and_report(tmp_path: Path) -> None
     assert (out / "a" / "blank0.png.png").is_file()
 
 
+@pytest.mark.slow
 def test_detection_in_worker_processes_equals_inline(tmp_path: Path) -> None:
     from facebench.extraction.detection import get_detector
     from facebench.extraction.enrol import DETECT_CHUNK, detect_files

@@ -30,6 +30,7 @@ def _expected(images: ImageList, enc: LinearEncoder, profile: Profile) -> np.nda
     return {"add": f + g, "concat": np.concatenate([f, g], 1), "none": f}[profile.flip]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flip", ["add", "concat", "none"])
 def test_flip_modes_match_the_definition(images: ImageList, flip: str) -> None:
     enc = LinearEncoder()

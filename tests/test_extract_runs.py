@@ -73,6 +73,7 @@ def test_save_features_and_batch_size_invariance(setup, tmp_path) -> None:
     assert r1["accuracy"] == r2["accuracy"] and r1["tar_at_far"] == r2["tar_at_far"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_only_the_missing_chunks(setup, tmp_path) -> None:
     reference = _run(setup, tmp_path / "ref", "--no-cache", "--workers", "0", model="slow")
     cache = tmp_path / "cache"
@@ -99,6 +100,7 @@ def test_killed_run_resumes_with_only_the_missing_chunks(setup, tmp_path) -> Non
     assert len(list(cache.rglob("chunk_*.npy"))) == total
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
 @pytest.mark.parametrize("cache", [False, True])
 def test_torchrun_two_processes_equal_one(setup, tmp_path, cache: bool) -> None:

@@ -175,6 +175,7 @@ def integer_expectations(world):
     return {size: expected_from_integers(world, size) for size in SIZES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tie", [">=", ">"])
 def test_cmc_and_tar_match_integer_counting_on_the_real_lists(world, integer_expectations, tmp_path, tie) -> None:
     result = evaluate(world, tmp_path, noise="none", tie=tie)
@@ -303,6 +304,7 @@ def test_cli_run_writes_results_and_devkit_cmc_files(world, tmp_path) -> None:
         np.testing.assert_array_equal(arrays["cmc"][1], entry["metrics"]["cmc"]["1000"])
 
 
+@pytest.mark.slow
 def test_matio_files_give_the_same_numbers_and_convert(world, tmp_path) -> None:
     sizes = "10,100,1000"
     small = union_paths({s: world.lists[s] for s in (10, 100, 1000)})

@@ -68,6 +68,7 @@ def files(tmp_path_factory, model):
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["plain", "arcface_torch", "ddp", "whole_model_ckpt", "torchscript", "onnx"])
 def test_every_format_gives_the_same_embeddings(files, kind, batch, reference):
     arch = ARCH if kind in ("plain", "arcface_torch", "ddp", "whole_model_ckpt") else None
@@ -90,6 +91,7 @@ def test_detect_format(files):
     assert detect_format(files["onnx"]) == "onnx"
 
 
+@pytest.mark.slow
 def test_architecture_recognised_without_arch(files):
     encoder = load_encoder(files["plain"], device="cpu")
     assert encoder.architecture == ARCH

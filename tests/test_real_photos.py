@@ -103,6 +103,7 @@ MISMATCHED = [("Alex_Lacamoire", 1, "Kit_Harington", 1), ("Barack_Obama", 1, "Ro
               ("Barack_Obama", 3, "Rose_Leslie", 1), ("Kit_Harington", 2, "Alex_Lacamoire", 2)]
 
 
+@pytest.mark.slow
 def test_lfw_original_layout_without_landmarks_runs_end_to_end(photos: Path, tmp_path: Path) -> None:
     lfw = tmp_path / "data" / "lfw"
     for name, files in LFW_PEOPLE.items():
@@ -150,6 +151,7 @@ def test_a_rotated_phone_photo_is_detected_upright(photos: Path, tmp_path: Path,
     assert np.abs(done.images.landmarks[0] - expected).max() <= 3.0  # re-encoding moves points by a pixel or two
 
 
+@pytest.mark.slow
 def test_mfr2_original_layout_without_landmarks_runs_with_the_detector(photos: Path, tmp_path: Path) -> None:
     """MFR2's layout (160x160 PNG crops, a header-less LFW-dialect pairs.txt, mfr2_labels.txt) with no
     landmark file: every crop is detected and the mask-type groups reach the fairness engine."""

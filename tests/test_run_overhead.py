@@ -122,6 +122,7 @@ def test_degenerate_rows_found_in_one_pass_match_the_rule_even_where_the_norm_ov
     assert not found.constant
 
 
+@pytest.mark.slow
 def test_report_and_compare_reuse_the_runs_figures_until_an_input_changes(pack: Path) -> None:
     from PIL import Image
 

@@ -73,6 +73,7 @@ def _worker(rank: int, world: int, store: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_sharded_head_two_ranks_equals_one_process(tmp_path: Path):
     torch.set_num_threads(1)

@@ -137,6 +137,7 @@ def _lfw_pack(root: Path, pairs: int = 20) -> None:
     (root / "lfw.bin").write_bytes(pickle.dumps((blobs, issame), protocol=2))
 
 
+@pytest.mark.slow
 def test_export_and_validation_match_facebench_run(tmp_path: Path):
     _faces(tmp_path / "faces")
     _lfw_pack(tmp_path / "bench")
@@ -176,6 +177,7 @@ workers = 0
         (int(r["step"]), pytest.approx(float(r["value"]), rel=1e-6)) for r in rows if r["metric"] == "accuracy"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_torchrun_two_ranks_and_resume_in_one(tmp_path: Path):
     _faces(tmp_path / "faces")

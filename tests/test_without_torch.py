@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from _iodata import jpeg
 from facebench.io.binpack import write_bin
 
@@ -56,6 +58,7 @@ def test_every_module_outside_the_torch_backends_imports_without_torch(tmp_path)
     assert done.stdout.strip() == "torch blocked"
 
 
+@pytest.mark.slow
 def test_onnx_run_works_and_torch_paths_name_the_extra(tmp_path):
     write_bin(tmp_path / "demo_verify.bin", [jpeg(i) for i in range(40)], [k % 2 == 0 for k in range(20)])
     ran = _cli(["run", str(DEMO_ONNX), "-b", "demo_verify", "--data-root", str(tmp_path), "--no-cache",
