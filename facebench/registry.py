@@ -90,10 +90,5 @@ class Registry(Generic[T]):
     def __getitem__(self, name: str) -> T:
         return self.get(name)
 
-    def remove(self, name: str) -> None:
-        """Unregister ``name`` (for tests that add a throwaway entry)."""
-        self._entries.pop(name, None)
-        self._owners.pop(name, None)
-
     def __repr__(self) -> str:
         return f"Registry({self.what!r}, {list(self._entries)})"

@@ -67,14 +67,6 @@ def test_entries_given_to_the_constructor_are_added_in_order_and_checked():
         Registry("colour", [("red", 1), ("red", 2)])
 
 
-def test_remove_forgets_name_and_owner():
-    reg = _fruit()
-    reg.remove("apple")
-    assert reg.names() == ("cherry", "banana")
-    reg.add("apple", 5, owner="tests.d")  # no duplicate error once removed
-    assert reg.names() == ("cherry", "banana", "apple") and reg.get("apple") == 5
-
-
 @pytest.mark.parametrize("name, choices, expected", [
     ("iresnet51", ["iresnet18", "iresnet50", "iresnet100"],
      "; did you mean 'iresnet50' or 'iresnet18' or 'iresnet100'?"),

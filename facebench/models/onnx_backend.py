@@ -6,8 +6,8 @@ expects raw pixels scores near chance when fed normalised ones, and the other wa
 
 On the CPU provider the session runs the graph with its PRelu nodes rewritten for onnxruntime's blocked
 layout (:mod:`facebench.models.onnx_rewrite`; not for graphs with external data) and feeds it at most
-``CPU_RUN_BATCH`` images per call: small batches keep a layer's activations in the CPU caches (measured on
-the demo MobileFaceNet: about 2.4x less CPU time per image than the plain graph in batches of 32).
+``CPU_RUN_BATCH`` images per call: small batches keep a layer's activations in the CPU caches (the
+measurement behind both choices: bench/README.md).
 """
 
 from __future__ import annotations
