@@ -30,6 +30,7 @@ bench from the tree being measured (or from a directory without a ``facebench`` 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -94,6 +95,7 @@ def timed(phases: dict[str, float], name: str, fn):
     """``fn`` adding its wall time to ``phases[name]``, the process's CPU time meanwhile (every thread) to
     ``phases[name + "_cpu"]`` and its own thread's to ``phases[name + "_thread_cpu"]``."""
 
+    @functools.wraps(fn)  # the run preloads what the wrapped evaluator's module lists (its __module__)
     def wrapper(*args, **kwargs):
         t, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
         try:

@@ -118,10 +118,15 @@ def _evaluate(
     arrays: dict[str, dict[str, Any]] = {}
     verification: dict[str, tuple[Any, Any]] = {}
     report_imported = preload(REPORT_MODULE) if rank == 0 else None
+    preloaded: set[str] = set()
     for spec in chosen:
         log.info("%s: evaluating (%s)", spec.name, spec.kind)
         try:
-            result = evaluator_for(spec.kind)(spec, ctx)
+            evaluate = evaluator_for(spec.kind)
+            if evaluate.__module__ not in preloaded:  # what the evaluator imports on use, meanwhile
+                preloaded.add(evaluate.__module__)
+                preload(evaluate.__module__)
+            result = evaluate(spec, ctx)
             points, warning = thresholds.for_benchmark(spec.name, result.arrays, calibrate_on, verification)
         except Exception as exc:  # one benchmark's failure is that benchmark's failure
             message = failure_message(spec, ctx, exc)
@@ -196,9 +201,9 @@ REPORT_MODULE = "facebench.report.run_report"
 
 
 def preload(module: str) -> threading.Thread:
-    """Import ``module`` in a background thread, while the benchmarks are evaluated (their numpy work
-    releases the GIL, and much of it leaves a core idle); join the thread before using the module. An
-    import error is left for the import at the point of use to raise."""
+    """Import ``module`` (and what it lists in ``PRELOAD``) in a background thread, while the benchmarks are
+    evaluated (their numpy work releases the GIL, and much of it leaves a core idle); join the thread before
+    using the module. An import error is left for the import at the point of use to raise."""
 
     def work() -> None:
         try:  # with what the module lists in PRELOAD (what it imports only when it is used)

@@ -67,7 +67,7 @@ def test_suite_is_reused_and_detects_damage(suite: Path) -> None:
 
 
 def test_parts_are_rendered_on_demand_and_added_to_an_intact_suite(tmp_path: Path) -> None:
-    config = SuiteConfig(verify_pairs_per_fold=4)  # 40 pairs per pack: quick
+    config = SuiteConfig(verify_pairs_per_fold=4, val_pairs_per_fold=4)  # 40 pairs per pack: quick
     root = tmp_path / "suite"
     build_suite(root, config, processes=1, parts=("verify",))
     assert (root / "demo_verify.bin").is_file() and not (root / "demo_val.bin").exists()

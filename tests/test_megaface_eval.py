@@ -352,6 +352,21 @@ def test_feature_errors_name_the_first_offending_path(world, tmp_path) -> None:
         evaluate(world, tmp_path / "o", sizes="10", features=bad)
 
 
+def test_a_repeated_list_path_is_an_error_naming_the_list(world, tmp_path) -> None:
+    """The evaluator reads the lists without the reader's own repeat check and finds a repeat from the feature
+    rows: the error is the reader's, naming the list file, the repeat and its first occurrence."""
+    repeated = list(world.lists[100])
+    repeated[40] = repeated[3]
+    bad = tmp_path / mfio.distractor_list_name(100)
+    mfio.write_distractor_list(bad, repeated)
+    files = {**world.files, "megaface.list_100": str(bad)}
+    message = rf"{bad.name}: path\[40\] '{repeated[3]}' repeats path\[3\]"
+    with pytest.raises(FacebenchError, match=message):
+        evaluate(world, tmp_path / "o", sizes="10,100", extra_files=files)
+    with pytest.raises(FacebenchError, match=message):
+        mfio.read_distractor_list(bad)
+
+
 def test_missing_inputs_are_clear_errors(world, tmp_path) -> None:
     files = {k: v for k, v in world.files.items() if k != "megaface.list_1000000"}
     with pytest.raises(FacebenchError, match=r"no distractor list of size 1000000 at .*megaface_features_list\.json_1000000_1"):

@@ -3,10 +3,11 @@
 Everything is a pure function of the seed, so the suite is rebuilt identically anywhere (its manifest
 records the sha256 of each file). Layout under the suite root:
 
-- ``demo_verify.bin``: an insightface-style pack, 10 folds x (60 same + 60 different) pairs of aligned
+- ``demo_verify.bin``: an insightface-style pack, 10 folds x (30 same + 30 different) pairs of aligned
   112x112 JPEG crops; every fold has its own identities (split ``verify``).
-- ``demo_val.bin``: the same layout from split ``val``, for the trainer's periodic validation (rendered only
-  when asked for: ``parts`` of :func:`build_suite`, `facebench demo --training-set`).
+- ``demo_val.bin``: the same layout from split ``val`` with 10 folds x (60 same + 60 different) pairs, for the
+  trainer's periodic validation (rendered only when asked for: ``parts`` of :func:`build_suite`,
+  `facebench demo --training-set`).
 - ``demo_ijb/IJBC/...``: the insightface IJB testsuite layout (meta files, 1:1 pair list, 1:N gallery and
   probe CSVs, loose crops) for split ``ijb``: each subject has a gallery template (2 media, 3 images: a
   still and video-like frames sharing a media id) and a probe template (2 stills); every gallery x probe
@@ -15,7 +16,9 @@ records the sha256 of each file). Layout under the suite root:
 - ``demo_megaface/...``: the MegaFace devkit layout (FaceScrub-style probe list of split
   ``megaface_probe``, distractor lists of 10, 100 and 1,000 images of split ``megaface_distractor``, noise
   lists, aligned images).
-- ``suite.json``: version, seed, settings, the parts rendered and the sha256 of every file; written last.
+- ``suite.json``: version, seed, settings, the parts rendered and the sha256 of every file; written last (the
+  images before it are written in place, without a sync each: a suite without an intact manifest is
+  rendered again).
   A part missing from an intact suite is added to it; any other difference renders the asked parts again.
 
 The training images of the demo checkpoint (split ``train``) are written by :func:`write_training_folder`
@@ -58,7 +61,8 @@ class SuiteConfig:
     """Sizes and difficulties of the demo benchmarks."""
 
     seed: int = DEMO_SEED
-    verify_pairs_per_fold: int = 120
+    verify_pairs_per_fold: int = 60
+    val_pairs_per_fold: int = 120
     verify_difficulty: float = 0.6
     ijb_subjects: int = 100
     ijb_gallery_media: tuple[int, ...] = (1, 2)
@@ -165,10 +169,10 @@ def verification_pairs(identities: np.ndarray, pairs_per_fold: int, n_folds: int
     return pairs, np.asarray(labels)
 
 
-def write_verify_pack(path: Path, split: str, config: SuiteConfig, processes: int = 2) -> None:
-    """Render a 10-fold pair pack from ``split`` identities into ``path`` (insightface ``.bin`` format)."""
-    half = config.verify_pairs_per_fold // 2
-    pairs, issame = verification_pairs(split_identities(split, 10 * half), config.verify_pairs_per_fold)
+def write_verify_pack(path: Path, split: str, pairs_per_fold: int, config: SuiteConfig, processes: int = 2) -> None:
+    """Render a 10-fold pair pack of ``pairs_per_fold`` pairs a fold from ``split`` identities into ``path``
+    (insightface ``.bin`` format)."""
+    pairs, issame = verification_pairs(split_identities(split, 10 * (pairs_per_fold // 2)), pairs_per_fold)
     jobs = []
     for a, ia, b, ib in pairs:
         jobs += [(config.seed, a, ia, config.verify_difficulty), (config.seed, b, ib, config.verify_difficulty)]
@@ -213,14 +217,14 @@ def write_ijb_set(root: Path, config: SuiteConfig, processes: int = 2) -> None:
         t = np.asarray(templates)[rows]
         return SearchSet(t, np.array([template_subject[int(x)] for x in t]), np.asarray(names)[rows])
 
-    write_ijb(
+    written = write_ijb(
         root,
         "ijbc",
         images,
         pairs=TemplatePairs(t1, t2, label),
         searches={"gallery1": search(gallery[:half]), "gallery2": search(gallery[half:]), "probes": search(probe)},
-        crops={name: blob for name, (blob, _) in zip(names, rendered)},
     )
+    write_images(written["images"], zip(names, (blob for blob, _ in rendered)))
 
 
 def write_megaface_set(root: Path, config: SuiteConfig, processes: int = 2) -> None:
@@ -241,16 +245,26 @@ def write_megaface_set(root: Path, config: SuiteConfig, processes: int = 2) -> N
     distractor_paths = [f"{int(i) % 1000:03d}/{int(i)}@N00/{int(i)}_0.jpg" for i in distractor_ids]
     jobs += [(config.seed, int(i), 0, config.megaface_difficulty) for i in distractor_ids]
     blobs = render_map(_aligned, jobs, processes, "render demo_megaface")
-    for rel, blob in zip(probe_paths, blobs):
-        write_bytes(mf / "FaceScrub" / rel, blob)
-    for rel, blob in zip(distractor_paths, blobs[len(probe_paths):]):
-        write_bytes(mf / "MegaFace" / rel, blob)
+    write_images(mf / "FaceScrub", zip(probe_paths, blobs))
+    write_images(mf / "MegaFace", zip(distractor_paths, blobs[len(probe_paths):]))
     write_probe_list(lists / "facescrub_features_list.json", probe_paths, probe_names)
     for size in config.megaface_sizes:
         write_distractor_list(lists / f"megaface_features_list.json_{size}_1", distractor_paths[:size])
     comment = "demo noise lists: no image of the procedural demo is mislabelled"
     write_noise_list(mf / "facescrub_noises.txt", [], comment)
     write_noise_list(mf / "megaface_noises.txt", [], comment)
+
+
+def write_images(directory: Path, images: Iterable[tuple[str, bytes]]) -> None:
+    """Write each ``(relative path, encoded bytes)`` under ``directory``, in place and without a sync: the
+    suite's manifest, written last with every file's sha256, is what makes a suite whole."""
+    made: set[Path] = set()
+    for relative, blob in images:
+        target = directory / relative
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        target.write_bytes(blob)
 
 
 def _intact_manifest(root: Path, config: SuiteConfig) -> dict[str, Any] | None:
@@ -288,8 +302,9 @@ def build_suite(
     holds are kept (all are rendered again with ``force``)."""
     root = Path(root)
     builders = {
-        "verify": lambda: write_verify_pack(root / "demo_verify.bin", "verify", config, processes),
-        "val": lambda: write_verify_pack(root / "demo_val.bin", "val", config, processes),
+        "verify": lambda: write_verify_pack(root / "demo_verify.bin", "verify", config.verify_pairs_per_fold, config,
+                                            processes),
+        "val": lambda: write_verify_pack(root / "demo_val.bin", "val", config.val_pairs_per_fold, config, processes),
         "ijb": lambda: write_ijb_set(root / "demo_ijb", config, processes),
         "megaface": lambda: write_megaface_set(root / "demo_megaface", config, processes),
     }

@@ -222,6 +222,8 @@ def _members_from_rows(row_paths: Sequence[str], lists: dict[int, list[str]], li
     for size, rows in per_list.items():
         mark = np.zeros(n_rows, dtype=bool)
         mark[rows] = True
+        if np.count_nonzero(mark) != rows.size:  # two paths of the list on one row: a repeated path
+            mfio.check_unique_paths(lists[size], list_files[size])
         marks[size] = mark
     used = np.flatnonzero(np.logical_or.reduce(list(marks.values()))) if marks else np.zeros(0, np.int64)
     return used, {size: mark[used] for size, mark in marks.items()}
@@ -395,7 +397,8 @@ def read_inputs(spec: Benchmark, ctx: RunContext, warnings: list[str]) -> _Input
             f"{spec.name}: no distractor list found (looked for {looked} and the other sizes); give one with "
             f"--file {spec.name}.list_1000000=PATH"
         )
-    lists = {size: mfio.read_distractor_list(paths[list_role(size)]) for size in sizes}
+    # repeated paths are found when the lists are mapped to feature rows (`_members_from_rows`)
+    lists = {size: mfio.read_distractor_list(paths[list_role(size)], check_unique=False) for size in sizes}
     for size, items in lists.items():
         if len(items) != size:
             _warn(warnings, f"{spec.name}: {paths[list_role(size)]} lists {len(items)} distractors, not {size}")

@@ -104,7 +104,8 @@ def _string_list(data: dict, key: str, path: str | Path) -> list[str]:
     return values
 
 
-def _check_unique(paths: Sequence[str], origin: str | Path) -> None:
+def check_unique_paths(paths: Sequence[str], origin: str | Path) -> None:
+    """An error naming the first path of ``paths`` that repeats an earlier one (and that one), if any."""
     if len(set(paths)) != len(paths):
         seen: dict[str, int] = {}
         for i, p in enumerate(paths):
@@ -122,15 +123,18 @@ def read_probe_list(path: str | Path) -> ProbeList:
         raise FacebenchError(f"{path}: {len(paths)} paths but {len(ids)} ids; the lists must be parallel")
     if not paths:
         raise FacebenchError(f"{path}: the probe list is empty")
-    _check_unique(paths, path)
+    check_unique_paths(paths, path)
     return ProbeList(tuple(paths), tuple(ids), str(path))
 
 
-def read_distractor_list(path: str | Path) -> list[str]:
-    """Read a devkit distractor list ``{"path": [...]}``; paths unique."""
+def read_distractor_list(path: str | Path, check_unique: bool = True) -> list[str]:
+    """Read a devkit distractor list ``{"path": [...]}``; paths unique (checked here unless ``check_unique``
+    is False: the MegaFace evaluator finds a repeat from the feature rows it maps the paths to, and then
+    raises :func:`check_unique`'s error)."""
     data = _load_json(path, "MegaFace distractor list")
     paths = _string_list(data, "path", path)
-    _check_unique(paths, path)
+    if check_unique:
+        check_unique_paths(paths, path)
     return paths
 
 
