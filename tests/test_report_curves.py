@@ -188,4 +188,7 @@ def test_figure_png_drawn_once_is_what_savefig_tight_writes(figure):
         return np.any([np.roll(np.roll(mask, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
 
     assert not ((once < 64) & ~grown(tight < 192)).any() and not ((tight < 64) & ~grown(once < 192)).any()
-    assert np.mean(np.abs(once - tight) > 64) < 0.01
+    # and grey level by grey level: each pixel matches one of the other's within one pixel, whatever the
+    # sub-pixel phase of the crop (a half-pixel shift alone changes every anti-aliased edge)
+    nearest = np.min([np.abs(once - np.roll(tight, (dy, dx), (0, 1))) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], 0)
+    assert np.mean(nearest > 64) < 0.002

@@ -5,9 +5,11 @@ curves, MegaFace rank-1 against the number of distractors, and the spread of the
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from typing import TYPE_CHECKING, Sequence
+import re
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -87,6 +89,48 @@ def _savefig_tight(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+#: Unicode superscripts of the characters of an exponent.
+SUPERSCRIPTS = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def plain_math(label: str) -> str:
+    r"""A log-axis tick label of matplotlib's (``$\mathdefault{2\times10^{-6}}$``) as plain text (``2×10⁻⁶``):
+    the same characters on the figure without mathtext, whose parser costs about a tenth of a second for
+    every figure.
+
+    >>> plain_math(r"$\mathdefault{10^{-6}}$"), plain_math(r"$\mathdefault{2\times10^{1}}$"), plain_math("0.5")
+    ('10⁻⁶', '2×10¹', '0.5')
+    """
+    match = re.fullmatch(r"\$\\mathdefault\{(.*)\}\$", label)
+    if match is None:
+        return label
+    text = match.group(1).replace("\\times", "\u00d7")
+    return re.sub(r"\^\{(-?\d+)\}", lambda m: m.group(1).translate(SUPERSCRIPTS), text)
+
+
+@functools.cache
+def _plain_log_formatter() -> type:
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainLogFormatter(LogFormatterSciNotation):
+        """matplotlib's log-axis labels (which ticks, which text), written by :func:`plain_math`."""
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return plain_math(super().__call__(x, pos))
+
+    return PlainLogFormatter
+
+
+def log_scale(ax: Any, which: str = "x") -> None:
+    """Put the ``which`` axis of ``ax`` on a log scale with matplotlib's tick labels written by
+    :func:`plain_math`."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    formatter = _plain_log_formatter()
+    axis.set_major_formatter(formatter(10.0))
+    axis.set_minor_formatter(formatter(10.0, labelOnlyBase=False))
+
+
 def _colours(n: int) -> list:
     import matplotlib
 
@@ -107,7 +151,7 @@ def roc_figure(
     curve, with its vertices at the ``marks`` kept exactly."""
     fig = new_figure((5.6, 4.2))
     ax = fig.subplots()
-    ax.set_xscale("log")
+    log_scale(ax)
     ax.set_xlim(min_fpr, 1.0)
     low = min((float(np.min(t[f > 0])) for _, f, t in curves if np.any(np.asarray(f) > 0)), default=0.0)
     ax.set_ylim(max(0.0, math.floor(low * 10) / 10 - 0.05), 1.005)
@@ -150,11 +194,11 @@ def cmc_figure(
             color=colours[run],
         )
     if scale is not None:
-        ax.set_xscale("log")
+        log_scale(ax)
         ax.set_xlim(0.9, scale[0] * 1.1)
         ax.set_ylim(max(0.0, scale[1] - 0.02), 1.005)
     elif longest > 12:
-        ax.set_xscale("log")
+        log_scale(ax)
     ax.set_xlabel("Rank")
     ax.set_ylabel("Identification rate")
     ax.set_title(title)
@@ -170,7 +214,7 @@ def size_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str
     ax = fig.subplots()
     for (label, sizes, rank1), colour in zip(series, _colours(len(series))):
         ax.plot(np.asarray(sizes), np.asarray(rank1), "-o", markersize=4, label=label, color=colour)
-    ax.set_xscale("log")
+    log_scale(ax)
     ax.set_xlabel("Distractors")
     ax.set_ylabel("Rank-1 identification rate")
     ax.set_title(title)
