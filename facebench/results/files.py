@@ -1,23 +1,4 @@
-"""The results.json document: schema, provenance, writing and reading.
-
-Schema ``facebench.results/1``::
-
-    {"schema": "facebench.results/1", "facebench_version", "created",
-     "checkpoint": {"path", "sha256", "format", ...} | null,
-     "features": {"path"} | null,
-     "settings": {... every flag, "profile": {...}},
-     "environment": {"python", "platform", "numpy", "torch", "onnxruntime", ...},
-     "model": {"parameters", "file_bytes", "flops", "latency_ms", ...} (when measured),
-     "benchmarks": {NAME: {"title", "kind", "protocol_version", "metrics", "rules", "inputs",
-                           "n_pairs" / other counts, "columns", "warnings", "artifacts",
-                           "feature_sources": {IMAGE_LIST: {"source": "file" | "cache" | "extracted" |
-                               "cache+extracted", "cache_key", "chunks", "chunks_from_cache",
-                               "chunks_computed", "verified", "stale_chunks"}}}},
-     "failed": {NAME: "message"}}
-
-Metric values are fractions in [0, 1]; FAR keys are ``f"{far:.0e}"``. Every metric is reported with the
-rules that produced it.
-"""
+"""Writing and reading results.json: provenance, portable paths, both schema versions."""
 
 from __future__ import annotations
 
@@ -36,8 +17,8 @@ from facebench import __version__
 from facebench.errors import FacebenchError
 from facebench.atomic import save_npz, write_json
 from facebench.io.textdoc import parse_json
-
-SCHEMA = "facebench.results/1"
+from facebench.results.convert import SCHEMA_V1, check_members, upgrade_v1
+from facebench.results.model import SCHEMA, RunResults
 
 
 def environment() -> dict[str, Any]:
@@ -57,21 +38,18 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def new_document(
+def new_run(
     settings: dict[str, Any], checkpoint: dict[str, Any] | None, features: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> RunResults:
     """An empty results document with provenance filled in."""
-    return {
-        "schema": SCHEMA,
-        "facebench_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "checkpoint": checkpoint,
-        "features": features,
-        "settings": settings,
-        "environment": environment(),
-        "benchmarks": {},
-        "failed": {},
-    }
+    return RunResults(
+        facebench_version=__version__,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        settings=settings,
+        environment=environment(),
+        checkpoint=checkpoint,
+        features=features,
+    )
 
 
 def portable(text: str, home: str | Path | None = None) -> str:
@@ -104,22 +82,23 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_results(out_dir: str | Path, document: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]]) -> Path:
-    """Write ``results.json`` (paths under the home directory as ``~/...``, :func:`portable`) and one
-    compressed ``<benchmark>.npz`` of arrays per benchmark, atomically."""
+def write_results(out_dir: str | Path, run: RunResults, arrays: dict[str, dict[str, np.ndarray]]) -> Path:
+    """Write ``results.json`` (schema ``facebench.results/2``; non-finite numbers as null, paths under the home
+    directory as ``~/...``, :func:`portable`) and one compressed ``<benchmark>.npz`` of arrays per benchmark,
+    atomically."""
     out_dir = Path(out_dir)
     for name, named_arrays in arrays.items():
         if named_arrays:
             save_npz(out_dir / f"{name}.npz", **named_arrays)
     path = out_dir / "results.json"
-    write_json(path, _jsonable(document))
+    write_json(path, _jsonable(run.to_json()))
     return path
 
 
-def read_results(path: str | Path) -> dict[str, Any]:
-    """Load a results.json (or a run directory holding one) and check its shape: the schema, and the
-    top-level members every reader uses (``benchmarks`` and ``failed`` objects, each benchmark an object with
-    a ``metrics`` object). Whatever is wrong is a clear error naming the file and the member."""
+def read_results(path: str | Path) -> RunResults:
+    """Load a results.json (or a run directory holding one), version 2 or version 1 (converted by
+    :func:`facebench.results.convert.upgrade_v1`), every member checked. Whatever is wrong is a clear error
+    naming the file and the member."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
@@ -135,18 +114,23 @@ def read_results(path: str | Path) -> dict[str, Any]:
         doc = parse_json(text, str(path))
     except json.JSONDecodeError as exc:
         raise FacebenchError(f"{path}: not valid JSON (truncated or edited?): {exc}") from None
+    return parse_results(doc, str(path))
+
+
+def parse_results(doc: Any, where: str) -> RunResults:
+    """A results document already parsed from JSON (``where`` names it in errors), either version."""
     if not isinstance(doc, dict):
-        raise FacebenchError(f"{path}: expected a JSON object, got {type(doc).__name__}")
-    if doc.get("schema") != SCHEMA:
-        raise FacebenchError(f"{path}: not a facebench results file (schema {doc.get('schema')!r}, expected {SCHEMA!r})")
-    for key in ("benchmarks", "failed"):
-        if not isinstance(doc.get(key), dict):
-            raise FacebenchError(f"{path}: member {key!r} must be an object, got {type(doc.get(key)).__name__}")
-    for name, entry in doc["benchmarks"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
-            raise FacebenchError(f"{path}: benchmarks.{name} must be an object with a 'metrics' object")
-    doc["_path"] = str(path)
-    return doc
+        raise FacebenchError(f"{where}: expected a JSON object, got {type(doc).__name__}")
+    schema = doc.get("schema")
+    if schema == SCHEMA_V1:
+        return upgrade_v1(doc, where)
+    if schema != SCHEMA:
+        raise FacebenchError(
+            f"{where}: not a facebench results file (schema {schema!r}, expected {SCHEMA!r} or {SCHEMA_V1!r}; "
+            "a newer facebench may have written it)"
+        )
+    check_members(doc, where)
+    return RunResults.from_json(doc, where)
 
 
 def load_arrays(run_dir: str | Path, benchmark: str) -> dict[str, np.ndarray]:
