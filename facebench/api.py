@@ -15,6 +15,7 @@ from facebench.benchmarks import user_protocols
 from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.errors import FacebenchError
 from facebench.registry import did_you_mean
+from facebench.results import RunResults
 from facebench.evaluate.common import RunSettings
 from facebench.evaluate.pairs import verification_metrics
 from facebench.extraction.extract import combine_flip, embed_chips
@@ -73,9 +74,10 @@ def evaluate_benchmark(
     out: str | Path | None = None,
     protocols: Sequence[str | Path] = (),
     **settings: Any,
-) -> dict[str, Any]:
+) -> RunResults:
     """Run ``benchmark`` (a name, a group such as ``all-demo``, or ``folder:PATH``) exactly as
-    ``facebench run`` does and return the results document (results.json).
+    ``facebench run`` does and return the results document (:class:`facebench.results.RunResults`, what
+    results.json holds).
 
     ``features``: embeddings in memory, one row per benchmark image in benchmark order; one array for a
     benchmark with one image list, or ``{label: array}`` as ``--features DIR`` names its files, a key
@@ -113,6 +115,6 @@ def evaluate_benchmark(
         )
         with user_protocols(protocols):
             doc, _ = run(run_settings)
-    if doc["failed"]:
-        raise FacebenchError("; ".join(f"{name}: {message}" for name, message in doc["failed"].items()))
+    if doc.failed:
+        raise FacebenchError("; ".join(f"{name}: {message}" for name, message in doc.failed.items()))
     return doc

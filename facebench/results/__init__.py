@@ -7,6 +7,7 @@ from __future__ import annotations
 from facebench.results.convert import SCHEMA_V1, entry_from_nested, flat_metrics, upgrade_v1
 from facebench.results.files import (
     environment,
+    json_ready,
     load_arrays,
     new_run,
     parse_results,
@@ -18,6 +19,6 @@ from facebench.results.model import SCHEMA, BenchmarkEntry, FewEvents, MetricVal
 
 __all__ = [
     "SCHEMA", "SCHEMA_V1", "BenchmarkEntry", "FewEvents", "MetricValue", "RunResults", "entry_from_nested",
-    "environment", "flat_metrics", "load_arrays", "new_run", "parse_results", "portable", "read_results",
+    "environment", "flat_metrics", "json_ready", "load_arrays", "new_run", "parse_results", "portable", "read_results",
     "upgrade_v1", "write_results",
 ]

@@ -61,15 +61,17 @@ def portable(text: str, home: str | Path | None = None) -> str:
     return re.sub(rf"(?<![\w.~/-]){re.escape(home)}(?=/|$|[\s'\",:;)])", "~", text)
 
 
-def _jsonable(obj: Any) -> Any:
+def json_ready(obj: Any) -> Any:
+    """``obj`` as JSON values: numpy numbers and arrays as Python numbers and lists, tuples as lists,
+    non-finite numbers as None, text and paths :func:`portable`."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [json_ready(v) for v in obj]
     if isinstance(obj, str):
         return portable(obj)
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return json_ready(obj.tolist())
     if isinstance(obj, (np.floating, float)):
         value = float(obj)
         return value if np.isfinite(value) else None
@@ -91,7 +93,7 @@ def write_results(out_dir: str | Path, run: RunResults, arrays: dict[str, dict[s
         if named_arrays:
             save_npz(out_dir / f"{name}.npz", **named_arrays)
     path = out_dir / "results.json"
-    write_json(path, _jsonable(run.to_json()))
+    write_json(path, json_ready(run.to_json()))
     return path
 
 
