@@ -28,7 +28,7 @@ from facebench.evaluate.common import BenchmarkResult, RunContext, RunSettings
 from facebench.extraction.extract import init_distributed_from_env
 from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.extraction.preprocess import resolve_profile
-from facebench.results import BenchmarkEntry, entry_from_nested, json_ready, new_run, write_results
+from facebench.results import BenchmarkEntry, entry_from_nested, new_run, write_results
 from facebench.rundir import OutputDir, Replace, check_writable_target
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def benchmark_entry(
         "enrolment": enrolment or {},
         "thresholds": thresholds,
     }
-    return entry_from_nested(json_ready(nested), f"benchmark {spec.name}: results")
+    return entry_from_nested(nested, f"benchmark {spec.name}: results")
 
 
 #: The report's module: with matplotlib, about half a second of imports that a run needs only at its end.

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.kinds.base import Kind, Metric
+from facebench.results import read_results
 
 RULE = "nearest gallery image by cosine, first on ties"
 
@@ -173,10 +174,10 @@ def test_a_kind_of_your_own_is_one_module_and_one_protocol_file(tmp_path: Path) 
         done = _cli(["run", "--features", str(folder), "-b", "toyset", "--data-root", "data", "--protocols",
                      "protocols", "--out", f"run_{name}"], plugin, tmp_path)
         assert done.returncode == 0, done.stderr
-        entry = json.loads((tmp_path / f"run_{name}" / "results.json").read_text())["benchmarks"]["toyset"]
-        assert entry["kind"] == "toy_closed"
-        assert entry["metrics"]["rank1"] == expected[name]
-        assert entry["rules"]["ranking"] == "nearest gallery image by cosine, first on ties"
+        entry = read_results(tmp_path / f"run_{name}").benchmarks["toyset"]
+        assert entry.kind == "toy_closed"
+        assert entry.value("rank1") == expected[name]
+        assert entry.rules["ranking"] == "nearest gallery image by cosine, first on ties"
     assert 0 < expected["feats_b"] < expected["feats_a"] < 1  # two different, non-trivial runs
 
     report = _cli(["report", "run_feats_a", "--protocols", "protocols", "--n-boot", "200"], plugin, tmp_path)

@@ -23,6 +23,7 @@ TORCH_MODULES = ("facebench.train", "facebench.models.backbones", "facebench.mod
 
 BLOCK_TORCH = """
 import sys
+from facebench.results import read_results
 class _NoTorch:
     def find_spec(self, name, path=None, target=None):
         if name == "torch" or name.startswith("torch."):
@@ -64,9 +65,9 @@ def test_onnx_run_works_and_torch_paths_name_the_extra(tmp_path):
     ran = _cli(["run", str(DEMO_ONNX), "-b", "demo_verify", "--data-root", str(tmp_path), "--no-cache",
                 "--workers", "0", "--out", str(tmp_path / "out")], tmp_path)
     assert ran.returncode == 0, ran.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert doc["benchmarks"]["demo_verify"]["n_pairs"] == 20
-    assert doc["benchmarks"]["demo_verify"]["metrics"]["accuracy"] > 0
+    doc = read_results(tmp_path / "out")
+    assert doc.benchmarks["demo_verify"].counts["n_pairs"] == 20
+    assert doc.benchmarks["demo_verify"].value("accuracy") > 0
 
     with zipfile.ZipFile(tmp_path / "m.pth", "w") as zf:  # a zip without code/: a state_dict to the sniffer
         zf.writestr("archive/data.pkl", b"")

@@ -5,16 +5,8 @@
 from __future__ import annotations
 
 from facebench.results.convert import SCHEMA_V1, entry_from_nested, flat_metrics, upgrade_v1
-from facebench.results.files import (
-    environment,
-    json_ready,
-    load_arrays,
-    new_run,
-    parse_results,
-    portable,
-    read_results,
-    write_results,
-)
+from facebench.results.files import environment, load_arrays, new_run, parse_results, read_results, write_results
+from facebench.results.jsonvalues import json_ready, portable
 from facebench.results.model import SCHEMA, BenchmarkEntry, FewEvents, MetricValue, RunResults
 
 __all__ = [

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from facebench import kinds
 from facebench.errors import FacebenchError
 from facebench.keys import split_path
+from facebench.results.jsonvalues import json_ready
 from facebench.results.model import BenchmarkEntry, MetricValue, RunResults
 from facebench.schema import from_table
 
@@ -103,7 +104,10 @@ def flat_metrics(
 
 def entry_from_nested(entry: Mapping[str, Any], where: str) -> BenchmarkEntry:
     """A version-1 entry (the evaluator's nested ``metrics`` with the counts beside the other members) as
-    a typed entry; every member checked (errors name ``where``, the file and the benchmark)."""
+    a typed entry, its values made JSON values first (:func:`~facebench.results.jsonvalues.json_ready`: what
+    an evaluator returns may hold numpy numbers and NaN); every member checked (errors name ``where``, the
+    file and the benchmark)."""
+    entry = json_ready(entry)
     rules = entry.get("rules") if isinstance(entry.get("rules"), dict) else {}
     column_rules = entry.get("column_rules") if isinstance(entry.get("column_rules"), dict) else {}
     metrics, details = flat_metrics(str(entry.get("kind", "")), entry["metrics"], rules, column_rules)

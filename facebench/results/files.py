@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 from importlib import metadata
 import sys
 import time
@@ -18,6 +17,7 @@ from facebench.errors import FacebenchError
 from facebench.atomic import save_npz, write_json
 from facebench.io.textdoc import parse_json
 from facebench.results.convert import SCHEMA_V1, check_members, upgrade_v1
+from facebench.results.jsonvalues import json_ready
 from facebench.results.model import SCHEMA, RunResults
 
 
@@ -50,38 +50,6 @@ def new_run(
         checkpoint=checkpoint,
         features=features,
     )
-
-
-def portable(text: str, home: str | Path | None = None) -> str:
-    """``text`` with every path under the writer's home directory written ``~/...`` (a report must not
-    carry the machine it was made on); relative paths and other absolute paths stay as given."""
-    home = str(home or Path.home()).rstrip("/")
-    if not home:
-        return text
-    return re.sub(rf"(?<![\w.~/-]){re.escape(home)}(?=/|$|[\s'\",:;)])", "~", text)
-
-
-def json_ready(obj: Any) -> Any:
-    """``obj`` as JSON values: numpy numbers and arrays as Python numbers and lists, tuples as lists,
-    non-finite numbers as None, text and paths :func:`portable`."""
-    if isinstance(obj, dict):
-        return {str(k): json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_ready(v) for v in obj]
-    if isinstance(obj, str):
-        return portable(obj)
-    if isinstance(obj, np.ndarray):
-        return json_ready(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        value = float(obj)
-        return value if np.isfinite(value) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return portable(str(obj))
-    return obj
 
 
 def write_results(out_dir: str | Path, run: RunResults, arrays: dict[str, dict[str, np.ndarray]]) -> Path:
