@@ -58,7 +58,8 @@ def embed_images(
 def evaluate_pairs(
     features: np.ndarray, issame: np.ndarray, *, kfold_rule: str = "insightface", tar_rule: str = "nearest"
 ) -> dict[str, Any]:
-    """The metrics of a pair-verification benchmark (``benchmarks.<name>.metrics`` of results.json) from
+    """The metrics of a pair-verification benchmark, nested as the evaluator returns them (a run maps them to
+    the metric paths of ``benchmarks.<name>.metrics``, :func:`facebench.results.flat_metrics`), from
     ``2N`` flip-combined features in pair order and ``N`` same/different labels in 10 contiguous folds."""
     metrics, _ = verification_metrics(np.asarray(features, dtype=np.float32), np.asarray(issame, dtype=bool),
                                       kfold_rule, tar_rule)

@@ -23,6 +23,7 @@ from facebench.report.statistics import StatsSettings
 from facebench.report.tables import fmt_percent, latex_escape
 from facebench.results import RunResults, entry_from_nested, new_run, read_results, write_results
 from tests._pairs import pair_features
+from tests._results import document
 
 PUBLISHED = ["facexzoo/mv-softmax", "arcface_paper", "arcface_torch/ms1mv3-r100"]
 
@@ -348,7 +349,7 @@ def test_unmeasurable_and_few_event_cells_in_every_format() -> None:
                                                 "positive_rate_ci95": [0.48, 0.52]}},
         },
     }
-    table = build_table([{"label": "m", "benchmarks": {"lfw": entry}}])
+    table = build_table([document({"lfw": entry}, label="m")])
     md = to_markdown(table)
     assert "| m | -‡ | 50.00§ |" in md
     assert "‡ m / TAR@1e-6: 3,000 impostor pairs resolve rates down to 3.3e-04 only (one in 3,000)" in md

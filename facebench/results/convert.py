@@ -110,7 +110,8 @@ def entry_from_nested(entry: Mapping[str, Any], where: str) -> BenchmarkEntry:
     entry = json_ready(entry)
     rules = entry.get("rules") if isinstance(entry.get("rules"), dict) else {}
     column_rules = entry.get("column_rules") if isinstance(entry.get("column_rules"), dict) else {}
-    metrics, details = flat_metrics(str(entry.get("kind", "")), entry["metrics"], rules, column_rules)
+    tree = entry.get("metrics") if isinstance(entry.get("metrics"), dict) else {}
+    metrics, details = flat_metrics(str(entry.get("kind", "")), tree, rules, column_rules)
     body: dict[str, Any] = {k: entry[k] for k in ENTRY_MEMBERS if k in entry and k != "metrics"}
     body.setdefault("title", where.rpartition(".")[2])
     body.setdefault("kind", "")
