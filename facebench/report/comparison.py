@@ -341,7 +341,7 @@ def _det_galleries(page: _Page) -> list[Figure]:
 def _det_figure(page: _Page, per_gallery: bool) -> list[Figure]:
     """The DET plot of a benchmark: FNMR against FMR from each run's ROC (1:1, folder, MegaFace), or
     FNIR (1 - DIR at rank 1) against FPIR from each gallery's DIR-FPIR curve (1:N; ``per_gallery``: one
-    curve per gallery of ``metrics.per_gallery``, on identification axes); nothing without curves."""
+    curve per gallery of the entry's ``details["per_gallery"]``, on identification axes); nothing without curves."""
     curves = []
     for run, entry in page.entries:
         arrays = run.arrays(page.name)
