@@ -125,7 +125,7 @@ def test_cli_on_a_list_and_a_folder(tmp_path: Path) -> None:
         assert entry.counts["n_genuine"] == sum(n * (n - 1) // 2 for n in [3, 4, 2, 5, 3])
         assert entry.counts["n_impostor"] == 17 * 16 // 2 - entry.counts["n_genuine"] == 113
         for far, key in ((1e-2, "1e-02"), (1e-1, "1e-01")):
-            assert entry.metrics["tar_at_far"][key] == expected[far][0]
+            assert entry.value(f"tar_at_far.{key}") == expected[far][0]
             assert entry.extra["far"][key] == expected[far][1]
             assert entry.extra["thresholds"][key] == pytest.approx(expected[far][2], abs=1e-6)
         # 113 impostor pairs resolve FAR 1/113 only: 1e-3 (and below) null, with the reason

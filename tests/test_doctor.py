@@ -179,12 +179,12 @@ def test_sidecar_makes_run_use_the_verdict_with_the_same_accuracy(lab, plain, tm
                  "--no-cache", "--workers", "0"]) == 0
     doc = read_results(out)
     entry = doc.benchmarks["demo_verify"]
-    assert doc["settings"]["profile"]["name"] == "facexzoo"
+    assert doc.settings["profile"]["name"] == "facexzoo"
     assert entry.value("accuracy") == pytest.approx(report["verdict"]["accuracy"], abs=1e-12)
-    assert not any("implausibly low" in w for w in entry["warnings"])
+    assert not any("implausibly low" in w for w in entry.warnings)
     # item 4 of the issue: size, FLOPs (counted from the graph) and measured speed are in every result
     graph = onnx.load(str(model))
-    model_info = doc["model"]
+    model_info = doc.model
     assert model_info["parameters"] == sum(int(np.prod(t.dims)) for t in graph.graph.initializer) == 18872
     assert model_info["file_bytes"] == os.path.getsize(model)
     # two 1x1 convolutions 3->3 at 56x56 and the 588->32 projection, multiply-accumulates doubled

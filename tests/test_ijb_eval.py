@@ -292,7 +292,7 @@ def test_mangled_pair_labels_warn_with_the_likely_causes(world: World, tmp_path:
     completes, and warns that AUC ~0.5 is implausible, naming the pair list and doctor."""
     status, doc = run_cli(world, "ijbc", tmp_path / "good")
     assert status == 0 and doc.benchmarks["ijbc"].value("auc") > 0.9
-    assert not any("implausibly low" in w for w in doc.benchmarks["ijbc"]["warnings"])
+    assert not any("implausibly low" in w for w in doc.benchmarks["ijbc"].warnings)
     root = _copy_world(world, tmp_path / "copy")
     pairs = root / "IJBC/meta/ijbc_template_pair_label.txt"
     rows = [line.split(" ") for line in pairs.read_text().splitlines()]

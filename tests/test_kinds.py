@@ -30,6 +30,7 @@ from facebench.kinds.base import COMMON, Kind, Metric
 from facebench.report.comparison import FIGURES
 from facebench.report.statistics import METHODS
 from facebench.report.tables import rule_of
+from facebench.results import BenchmarkEntry, read_results
 
 TOY_MODULE = '''
 """A toy closed-set identification kind: rank-1 of the nearest gallery image by cosine."""
@@ -287,8 +288,9 @@ def test_rule_text_is_the_kinds_rule_keys() -> None:
         ("no_such_kind", {"kfold": "facexzoo"}, "accuracy", "facexzoo"),
     ]
     for kind, rules, metric, text in cases:
-        assert rule_of({"kind": kind, "rules": rules}, metric) == text, (kind, metric)
-    assert rule_of({"kind": "ijb_1n", "rules": ijb, "column_rules": {"rank1": "tpir_rule"}}, "rank1") == ijb["tpir_rule"]
+        assert rule_of(BenchmarkEntry(kind, kind, rules=rules), metric) == text, (kind, metric)
+    entry = BenchmarkEntry("IJB-C", "ijb_1n", rules=ijb, column_rules={"rank1": "tpir_rule"})
+    assert rule_of(entry, "rank1") == ijb["tpir_rule"]
 
 
 def test_lower_is_better_metrics() -> None:
