@@ -4,8 +4,8 @@ A table of keys becomes a frozen dataclass: every key must be a field (an unknow
 "did you mean"), every field without a default must be present, and each value must match the field's
 annotation (``int``, ``float`` (an int is accepted, a bool never), ``bool``, ``str``, ``list[...]``,
 ``tuple[X, ...]``, ``tuple[X, Y, Z]`` (exactly that many), ``dict[str, ...]``, ``Literal[...]`` of strings,
-``X | None`` (None, JSON's null, passes), or another such dataclass (a nested table)). Errors are :class:`FacebenchError` naming ``where``
-(file and table).
+``X | None`` (None, JSON's null, passes), or another such dataclass (a nested table)). Errors are
+:class:`FacebenchError` naming ``where`` (file and table).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from facebench.results import BenchmarkEntry, RunResults, entry_from_nested
 def document(benchmarks: dict[str, dict[str, Any]], **members: Any) -> RunResults:
     """A results document holding ``benchmarks`` (name -> an entry with the evaluator's nested ``metrics``,
     as :func:`facebench.pipeline.benchmark_entry` passes it to :func:`facebench.results.entry_from_nested`)."""
-    entries = {name: entry_from_nested(entry, f"test document: benchmarks.{name}") for name, entry in benchmarks.items()}
+    entries = {name: entry_from_nested(entry, f"test document: benchmarks.{name}")
+               for name, entry in benchmarks.items()}
     return RunResults(facebench_version="", created="", benchmarks=entries, **members)
 
 

@@ -82,7 +82,8 @@ def test_identity_folder_split(tmp_path: Path) -> None:
     assert entry.value("rank.1") == ref["rank_rates"][1]
     mates, _, strict, nonmated = loops.searches(e[split.probes] @ e[split.gallery].T, split.probe_subjects,
                                                 split.gallery_subjects)
-    assert len(nonmated) == entry.counts["n_nonmated"] == 3 and loops.tpir(mates, strict, nonmated, "insightface", 0.1) is None
+    assert len(nonmated) == entry.counts["n_nonmated"] == 3
+    assert loops.tpir(mates, strict, nonmated, "insightface", 0.1) is None
     tpir = {p: m.value for p, m in entry.metrics.items() if p.startswith("tpir_at_fpir.")}
     assert tpir == {"tpir_at_fpir.1e-02": None, "tpir_at_fpir.1e-01": None}  # 3 unenrolled searches: 1/3 only
     assert entry.metrics["tpir_at_fpir.1e-01"].unmeasurable.startswith("3 non-mated searches")

@@ -77,7 +77,9 @@ def test_official_layout_end_to_end(tmp_path: Path, rule: str) -> None:
                    "--out", str(tmp_path / "out"), "--no-speed", "--tpir-rule", rule])
     assert status == 0
     entry = read_results(tmp_path / "out").benchmarks["survface"]
-    assert (entry.counts["n_gallery_images"], entry.counts["n_gallery_subjects"], entry.counts["n_mated_probes"], entry.counts["n_unmated_probes"]) == (8, 5, 8, 12)
+    counts = entry.counts
+    assert (counts["n_gallery_images"], counts["n_gallery_subjects"], counts["n_mated_probes"],
+            counts["n_unmated_probes"]) == (8, 5, 8, 12)
     assert entry.counts["n_mated"] == 7 and entry.counts["n_nonmated"] == 13  # identity 9 is not enrolled
     # independent: the written-out searches (sorted file names give the row order)
     order = {p: sorted(range(len(f)), key=lambda k: f[k]) for p, f in names.items()}
