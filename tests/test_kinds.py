@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 
 from facebench.kinds.base import Kind, Metric
-from facebench.results import read_results
 
 RULE = "nearest gallery image by cosine, first on ties"
 

@@ -13,6 +13,7 @@ import pytest
 
 from _iodata import jpeg
 from facebench.io.binpack import write_bin
+from facebench.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_ONNX = REPO / "facebench" / "demo" / "assets" / "demo_mobilefacenet_small.onnx"
@@ -23,7 +24,6 @@ TORCH_MODULES = ("facebench.train", "facebench.models.backbones", "facebench.mod
 
 BLOCK_TORCH = """
 import sys
-from facebench.results import read_results
 class _NoTorch:
     def find_spec(self, name, path=None, target=None):
         if name == "torch" or name.startswith("torch."):
