@@ -279,25 +279,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: facebench exit {fb_rc}, baseline exit {base_rc}")
         return 1
 
-    fb_entry = json.loads((out / "results.json").read_text())["benchmarks"]["ijbc"]
-    fb = fb_entry["metrics"]
+    from facebench.results import read_results
+
+    fb_entry = read_results(out).benchmarks["ijbc"]
+    fb_tar = {path.partition(".")[2]: m.value for path, m in fb_entry.metrics.items() if path.startswith("tar_at_far.")}
     base = json.loads(base_json.read_text())
-    same = fb["tar_at_far"] == base["tar_at_far"]
+    same = fb_tar == base["tar_at_far"]
     ratio = base_time / fb_time
     mem_ratio = fb_rss / feature_bytes
     print(f"sizes: {wanted['sizes']}, features {feature_bytes / 2**20:.0f} MiB")
     print(f"facebench run --features: {fb_time:8.2f} s  peak RSS {fb_rss / 2**20:7.0f} MiB")
     print(f"baseline (reference way): {base_time:8.2f} s  peak RSS {base_rss / 2**20:7.0f} MiB")
-    phases = fb_entry.get("extra", {}).get("timings_s", {})
+    phases = fb_entry.extra.get("timings_s", {})
     inside = sum(phases.values())
     print("  facebench IJB phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
           + f"; the rest ({fb_time - inside:.2f} s) is interpreter start, imports, results and report")
     print(f"speed ratio (baseline / facebench): {ratio:.1f}x   [target >= 10]")
     print(f"peak RSS / feature file: {mem_ratio:.2f}   [target <= 2.5]")
     print("TAR@FAR  facebench  baseline")
-    for k in fb["tar_at_far"]:
-        print(f"  {k}  {fb['tar_at_far'][k]:.6f}  {base['tar_at_far'][k]:.6f}")
-    print(f"AUC {fb['auc']:.12f} vs {base['auc']:.12f}")
+    for k, value in fb_tar.items():
+        print(f"  {k}  {value:.6f}  {base['tar_at_far'][k]:.6f}")
+    print(f"AUC {fb_entry.value('auc'):.12f} vs {base['auc']:.12f}")
     print(f"TAR@FAR identical: {same}")
     # 1:N on the same set (no reference timing: the merged-gallery script computes other numbers)
     features_dir = workdir / "features_dir"
@@ -309,9 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     n1_time, n1_rss, n1_rc = timed([sys.executable, "-m", "facebench", "run", "--features", str(features_dir), "-b",
                                     "ijbc_1n", "--data-root", str(workdir), "--out", str(out_1n), "--no-progress"])
     if n1_rc == 0:
-        m = json.loads((out_1n / "results.json").read_text())["benchmarks"]["ijbc_1n"]["metrics"]
+        m = read_results(out_1n).benchmarks["ijbc_1n"]
         print(f"ijbc_1n (facebench run --features DIR): {n1_time:.2f} s, peak RSS {n1_rss / 2**20:.0f} MiB; rank-1 "
-              f"{m['rank1']:.4f}, TPIR@FPIR=1e-2 {m['tpir_at_fpir']['1e-02']:.4f}, 1e-1 {m['tpir_at_fpir']['1e-01']:.4f}")
+              f"{m.value('rank1'):.4f}, TPIR@FPIR=1e-2 {m.value('tpir_at_fpir.1e-02'):.4f}, "
+              f"1e-1 {m.value('tpir_at_fpir.1e-01'):.4f}")
     else:
         print(f"ijbc_1n FAILED (exit {n1_rc})")
     if args.workdir is None:

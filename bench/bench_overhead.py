@@ -179,6 +179,7 @@ def show_cpu(phases: dict[str, float]) -> str:
 
 def ijb_part(work: Path, runs: Path, scale: float, reps: int) -> bool:
     from bench_ijb import ensure_generated
+    from facebench.results import read_results
 
     root = work / "ijbc"
     info = ensure_generated(root, scale, 0)
@@ -190,8 +191,7 @@ def ijb_part(work: Path, runs: Path, scale: float, reps: int) -> bool:
     runs_done = []
     for _ in range(reps):
         result = run_child(runs, "ijbc", args)
-        entry = json.loads((run_dir / "results.json").read_text())["benchmarks"]["ijbc"]
-        result["parts"] = entry.get("extra", {}).get("timings_s", {})
+        result["parts"] = read_results(run_dir).benchmarks["ijbc"].extra.get("timings_s", {})
         runs_done.append(result)
     best = min(runs_done, key=lambda r: r["wall"])
     protocol = best["phases"]["protocol"]

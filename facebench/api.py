@@ -15,6 +15,7 @@ from facebench.benchmarks import user_protocols
 from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.errors import FacebenchError
 from facebench.registry import did_you_mean
+from facebench.results import RunResults
 from facebench.evaluate.common import RunSettings
 from facebench.evaluate.pairs import verification_metrics
 from facebench.extraction.extract import combine_flip, embed_chips
@@ -57,7 +58,8 @@ def embed_images(
 def evaluate_pairs(
     features: np.ndarray, issame: np.ndarray, *, kfold_rule: str = "insightface", tar_rule: str = "nearest"
 ) -> dict[str, Any]:
-    """The metrics of a pair-verification benchmark (``benchmarks.<name>.metrics`` of results.json) from
+    """The metrics of a pair-verification benchmark, nested as the evaluator returns them (a run maps them to
+    the metric paths of ``benchmarks.<name>.metrics``, :func:`facebench.results.flat_metrics`), from
     ``2N`` flip-combined features in pair order and ``N`` same/different labels in 10 contiguous folds."""
     metrics, _ = verification_metrics(np.asarray(features, dtype=np.float32), np.asarray(issame, dtype=bool),
                                       kfold_rule, tar_rule)
@@ -73,9 +75,10 @@ def evaluate_benchmark(
     out: str | Path | None = None,
     protocols: Sequence[str | Path] = (),
     **settings: Any,
-) -> dict[str, Any]:
+) -> RunResults:
     """Run ``benchmark`` (a name, a group such as ``all-demo``, or ``folder:PATH``) exactly as
-    ``facebench run`` does and return the results document (results.json).
+    ``facebench run`` does and return the results document (:class:`facebench.results.RunResults`, what
+    results.json holds).
 
     ``features``: embeddings in memory, one row per benchmark image in benchmark order; one array for a
     benchmark with one image list, or ``{label: array}`` as ``--features DIR`` names its files, a key
@@ -113,6 +116,6 @@ def evaluate_benchmark(
         )
         with user_protocols(protocols):
             doc, _ = run(run_settings)
-    if doc["failed"]:
-        raise FacebenchError("; ".join(f"{name}: {message}" for name, message in doc["failed"].items()))
+    if doc.failed:
+        raise FacebenchError("; ".join(f"{name}: {message}" for name, message in doc.failed.items()))
     return doc

@@ -28,7 +28,7 @@ from facebench.evaluate.common import BenchmarkResult, RunContext, RunSettings
 from facebench.extraction.extract import init_distributed_from_env
 from facebench.extraction.extractor import FeatureExtractor, ModelSettings
 from facebench.extraction.preprocess import resolve_profile
-from facebench.results import new_document, write_results
+from facebench.results import BenchmarkEntry, entry_from_nested, new_run, write_results
 from facebench.rundir import OutputDir, Replace, check_writable_target
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,9 @@ def _evaluate(
                      write_artifacts=staging is not None)
 
     checkpoint_info = embedder.describe() if embedder else None
-    doc = new_document({**settings.to_dict(), "profile": profile.to_dict()}, checkpoint_info, features_info)
+    doc = new_run({**settings.to_dict(), "profile": profile.to_dict()}, checkpoint_info, features_info)
     if embedder is not None and rank == 0:
-        doc["model"] = describe_model(embedder.encoder, settings)
+        doc.model = describe_model(embedder.encoder, settings)
     arrays: dict[str, dict[str, Any]] = {}
     verification: dict[str, tuple[Any, Any]] = {}
     report_imported = preload(REPORT_MODULE) if rank == 0 else None
@@ -131,19 +131,17 @@ def _evaluate(
         except Exception as exc:  # one benchmark's failure is that benchmark's failure
             message = failure_message(spec, ctx, exc)
             log.error("%s: %s", spec.name, message, exc_info=log.isEnabledFor(logging.DEBUG))
-            doc["failed"][spec.name] = message
+            doc.failed[spec.name] = message
             continue
-        doc["benchmarks"][spec.name] = benchmark_entry(spec, result, ctx.feature_sources.get(spec.name, {}))
-        if spec.name in ctx.enrolment:
-            doc["benchmarks"][spec.name]["enrolment"] = ctx.enrolment[spec.name]
-        if points is not None:
-            doc["benchmarks"][spec.name]["thresholds"] = points
         if warning:
             log.warning(warning)
             result.warnings.append(warning)
+        doc.benchmarks[spec.name] = benchmark_entry(
+            spec, result, ctx.feature_sources.get(spec.name, {}), ctx.enrolment.get(spec.name, {}), points
+        )
         arrays[spec.name] = result.arrays
     if ctx.timings:
-        doc["extraction"] = {
+        doc.extraction = {
             label: {"seconds": round(t, 3), "images": n, "images_per_s": round(n / t, 2) if t > 0 else None}
             for label, (t, n) in ctx.timings.items()
         }
@@ -154,7 +152,7 @@ def _evaluate(
         write_run_report = importlib.import_module(REPORT_MODULE).write_run_report
         write_run_report(staging, doc, arrays=arrays, html=page, statistics=page, gallery=6 if page else 0)
         thresholds.write_tables(staging, doc)
-    return doc, (1 if doc["failed"] else 0)
+    return doc, (1 if doc.failed else 0)
 
 
 def _inside(path: Path, directory: Path) -> bool:
@@ -177,10 +175,17 @@ def failure_message(spec: Benchmark, ctx: RunContext, exc: Exception) -> str:
 
 
 def benchmark_entry(
-    spec: Benchmark, result: BenchmarkResult, feature_sources: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The results.json entry of one evaluated benchmark (``feature_sources``: where its features came from)."""
-    return {
+    spec: Benchmark,
+    result: BenchmarkResult,
+    feature_sources: dict[str, Any] | None = None,
+    enrolment: dict[str, Any] | None = None,
+    thresholds: dict[str, Any] | None = None,
+) -> BenchmarkEntry:
+    """The results entry of one evaluated benchmark (``feature_sources``: where its features came from;
+    ``enrolment``: its failure-to-enrol reports; ``thresholds``: its operating points), the evaluator's
+    nested metrics mapped by :func:`facebench.results.entry_from_nested`, the one mapping that also reads
+    version-1 documents."""
+    nested = {
         "title": spec.title,
         "kind": spec.kind,
         "protocol_version": spec.version,
@@ -192,8 +197,11 @@ def benchmark_entry(
         "warnings": result.warnings,
         "feature_sources": feature_sources or {},
         "artifacts": {"arrays": f"{spec.name}.npz"} if result.arrays else {},
-        **({"extra": result.extra} if result.extra else {}),
+        "extra": result.extra,
+        "enrolment": enrolment or {},
+        "thresholds": thresholds,
     }
+    return entry_from_nested(nested, f"benchmark {spec.name}: results")
 
 
 #: The report's module: with matplotlib, about half a second of imports that a run needs only at its end.

@@ -4,8 +4,8 @@ A table of keys becomes a frozen dataclass: every key must be a field (an unknow
 "did you mean"), every field without a default must be present, and each value must match the field's
 annotation (``int``, ``float`` (an int is accepted, a bool never), ``bool``, ``str``, ``list[...]``,
 ``tuple[X, ...]``, ``tuple[X, Y, Z]`` (exactly that many), ``dict[str, ...]``, ``Literal[...]`` of strings,
-``X | None``, or another such dataclass (a nested table)). Errors are :class:`FacebenchError` naming ``where``
-(file and table).
+``X | None`` (None, JSON's null, passes), or another such dataclass (a nested table)). Errors are
+:class:`FacebenchError` naming ``where`` (file and table).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def check_type(value: Any, hint: Any, where: str) -> Any:
     if origin is None and hint is type(None):
         raise FacebenchError(f"{where}: unexpected value {value!r}")
     if args and type(None) in args:  # Optional[...]
+        if value is None:
+            return None
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
             return check_type(value, inner[0], where)

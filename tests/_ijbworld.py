@@ -12,6 +12,7 @@ import numpy as np
 from facebench.cli import main as cli_main
 from facebench.extraction.images import ARCFACE_TEMPLATE
 from facebench.io import ijb
+from facebench.results import read_results
 
 
 @dataclass
@@ -90,4 +91,4 @@ def run_cli(world: World, benchmarks: str, out: Path, *extra: str, features: Pat
     args = ["run", "--features", str(features or world.features), "-b", benchmarks, "--data-root", str(world.root),
             "--out", str(out), "--no-progress", *extra]
     status = cli_main(args)
-    return status, json.loads((out / "results.json").read_text())
+    return status, read_results(out)

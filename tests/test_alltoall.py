@@ -14,6 +14,7 @@ from facebench.metrics.alltoall import all_to_all_tar_at_far, upper_blocks
 from facebench.metrics.megaface import l2_normalise
 from facebench.metrics.roc import roc_curve, tar_at_far
 from tests._folders import make_folder
+from facebench.results import read_results
 
 TARGETS = [0.0, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.5, 0.99, 1.0]
 
@@ -120,22 +121,23 @@ def test_cli_on_a_list_and_a_folder(tmp_path: Path) -> None:
         status = main(["-q", "run", "-b", f"alltoall:{source}", "--features", str(tmp_path / "feats.npy"),
                        "--out", str(out), "--no-speed"])
         assert status == 0
-        entry = json.loads((out / "results.json").read_text())["benchmarks"][name]
-        assert entry["n_genuine"] == sum(n * (n - 1) // 2 for n in [3, 4, 2, 5, 3])
-        assert entry["n_impostor"] == 17 * 16 // 2 - entry["n_genuine"] == 113
+        entry = read_results(out).benchmarks[name]
+        assert entry.counts["n_genuine"] == sum(n * (n - 1) // 2 for n in [3, 4, 2, 5, 3])
+        assert entry.counts["n_impostor"] == 17 * 16 // 2 - entry.counts["n_genuine"] == 113
         for far, key in ((1e-2, "1e-02"), (1e-1, "1e-01")):
-            assert entry["metrics"]["tar_at_far"][key] == expected[far][0]
-            assert entry["extra"]["far"][key] == expected[far][1]
-            assert entry["extra"]["thresholds"][key] == pytest.approx(expected[far][2], abs=1e-6)
+            assert entry.value(f"tar_at_far.{key}") == expected[far][0]
+            assert entry.extra["far"][key] == expected[far][1]
+            assert entry.extra["thresholds"][key] == pytest.approx(expected[far][2], abs=1e-6)
         # 113 impostor pairs resolve FAR 1/113 only: 1e-3 (and below) null, with the reason
-        assert entry["metrics"]["tar_at_far"]["1e-03"] is None and entry["extra"]["far"]["1e-03"] is None
-        assert any("tar_at_far.1e-03" in w and "113 impostor pairs" in w for w in entry["warnings"])
-        few = entry["metrics"]["few_events"]["tar_at_far.1e-02"]  # at most one impostor accepted
-        assert few["negatives_accepted"] == round(expected[0.01][1] * 113) <= 1 and few["n_negatives"] == 113
-        assert entry["rules"]["tar_at_far"].startswith("le ") and "'>'" in entry["rules"]["pairs"]
+        assert entry.value("tar_at_far.1e-03") is None and entry.extra["far"]["1e-03"] is None
+        assert any("tar_at_far.1e-03" in w and "113 impostor pairs" in w for w in entry.warnings)
+        few = entry.metrics["tar_at_far.1e-02"].few_events  # at most one impostor accepted
+        assert few is not None
+        assert few.negatives_accepted == round(expected[0.01][1] * 113) <= 1 and few.n_negatives == 113
+        assert entry.rules["tar_at_far"].startswith("le ") and "'>'" in entry.rules["pairs"]
     (tmp_path / "bad.txt").write_text("faces/id_00/img_0.png\n")
     status = main(["-q", "run", "-b", f"alltoall:{tmp_path / 'bad.txt'}", "--features", str(tmp_path / "feats.npy"),
                    "--out", str(tmp_path / "bad"), "--no-speed"])
     assert status == 1
-    failed = json.loads((tmp_path / "bad" / "results.json").read_text())["failed"]
+    failed = read_results(tmp_path / "bad").failed
     assert "bad.txt line 1: expected 2 columns" in failed["alltoall_bad.txt"]

@@ -18,6 +18,7 @@ from facebench.demo.splits import split_of
 from facebench.io.binpack import read_bin
 from facebench.io.ijb import layout, read_meta_images, read_search_set, read_template_pairs
 from facebench.io.megaface import read_distractor_list, read_probe_list
+from facebench.results import BenchmarkEntry, read_results
 from tests._resolution import rates_by_resolution
 
 
@@ -97,19 +98,19 @@ def test_demo_identities_never_overlap_training() -> None:
 def test_facebench_demo_end_to_end(suite: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     assert main(["-q", "demo", "--data-root", str(suite), "--out", str(out)]) == 0
-    doc = json.loads((out / "results.json").read_text())
-    bench = doc["benchmarks"]
+    doc = read_results(out)
+    bench = doc.benchmarks
     assert set(bench) == {"demo_verify", "demo_ijb", "demo_ijb_1n", "demo_megaface"}
-    assert bench["demo_verify"]["metrics"]["accuracy"] > 0.85  # chance is 0.5
-    assert bench["demo_ijb_1n"]["metrics"]["rank1"] > 0.5  # chance is 1/20
-    assert bench["demo_megaface"]["metrics"]["rank1"]["1000"] > 0.3  # chance is 1/1001
+    assert bench["demo_verify"].value("accuracy") > 0.85  # chance is 0.5
+    assert bench["demo_ijb_1n"].value("rank1") > 0.5  # chance is 1/20
+    assert bench["demo_megaface"].value("rank1.1000") > 0.3  # chance is 1/1001
     for name in ("table.md", "table.csv", "table.tex", "roc.png", "report.html", "intervals.csv"):
         assert (out / name).is_file()  # the demo writes the page `facebench report` writes
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<title>facebench run: demo_mobilefacenet_small.onnx</title>" in page
     assert "<th>Params (M)</th><th>GFLOPs</th>" in page
-    assert f"<td class='num'>{doc['model']['parameters'] / 1e6:.2f}</td>" in page
-    decoded = sum(e["images"] for e in doc.get("extraction", {}).values())  # 0 when every chunk was cached
+    assert f"<td class='num'>{doc.model['parameters'] / 1e6:.2f}</td>" in page
+    decoded = sum(e["images"] for e in (doc.extraction or {}).values())  # 0 when every chunk was cached
     assert (f"({decoded:,} images decoded)" in page) == (decoded > 0)
     # the report's intervals: identity bootstrap for MegaFace, pairs for the pack, searches for 1:N
     assert main(["-q", "report", str(out), "--n-boot", "100", "--no-html"]) == 0
@@ -125,19 +126,25 @@ def test_facebench_demo_end_to_end(suite: Path, tmp_path: Path) -> None:
     assert {"demo_verify:tar_at_far.1e-03", "demo_ijb:tar_at_far.1e-04", "demo_ijb_1n:tpir_at_fpir.1e-02",
             "demo_megaface:tar_at_far.1e-06"} <= set(explained)
     committed = Path(__file__).resolve().parents[1] / "reports" / "demo" / "results.json"
-    if committed.is_file():  # the committed example report is what the command produces
-        ref = json.loads(committed.read_text())["benchmarks"]
+    if committed.is_file():  # the committed example report (either schema version) is what the command produces
+        ref = read_results(committed).benchmarks
         assert set(ref) == set(bench)
         for name, entry in bench.items():
-            same_tpir_rule = entry["rules"].get("tpir_rule") == ref[name]["rules"].get("tpir_rule")
-            reference = _flat(ref[name]["metrics"])
+            same_tpir_rule = entry.rules.get("tpir_rule") == ref[name].rules.get("tpir_rule")
+            reference = _numbers(ref[name])
             # identical on this machine; a CPU with other SIMD kernels may move a score by a rounding step,
             # which can flip at most a pair or two near a threshold. Metrics added since the report was
             # written, and 1:N rates of a report written under another TPIR rule, are not compared.
-            for key, value in _flat(entry["metrics"]).items():
+            for key, value in _numbers(entry).items():
                 if key not in reference or (not same_tpir_rule and ("fpir" in key or "thresholds" in key)):
                     continue
-                assert value == pytest.approx(_flat(ref[name]["metrics"])[key], abs=0.005), (name, key)
+                assert value == pytest.approx(reference[key], abs=0.005), (name, key)
+
+
+def _numbers(entry: BenchmarkEntry) -> dict[str, float]:
+    """Every number of an entry: its metric values and the numbers of its details, by path."""
+    values = {path: m.value for path, m in entry.metrics.items() if m.value is not None}
+    return {**values, **_flat(entry.details)}
 
 
 def _flat(metrics: dict, prefix: str = "") -> dict[str, float]:

@@ -23,6 +23,7 @@ from facebench.doctor import ContractResult, candidate_contracts, contract_name,
 from facebench.extraction.images import decode_image
 from facebench.io.binpack import write_bin
 from facebench.extraction.preprocess import PROFILES, read_sidecar
+from facebench.results import read_results
 
 SEED, DIFFICULTY, N_IDS = 11, 0.6, 100
 
@@ -176,14 +177,14 @@ def test_sidecar_makes_run_use_the_verdict_with_the_same_accuracy(lab, plain, tm
     out = tmp_path / "run"
     assert main(["-q", "run", str(model), "-b", "demo_verify", "--data-root", str(lab["root"]), "--out", str(out),
                  "--no-cache", "--workers", "0"]) == 0
-    doc = json.loads((out / "results.json").read_text())
-    entry = doc["benchmarks"]["demo_verify"]
-    assert doc["settings"]["profile"]["name"] == "facexzoo"
-    assert entry["metrics"]["accuracy"] == pytest.approx(report["verdict"]["accuracy"], abs=1e-12)
-    assert not any("implausibly low" in w for w in entry["warnings"])
+    doc = read_results(out)
+    entry = doc.benchmarks["demo_verify"]
+    assert doc.settings["profile"]["name"] == "facexzoo"
+    assert entry.value("accuracy") == pytest.approx(report["verdict"]["accuracy"], abs=1e-12)
+    assert not any("implausibly low" in w for w in entry.warnings)
     # item 4 of the issue: size, FLOPs (counted from the graph) and measured speed are in every result
     graph = onnx.load(str(model))
-    model_info = doc["model"]
+    model_info = doc.model
     assert model_info["parameters"] == sum(int(np.prod(t.dims)) for t in graph.graph.initializer) == 18872
     assert model_info["file_bytes"] == os.path.getsize(model)
     # two 1x1 convolutions 3->3 at 56x56 and the 588->32 projection, multiply-accumulates doubled
@@ -195,7 +196,7 @@ def test_run_under_the_wrong_contract_warns_and_names_the_doctor_command(lab, tm
     out = tmp_path / "run"
     main(["-q", "run", str(lab["plain"]), "-b", "demo_verify", "--data-root", str(lab["root"]), "--out", str(out),
           "--no-cache", "--workers", "0", "--no-speed"])
-    warnings = json.loads((out / "results.json").read_text())["benchmarks"]["demo_verify"]["warnings"]
+    warnings = read_results(out).benchmarks["demo_verify"].warnings
     [warning] = [w for w in warnings if "implausibly low" in w]
     assert f"facebench doctor {lab['plain']} --benchmark demo_verify --data-root {lab['root']}" in warning
 

@@ -25,6 +25,7 @@ from facebench.extraction.images import (
     umeyama_similarity,
     warp_to_chip,
 )
+from tests._results import document
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -221,8 +222,7 @@ def test_failure_gallery_maps_pairs_past_the_left_out_ones(tmp_path: Path) -> No
     labels = np.tile([True, False], 10)[kept]
     entry = {"kind": "pairs", "rules": {"n_folds": 10},
              "extra": {"reader": "lfw_pairs", "images": {"pairs": str(lfw / "pairs.txt"), "images": str(lfw)}}}
-    document = {"benchmarks": {"lfw": entry}, "settings": {"cache_dir": str(tmp_path / "cache"), "options": {}}}
-    run = Run("r", tmp_path, document)
+    run = Run("r", tmp_path, document({"lfw": entry}, settings={"cache_dir": str(tmp_path / "cache"), "options": {}}))
     run._arrays["lfw"] = {"scores": np.linspace(0.9, 0.1, 19), "labels": labels, "correct": correct, "pairs_kept": kept}
     gallery = failure_gallery(run, "lfw", 3)
     (pair,) = gallery.false_accepts

@@ -11,6 +11,7 @@ import pytest
 
 from facebench.cli import main
 from facebench.evaluate.folder import identification_split, list_folder
+from facebench.results import read_results
 
 
 def _folder(root: Path, n_ids: int = 24, per_id: int = 3) -> Path:
@@ -36,7 +37,7 @@ def test_folder_groups_pairs_and_searches(tmp_path):
     status = main(["-q", "run", "-b", f"folder:{root}", "--features", str(tmp_path / "f.npy"), "--out", str(out),
                    "--no-speed", "--groups", str(tmp_path / "g.csv"), "--fairness-fmr", "0.1", "--fairness-boot", "0"])
     assert status == 0
-    entry = json.loads((out / "results.json").read_text())["benchmarks"]["folder_faces"]
+    entry = read_results(out).benchmarks["folder_faces"]
     # open-set searches by probe group, brute force
     emb = feats.astype(np.float32).astype(np.float64)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -53,7 +54,7 @@ def test_folder_groups_pairs_and_searches(tmp_path):
             nonmated.append((g, max(sims.values())))
     best = sorted(v for _, v in nonmated)
     t = min(v for v in best if sum(1 for x in best if x >= v) / len(best) <= 0.1)
-    fair = entry["extra"]["search_fairness"]["parity"]
+    fair = entry.extra["search_fairness"]["parity"]
     assert fair["threshold"] == pytest.approx(t, abs=1e-6)
     t = fair["threshold"] - 1e-12  # BLAS and a dot product differ in the last bits; the threshold is a score
     for g in ("even", "odd"):
@@ -66,10 +67,10 @@ def test_folder_groups_pairs_and_searches(tmp_path):
         if n:
             assert row["fpir"] == pytest.approx(sum(1 for s in n if s >= t) / len(n), abs=1e-12)
     # the pair analysis ran on the same groups, cross-parity impostors apart
-    pairs = entry["extra"]["fairness"]["parity"]["groups"]
+    pairs = entry.extra["fairness"]["parity"]["groups"]
     assert pairs["even|odd"]["cross"] and pairs["even|odd"]["n_genuine"] == 0
     assert pairs["odd"]["fnmr"] > pairs["even"]["fnmr"]
-    assert "folder_faces 1:N FDR(parity)" in entry["columns"].values()
+    assert "folder_faces 1:N FDR(parity)" in entry.columns.values()
 
 
 @pytest.mark.parametrize(

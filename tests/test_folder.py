@@ -17,6 +17,7 @@ from facebench.metrics.kfold import fold_balance
 from tests._folders import folder_features as _features
 from tests._folders import make_folder
 from tests.fakes import tiny_onnx
+from facebench.results import read_results
 
 
 def _groups(sizes: list[int]) -> list[np.ndarray]:
@@ -120,7 +121,7 @@ def test_folder_spec_from_benchmark_flag(tmp_path: Path) -> None:
 
 def _run(root: Path, out: Path, *extra: str) -> tuple[int, dict]:
     status = main(["-q", "run", "-b", f"folder:{root}", "--out", str(out), "--no-speed", *extra])
-    return status, json.loads((out / "results.json").read_text())
+    return status, read_results(out)
 
 
 def test_run_on_a_folder_is_reproducible_and_its_identification_is_right(tmp_path: Path) -> None:
@@ -130,13 +131,14 @@ def test_run_on_a_folder_is_reproducible_and_its_identification_is_right(tmp_pat
     np.save(tmp_path / "feats.npy", feats)
     status, doc = _run(root, tmp_path / "a", "--features", str(tmp_path / "feats.npy"), "--folder-seed", "3")
     assert status == 0
-    entry = doc["benchmarks"]["folder_faces"]
-    assert entry["kind"] == "folder" and entry["rules"]["fold_identities"] == "disjoint"
-    assert entry["n_identities"] == 24 and entry["skipped_identities"] == 1 and entry["ignored_files"] == 1
-    assert any("skipped 1 identity folder" in w and "id_24" in w for w in entry["warnings"])
+    entry = doc.benchmarks["folder_faces"]
+    assert entry.kind == "folder" and entry.rules["fold_identities"] == "disjoint"
+    counts = entry.counts
+    assert counts["n_identities"] == 24 and counts["skipped_identities"] == 1 and counts["ignored_files"] == 1
+    assert any("skipped 1 identity folder" in w and "id_24" in w for w in entry.warnings)
     with np.load(tmp_path / "a" / "folder_faces.npz") as arrays:
         pairs, labels, ranks = arrays["pair_images"], arrays["labels"], arrays["mate_ranks"]
-    per_fold = entry["pairs_per_fold"] // 2
+    per_fold = entry.counts["pairs_per_fold"] // 2
     assert fold_balance(labels, 10).tolist() == [[per_fold, per_fold]] * 10
     listing = list_folder(root)
     assert np.array_equal(listing.labels[pairs[:, 0]] == listing.labels[pairs[:, 1]], labels)
@@ -152,20 +154,20 @@ def test_run_on_a_folder_is_reproducible_and_its_identification_is_right(tmp_pat
             mated_best.append(scores[best] if split.gallery_subjects[best] == subject else -np.inf)
         else:
             nonmated_best.append(max(scores))
-    assert entry["metrics"]["rank"]["1"] == pytest.approx(hits / len(mated_best), abs=1e-12)
-    assert entry["n_mated"] == len(mated_best) == ranks.size and entry["n_nonmated"] == len(nonmated_best)
+    assert entry.value("rank.1") == pytest.approx(hits / len(mated_best), abs=1e-12)
+    assert entry.counts["n_mated"] == len(mated_best) == ranks.size and entry.counts["n_nonmated"] == len(nonmated_best)
     nonmated = np.array(nonmated_best)
     allowed = [v for v in nonmated if np.count_nonzero(nonmated >= v) / nonmated.size <= 0.1]
     t = min(allowed)  # the lowest threshold whose FPIR is still <= 0.1
     assert len(allowed) == int(0.1 * nonmated.size) >= 1
-    assert entry["extra"]["identification"]["thresholds"]["1e-01"] == pytest.approx(t, abs=1e-6)
-    assert entry["metrics"]["tpir_at_fpir"]["1e-01"] == pytest.approx(
+    assert entry.extra["identification"]["thresholds"]["1e-01"] == pytest.approx(t, abs=1e-6)
+    assert entry.value("tpir_at_fpir.1e-01") == pytest.approx(
         sum(s >= t - 1e-6 for s in mated_best) / len(mated_best), abs=1e-12
     )
-    assert entry["thresholds"]["in_sample"]
+    assert entry.thresholds["in_sample"]
     # same seed: identical numbers; another seed: other pairs
     status, again = _run(root, tmp_path / "b", "--features", str(tmp_path / "feats.npy"), "--folder-seed", "3")
-    assert again["benchmarks"]["folder_faces"]["metrics"] == entry["metrics"]
+    assert again.benchmarks["folder_faces"].metrics == entry.metrics
     _, other = _run(root, tmp_path / "c", "--features", str(tmp_path / "feats.npy"), "--folder-seed", "4")
     with np.load(tmp_path / "c" / "folder_faces.npz") as arrays:
         assert not np.array_equal(arrays["pair_images"], pairs)
@@ -179,10 +181,10 @@ def test_run_on_a_folder_with_a_model_and_a_pair_list(tmp_path: Path) -> None:
     (root / "pairs.txt").write_text("\n".join(lines * 5) + "\n")
     status, doc = _run(root, tmp_path / "o", str(model), "--no-cache", "--workers", "0")
     assert status == 0
-    entry = doc["benchmarks"]["folder_faces"]
-    assert entry["n_pairs"] == 20 and entry["rules"]["pairs"].startswith("pair list pairs.txt")
-    assert "fold_identities" not in entry["rules"] and entry["gallery_size"] == 3
-    assert doc["extraction"]["folder_faces"]["images"] == 10  # every image embedded once
+    entry = doc.benchmarks["folder_faces"]
+    assert entry.counts["n_pairs"] == 20 and entry.rules["pairs"].startswith("pair list pairs.txt")
+    assert "fold_identities" not in entry.rules and entry.counts["gallery_size"] == 3
+    assert doc.extraction["folder_faces"]["images"] == 10  # every image embedded once
 
 
 def test_run_reports_folder_errors_per_benchmark(tmp_path: Path) -> None:
@@ -191,9 +193,9 @@ def test_run_reports_folder_errors_per_benchmark(tmp_path: Path) -> None:
     feats = tmp_path / "f.npy"
     np.save(feats, np.zeros((6, 4), np.float32))
     status, doc = _run(bad, tmp_path / "o1", "--features", str(feats))
-    assert status == 1 and "unreadable" in doc["failed"]["folder_bad"] and "img_9.jpg" in doc["failed"]["folder_bad"]
+    assert status == 1 and "unreadable" in doc.failed["folder_bad"] and "img_9.jpg" in doc.failed["folder_bad"]
     lonely = make_folder(tmp_path / "lonely", [5, 1])
     status, doc = _run(lonely, tmp_path / "o2", "--features", str(feats))
-    assert status == 1 and "at least two identities" in doc["failed"]["folder_lonely"]
+    assert status == 1 and "at least two identities" in doc.failed["folder_lonely"]
     status, doc = _run(tmp_path / "nowhere", tmp_path / "o3", "--features", str(feats))
-    assert status == 1 and "nowhere" in doc["failed"]["folder_nowhere"]
+    assert status == 1 and "nowhere" in doc.failed["folder_nowhere"]

@@ -28,6 +28,7 @@ from facebench.evaluate.checks import find_degenerate
 from facebench.evaluate.common import RunContext, RunSettings
 from facebench.extraction.images import ImageList, check_image_size, decode_image
 from facebench.io.binpack import read_bin, write_bin
+from facebench.results import read_results
 from facebench.extraction.preprocess import resolve_profile
 from tests.fakes import LinearEncoder, jpeg_bytes, random_images, tiny_onnx
 
@@ -79,7 +80,7 @@ def _lfw_tree(root: Path, seed: int = 11) -> Path:
 def _run(model: Path, data_root: Path, out: Path, *extra: str) -> tuple[int, dict]:
     status = main(["-q", "run", str(model), "-b", "lfw", "--data-root", str(data_root), "--out", str(out),
                    "--no-speed", "--workers", "0", "--no-progress", *extra])
-    return status, json.loads((out / "results.json").read_text())
+    return status, read_results(out)
 
 
 def _blob_list(n: int = 6, seed: int = 3) -> ImageList:
@@ -100,22 +101,22 @@ def test_images_rewritten_in_place_give_fresh_numbers(model_path, tmp_path):
     cache = str(tmp_path / "cache")
     status, first = _run(model_path, tmp_path / "data", tmp_path / "o1", "--cache-dir", cache,
                          "--save-features", str(tmp_path / "f1"))
-    assert status == 0 and first["benchmarks"]["lfw"]["feature_sources"]["lfw"]["source"] == "extracted"
+    assert status == 0 and first.benchmarks["lfw"].feature_sources["lfw"]["source"] == "extracted"
     status, again = _run(model_path, tmp_path / "data", tmp_path / "o2", "--cache-dir", cache, "--verify-cache")
-    source = again["benchmarks"]["lfw"]["feature_sources"]["lfw"]
+    source = again.benchmarks["lfw"].feature_sources["lfw"]
     assert source["source"] == "cache" and source["verified"] and source["stale_chunks"] == 0
-    assert again["benchmarks"]["lfw"]["metrics"] == first["benchmarks"]["lfw"]["metrics"]
+    assert again.benchmarks["lfw"].metrics == first.benchmarks["lfw"].metrics
     # every image rewritten in place with other content: same paths, new bytes
     _lfw_tree(tmp_path / "data", seed=99)
     status, rewritten = _run(model_path, tmp_path / "data", tmp_path / "o3", "--cache-dir", cache,
                              "--save-features", str(tmp_path / "f3"))
-    assert rewritten["benchmarks"]["lfw"]["feature_sources"]["lfw"]["source"] == "extracted"
+    assert rewritten.benchmarks["lfw"].feature_sources["lfw"]["source"] == "extracted"
     status, truth = _run(model_path, tmp_path / "data", tmp_path / "o4", "--no-cache",
                          "--save-features", str(tmp_path / "f4"))
     np.testing.assert_array_equal(np.load(tmp_path / "f3" / "lfw.npy"), np.load(tmp_path / "f4" / "lfw.npy"))
     assert not np.array_equal(np.load(tmp_path / "f1" / "lfw.npy"), np.load(tmp_path / "f3" / "lfw.npy"))
-    assert rewritten["benchmarks"]["lfw"]["metrics"] == truth["benchmarks"]["lfw"]["metrics"]
-    assert truth["benchmarks"]["lfw"]["feature_sources"]["lfw"] == {"source": "extracted", "cache": False}
+    assert rewritten.benchmarks["lfw"].metrics == truth.benchmarks["lfw"].metrics
+    assert truth.benchmarks["lfw"].feature_sources["lfw"] == {"source": "extracted", "cache": False}
 
 
 def _bmp_files(root: Path, n: int = 6) -> list[str]:
@@ -604,8 +605,6 @@ def test_deep_sidecar_json_is_a_clear_error(tmp_path):
 
 
 def test_deep_results_json_is_a_clear_error(tmp_path):
-    from facebench.results import read_results
-
     (tmp_path / "results.json").write_text('{"schema": ' + DEEP_JSON + "}")
     with pytest.raises(FacebenchError, match=r"results\.json: the JSON document is nested too deeply"):
         read_results(tmp_path)
@@ -740,7 +739,7 @@ def test_zero_rows_in_a_features_file_fail_the_benchmark_naming_rows(tmp_path, c
     status = main(["-q", "run", "--features", str(tmp_path / "feats.npy"), "-b", "lfw", "--data-root", str(tmp_path),
                    "--out", str(tmp_path / "o")])
     assert status == 1
-    failed = json.loads((tmp_path / "o" / "results.json").read_text())["failed"]["lfw"]
+    failed = read_results(tmp_path / "o").failed["lfw"]
     assert "row 9 (" in failed and "lfw.bin item 9" in failed and "is all zeros (2 of 120 rows; also row 33" in failed
 
 
@@ -868,9 +867,9 @@ def test_ijb_templates_weighted_to_zero_are_a_counted_warning(tmp_path):
     status, doc = run_cli(world, "ijbc", tmp_path / "o")
     assert status == 0
     n_templates = np.unique(world.templates).size
-    assert f"ijbc: 1 of {n_templates} templates pool to a zero vector" in " ".join(doc["benchmarks"]["ijbc"]["warnings"])
+    assert f"ijbc: 1 of {n_templates} templates pool to a zero vector" in " ".join(doc.benchmarks["ijbc"].warnings)
     status, doc = run_cli(world, "ijbc", tmp_path / "o2", "--no-detector-weight")  # control: no zero template
-    assert not any("zero vector" in w for w in doc["benchmarks"]["ijbc"]["warnings"])
+    assert not any("zero vector" in w for w in doc.benchmarks["ijbc"].warnings)
 
 
 def test_dlib_tensor_dims_that_overflow_int64_are_a_clear_error():

@@ -23,6 +23,7 @@ from facebench.cli import main
 from facebench.errors import FacebenchError
 from facebench.io.binpack import write_bin
 from tests.fakes import jpeg_bytes, random_images
+from facebench.results import parse_results, read_results
 
 REPO = Path(__file__).resolve().parents[1]
 N_PAIRS = 200
@@ -86,7 +87,7 @@ def old_run(old_run_template: Path, tmp_path: Path) -> tuple[Path, dict[str, byt
 
 
 def _accuracy(out: Path) -> float:
-    return json.loads((out / "results.json").read_text())["benchmarks"]["lfw"]["metrics"]["accuracy"]
+    return read_results(out).benchmarks["lfw"].value("accuracy")
 
 
 # ------------------------------------------------------------------------------- 4. whole or absent
@@ -352,7 +353,8 @@ def test_kill_9_during_the_write_phase_leaves_the_old_run_or_the_new_one(data, o
     elif expect == "new":
         after = _snapshot(out)
         assert "old-marker.txt" not in after and set(after) == set(before) - {"old-marker.txt"}
-        assert _accuracy(out) != json.loads(before["results.json"])["benchmarks"]["lfw"]["metrics"]["accuracy"]
+        previous = parse_results(json.loads(before["results.json"]), "the previous results.json")
+        assert _accuracy(out) != previous.benchmarks["lfw"].value("accuracy")
     else:  # killed between the two renames of the fallback: OUT is gone until the next claim restores it
         assert not out.exists() and any(".out.old-" in s for s in _siblings(out))
         assert _run(data, out) == 2  # the next writer restores the old run, which then exists
@@ -378,9 +380,9 @@ def test_unexpected_exception_fails_only_that_benchmark(data, tmp_path, capsys, 
     monkeypatch.setattr(runner, "evaluator_for", evaluator_for)
     out = tmp_path / "out"
     assert _run(data, out, features="feats", bench="lfw,cfp_fp") == 1
-    doc = json.loads((out / "results.json").read_text())
-    assert list(doc["benchmarks"]) == ["lfw"]
-    message = doc["failed"]["cfp_fp"]
+    doc = read_results(out)
+    assert list(doc.benchmarks) == ["lfw"]
+    message = doc.failed["cfp_fp"]
     assert message.startswith("ValueError: only one class in fold 3 [model ")
     assert str(data / "feats") in message and f"pack={data / 'cfp_fp.bin'}" in message
     assert "Traceback" not in capsys.readouterr().err
@@ -395,15 +397,15 @@ def test_nan_and_empty_features_fail_their_benchmarks_only(data, tmp_path) -> No
     out = tmp_path / "out"
     assert main(["-q", "run", "--features", str(feats), "-b", "lfw,cfp_fp", "--data-root", str(data), "--out",
                  str(out), "--no-speed"]) == 1
-    doc = json.loads((out / "results.json").read_text())
-    assert "lfw" in doc["benchmarks"] and "empty file (0 bytes)" in doc["failed"]["cfp_fp"]
+    doc = read_results(out)
+    assert "lfw" in doc.benchmarks and "empty file (0 bytes)" in doc.failed["cfp_fp"]
     bad = good.copy()
     bad[7, 3] = np.nan
     np.save(feats / "cfp_fp.npy", bad)
     assert main(["-q", "run", "--features", str(feats), "-b", "cfp_fp,lfw", "--data-root", str(data), "--out",
                  str(out), "--no-speed", "--overwrite"]) == 1
-    doc = json.loads((out / "results.json").read_text())
-    assert "lfw" in doc["benchmarks"] and "row 7 contains NaN" in doc["failed"]["cfp_fp"]
+    doc = read_results(out)
+    assert "lfw" in doc.benchmarks and "row 7 contains NaN" in doc.failed["cfp_fp"]
 
 
 def test_npz_named_npy_is_a_clear_error(data, tmp_path, capsys) -> None:
@@ -412,8 +414,8 @@ def test_npz_named_npy_is_a_clear_error(data, tmp_path, capsys) -> None:
         np.savez(handle, x=np.zeros((2, 2)))
     assert main(["-q", "run", "--features", str(fake), "-b", "lfw", "--data-root", str(data), "--out",
                  str(tmp_path / "o"), "--no-speed"]) == 1
-    doc = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert "is an .npz archive" in doc["failed"]["lfw"]
+    doc = read_results(tmp_path / "o")
+    assert "is an .npz archive" in doc.failed["lfw"]
 
 
 def test_internal_error_is_one_line_and_debug_shows_the_traceback(data, tmp_path, capsys, monkeypatch) -> None:
@@ -611,9 +613,9 @@ def test_undecodable_image_fails_its_benchmark_naming_the_item(data, tmp_path) -
     out = tmp_path / "out"
     assert main(["-q", "run", str(model), "-b", "lfw,cfp_fp", "--data-root", str(root), "--out", str(out),
                  "--no-speed", "--no-cache", "--workers", "0"]) == 1
-    doc = json.loads((out / "results.json").read_text())
-    assert list(doc["benchmarks"]) == ["cfp_fp"]
-    message = doc["failed"]["lfw"]
+    doc = read_results(out)
+    assert list(doc.benchmarks) == ["cfp_fp"]
+    message = doc.failed["lfw"]
     assert "lfw.bin item 5" in message and "cannot decode the image" in message and f"model {model}" in message
 
 
@@ -651,9 +653,9 @@ def test_degenerate_pack_fails_its_benchmark_and_the_other_runs(data, tmp_path, 
     out = tmp_path / "out"
     assert main(["-q", "run", "--features", str(feats), "-b", "cfp_fp,lfw", "--data-root", str(root), "--out",
                  str(out), "--no-speed"]) == 1
-    doc = json.loads((out / "results.json").read_text())
-    assert list(doc["benchmarks"]) == ["lfw"] and message in doc["failed"]["cfp_fp"]
-    assert f"files pack={root / 'cfp_fp.bin'}" in doc["failed"]["cfp_fp"]
+    doc = read_results(out)
+    assert list(doc.benchmarks) == ["lfw"] and message in doc.failed["cfp_fp"]
+    assert f"files pack={root / 'cfp_fp.bin'}" in doc.failed["cfp_fp"]
 
 
 @pytest.mark.parametrize("when", ["staging appears", "results.json staged"])

@@ -16,14 +16,15 @@ from facebench.metrics.identification import open_set_identification
 from facebench.metrics.megaface import l2_normalise
 from tests import _openset_loops as loops
 from tests._folders import make_folder
+from facebench.results import read_results
 
 
 def _run(source: Path, feats: Path, out: Path, *flags: str) -> dict:
     status = main(["-q", "run", "-b", f"identify:{source}", "--features", str(feats), "--out", str(out), "--no-speed",
                    *flags])
     assert status == 0
-    doc = json.loads((out / "results.json").read_text())
-    return doc["benchmarks"][f"identify_{source.name}"]
+    doc = read_results(out)
+    return doc.benchmarks[f"identify_{source.name}"]
 
 
 @pytest.mark.parametrize(("rule", "ties"), [("insightface", ">="), ("ge", ">"), ("best", ">=")])
@@ -48,19 +49,19 @@ def test_lists_open_set(tmp_path: Path, rule: str, ties: str) -> None:
     p_lab = np.array([x.split("/")[0] if not x.startswith("id_06") else "none" for x in probes])
     ge, pe = l2_normalise(g), l2_normalise(p)
     mates, ranks, strict, nonmated = loops.searches(pe @ ge.T, p_lab, g_lab, ties)
-    assert entry["n_mated"] == len(mates) == 10 and entry["n_nonmated"] == len(nonmated) == 14
-    assert entry["metrics"]["rank"]["1"] == sum(r <= 1 for r in ranks) / 10
-    assert entry["metrics"]["rank"]["5"] == sum(r <= 5 for r in ranks) / 10
-    assert entry["metrics"]["tpir_at_fpir"]["1e-01"] == loops.tpir(mates, strict, nonmated, rule, 0.1)
-    assert entry["metrics"]["tpir_at_fpir"]["1e-02"] is None  # 14 non-mated searches resolve 1/14 only
-    assert any("tpir_at_fpir.1e-02 not measurable (14 non-mated searches" in w for w in entry["warnings"])
-    assert entry["rules"]["tpir_rule"].startswith(f"{rule}: ") and entry["rules"]["cmc_ties"] == ties
+    assert entry.counts["n_mated"] == len(mates) == 10 and entry.counts["n_nonmated"] == len(nonmated) == 14
+    assert entry.value("rank.1") == sum(r <= 1 for r in ranks) / 10
+    assert entry.value("rank.5") == sum(r <= 5 for r in ranks) / 10
+    assert entry.value("tpir_at_fpir.1e-01") == loops.tpir(mates, strict, nonmated, rule, 0.1)
+    assert entry.value("tpir_at_fpir.1e-02") is None  # 14 non-mated searches resolve 1/14 only
+    assert any("tpir_at_fpir.1e-02 not measurable (14 non-mated searches" in w for w in entry.warnings)
+    assert entry.rules["tpir_rule"].startswith(f"{rule}: ") and entry.rules["cmc_ties"] == ties
     assert f"people TPIR@1e-2 [TPIR {rule}]" in (tmp_path / "out" / "table.md").read_text()
     mated = np.isin(p_lab, g_lab)
     codes = {name: k for k, name in enumerate(sorted(set(g_lab)))}
     _, mean_ap, _ = loops.brute_force(pe[mated], np.array([codes[x] for x in p_lab[mated]]), ge,
                                       np.array([codes[x] for x in g_lab]), ge[:0], ties=ties)
-    assert entry["metrics"]["map"] == pytest.approx(mean_ap, abs=1e-12)
+    assert entry.value("map") == pytest.approx(mean_ap, abs=1e-12)
 
 
 def test_identity_folder_split(tmp_path: Path) -> None:
@@ -78,14 +79,16 @@ def test_identity_folder_split(tmp_path: Path) -> None:
     e = l2_normalise(x)
     ref = open_set_identification(e[split.probes] @ e[split.gallery].T, split.probe_subjects, split.gallery_subjects,
                                   ranks=(1,), fpirs=(1e-1,))
-    assert entry["metrics"]["rank"]["1"] == ref["rank_rates"][1]
+    assert entry.value("rank.1") == ref["rank_rates"][1]
     mates, _, strict, nonmated = loops.searches(e[split.probes] @ e[split.gallery].T, split.probe_subjects,
                                                 split.gallery_subjects)
-    assert len(nonmated) == entry["n_nonmated"] == 3 and loops.tpir(mates, strict, nonmated, "insightface", 0.1) is None
-    assert entry["metrics"]["tpir_at_fpir"] == {"1e-02": None, "1e-01": None}  # 3 unenrolled searches: 1/3 only
-    assert entry["metrics"]["unmeasurable"]["tpir_at_fpir.1e-01"].startswith("3 non-mated searches")
-    assert entry["rules"]["split"].startswith("seeded split")
+    assert len(nonmated) == entry.counts["n_nonmated"] == 3
+    assert loops.tpir(mates, strict, nonmated, "insightface", 0.1) is None
+    tpir = {p: m.value for p, m in entry.metrics.items() if p.startswith("tpir_at_fpir.")}
+    assert tpir == {"tpir_at_fpir.1e-02": None, "tpir_at_fpir.1e-01": None}  # 3 unenrolled searches: 1/3 only
+    assert entry.metrics["tpir_at_fpir.1e-01"].unmeasurable.startswith("3 non-mated searches")
+    assert entry.rules["split"].startswith("seeded split")
     with pytest.raises(AssertionError):  # argsort ties need full rows: the benchmark fails, naming why
         _run(root, feats, tmp_path / "argsort", "--cmc-ties", "argsort")
-    failed = json.loads((tmp_path / "argsort" / "results.json").read_text())["failed"]
+    failed = read_results(tmp_path / "argsort").failed
     assert "needs each search's full row" in failed["identify_faces"]

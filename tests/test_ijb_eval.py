@@ -24,6 +24,7 @@ from facebench.extraction.images import ARCFACE_TEMPLATE, align, arcface_chip, r
 from facebench.io import ijb
 from facebench.extraction.preprocess import resolve_profile
 from tests._ijbworld import World, build_world, run_cli
+from tests._results import group
 from tests.fakes import LinearEncoder
 
 FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -142,15 +143,15 @@ def world(tmp_path_factory) -> World:
 
 def test_1to1_end_to_end_matches_reference(world: World, tmp_path: Path) -> None:
     status, doc = run_cli(world, "ijbc", tmp_path / "out")
-    assert status == 0, doc["failed"]
-    entry = doc["benchmarks"]["ijbc"]
+    assert status == 0, doc.failed
+    entry = doc.benchmarks["ijbc"]
     feats = reference_templates(world)
     scores = reference_scores(world, feats)
     labels = world.label.astype(bool)
     want = insightface_tar(labels, scores)
-    assert entry["metrics"]["tar_at_far"] == want
-    assert entry["metrics"]["tar_at_far"]["1e-04"] == want["1e-04"]
-    assert entry["metrics"]["auc"] == pytest.approx(sklearn.metrics.roc_auc_score(labels, scores), abs=1e-12)
+    assert group(entry, "tar_at_far") == want
+    assert entry.value("tar_at_far.1e-04") == want["1e-04"]
+    assert entry.value("auc") == pytest.approx(sklearn.metrics.roc_auc_score(labels, scores), abs=1e-12)
     # the saved ROC: same points as sklearn on the reference scores; thresholds are pair scores (<= 1e-6 apart)
     arrays = np.load(tmp_path / "out" / "ijbc.npz")
     fpr, tpr, thr = sklearn.metrics.roc_curve(labels, scores)
@@ -158,7 +159,7 @@ def test_1to1_end_to_end_matches_reference(world: World, tmp_path: Path) -> None
     assert np.max(np.abs(arrays["roc_thresholds"][1:] - thr[1:])) <= 1e-6
     # operating points: counts at the threshold and exact Clopper-Pearson intervals
     n_gen = int(labels.sum())
-    for key, point in entry["metrics"]["operating_points"].items():
+    for key, point in entry.details["operating_points"].items():
         t = point["threshold"]
         t = np.inf if t is None else t
         assert point["genuine_accepted"] == int(np.sum(scores[labels] >= t - 1e-12))
@@ -167,24 +168,26 @@ def test_1to1_end_to_end_matches_reference(world: World, tmp_path: Path) -> None
         low = 0.0 if k == 0 else scipy.stats.beta.ppf(0.025, k, n_gen - k + 1)
         high = 1.0 if k == n_gen else scipy.stats.beta.ppf(0.975, k + 1, n_gen - k)
         assert point["tar_ci95"] == pytest.approx([low, high], abs=1e-12)
-        assert point["tar"] == entry["metrics"]["tar_at_far"][key]
-    assert entry["n_pairs"] == len(world.label) and entry["n_genuine"] == n_gen
-    assert entry["n_images"] == len(world.names) and entry["n_templates"] == len(set(world.templates.tolist()))
-    assert entry["rules"]["tar_at_far"] == "nearest" and entry["rules"]["test_mode"] == "N1D1F?"
-    assert any("not the official set" in w and "n_pairs" in w for w in entry["warnings"])
-    assert set(entry["inputs"]) == {"ijbc_face_tid_mid.txt", "ijbc_name_5pts_score.txt", "ijbc_template_pair_label.txt"}
+        assert point["tar"] == entry.value(f"tar_at_far.{key}")
+        assert entry.metrics[f"tar_at_far.{key}"].interval == tuple(point["tar_ci95"])
+    assert entry.counts["n_pairs"] == len(world.label) and entry.counts["n_genuine"] == n_gen
+    assert entry.counts["n_images"] == len(world.names)
+    assert entry.counts["n_templates"] == len(set(world.templates.tolist()))
+    assert entry.rules["tar_at_far"] == "nearest" and entry.rules["test_mode"] == "N1D1F?"
+    assert any("not the official set" in w and "n_pairs" in w for w in entry.warnings)
+    assert set(entry.inputs) == {"ijbc_face_tid_mid.txt", "ijbc_name_5pts_score.txt", "ijbc_template_pair_label.txt"}
 
 
 def test_1to1_flags_and_le_rule(world: World, tmp_path: Path) -> None:
     status, doc = run_cli(world, "ijbc", tmp_path / "out", "--per-image-l2", "--no-detector-weight", "--tar-rule", "le")
-    assert status == 0, doc["failed"]
-    entry = doc["benchmarks"]["ijbc"]
+    assert status == 0, doc.failed
+    entry = doc.benchmarks["ijbc"]
     scores = reference_scores(world, reference_templates(world, per_image_l2=True, detector=False))
     labels = world.label.astype(bool)
-    assert entry["metrics"]["tar_at_far"] == le_tar(labels, scores)
-    assert entry["metrics"]["auc"] == pytest.approx(sklearn.metrics.roc_auc_score(labels, scores), abs=1e-12)
-    assert entry["rules"]["per_image_l2"] is True and entry["rules"]["detector_weight"] is False
-    assert entry["rules"]["test_mode"] == "N0D0F?" and entry["rules"]["tar_at_far"] == "le"
+    assert group(entry, "tar_at_far") == le_tar(labels, scores)
+    assert entry.value("auc") == pytest.approx(sklearn.metrics.roc_auc_score(labels, scores), abs=1e-12)
+    assert entry.rules["per_image_l2"] is True and entry.rules["detector_weight"] is False
+    assert entry.rules["test_mode"] == "N0D0F?" and entry.rules["tar_at_far"] == "le"
 
 
 @pytest.mark.parametrize("rule", ["insightface", "ge", "best"])
@@ -194,35 +197,35 @@ def test_1n_standard_per_gallery_and_mean(world: World, tmp_path: Path, rule: st
     (fdir / "ijbc.npy").write_bytes(world.features.read_bytes())  # 1:1 and 1:N share DIR/ijbc.npy
     extra = () if rule == "insightface" else ("--tpir-rule", rule)
     status, doc = run_cli(world, "ijbc,ijbc_1n", tmp_path / "out", *extra, features=fdir)
-    assert status == 0, doc["failed"]
-    metrics = doc["benchmarks"]["ijbc_1n"]["metrics"]
+    assert status == 0, doc.failed
+    entry = doc.benchmarks["ijbc_1n"]
     feats = reference_templates(world)
     per = {name: open_set_reference(feats, world.probes, members, rule) for name, members in world.galleries.items()}
     for name in ("G1", "G2"):
-        got = metrics["per_gallery"][name]
+        got = entry.details["per_gallery"][name]
         for k in ("rank1", "rank5", "rank10"):
             assert got[k] == per[name][k]
         assert got["tpir_at_fpir"] == per[name]["tpir_at_fpir"]
         assert got["n_mated"] == 2 * len(world.galleries[name])
         assert got["n_nonmated"] == len(world.probes) - got["n_mated"]
     for k in ("rank1", "rank5", "rank10"):
-        assert metrics[k] == pytest.approx((per["G1"][k] + per["G2"][k]) / 2, abs=1e-15)
+        assert entry.value(k) == pytest.approx((per["G1"][k] + per["G2"][k]) / 2, abs=1e-15)
     for f in ("1e-02", "1e-01"):
         values = [per["G1"]["tpir_at_fpir"][f], per["G2"]["tpir_at_fpir"][f]]
         if None in values:
-            assert metrics["tpir_at_fpir"][f] is None and f"tpir_at_fpir.{f}" in metrics["unmeasurable"]
+            assert entry.value(f"tpir_at_fpir.{f}") is None and entry.metrics[f"tpir_at_fpir.{f}"].unmeasurable
         else:
-            assert metrics["tpir_at_fpir"][f] == pytest.approx(sum(values) / 2, abs=1e-15)
-            accepted = [metrics["per_gallery"][g]["nonmated_accepted"][f] for g in ("G1", "G2")]
+            assert entry.value(f"tpir_at_fpir.{f}") == pytest.approx(sum(values) / 2, abs=1e-15)
+            accepted = [entry.details["per_gallery"][g]["nonmated_accepted"][f] for g in ("G1", "G2")]
             if min(accepted) < 10:  # few events: the mean column carries the pooled counts' intervals
-                assert metrics["few_events"][f"tpir_at_fpir.{f}"]["negatives_accepted"] == sum(accepted)
-    entry = doc["benchmarks"]["ijbc_1n"]
-    assert entry["rules"]["tpir_rule"].startswith(f"{rule}: ")
-    assert any("not measurable" in w for w in entry["warnings"]) == any(
+                few = entry.metrics[f"tpir_at_fpir.{f}"].few_events
+                assert few is not None and few.negatives_accepted == sum(accepted)
+    assert entry.rules["tpir_rule"].startswith(f"{rule}: ")
+    assert any("not measurable" in w for w in entry.warnings) == any(
         v is None for g in per.values() for v in g["tpir_at_fpir"].values()
     )
-    assert entry["rules"]["ijb_1n"] == "standard" and entry["n_probe_templates"] == len(world.probes)
-    assert entry["n_gallery1_templates"] == 15 and entry["n_gallery2_templates"] == 15
+    assert entry.rules["ijb_1n"] == "standard" and entry.counts["n_probe_templates"] == len(world.probes)
+    assert entry.counts["n_gallery1_templates"] == 15 and entry.counts["n_gallery2_templates"] == 15
     arrays = np.load(tmp_path / "out" / "ijbc_1n.npz")
     assert arrays["G1_cmc"][0] == pytest.approx(per["G1"]["rank1"], abs=1e-15)
     table = (tmp_path / "out" / "table.md").read_text()
@@ -233,8 +236,8 @@ def test_1n_standard_per_gallery_and_mean(world: World, tmp_path: Path, rule: st
 def test_1n_legacy_rule(tmp_path: Path) -> None:
     world = build_world(tmp_path / "w", seed=5, n_unknown=0)
     status, doc = run_cli(world, "ijbc_1n", tmp_path / "out", "--ijb-1n-rule", "legacy")
-    assert status == 0, doc["failed"]
-    entry = doc["benchmarks"]["ijbc_1n"]
+    assert status == 0, doc.failed
+    entry = doc.benchmarks["ijbc_1n"]
     feats = reference_templates(world)
     gallery = world.galleries["G1"] + world.galleries["G2"]
     ranks, mates, nonmates = [], [], []
@@ -244,19 +247,19 @@ def test_1n_legacy_rule(tmp_path: Path) -> None:
         mates.append(scores[ps])
         nonmates += [v for s, v in scores.items() if s != ps]
     n = len(world.probes)
-    assert entry["metrics"]["rank1"] == sum(r == 1 for r in ranks) / n
+    assert entry.value("rank1") == sum(r == 1 for r in ranks) / n
     for far in (1e-2, 1e-1):
         threshold = sorted(nonmates, reverse=True)[math.ceil(n * far) - 1]
-        assert entry["metrics"]["tpir_at_fpir"][f"{far:.0e}"] == sum(m > threshold for m in mates) / n
-    assert entry["rules"]["ijb_1n"] == "legacy" and "legacy" in entry["rules"]["identification"]
-    assert entry["metrics"]["per_gallery"] == {}
-    assert any("legacy" in w for w in entry["warnings"])
+        assert entry.value(f"tpir_at_fpir.{far:.0e}") == sum(m > threshold for m in mates) / n
+    assert entry.rules["ijb_1n"] == "legacy" and "legacy" in entry.rules["identification"]
+    assert entry.details["per_gallery"] == {}
+    assert any("legacy" in w for w in entry.warnings)
     assert "IJB-C Rank-1 [legacy]" in (tmp_path / "out" / "table.md").read_text()
 
 
 def test_legacy_rule_refuses_unenrolled_probes(world: World, tmp_path: Path) -> None:
     status, doc = run_cli(world, "ijbc_1n", tmp_path / "out", "--ijb-1n-rule", "legacy")
-    assert status == 1 and "exactly once in the merged gallery" in doc["failed"]["ijbc_1n"]
+    assert status == 1 and "exactly once in the merged gallery" in doc.failed["ijbc_1n"]
 
 
 def _copy_world(world: World, root: Path) -> Path:
@@ -280,7 +283,7 @@ def test_pair_naming_an_unknown_template(world: World, tmp_path: Path) -> None:
     pairs.write_text("\n".join(lines) + "\n")
     status, doc = run_cli(_moved(world, root), "ijbc", tmp_path / "out")
     assert status == 1
-    message = doc["failed"]["ijbc"]
+    message = doc.failed["ijbc"]
     assert "ijbc_template_pair_label.txt line 7: template 424242 is not in" in message
     assert "ijbc_face_tid_mid.txt" in message
 
@@ -289,8 +292,8 @@ def test_mangled_pair_labels_warn_with_the_likely_causes(world: World, tmp_path:
     """Labels shuffled against the template ids (the reference scripts once shipped such a list): the run
     completes, and warns that AUC ~0.5 is implausible, naming the pair list and doctor."""
     status, doc = run_cli(world, "ijbc", tmp_path / "good")
-    assert status == 0 and doc["benchmarks"]["ijbc"]["metrics"]["auc"] > 0.9
-    assert not any("implausibly low" in w for w in doc["benchmarks"]["ijbc"]["warnings"])
+    assert status == 0 and doc.benchmarks["ijbc"].value("auc") > 0.9
+    assert not any("implausibly low" in w for w in doc.benchmarks["ijbc"].warnings)
     root = _copy_world(world, tmp_path / "copy")
     pairs = root / "IJBC/meta/ijbc_template_pair_label.txt"
     rows = [line.split(" ") for line in pairs.read_text().splitlines()]
@@ -298,10 +301,10 @@ def test_mangled_pair_labels_warn_with_the_likely_causes(world: World, tmp_path:
     pairs.write_text("".join(f"{a} {b} {c}\n" for (a, b, _), c in zip(rows, labels)))
     status, doc = run_cli(_moved(world, root), "ijbc", tmp_path / "out")
     assert status == 0
-    entry = doc["benchmarks"]["ijbc"]
-    assert entry["metrics"]["auc"] < 0.7
-    (warning,) = [w for w in entry["warnings"] if "implausibly low" in w]
-    assert warning.startswith(f"ijbc: AUC {entry['metrics']['auc']:.4f} is implausibly low for this benchmark")
+    entry = doc.benchmarks["ijbc"]
+    assert entry.value("auc") < 0.7
+    (warning,) = [w for w in entry.warnings if "implausibly low" in w]
+    assert warning.startswith(f"ijbc: AUC {entry.value('auc'):.4f} is implausibly low for this benchmark")
     assert "ijbc_template_pair_label.txt" in warning and "mangled" in warning
     assert "facebench doctor CHECKPOINT" in warning  # features given: how to check their extraction
 
@@ -314,7 +317,7 @@ def test_malformed_meta_line_fails_the_benchmark(world: World, tmp_path: Path) -
     tid.write_text("\n".join(lines) + "\n")
     status, doc = run_cli(_moved(world, root), "ijbc", tmp_path / "out")
     assert status == 1
-    assert "ijbc_face_tid_mid.txt line 12: expected 3 columns" in doc["failed"]["ijbc"]
+    assert "ijbc_face_tid_mid.txt line 12: expected 3 columns" in doc.failed["ijbc"]
 
 
 def test_features_with_the_wrong_row_count(world: World, tmp_path: Path) -> None:
@@ -322,7 +325,7 @@ def test_features_with_the_wrong_row_count(world: World, tmp_path: Path) -> None
     np.save(bad, world.feats[:-3])
     status, doc = run_cli(world, "ijbc", tmp_path / "out", features=bad)
     assert status == 1
-    message = doc["failed"]["ijbc"]
+    message = doc.failed["ijbc"]
     assert str(bad) in message and f"has {len(world.names) - 3} rows" in message
     assert f"{len(world.names)} images" in message
 
@@ -410,7 +413,7 @@ def test_search_file_naming_an_unknown_template(world: World, tmp_path: Path) ->
     probes.write_text("\n".join(lines) + "\n")
     status, doc = run_cli(_moved(world, root), "ijbc_1n", tmp_path / "out")
     assert status == 1
-    assert "ijbc_1N_probe_mixed.csv line 5: template 31337 has no images in" in doc["failed"]["ijbc_1n"]
+    assert "ijbc_1N_probe_mixed.csv line 5: template 31337 has no images in" in doc.failed["ijbc_1n"]
 
 
 def test_saved_pair_scores_give_template_bootstrap_and_paired_test(world: World, tmp_path: Path) -> None:
@@ -419,8 +422,8 @@ def test_saved_pair_scores_give_template_bootstrap_and_paired_test(world: World,
     import csv
 
     status, doc = run_cli(world, "ijbc", tmp_path / "a", "--save-pair-scores")
-    assert status == 0, doc["failed"]
-    assert doc["settings"]["options"]["save_pair_scores"] is True
+    assert status == 0, doc.failed
+    assert doc.settings["options"]["save_pair_scores"] is True
     arrays = np.load(tmp_path / "a" / "ijbc.npz")
     want = reference_scores(world, reference_templates(world))
     assert np.max(np.abs(arrays["scores"] - want)) <= 1e-12
@@ -431,13 +434,13 @@ def test_saved_pair_scores_give_template_bootstrap_and_paired_test(world: World,
     assert status == 0 and "scores" not in np.load(tmp_path / "plain" / "ijbc.npz")
 
     # 1,311 impostor pairs: TAR@1e-4 is not measurable (null), TAR@1e-3 is
-    assert doc["benchmarks"]["ijbc"]["metrics"]["tar_at_far"]["1e-04"] is None
+    assert doc.benchmarks["ijbc"].value("tar_at_far.1e-04") is None
     column = ["--column", "ijbc:tar_at_far.1e-03"]
     assert cli_main(["report", str(tmp_path / "a"), "--n-boot", "200", *column]) == 0
     rows = {r["metric"]: r for r in csv.DictReader(open(tmp_path / "a" / "intervals.csv", encoding="utf-8"))}
     row = rows["tar_at_far.1e-03"]
     assert "template" in row["method"] and "Clopper" not in row["method"], row["method"]
-    assert float(row["low"]) <= float(row["estimate"]) == doc["benchmarks"]["ijbc"]["metrics"]["tar_at_far"]["1e-03"]
+    assert float(row["low"]) <= float(row["estimate"]) == doc.benchmarks["ijbc"].value("tar_at_far.1e-03")
     assert float(row["estimate"]) <= float(row["high"]) and row["n_boot"] == "200"
 
     # a second model: the same features with much noise, on the same pairs
@@ -472,8 +475,8 @@ def test_1n_cmc_tie_rules_on_untied_scores_agree_and_are_recorded(world: World, 
     per = {name: open_set_reference(feats, world.probes, members) for name, members in world.galleries.items()}
     for ties in (">", "argsort"):
         status, doc = run_cli(world, "ijbc_1n", tmp_path / ties.replace(">", "gt"), "--cmc-ties", ties)
-        assert status == 0, doc["failed"]
-        entry = doc["benchmarks"]["ijbc_1n"]
-        assert entry["rules"]["cmc_ties"] == ties
+        assert status == 0, doc.failed
+        entry = doc.benchmarks["ijbc_1n"]
+        assert entry.rules["cmc_ties"] == ties
         for name in ("G1", "G2"):
-            assert entry["metrics"]["per_gallery"][name]["rank5"] == per[name]["rank5"]
+            assert entry.details["per_gallery"][name]["rank5"] == per[name]["rank5"]

@@ -30,6 +30,7 @@ from facebench.kinds.base import COMMON, Kind, Metric
 from facebench.report.comparison import FIGURES
 from facebench.report.statistics import METHODS
 from facebench.report.tables import rule_of
+from facebench.results import BenchmarkEntry, read_results
 
 TOY_MODULE = '''
 """A toy closed-set identification kind: rank-1 of the nearest gallery image by cosine."""
@@ -173,10 +174,10 @@ def test_a_kind_of_your_own_is_one_module_and_one_protocol_file(tmp_path: Path) 
         done = _cli(["run", "--features", str(folder), "-b", "toyset", "--data-root", "data", "--protocols",
                      "protocols", "--out", f"run_{name}"], plugin, tmp_path)
         assert done.returncode == 0, done.stderr
-        entry = json.loads((tmp_path / f"run_{name}" / "results.json").read_text())["benchmarks"]["toyset"]
-        assert entry["kind"] == "toy_closed"
-        assert entry["metrics"]["rank1"] == expected[name]
-        assert entry["rules"]["ranking"] == "nearest gallery image by cosine, first on ties"
+        entry = read_results(tmp_path / f"run_{name}").benchmarks["toyset"]
+        assert entry.kind == "toy_closed"
+        assert entry.value("rank1") == expected[name]
+        assert entry.rules["ranking"] == "nearest gallery image by cosine, first on ties"
     assert 0 < expected["feats_b"] < expected["feats_a"] < 1  # two different, non-trivial runs
 
     report = _cli(["report", "run_feats_a", "--protocols", "protocols", "--n-boot", "200"], plugin, tmp_path)
@@ -286,8 +287,9 @@ def test_rule_text_is_the_kinds_rule_keys() -> None:
         ("no_such_kind", {"kfold": "facexzoo"}, "accuracy", "facexzoo"),
     ]
     for kind, rules, metric, text in cases:
-        assert rule_of({"kind": kind, "rules": rules}, metric) == text, (kind, metric)
-    assert rule_of({"kind": "ijb_1n", "rules": ijb, "column_rules": {"rank1": "tpir_rule"}}, "rank1") == ijb["tpir_rule"]
+        assert rule_of(BenchmarkEntry(kind, kind, rules=rules), metric) == text, (kind, metric)
+    entry = BenchmarkEntry("IJB-C", "ijb_1n", rules=ijb, column_rules={"rank1": "tpir_rule"})
+    assert rule_of(entry, "rank1") == ijb["tpir_rule"]
 
 
 def test_lower_is_better_metrics() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from facebench.cli import main
+from facebench.results import read_results
 
 DIM = 8
 
@@ -85,9 +86,9 @@ def _run(tmp_path: Path, bench: str, data_root: Path, features: Path, *extra: st
     out = tmp_path / f"out_{bench}"
     status = main(["-q", "run", "-b", bench, "--data-root", str(data_root), "--features", str(features),
                    "--out", str(out), "--no-speed", *extra])
-    doc = json.loads((out / "results.json").read_text())
+    doc = read_results(out)
     assert status == 0, doc.get("failed")
-    return doc["benchmarks"][bench]
+    return doc.benchmarks[bench]
 
 
 def _lfw_style(per_fold: int, names: str = "P", ext: str = "jpg", noise: float = 0.9):
@@ -131,9 +132,9 @@ def test_xqlfw_header_dialect_and_quality_curves(tmp_path):
     entry = _run(tmp_path, "xqlfw", root, tmp_path / "f")
     cos, issame = _expected_verification(pairs, vectors)
     acc, _ = _kfold_accuracy(cos, issame)
-    assert entry["metrics"]["accuracy"] == pytest.approx(acc, abs=1e-12)
-    assert entry["rules"]["pair_list_dialect"] == "lfw" and entry["rules"]["folds"] == "sets"
-    assert not any("more than one fold" in w for w in entry["warnings"])  # LFW-style folds are identity-disjoint
+    assert entry.value("accuracy") == pytest.approx(acc, abs=1e-12)
+    assert entry.rules["pair_list_dialect"] == "lfw" and entry.rules["folds"] == "sets"
+    assert not any("more than one fold" in w for w in entry.warnings)  # LFW-style folds are identity-disjoint
     # error-versus-discard at FMR 1e-3 (1,000 impostors: resolvable on all pairs), both conventions
     q = np.array([min(quality[a], quality[b]) for a, b, _ in pairs])
     order = sorted(range(len(q)), key=lambda i: (q[i], i))
@@ -144,7 +145,7 @@ def test_xqlfw_header_dialect_and_quality_curves(tmp_path):
         return min(ok) if ok else math.nextafter(imp[-1], math.inf)
 
     fixed_t = thr([c for c, s in zip(cos, issame) if not s])
-    curves = entry["extra"]["quality"]["curves"]
+    curves = entry.extra["quality"]["curves"]
     for k in range(20):
         kept = order[int(math.floor(k * 0.05 * len(q) + 1e-9)):]
         gen = [cos[i] for i in kept if issame[i]]
@@ -157,17 +158,17 @@ def test_xqlfw_header_dialect_and_quality_curves(tmp_path):
         else:
             assert curves["refit_1e-03"]["fnmr"][k] is None  # not resolvable: NaN, written as null
     assert all(v is None for v in curves["fixed_1e-04"]["fnmr"])  # 1,000 impostors cannot resolve 1e-4
-    assert "xqlfw_scores.txt" in entry["rules"]["quality"]
+    assert "xqlfw_scores.txt" in entry.rules["quality"]
     assert (tmp_path / "out_xqlfw" / "erc_xqlfw_1e-03.png").is_file()
     fixed = curves["fixed_1e-03"]["fnmr"]
-    assert entry["metrics"]["erc_pauc_fixed"]["1e-03"] == pytest.approx(
+    assert entry.value("erc_pauc_fixed.1e-03") == pytest.approx(
         sum(0.05 * (fixed[k] + fixed[k + 1]) / 2 for k in range(4)), rel=1e-12)
     # a second checkpoint with --quality norm, compared with the first: one ERC figure, both runs
     feats = np.load(tmp_path / "f" / "xqlfw.npy")
     scale = 1.0 + np.arange(len(feats)) % 7
     _write_features(tmp_path / "g", "xqlfw", list(range(len(feats))), dict(enumerate(feats * scale[:, None])))
     second = _run(tmp_path / "second", "xqlfw", root, tmp_path / "g", "--quality", "norm")
-    assert second["rules"]["quality"].startswith("norm")
+    assert second.rules["quality"].startswith("norm")
     with np.load(tmp_path / "second" / "out_xqlfw" / "xqlfw.npz") as arrays:
         norms = np.linalg.norm((feats * scale[:, None]).astype(np.float32).astype(np.float64), axis=1)
         np.testing.assert_allclose(arrays["pair_quality"], np.minimum(norms[0::2], norms[1::2]), rtol=1e-12)
@@ -177,8 +178,8 @@ def test_xqlfw_header_dialect_and_quality_curves(tmp_path):
     assert "xqlfw EDC pAUC@0.2" in (tmp_path / "cmp" / "table.md").read_text()
     # the authors' own 10-fold rule, comparable with their published rows
     third = _run(tmp_path / "third", "xqlfw", root, tmp_path / "f", "--kfold-rule", "xqlfw")
-    assert third["rules"]["kfold"] == "xqlfw" and third["metrics"]["threshold_unit"] == "cosine_distance"
-    assert third["metrics"]["accuracy"] == pytest.approx(_xqlfw_accuracy(cos, issame), abs=1e-12)
+    assert third.rules["kfold"] == "xqlfw" and third.details["threshold_unit"] == "cosine_distance"
+    assert third.value("accuracy") == pytest.approx(_xqlfw_accuracy(cos, issame), abs=1e-12)
     assert main(["-q", "compare", str(tmp_path / "third" / "out_xqlfw"), "--published", "xqlfw_authors",
                  "--out", str(tmp_path / "cmp3"), "--no-stats", "--no-html"]) == 0
     assert "74.22 |" in (tmp_path / "cmp3" / "table.md").read_text()  # same rule: no mark
@@ -193,8 +194,8 @@ def test_sllfw_consecutive_lines_without_labels(tmp_path):
     _write_features(tmp_path / "f", "sllfw", [p for a, b, _ in pairs for p in (a, b)], vectors)
     entry = _run(tmp_path, "sllfw", root, tmp_path / "f")
     acc, _ = _kfold_accuracy(*_expected_verification(pairs, vectors))
-    assert entry["metrics"]["accuracy"] == pytest.approx(acc, abs=1e-12)
-    assert entry["rules"]["pair_list_dialect"] == "consecutive" and entry["rules"]["folds"] == "kfold_stored_order"
+    assert entry.value("accuracy") == pytest.approx(acc, abs=1e-12)
+    assert entry.rules["pair_list_dialect"] == "consecutive" and entry.rules["folds"] == "kfold_stored_order"
 
 
 def test_mlfw_tab_separated_calfw_folds_and_leak_warning(tmp_path):
@@ -214,9 +215,9 @@ def test_mlfw_tab_separated_calfw_folds_and_leak_warning(tmp_path):
     _write_features(tmp_path / "f", "mlfw", [p for a, b, _ in order for p in (a, b)], vectors)
     entry = _run(tmp_path, "mlfw", root, tmp_path / "f")
     acc, _ = _kfold_accuracy(*_expected_verification(order, vectors))
-    assert entry["metrics"]["accuracy"] == pytest.approx(acc, abs=1e-12)
-    assert entry["rules"]["folds"] == "halves" and entry["rules"]["pair_list_dialect"] == "path_path_label"
-    leak = [w for w in entry["warnings"] if "more than one fold" in w]
+    assert entry.value("accuracy") == pytest.approx(acc, abs=1e-12)
+    assert entry.rules["folds"] == "halves" and entry.rules["pair_list_dialect"] == "path_path_label"
+    leak = [w for w in entry.warnings if "more than one fold" in w]
     assert len(leak) == 1 and "1 identity appears in more than one fold: Id7 (folds 1, 3);" in leak[0]
 
 
@@ -255,12 +256,12 @@ def test_mfr2_original_layout_and_mask_groups(tmp_path):
     entry = _run(tmp_path, "mfr2", root, tmp_path / "f", "--fairness-fmr", "0.1", "--fairness-boot", "0")
     cos, issame = _expected_verification(pairs, vectors)
     acc, _ = _kfold_accuracy(cos, issame)
-    assert entry["metrics"]["accuracy"] == pytest.approx(acc, abs=1e-12)
-    assert entry["rules"]["folds"] == "kfold_stored_order" and entry["rules"]["pair_list_dialect"] == "lfw_noheader"
+    assert entry.value("accuracy") == pytest.approx(acc, abs=1e-12)
+    assert entry.rules["folds"] == "kfold_stored_order" and entry.rules["pair_list_dialect"] == "lfw_noheader"
     # masked vs unmasked at one global threshold (FMR 0.1 over all impostors)
     imp = sorted(c for c, s in zip(cos, issame) if not s)
     t = min(v for v in imp if sum(1 for x in imp if x >= v) / len(imp) <= 0.1)
-    fair = entry["extra"]["fairness"]["masked"]
+    fair = entry.extra["fairness"]["masked"]
     assert fair["threshold"] == pytest.approx(t, abs=1e-12)
 
     def group(rel):
@@ -276,7 +277,7 @@ def test_mfr2_original_layout_and_mask_groups(tmp_path):
         assert row["false_non_matches"] == sum(1 for c in gen if c < t)
         assert row["false_matches"] == sum(1 for c in im if c >= t)
         assert row["cross"] == ("|" in g)
-    assert set(entry["extra"]["fairness"]["mask_type"]["groups"]) >= {"cloth", "no-mask|surgical_white"}
+    assert set(entry.extra["fairness"]["mask_type"]["groups"]) >= {"cloth", "no-mask|surgical_white"}
 
 
 RACES = ("African", "Asian", "Caucasian", "Indian")
@@ -299,20 +300,19 @@ def test_rfw_four_subsets_papers_and_standards_way(tmp_path):
         same_all += issame.tolist()
         race_all += [race] * len(cos)
     entry = _run(tmp_path, "rfw", root, features, "--fairness-fmr", "0.05", "--fairness-boot", "20")
-    m = entry["metrics"]
     for race in RACES:
-        assert m["subset_accuracy"][race] == pytest.approx(accs[race], abs=1e-12)
+        assert entry.value(f"subset_accuracy.{race}") == pytest.approx(accs[race], abs=1e-12)
     values = [accs[r] for r in RACES]
     mean = sum(values) / 4
-    assert m["accuracy"] == pytest.approx(mean, abs=1e-12)
-    assert m["accuracy_std"] == pytest.approx(math.sqrt(sum((a - mean) ** 2 for a in values) / 3), abs=1e-12)
+    assert entry.value("accuracy") == pytest.approx(mean, abs=1e-12)
+    assert entry.value("accuracy_std") == pytest.approx(math.sqrt(sum((a - mean) ** 2 for a in values) / 3), abs=1e-12)
     errs = [1 - a for a in values]
-    assert m["ser_kfold"] == pytest.approx(max(errs) / min(errs), rel=1e-12)
-    assert "ddof=1" in entry["rules"]["subset_std"]
+    assert entry.value("ser_kfold") == pytest.approx(max(errs) / min(errs), rel=1e-12)
+    assert "ddof=1" in entry.rules["subset_std"]
     # standards way: one global threshold at FMR 0.05 over all impostor pairs, per-race FMR / FNMR
     imp = sorted(c for c, s in zip(cos_all, same_all) if not s)
     t = min(v for v in imp if sum(1 for x in imp if x >= v) / len(imp) <= 0.05)
-    fair = entry["extra"]["fairness"]["race"]
+    fair = entry.extra["fairness"]["race"]
     assert fair["threshold"] == pytest.approx(t, abs=1e-12)
     fmr, fnmr, acc = {}, {}, {}
     for race in RACES:
@@ -334,14 +334,14 @@ def test_rfw_four_subsets_papers_and_standards_way(tmp_path):
 
     garbe = 0.5 * gini(list(fmr.values())) + 0.5 * gini(list(fnmr.values()))
     errs = [1 - acc[r] for r in RACES]
-    assert m["fdr"]["race"] == pytest.approx(fdr, rel=1e-12)
-    assert m["ir"]["race"] == pytest.approx(ir, rel=1e-12)
-    assert m["garbe"]["race"] == pytest.approx(garbe, rel=1e-12)
-    assert m["ser"]["race"] == pytest.approx(max(errs) / min(errs), rel=1e-12)
+    assert entry.value("fdr.race") == pytest.approx(fdr, rel=1e-12)
+    assert entry.value("ir.race") == pytest.approx(ir, rel=1e-12)
+    assert entry.value("garbe.race") == pytest.approx(garbe, rel=1e-12)
+    assert entry.value("ser.race") == pytest.approx(max(errs) / min(errs), rel=1e-12)
     assert fair["bootstrap"]["n_boot"] == 20 and "African.fnmr" in fair["intervals"]
-    assert entry["columns"]["fdr.race"] == "rfw FDR(race)"
-    assert entry["columns"]["group_fnmr.race/Indian"] == "RFW FNMR@5e-02 Indian"
-    assert m["group_fnmr"]["race/Indian"] == pytest.approx(fnmr["Indian"], abs=1e-12)
+    assert entry.columns["fdr.race"] == "rfw FDR(race)"
+    assert entry.columns["group_fnmr.race/Indian"] == "RFW FNMR@5e-02 Indian"
+    assert entry.value("group_fnmr.race/Indian") == pytest.approx(fnmr["Indian"], abs=1e-12)
     for figure in ("det_rfw_race.png", "groups_rfw_race.png"):  # the run report draws them
         assert (tmp_path / "out_rfw" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -362,14 +362,14 @@ def test_folder_reads_a_foreign_lfw_pairs_txt_and_saves_row_order(tmp_path):
     status = main(["-q", "run", "-b", f"folder:{root}", "--features", str(tmp_path / "feats.npy"), "--out", str(out),
                    "--no-speed", "--save-features", str(tmp_path / "saved")])
     assert status == 0
-    entry = json.loads((out / "results.json").read_text())["benchmarks"]["folder_photos"]
-    assert entry["rules"]["pair_list_dialect"] == "lfw" and entry["rules"]["folds"] == "sets"
+    entry = read_results(out).benchmarks["folder_photos"]
+    assert entry.rules["pair_list_dialect"] == "lfw" and entry.rules["folds"] == "sets"
     acc, _ = _kfold_accuracy(*_expected_verification(pairs, vectors))
-    assert entry["metrics"]["accuracy"] == pytest.approx(acc, abs=1e-12)
+    assert entry.value("accuracy") == pytest.approx(acc, abs=1e-12)
     # saved features come with their row order
     assert (tmp_path / "saved" / "folder_photos.paths.txt").read_text().splitlines() == rows
     # --pairs generate ignores the list
     status = main(["-q", "run", "-b", f"folder:{root}", "--features", str(tmp_path / "feats.npy"), "--out",
                    str(tmp_path / "gen"), "--no-speed", "--pairs", "generate"])
-    generated = json.loads((tmp_path / "gen" / "results.json").read_text())["benchmarks"]["folder_photos"]
-    assert generated["rules"]["pairs"].startswith("generated")
+    generated = read_results(tmp_path / "gen").benchmarks["folder_photos"]
+    assert generated.rules["pairs"].startswith("generated")

@@ -22,6 +22,7 @@ from facebench.evaluate.common import RunContext, RunSettings
 from facebench.evaluate.megaface import run_benchmark, union_paths
 from facebench.io import megaface as mfio
 from facebench.extraction.preprocess import resolve_profile
+from facebench.results import read_results
 
 Q = 32
 SIZES = (10, 100, 1000, 10000, 100000)
@@ -287,21 +288,21 @@ def test_cli_run_writes_results_and_devkit_cmc_files(world, tmp_path) -> None:
     for key, value in world.files.items():
         argv += ["--file", f"{key}={value}"]
     assert main(argv) == 0
-    doc = json.loads((out / "results.json").read_text())
-    entry = doc["benchmarks"]["megaface"]
-    assert list(entry["metrics"]["rank1"]) == ["10", "1000"]
-    assert set(entry["metrics"]["cmc"]) == {"10", "1000"} and len(entry["metrics"]["cmc"]["10"]) == 10
-    assert list(entry["metrics"]["tar_at_far"]) == ["1e-06"]
-    assert entry["rules"]["noise"] == "insightface" and entry["rules"]["tie_rule"] == ">="
-    assert entry["columns"] == {"rank1.1000000": "MegaFace Id", "tar_at_far.1e-06": "MegaFace Ver"}
+    doc = read_results(out)
+    entry = doc.benchmarks["megaface"]
+    assert [p for p in entry.metrics if p.startswith("rank1.")] == ["rank1.10", "rank1.1000"]
+    assert set(entry.details["cmc"]) == {"10", "1000"} and len(entry.details["cmc"]["10"]) == 10
+    assert [p for p in entry.metrics if p.startswith("tar_at_far.")] == ["tar_at_far.1e-06"]
+    assert entry.rules["noise"] == "insightface" and entry.rules["tie_rule"] == ">="
+    assert entry.columns == {"rank1.1000000": "MegaFace Id", "tar_at_far.1e-06": "MegaFace Ver"}
     for size in ("10", "1000"):
         devkit = json.loads((out / f"cmc_facescrub_megaface_facebench_{size}_1.json").read_text())
-        assert devkit["cmc"] == [list(range(10)), entry["metrics"]["cmc"][size]]
+        assert devkit["cmc"] == [list(range(10)), entry.details["cmc"][size]]
         fpr, tpr = devkit["roc"]
         assert fpr[0] == 0.0 and fpr == sorted(fpr) and tpr == sorted(tpr)
     with np.load(out / "megaface.npz") as arrays:
         assert arrays["sizes"].tolist() == [10, 1000]
-        np.testing.assert_array_equal(arrays["cmc"][1], entry["metrics"]["cmc"]["1000"])
+        np.testing.assert_array_equal(arrays["cmc"][1], entry.details["cmc"]["1000"])
 
 
 @pytest.mark.slow

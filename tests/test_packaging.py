@@ -19,6 +19,7 @@ from _iodata import jpeg, write_file
 from facebench.benchmarks import PROTOCOLS_ENV, load_benchmarks, protocols_dir
 from facebench.cli import main
 from facebench.errors import FacebenchError
+from facebench.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,8 +114,8 @@ def test_user_spec_from_protocols_flag_and_environment_runs_without_code(tmp_pat
     out = tmp_path / "out"
     assert main(["run", "--features", str(tmp_path / "f.npy"), "-b", "my_pairs", "--data-root", str(data),
                  "--protocols", str(specs / "my_pairs.toml"), "--out", str(out)]) == 0
-    entry = json.loads((out / "results.json").read_text())["benchmarks"]["my_pairs"]
-    assert entry["metrics"]["accuracy"] == 1.0 and entry["n_pairs"] == 60
+    entry = read_results(out).benchmarks["my_pairs"]
+    assert entry.value("accuracy") == 1.0 and entry.counts["n_pairs"] == 60
 
     monkeypatch.setenv(PROTOCOLS_ENV, str(specs))
     assert load_benchmarks()["my_pairs"].path == str(specs / "my_pairs.toml")

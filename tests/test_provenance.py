@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from facebench.results import new_document, portable, write_results
+from facebench.results import BenchmarkEntry, new_run, portable, write_results
 
 
 def test_portable_rewrites_only_the_home_prefix():
@@ -21,11 +21,13 @@ def test_portable_rewrites_only_the_home_prefix():
 def test_results_json_carries_no_home_path(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "me"))
     suite = Path.home() / ".cache" / "suite"
-    doc = new_document({"data_root": suite, "out": Path("reports/x")}, {"path": "models/m.onnx"}, None)
-    doc["benchmarks"]["b"] = {"inputs": {"pack": str(suite / "b.bin")}, "warnings": [f"{suite}/b.bin: odd"]}
+    doc = new_run({"data_root": suite, "out": Path("reports/x")}, {"path": "models/m.onnx"}, None)
+    doc.benchmarks["b"] = BenchmarkEntry("B", "pairs", inputs={"pack": str(suite / "b.bin")},
+                                         warnings=[f"{suite}/b.bin: odd"])
     text = (write_results(tmp_path / "out", doc, {})).read_text()
     assert str(tmp_path / "me") not in text
     written = json.loads(text)
     assert written["settings"] == {"data_root": "~/.cache/suite", "out": "reports/x"}
     assert written["checkpoint"]["path"] == "models/m.onnx"
-    assert written["benchmarks"]["b"] == {"inputs": {"pack": "~/.cache/suite/b.bin"}, "warnings": ["~/.cache/suite/b.bin: odd"]}
+    entry = written["benchmarks"]["b"]
+    assert entry["inputs"] == {"pack": "~/.cache/suite/b.bin"} and entry["warnings"] == ["~/.cache/suite/b.bin: odd"]

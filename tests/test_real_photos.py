@@ -19,6 +19,7 @@ from facebench.extraction.enrol import EnrolOptions, enrol  # noqa: E402
 from facebench.extraction.images import ImageList  # noqa: E402
 from facebench.models.dlib import find_dlib_model  # noqa: E402
 from facebench.extraction.preprocess import chip_geometry  # noqa: E402
+from facebench.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,14 +121,16 @@ def test_lfw_original_layout_without_landmarks_runs_end_to_end(photos: Path, tmp
            "--workers", "0"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    entry = json.loads((out / "results.json").read_text())["benchmarks"]["lfw"]
-    enrolment = entry["enrolment"]["lfw"]
+    entry = read_results(out).benchmarks["lfw"]
+    enrolment = entry.enrolment["lfw"]
     assert enrolment["detected"] == 9 and enrolment["no_face"] == 0 and enrolment["failure_to_enrol_rate"] == 0.0
     assert enrolment["detector"]["detector"] == "dlib-hog"
-    assert entry["metrics"]["accuracy"] == 1.0 and entry["n_pairs"] == 20
+    assert entry.value("accuracy") == 1.0 and entry.counts["n_pairs"] == 20
     # dlib's own threshold (0.6 Euclidean on its descriptors): every pair decided right
-    own = entry["metrics"]["at_model_threshold"]
-    assert (own["metric"], own["threshold"], own["accuracy"], own["far"], own["frr"]) == ("euclidean", 0.6, 1.0, 0.0, 0.0)
+    own = [entry.details["at_model_threshold"]["metric"]] + [
+        entry.value(f"at_model_threshold.{k}") for k in ("threshold", "accuracy", "far", "frr")
+    ]
+    assert own == ["euclidean", 0.6, 1.0, 0.0, 0.0]
     assert "lfw: at the model's own threshold (euclidean 0.6): accuracy 100.00%, FAR 0.00%, FRR 0.00%" in done.stdout
     assert "lfw: 9 images detected, 0 without a face (failure to enrol 0.00%" in done.stdout
 
@@ -178,10 +181,10 @@ def test_mfr2_original_layout_without_landmarks_runs_with_the_detector(photos: P
            "--workers", "0", "--fairness-boot", "0", "--fairness-fmr", "0.1"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    entry = json.loads((out / "results.json").read_text())["benchmarks"]["mfr2"]
-    enrolment = next(iter(entry["enrolment"].values()))
+    entry = read_results(out).benchmarks["mfr2"]
+    enrolment = next(iter(entry.enrolment.values()))
     assert enrolment["detected"] == 9 and enrolment["no_face"] == 0
-    assert entry["rules"]["pair_list_dialect"] == "lfw_noheader" and entry["n_pairs"] == 20
-    assert entry["metrics"]["at_model_threshold"]["accuracy"] == 1.0
-    groups = entry["extra"]["fairness"]["masked"]["groups"]
+    assert entry.rules["pair_list_dialect"] == "lfw_noheader" and entry.counts["n_pairs"] == 20
+    assert entry.value("at_model_threshold.accuracy") == 1.0
+    groups = entry.extra["fairness"]["masked"]["groups"]
     assert sum(g["n_genuine"] + g["n_impostor"] for g in groups.values()) == 20

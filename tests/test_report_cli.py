@@ -14,6 +14,7 @@ from facebench.cli import main
 from facebench.io.binpack import write_bin
 from tests.fakes import jpeg_bytes, random_images
 from tests._pairs import pair_features
+from facebench.results import read_results
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_report_regenerates_a_run(runs, tmp_path: Path, capsys) -> None:
     out = tmp_path / "report"
     status = main(["report", str(runs["a"]), "--out", str(out), "--n-boot", "200", "--column", "lfw:tar_at_far.1e-01"])
     assert status == 0
-    doc = json.loads((runs["a"] / "results.json").read_text())
+    doc = read_results(runs["a"])
     for name in (
         "table.md",
         "table.csv",
@@ -66,8 +67,8 @@ def test_report_regenerates_a_run(runs, tmp_path: Path, capsys) -> None:
     ):
         assert (out / name).is_file(), name
     row = next(csv.DictReader(open(out / "table.csv", encoding="utf-8")))
-    assert float(row["LFW [insightface]"]) == doc["benchmarks"]["lfw"]["metrics"]["accuracy"]
-    assert float(row["LFW TAR@1e-1 [nearest]"]) == doc["benchmarks"]["lfw"]["metrics"]["tar_at_far"]["1e-01"]
+    assert float(row["LFW [insightface]"]) == doc.benchmarks["lfw"].value("accuracy")
+    assert float(row["LFW TAR@1e-1 [nearest]"]) == doc.benchmarks["lfw"].value("tar_at_far.1e-01")
     intervals = {r["metric"]: r for r in csv.DictReader(open(out / "intervals.csv", encoding="utf-8"))}
     for metric in ("accuracy", "tar_at_far.1e-01"):
         assert (
@@ -86,10 +87,10 @@ def test_report_regenerates_a_run(runs, tmp_path: Path, capsys) -> None:
     # one run: titled as a run; the 10-fold accuracy as mean ± std; no model facts or extraction speed for
     # features (no model ran, no image was decoded)
     assert "<title>facebench run: features:a.npy</title>" in page
-    metrics = doc["benchmarks"]["lfw"]["metrics"]
-    assert f"{100 * metrics['accuracy']:.2f} &plusmn; {100 * metrics['accuracy_std']:.2f}" in page
-    assert "Params (M)" not in page and "images/s" not in page and "extraction" not in doc
-    assert f"{100 * doc['benchmarks']['lfw']['metrics']['accuracy']:.2f}" in capsys.readouterr().out
+    lfw = doc.benchmarks["lfw"]
+    assert f"{100 * lfw.value('accuracy'):.2f} &plusmn; {100 * lfw.value('accuracy_std'):.2f}" in page
+    assert "Params (M)" not in page and "images/s" not in page and doc.extraction is None
+    assert f"{100 * lfw.value('accuracy'):.2f}" in capsys.readouterr().out
 
 
 def test_compare_two_runs_and_a_published_baseline(runs, tmp_path: Path) -> None:
@@ -119,7 +120,7 @@ def test_compare_two_runs_and_a_published_baseline(runs, tmp_path: Path) -> None
     for row, run in zip(table, (runs["a"], runs["b"])):
         assert (
             float(row["LFW [insightface]"])
-            == json.loads((run / "results.json").read_text())["benchmarks"]["lfw"]["metrics"]["accuracy"]
+            == read_results(run).benchmarks["lfw"].value("accuracy")
         )
     assert table[2]["LFW [insightface]"] == "0.9957"
     tests = list(csv.DictReader(open(out / "tests.csv", encoding="utf-8")))
@@ -144,7 +145,7 @@ def test_gallery_refuses_a_pack_that_changed_since_the_run(runs) -> None:
     assert fine is not None and not fine.note
     assert all(p.images is not None and p.images[0][:2] == b"\xff\xd8" for p in fine.false_accepts + fine.false_rejects)
     assert [p.score for p in fine.false_accepts] == sorted((p.score for p in fine.false_accepts), reverse=True)
-    run.document["benchmarks"]["lfw"]["inputs"]["lfw.bin"] = "0" * 64  # as if the run had read another file
+    run.document.benchmarks["lfw"].inputs["lfw.bin"] = "0" * 64  # as if the run had read another file
     changed = failure_gallery(run, "lfw", 3)
     assert changed is not None and "changed since the run" in changed.note
     assert all(p.images is None for p in changed.false_accepts + changed.false_rejects)

@@ -10,6 +10,7 @@ import pytest
 from facebench.benchmarks import load_benchmarks
 from facebench.errors import FacebenchError
 from facebench.report.published import RULE_KEYS, as_document, load_sources, published_dir, select
+from facebench.results import MetricValue
 
 BENCHMARKS = load_benchmarks()
 
@@ -81,10 +82,14 @@ def test_selection_by_source_and_row(sources) -> None:
 def test_as_document_feeds_the_tables(sources) -> None:
     source = sources["arcface_paper"]
     doc = as_document(source, source.rows[0], BENCHMARKS)
-    assert doc["row_kind"] == "published" and doc["source"] == "arcface_paper"
-    mega = doc["benchmarks"]["megaface"]
-    assert mega["metrics"] == {"rank1": {"1000000": 0.9835}, "tar_at_far": {"1e-06": 0.9848}}
-    assert mega["columns"] == {"rank1.1000000": "MegaFace Id", "tar_at_far.1e-06": "MegaFace Ver"}
+    assert doc.label == "ArcFace R100 (MS1MV2), paper" and set(doc.benchmarks) == {"lfw", "megaface"}
+    mega = doc.benchmarks["megaface"]
+    # the typed entry a run's MegaFace entry is: each value with the rules of the kind's rule keys
+    assert mega.metrics == {
+        "rank1.1000000": MetricValue(0.9835, rules={"noise": "insightface"}),
+        "tar_at_far.1e-06": MetricValue(0.9848, rules={"tar_at_far": "devkit", "noise": "insightface"}),
+    }
+    assert mega.columns == {"rank1.1000000": "MegaFace Id", "tar_at_far.1e-06": "MegaFace Ver"}
 
 
 GOOD = """

@@ -13,6 +13,7 @@ from facebench.report.comparison import compare
 from facebench.report.runs import Run
 from facebench.report.statistics import Interval, PairedTest, StatsSettings, Unavailable, intervals_for, paired_tests
 from facebench.report.tables import NS_MARK
+from tests._results import document
 
 INPUTS = {"lfw.bin": "ab" * 32}
 
@@ -37,7 +38,7 @@ def pair_run(
         "rules": {"kfold": "insightface", "tar_at_far": "nearest", "n_folds": 10},
         "inputs": inputs or INPUTS,
     }
-    return Run(label, Path("."), {"benchmarks": {"lfw": entry}}, {"lfw": arrays})
+    return Run(label, Path("."), document({"lfw": entry}), {"lfw": arrays})
 
 
 def test_accuracy_interval_covers_the_true_accuracy_at_the_stated_rate() -> None:
@@ -50,7 +51,7 @@ def test_accuracy_interval_covers_the_true_accuracy_at_the_stated_rate() -> None
         run = pair_run("a", rng.random(600) < 0.9, labels)
         interval = intervals_for(run, "lfw", ["accuracy"], StatsSettings(n_boot=150, seed=rep))["accuracy"]
         assert isinstance(interval, Interval)
-        assert interval.estimate == run.document["benchmarks"]["lfw"]["metrics"]["accuracy"]
+        assert interval.estimate == run.document.benchmarks["lfw"].value("accuracy")
         hits += interval.low <= 0.9 <= interval.high
     coverage = hits / reps
     assert 0.95 - 3.5 * np.sqrt(0.95 * 0.05 / reps) <= coverage <= 0.995, coverage
@@ -118,12 +119,12 @@ def test_tar_intervals_and_tests_read_the_run_rule() -> None:
     for metric in ("tar_at_far.1e-02", "tar_at_far.1e-01"):
         it = found[metric]
         assert isinstance(it, Interval) and it.low <= it.estimate <= it.high
-        assert it.estimate == a.document["benchmarks"]["lfw"]["metrics"]["tar_at_far"][metric.split(".")[1]]
+        assert it.estimate == a.document.benchmarks["lfw"].value(metric)
         assert "pair bootstrap" in it.method and "rule nearest" in it.method
     test = paired_tests(a, b, "lfw", ["tar_at_far.1e-02"], settings)["tar_at_far.1e-02"]
     assert isinstance(test, PairedTest) and test.significant and test.low > 0
     # a run with another read-off rule is not tested against this one
-    b.document["benchmarks"]["lfw"]["rules"]["tar_at_far"] = "le"
+    b.document.benchmarks["lfw"].rules["tar_at_far"] = "le"
     assert (
         "different TAR@FAR rules"
         in paired_tests(a, b, "lfw", ["tar_at_far.1e-02"], settings)["tar_at_far.1e-02"].reason
@@ -201,7 +202,7 @@ def ijb_runs(seed: int = 0) -> tuple[Run, Run]:
             Run(
                 f"ijb{k}",
                 Path("."),
-                {"benchmarks": {"ijbc": ijbc, "ijbc_1n": ijbc_1n}},
+                document({"ijbc": ijbc, "ijbc_1n": ijbc_1n}),
                 {"ijbc": {"scores": scores, "labels": labels, "template1": t1, "template2": t2}, "ijbc_1n": arrays_1n},
             )
         )
@@ -248,7 +249,7 @@ def test_ijb_without_scores_shows_the_runs_clopper_pearson_interval() -> None:
             "operating_points": {"1e-04": {"tar": 0.9, "tar_ci95": [0.85, 0.94]}},
         },
     }
-    run = Run("r", Path("."), {"benchmarks": {"ijbc": entry}}, {"ijbc": {}})
+    run = Run("r", Path("."), document({"ijbc": entry}), {"ijbc": {}})
     it = intervals_for(run, "ijbc", ["tar_at_far.1e-04"], StatsSettings(n_boot=10))["tar_at_far.1e-04"]
     assert isinstance(it, Interval) and (it.low, it.high, it.level) == (0.85, 0.94, 0.95)
     assert it.method.startswith("Clopper-Pearson 95%") and it.n_boot == 0
@@ -278,7 +279,7 @@ def megaface_run(label: str, hits: np.ndarray, identity: np.ndarray, rules: dict
     if accepted is not None:
         entry["metrics"]["tar_at_far"]["1e-06"] = float(accepted.mean())
         arrays.update(genuine_accepted=accepted, genuine_identity=pair_identity)
-    return Run(label, Path("."), {"benchmarks": {"megaface": entry}}, {"megaface": arrays})
+    return Run(label, Path("."), document({"megaface": entry}), {"megaface": arrays})
 
 
 def megaface_trials(rng: np.random.Generator, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

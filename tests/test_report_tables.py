@@ -21,22 +21,23 @@ from facebench.report.output import write_comparison
 from facebench.report.published import load_sources
 from facebench.report.statistics import StatsSettings
 from facebench.report.tables import fmt_percent, latex_escape
-from facebench.results import new_document, write_results
+from facebench.results import RunResults, entry_from_nested, new_run, read_results, write_results
 from tests._pairs import pair_features
+from tests._results import document
 
 PUBLISHED = ["facexzoo/mv-softmax", "arcface_paper", "arcface_torch/ms1mv3-r100"]
 
 
-def write_run(directory: Path, label: str, noise: float, seed: int, megaface_rank1: float) -> dict:
+def write_run(directory: Path, label: str, noise: float, seed: int, megaface_rank1: float) -> RunResults:
     """A run directory as `facebench run` leaves it: lfw and cfp_fp from the real pair evaluator, an IJB-C
     1:1 entry and a MegaFace entry with the arrays their evaluators save."""
-    doc = new_document({"kfold_rule": "insightface", "tar_rule": "nearest"}, None, {"path": f"/feats/{label}"})
-    doc["label"] = label
+    doc = new_run({"kfold_rule": "insightface", "tar_rule": "nearest"}, None, {"path": f"/feats/{label}"})
+    doc.label = label
     arrays = {}
     for k, (name, title) in enumerate((("lfw", "LFW"), ("cfp_fp", "CFP-FP"))):
         feats, issame = pair_features(600, noise * (1 + 0.4 * k), seed + k)
         metrics, arr = verification_metrics(feats, issame, "insightface", "nearest")
-        doc["benchmarks"][name] = {
+        doc.benchmarks[name] = entry_from_nested({
             "title": title,
             "kind": "pairs",
             "protocol_version": 1,
@@ -46,12 +47,12 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
             "n_pairs": 600,
             "columns": {"accuracy": title},
             "warnings": [],
-        }
+        }, name)
         arrays[name] = arr
     rng = np.random.default_rng(seed)
     fpr = np.r_[0.0, np.sort(rng.uniform(1e-7, 1, 50)), 1.0]
     tpr = np.r_[0.0, np.sort(rng.uniform(0.8, 1, 50)), 1.0]
-    doc["benchmarks"]["ijbc"] = {
+    doc.benchmarks["ijbc"] = entry_from_nested({
         "title": "IJB-C 1:1",
         "kind": "ijb_1to1",
         "rules": {"tar_at_far": "nearest"},
@@ -61,7 +62,7 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
             "operating_points": {"1e-04": {"tar": 0.95 + seed / 1000, "tar_ci95": [0.94, 0.96]}},
         },
         "columns": {"tar_at_far.1e-05": "IJB-C TAR@1e-5", "tar_at_far.1e-04": "IJB-C TAR@1e-4"},
-    }
+    }, "ijbc")
     arrays["ijbc"] = {"roc_fpr": fpr, "roc_tpr": tpr, "roc_thresholds": np.linspace(1, 0, fpr.size)}
     # MegaFace trials: 40 identities x 90 trials, rank-1 hits at 1M and (more) at 1K distractors
     identity = np.repeat(np.arange(40, dtype=np.int32), 90)
@@ -72,7 +73,7 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
     cmc[:, 1:] = cmc[:, :1] + (1 - cmc[:, :1]) * np.sort(rng.uniform(0, 1, (2, 9)), axis=1)
     pair_identity = np.repeat(np.arange(40, dtype=np.int32), 45)
     accepted = rng.random(pair_identity.size) < 0.97
-    doc["benchmarks"]["megaface"] = {
+    doc.benchmarks["megaface"] = entry_from_nested({
         "title": "MegaFace",
         "kind": "megaface",
         "inputs": {"facescrub.json": "ef" * 32},
@@ -83,7 +84,7 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
             "tar_at_far": {"1e-06": float(accepted.mean())},
         },
         "columns": {"rank1.1000000": "MegaFace Id", "tar_at_far.1e-06": "MegaFace Ver"},
-    }
+    }, "megaface")
     arrays["megaface"] = {
         "sizes": np.array([1000, 1000000]),
         "cmc": cmc,
@@ -96,7 +97,7 @@ def write_run(directory: Path, label: str, noise: float, seed: int, megaface_ran
         "roc_thresholds": np.linspace(1, 0, fpr.size),
     }
     write_results(directory, doc, arrays)
-    return json.loads((directory / "results.json").read_text())
+    return read_results(directory)
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +116,20 @@ def compared(tmp_path_factory):
     return comparison, docs, out
 
 
-def expected_rows(docs: list[dict]) -> dict[str, dict[str, float | None]]:
+def expected_rows(docs: list[RunResults]) -> dict[str, dict[str, float | None]]:
     """Column header -> value, per row label, straight from results.json and the published TOML text."""
     sources = load_sources()
     rows: dict[str, dict[str, float | None]] = {}
     for doc in docs:
-        b = doc["benchmarks"]
-        rows[doc["label"]] = {
-            "LFW [insightface]": b["lfw"]["metrics"]["accuracy"],
-            "CFP-FP [insightface]": b["cfp_fp"]["metrics"]["accuracy"],
-            "IJB-C TAR@1e-5 [nearest]": b["ijbc"]["metrics"]["tar_at_far"]["1e-05"],
-            "IJB-C TAR@1e-4 [nearest]": b["ijbc"]["metrics"]["tar_at_far"]["1e-04"],
-            "MegaFace Id [noise insightface]": b["megaface"]["metrics"]["rank1"]["1000000"],
-            "MegaFace Ver [conventional, noise insightface]": b["megaface"]["metrics"]["tar_at_far"]["1e-06"],
-            "LFW TAR@1e-2 [nearest]": b["lfw"]["metrics"]["tar_at_far"]["1e-02"],
+        b = doc.benchmarks
+        rows[doc.label] = {
+            "LFW [insightface]": b["lfw"].value("accuracy"),
+            "CFP-FP [insightface]": b["cfp_fp"].value("accuracy"),
+            "IJB-C TAR@1e-5 [nearest]": b["ijbc"].value("tar_at_far.1e-05"),
+            "IJB-C TAR@1e-4 [nearest]": b["ijbc"].value("tar_at_far.1e-04"),
+            "MegaFace Id [noise insightface]": b["megaface"].value("rank1.1000000"),
+            "MegaFace Ver [conventional, noise insightface]": b["megaface"].value("tar_at_far.1e-06"),
+            "LFW TAR@1e-2 [nearest]": b["lfw"].value("tar_at_far.1e-02"),
         }
     for name in PUBLISHED:
         source, _, row_id = name.partition("/")
@@ -159,7 +160,7 @@ def test_csv_holds_the_exact_numbers_of_the_inputs(compared) -> None:
     for row in table:
         for header, value in expected[row["model"]].items():
             assert (float(row[header]) if row[header] else None) == value, (row["model"], header)
-    assert set(table[0]) == {"model", "kind", *expected[docs[0]["label"]]}
+    assert set(table[0]) == {"model", "kind", *expected[docs[0].label]}
 
 
 def _cells(line: str) -> list[str]:
@@ -348,7 +349,7 @@ def test_unmeasurable_and_few_event_cells_in_every_format() -> None:
                                                 "positive_rate_ci95": [0.48, 0.52]}},
         },
     }
-    table = build_table([{"label": "m", "benchmarks": {"lfw": entry}}])
+    table = build_table([document({"lfw": entry}, label="m")])
     md = to_markdown(table)
     assert "| m | -‡ | 50.00§ |" in md
     assert "‡ m / TAR@1e-6: 3,000 impostor pairs resolve rates down to 3.3e-04 only (one in 3,000)" in md

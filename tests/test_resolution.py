@@ -13,6 +13,8 @@ from tests._resolution import rates_by_resolution
 from tests._folders import folder_features as _features
 from tests._folders import make_folder
 from tests._ijbworld import World, build_world, run_cli
+from facebench.results import read_results
+from tests._results import group
 
 
 def test_a_20_impostor_folder_reports_no_unmeasurable_rate(tmp_path: Path) -> None:
@@ -24,14 +26,15 @@ def test_a_20_impostor_folder_reports_no_unmeasurable_rate(tmp_path: Path) -> No
     out = tmp_path / "out"
     assert main(["-q", "run", "-b", f"folder:{root}", "--out", str(out), "--no-speed",
                  "--features", str(tmp_path / "feats.npy")]) == 0
-    doc = json.loads((out / "results.json").read_text())
+    doc = read_results(out)
     bad, explained, unexplained = rates_by_resolution(doc, out)
     assert bad == [] and unexplained == []
-    entry = next(iter(doc["benchmarks"].values()))
+    entry = next(iter(doc.benchmarks.values()))
     # 20 impostors resolve FAR >= 0.05: 1e-6 ... 1e-2 are null with the reason, 1e-1 is measured
-    assert [k for k, v in entry["metrics"]["tar_at_far"].items() if v is None] == ["1e-06", "1e-05", "1e-04", "1e-03", "1e-02"]
-    assert entry["metrics"]["tar_at_far"]["1e-01"] is not None
-    assert any("not measurable (20 impostor pairs resolve rates down to 5.0e-02" in w for w in entry["warnings"])
+    nulls = [k for k, v in group(entry, "tar_at_far").items() if v is None]
+    assert nulls == ["1e-06", "1e-05", "1e-04", "1e-03", "1e-02"]
+    assert entry.value("tar_at_far.1e-01") is not None
+    assert any("not measurable (20 impostor pairs resolve rates down to 5.0e-02" in w for w in entry.warnings)
     table = (out / "table.md").read_text()
     assert "| -‡ |" in table and "not measurable" in table
     assert (out / "table.csv").read_text().splitlines()[1].split(",")[3] == ""  # TAR@1e-3: empty, not a number
@@ -47,8 +50,8 @@ def test_an_ijb_set_reports_no_unmeasurable_rate(tmp_path: Path) -> None:
     fdir.mkdir()
     (fdir / "ijbc.npy").write_bytes(world.features.read_bytes())
     status, doc = run_cli(world, "ijbc,ijbc_1n", tmp_path / "out", features=fdir)
-    assert status == 0, doc["failed"]
+    assert status == 0, doc.failed
     bad, explained, unexplained = rates_by_resolution(doc, tmp_path / "out")
     assert bad == [] and unexplained == []
     assert "ijbc:tar_at_far.1e-06" in explained and "ijbc_1n:tpir_at_fpir.1e-02" in explained
-    assert doc["benchmarks"]["ijbc_1n"]["metrics"]["tpir_at_fpir"]["1e-01"] is not None
+    assert doc.benchmarks["ijbc_1n"].value("tpir_at_fpir.1e-01") is not None

@@ -16,6 +16,7 @@ from sklearn.metrics import roc_curve
 from facebench.cli import main
 from facebench.io.binpack import write_bin
 from tests.fakes import jpeg_bytes, random_images
+from facebench.results import read_results
 
 N_PAIRS = 600
 
@@ -93,24 +94,24 @@ def test_run_with_features_matches_the_insightface_rule(pack_root: Path, tmp_pat
     status = main(["-q", "run", "--features", str(pack_root / "feats.npy"), "-b", "lfw",
                    "--data-root", str(pack_root), "--out", str(out)])
     assert status == 0
-    doc = json.loads((out / "results.json").read_text())
-    entry = doc["benchmarks"]["lfw"]
+    doc = read_results(out)
+    entry = doc.benchmarks["lfw"]
     feats, issame = _features(N_PAIRS)
     acc, std, val = _insightface_reference(feats, issame)
-    assert abs(entry["metrics"]["accuracy"] - acc) <= 1e-12
-    assert abs(entry["metrics"]["accuracy_std"] - std) <= 1e-12
-    assert abs(entry["metrics"]["val_at_far_1e-03"]["val"] - val) <= 1e-12
+    assert abs(entry.value("accuracy") - acc) <= 1e-12
+    assert abs(entry.value("accuracy_std") - std) <= 1e-12
+    assert abs(entry.value("val_at_far_1e-03.val") - val) <= 1e-12
     emb = feats / np.linalg.norm(feats, axis=1, keepdims=True)
     scores = (emb[0::2].astype(np.float64) * emb[1::2]).sum(1)
     for key, far in (("1e-03", 1e-3), ("1e-02", 1e-2), ("1e-01", 1e-1)):
         if far * np.count_nonzero(~issame) < 1:  # fewer impostor pairs than 1 / FAR: not measurable
-            assert entry["metrics"]["tar_at_far"][key] is None and f"tar_at_far.{key}" in entry["metrics"]["unmeasurable"]
+            assert entry.value(f"tar_at_far.{key}") is None and entry.metrics[f"tar_at_far.{key}"].unmeasurable
             continue
-        assert entry["metrics"]["tar_at_far"][key] == pytest.approx(_nearest_tar(issame, scores, far), abs=1e-12)
-    assert entry["rules"]["kfold"] == "insightface" and entry["rules"]["tar_at_far"] == "nearest"
-    assert entry["n_pairs"] == N_PAIRS
-    assert len(entry["inputs"]["lfw.bin"]) == 64
-    assert "count" not in "".join(entry["warnings"]) or "6000" in "".join(entry["warnings"])
+        assert entry.value(f"tar_at_far.{key}") == pytest.approx(_nearest_tar(issame, scores, far), abs=1e-12)
+    assert entry.rules["kfold"] == "insightface" and entry.rules["tar_at_far"] == "nearest"
+    assert entry.counts["n_pairs"] == N_PAIRS
+    assert len(entry.inputs["lfw.bin"]) == 64
+    assert "count" not in "".join(entry.warnings) or "6000" in "".join(entry.warnings)
     for name in ("table.md", "table.csv", "table.tex", "roc.png", "lfw.npz"):
         assert (out / name).is_file()
     assert f"{100 * acc:.2f}" in (out / "table.md").read_text()
@@ -122,9 +123,9 @@ def test_run_without_benchmark_evaluates_what_the_data_root_holds(pack_root: Pat
     np.save(feats_dir / "lfw.npy", np.load(pack_root / "feats.npy"))
     out = tmp_path / "out"
     assert main(["-q", "run", "--features", str(feats_dir), "--data-root", str(pack_root), "--out", str(out)]) == 0
-    doc = json.loads((out / "results.json").read_text())
-    assert list(doc["benchmarks"]) == ["lfw"] and not doc["failed"]
-    assert doc["settings"]["benchmarks"] == "found"
+    doc = read_results(out)
+    assert list(doc.benchmarks) == ["lfw"] and not doc.failed
+    assert doc.settings["benchmarks"] == "found"
 
 
 def test_features_with_wrong_row_count_is_an_error(pack_root: Path, tmp_path: Path, capsys) -> None:
@@ -144,9 +145,9 @@ def test_missing_benchmark_files_fail_that_benchmark_only(pack_root: Path, tmp_p
     status = main(["-q", "run", "--features", str(feats_dir), "-b", "lfw,cplfw", "--data-root", str(pack_root),
                    "--out", str(out)])
     assert status == 1
-    doc = json.loads((out / "results.json").read_text())
-    assert "lfw" in doc["benchmarks"] and "cplfw" in doc["failed"]
-    assert "cplfw.bin" in doc["failed"]["cplfw"]
+    doc = read_results(out)
+    assert "lfw" in doc.benchmarks and "cplfw" in doc.failed
+    assert "cplfw.bin" in doc.failed["cplfw"]
 
 
 def test_malicious_pack_is_refused_and_never_runs(tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_pack_and_original_lfw_give_identical_metrics(tmp_path: Path) -> None:
         out = tmp_path / f"out_{layout}"
         assert main(["-q", "run", str(model), "-b", "lfw", "--data-root", str(tmp_path / layout), "--out", str(out),
                      "--no-cache", "--no-speed", "--workers", "0"]) == 0
-        entry = json.loads((out / "results.json").read_text())["benchmarks"]["lfw"]
-        metrics[layout] = (entry["metrics"], entry["extra"]["reader"])
+        entry = read_results(out).benchmarks["lfw"]
+        metrics[layout] = (entry.metrics, entry.extra["reader"])
     assert metrics["orig"][1] == "lfw_pairs" and metrics["pack"][1] == "binpack"
     assert metrics["orig"][0] == metrics["pack"][0]

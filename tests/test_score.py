@@ -15,6 +15,7 @@ from facebench.errors import FacebenchError
 from facebench.evaluate.scores import evaluate_scores
 from facebench.io.scorefiles import read_score_file
 from tests import _openset_loops as loops
+from facebench.results import read_results
 
 # bob.measure's "nonsep" example (bob/measure/data/make-examples.py): Iris sepal length, setosa = negatives,
 # versicolor = positives (Fisher's Iris data, rows 1-50 and 51-100).
@@ -132,11 +133,11 @@ def test_cli_writes_a_run_that_reports_read(tmp_path: Path, capsys: pytest.Captu
                  "--cmc-ties", ">"]) == 0
     printed = capsys.readouterr().out
     assert "nonsep TAR@1e-4 [le]" in printed and "nonsep TPIR@1e-2 [TPIR best]" in printed
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
-    entry = doc["benchmarks"]["nonsep"]
-    assert entry["kind"] == "scores" and entry["n_genuine"] == 50 and entry["rules"]["score_file"] == "4col"
-    assert entry["rules"]["tpir_rule"].startswith("best: ") and entry["rules"]["cmc_ties"] == ">"
-    assert doc["settings"]["tpir_rule"] == "best" and entry["metrics"]["tpir_at_fpir"]["1e-02"] is None
+    doc = read_results(tmp_path / "out")
+    entry = doc.benchmarks["nonsep"]
+    assert entry.kind == "scores" and entry.counts["n_genuine"] == 50 and entry.rules["score_file"] == "4col"
+    assert entry.rules["tpir_rule"].startswith("best: ") and entry.rules["cmc_ties"] == ">"
+    assert doc.settings["tpir_rule"] == "best" and entry.value("tpir_at_fpir.1e-02") is None
     assert (tmp_path / "out" / "roc_nonsep.png").is_file() and (tmp_path / "out" / "table.md").is_file()
     assert main(["report", str(tmp_path / "out"), "--no-html", "--n-boot", "20"]) == 0
     (tmp_path / "bad.txt").write_text("1 2 3\n")

@@ -15,6 +15,7 @@ from facebench.errors import FacebenchError
 from facebench.atomic import sha256_file
 from tests.fakes import tiny_onnx
 from tests._folders import make_folder
+from facebench.results import read_results
 
 
 def test_extract_resume_batching_and_run_from_the_store(tmp_path: Path) -> None:
@@ -46,8 +47,8 @@ def test_extract_resume_batching_and_run_from_the_store(tmp_path: Path) -> None:
                  str(tmp_path / "a"), "--no-speed"]) == 0
     assert main(["-q", "run", str(model), "-b", f"folder:{root}", "--out", str(tmp_path / "b"), "--no-speed",
                  "--no-cache", "--workers", "0"]) == 0
-    a, b = (json.loads((tmp_path / d / "results.json").read_text())["benchmarks"]["folder_faces"] for d in "ab")
-    assert a["metrics"] == b["metrics"]
+    a, b = (read_results(tmp_path / d).benchmarks["folder_faces"] for d in "ab")
+    assert a.metrics == b.metrics
     # another contract is refused, never mixed
     with pytest.raises(FacebenchError, match="another model or input contract"):
         store.open_store(tmp_path / "s1", sha256_file(model), {"name": "facexzoo"})

@@ -18,6 +18,7 @@ from facebench.evaluate.survface import FPIR_TARGETS, watch_list_searches
 from facebench.metrics.identification import TPIR_RULES, open_set_identification
 from facebench.metrics.megaface import l2_normalise
 from tests import _openset_loops as loops
+from facebench.results import read_results
 
 
 def _exact(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -75,9 +76,11 @@ def test_official_layout_end_to_end(tmp_path: Path, rule: str) -> None:
     status = main(["-q", "run", "-b", "survface", "--data-root", str(tmp_path / "data"), "--features", str(feats),
                    "--out", str(tmp_path / "out"), "--no-speed", "--tpir-rule", rule])
     assert status == 0
-    entry = json.loads((tmp_path / "out" / "results.json").read_text())["benchmarks"]["survface"]
-    assert (entry["n_gallery_images"], entry["n_gallery_subjects"], entry["n_mated_probes"], entry["n_unmated_probes"]) == (8, 5, 8, 12)
-    assert entry["n_mated"] == 7 and entry["n_nonmated"] == 13  # identity 9 is not enrolled
+    entry = read_results(tmp_path / "out").benchmarks["survface"]
+    counts = entry.counts
+    assert (counts["n_gallery_images"], counts["n_gallery_subjects"], counts["n_mated_probes"],
+            counts["n_unmated_probes"]) == (8, 5, 8, 12)
+    assert entry.counts["n_mated"] == 7 and entry.counts["n_nonmated"] == 13  # identity 9 is not enrolled
     # independent: the written-out searches (sorted file names give the row order)
     order = {p: sorted(range(len(f)), key=lambda k: f[k]) for p, f in names.items()}
     emb = {p: l2_normalise(arrays[p]) for p in names}
@@ -85,17 +88,17 @@ def test_official_layout_end_to_end(tmp_path: Path, rule: str) -> None:
     probes = np.concatenate([emb["mated_probe"], emb["unmated_probe"]])
     subjects = np.concatenate([label["mated_probe"], np.full(12, -1)])
     mates, ranks, strict, nonmated = loops.searches(probes @ emb["gallery"].T, subjects, label["gallery"])
-    assert entry["metrics"]["rank"]["1"] == sum(r <= 1 for r in ranks) / 7
-    assert entry["metrics"]["rank"]["5"] == sum(r <= 5 for r in ranks) / 7
+    assert entry.value("rank.1") == sum(r <= 1 for r in ranks) / 7
+    assert entry.value("rank.5") == sum(r <= 5 for r in ranks) / 7
     for f in FPIR_TARGETS:
         expected = loops.tpir(mates, strict, nonmated, rule, f)
-        assert entry["metrics"]["tpir_at_fpir"][rate_key(f)] == expected
-        assert entry["metrics"]["fnir_at_fpir"][rate_key(f)] == (None if expected is None else 1 - expected)
+        assert entry.value(f"tpir_at_fpir.{rate_key(f)}") == expected
+        assert entry.value(f"fnir_at_fpir.{rate_key(f)}") == (None if expected is None else 1 - expected)
     # 13 non-mated searches cannot resolve FPIR 0.01: null, with the reason in the warnings
-    assert entry["metrics"]["tpir_at_fpir"]["1e-02"] is None
-    assert any("tpir_at_fpir.1e-02 not measurable (13 non-mated searches" in w for w in entry["warnings"])
-    assert "tpir_at_fpir.1e-01" in entry["metrics"]["few_events"]  # one non-mated search accepted
-    assert entry["rules"]["tpir_rule"].startswith(f"{rule}: ") and entry["rules"]["cmc_ties"] == ">="
+    assert entry.value("tpir_at_fpir.1e-02") is None
+    assert any("tpir_at_fpir.1e-02 not measurable (13 non-mated searches" in w for w in entry.warnings)
+    assert entry.metrics["tpir_at_fpir.1e-01"].few_events is not None  # one non-mated search accepted
+    assert entry.rules["tpir_rule"].startswith(f"{rule}: ") and entry.rules["cmc_ties"] == ">="
     assert f"SurvFace TPIR@0.1 [TPIR {rule}]" in (tmp_path / "out" / "table.md").read_text()
     with np.load(tmp_path / "out" / "survface.npz") as saved:
         assert saved["dir_fpir_fpir"].tolist() == loops.dir_fpir(mates, strict, nonmated)[0]

@@ -15,6 +15,7 @@ from facebench.evaluate.thresholds import has_verification_scores, operating_poi
 from facebench.io.binpack import write_bin
 from facebench.metrics.stats import clopper_pearson
 from tests.fakes import jpeg_bytes, random_images
+from facebench.results import read_results
 
 
 def _brute_threshold(impostors: np.ndarray, far: float) -> float:
@@ -109,9 +110,9 @@ def test_run_calibrates_on_one_benchmark_and_checks_on_another(tmp_path: Path) -
     np.save(feats_dir / "cplfw.npy", cplfw)
     args = ["-q", "run", "--features", str(feats_dir), "--data-root", str(data), "--out", str(out), "-b", "cplfw"]
     assert main([*args, "--calibrate-on", "lfw"]) == 0
-    doc = json.loads((out / "results.json").read_text())
-    assert list(doc["benchmarks"]) == ["lfw", "cplfw"]  # the calibration set runs first, added when not selected
-    lfw_ops, ops = doc["benchmarks"]["lfw"]["thresholds"], doc["benchmarks"]["cplfw"]["thresholds"]
+    doc = read_results(out)
+    assert list(doc.benchmarks) == ["lfw", "cplfw"]  # the calibration set runs first, added when not selected
+    lfw_ops, ops = doc.benchmarks["lfw"].thresholds, doc.benchmarks["cplfw"].thresholds
     assert lfw_ops["calibrated_on"] is None and ops["calibrated_on"] == "lfw"
     cal_impostors, scores = _cos(lfw)[~lfw_same], _cos(cplfw)
     for key in ("1e-03", "1e-02", "1e-01"):
@@ -129,8 +130,8 @@ def test_run_calibrates_on_one_benchmark_and_checks_on_another(tmp_path: Path) -
 
     # without --calibrate-on every set is its own calibration
     assert main([*args, "--out", str(tmp_path / "own")]) == 0
-    own = json.loads((tmp_path / "own" / "results.json").read_text())
-    assert list(own["benchmarks"]) == ["cplfw"] and own["benchmarks"]["cplfw"]["thresholds"]["in_sample"]
+    own = read_results(tmp_path / "own")
+    assert list(own.benchmarks) == ["cplfw"] and own.benchmarks["cplfw"].thresholds["in_sample"]
 
 
 def test_calibrate_on_needs_a_pair_benchmark(tmp_path: Path, capsys) -> None:

@@ -17,6 +17,8 @@ from facebench.io.tinyface import read_tinyface
 from facebench.extraction.lowres import lowres_landmarks, square_and_upscale
 from facebench.metrics.megaface import l2_normalise
 from tests._openset_loops import brute_force, compute_ap, ranked_gallery
+from facebench.results import read_results
+from tests._results import group
 
 
 @pytest.mark.parametrize("ties", [">=", ">"])
@@ -76,25 +78,25 @@ def test_official_layout_end_to_end(tmp_path: Path) -> None:
     status = main(["-q", "run", "-b", "tinyface", "--data-root", str(tmp_path / "data"), "--features", str(feats),
                    "--out", str(tmp_path / "out"), "--no-speed"])
     assert status == 0
-    entry = json.loads((tmp_path / "out" / "results.json").read_text())["benchmarks"]["tinyface"]
-    assert (entry["n_probes"], entry["n_gallery_match"], entry["n_distractors"]) == (8, 6, 25)
-    assert any("153,428" in w for w in entry["warnings"]) and any("no Gallery_Match" in w for w in entry["warnings"])
+    entry = read_results(tmp_path / "out").benchmarks["tinyface"]
+    assert (entry.counts["n_probes"], entry.counts["n_gallery_match"], entry.counts["n_distractors"]) == (8, 6, 25)
+    assert any("153,428" in w for w in entry.warnings) and any("no Gallery_Match" in w for w in entry.warnings)
     keep = np.isin(data.probe_labels, data.match_labels)  # probe of identity 5 has no match
     emb = {k: l2_normalise(v) for k, v in arrays.items()}
     rates, mean_ap, _ = brute_force(emb["probe"][keep], data.probe_labels[keep], emb["gallery_match"],
                                     data.match_labels, emb["gallery_distractor"])
-    assert entry["metrics"]["rank"] == {str(k): v for k, v in rates.items()}
-    assert entry["metrics"]["map"] == pytest.approx(mean_ap, abs=1e-12)
-    assert entry["rules"]["cmc_ties"] == ">="
+    assert group(entry, "rank") == {str(k): v for k, v in rates.items()}
+    assert entry.value("map") == pytest.approx(mean_ap, abs=1e-12)
+    assert entry.rules["cmc_ties"] == ">="
     # --cmc-ties: > recorded; argsort (full rows) refused with the reason
     base = ["-q", "run", "-b", "tinyface", "--data-root", str(tmp_path / "data"), "--features", str(feats), "--no-speed"]
     assert main([*base, "--out", str(tmp_path / "gt"), "--cmc-ties", ">"]) == 0
-    gt = json.loads((tmp_path / "gt" / "results.json").read_text())["benchmarks"]["tinyface"]
-    assert gt["rules"]["cmc_ties"] == ">" and gt["metrics"]["rank"] == {str(k): v for k, v in brute_force(
+    gt = read_results(tmp_path / "gt").benchmarks["tinyface"]
+    assert gt.rules["cmc_ties"] == ">" and group(gt, "rank") == {str(k): v for k, v in brute_force(
         emb["probe"][keep], data.probe_labels[keep], emb["gallery_match"], data.match_labels,
         emb["gallery_distractor"], ties=">")[0].items()}
     assert main([*base, "--out", str(tmp_path / "argsort"), "--cmc-ties", "argsort"]) != 0
-    failed = json.loads((tmp_path / "argsort" / "results.json").read_text())["failed"]["tinyface"]
+    failed = read_results(tmp_path / "argsort").failed["tinyface"]
     assert "--cmc-ties argsort needs each search's full row" in failed
     (root / "tinyface" / "Testing_Set" / "Probe" / "x_1.jpg").write_bytes(b"")
     with pytest.raises(FacebenchError, match="x_1.jpg: file name does not start with an integer"):
@@ -127,3 +129,4 @@ def test_lowres_recipe_maps_detections_back_and_lists_failures(tmp_path: Path) -
                                          lambda p: cv2.imread(p)[..., ::-1])
     assert failed == [str(tmp_path / "b.png")] and np.isnan(landmarks[1]).all()
     assert np.abs(landmarks[0] - np.round(points)).max() < 0.6  # back on the marked pixels
+

@@ -18,6 +18,7 @@ import torch
 from facebench.cli import main
 from facebench.extraction.preprocess import get_profile, read_sidecar
 from facebench.train.checkpoint import list_checkpoints, load_checkpoint
+from facebench.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,9 +167,9 @@ workers = 0
         report = tmp_path / f"report_{name}"
         assert main(["run", str(out / name), "-b", "lfw", "--data-root", str(tmp_path / "bench"), "--out",
                      str(report), "--no-cache", "--workers", "0", "--device", "cpu"]) == 0
-        metrics = json.loads((report / "results.json").read_text())["benchmarks"]["lfw"]["metrics"]
-        assert metrics["accuracy"] == pytest.approx(final["accuracy"], abs=1e-12)
-        assert metrics["auc"] == pytest.approx(final["auc"], abs=1e-6)
+        entry = read_results(report).benchmarks["lfw"]
+        assert entry.value("accuracy") == pytest.approx(final["accuracy"], abs=1e-12)
+        assert entry.value("auc") == pytest.approx(final["auc"], abs=1e-6)
     # the same validation scalars in the TensorBoard event file, as TensorBoard's own reader sees them
     ea = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     acc = ea.EventAccumulator(str(out / "tensorboard"))

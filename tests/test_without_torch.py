@@ -13,6 +13,7 @@ import pytest
 
 from _iodata import jpeg
 from facebench.io.binpack import write_bin
+from facebench.results import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_ONNX = REPO / "facebench" / "demo" / "assets" / "demo_mobilefacenet_small.onnx"
@@ -64,9 +65,9 @@ def test_onnx_run_works_and_torch_paths_name_the_extra(tmp_path):
     ran = _cli(["run", str(DEMO_ONNX), "-b", "demo_verify", "--data-root", str(tmp_path), "--no-cache",
                 "--workers", "0", "--out", str(tmp_path / "out")], tmp_path)
     assert ran.returncode == 0, ran.stderr
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert doc["benchmarks"]["demo_verify"]["n_pairs"] == 20
-    assert doc["benchmarks"]["demo_verify"]["metrics"]["accuracy"] > 0
+    doc = read_results(tmp_path / "out")
+    assert doc.benchmarks["demo_verify"].counts["n_pairs"] == 20
+    assert doc.benchmarks["demo_verify"].value("accuracy") > 0
 
     with zipfile.ZipFile(tmp_path / "m.pth", "w") as zf:  # a zip without code/: a state_dict to the sniffer
         zf.writestr("archive/data.pkl", b"")

@@ -59,7 +59,7 @@ def handle(args: argparse.Namespace) -> int:
     )
     # resuming an extraction re-evaluates: STORE/run/ is the store's own report, replaced when complete
     doc, status = run(settings, profile_name=args.profile, flip=args.flip, replace=Replace.ALWAYS)
-    print(f"store: {args.out} ({', '.join(doc['benchmarks'])})")
-    for name, message in doc["failed"].items():
+    print(f"store: {args.out} ({', '.join(doc.benchmarks)})")
+    for name, message in doc.failed.items():
         print(f"{name}: FAILED: {message}", file=sys.stderr)
     return status

@@ -73,7 +73,7 @@ def handle(args: argparse.Namespace) -> int:
 
     document = read_results(args.run)
     if args.label:
-        document["label"] = args.label
+        document.label = args.label
     run_dir = args.run if args.run.is_dir() else args.run.parent
     settings = stats_settings(args)
     # in place: the run directory is updated whole (staged from hard links to its files, then swapped)

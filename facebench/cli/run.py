@@ -9,8 +9,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facebench.errors import FacebenchError
+
+if TYPE_CHECKING:
+    from facebench.results import BenchmarkEntry, RunResults
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,39 +241,40 @@ def settings_from_args(args: argparse.Namespace):
     )
 
 
-def print_summary(doc: dict) -> None:
+def print_summary(doc: RunResults) -> None:
     """Print the run's table and where it was written."""
     from facebench.report.tables import build_table, to_markdown
 
-    if doc["benchmarks"]:
+    if doc.benchmarks:
         print(to_markdown(build_table([doc])), end="")
-    for name, entry in doc["benchmarks"].items():
+    for name, entry in doc.benchmarks.items():
         for line in own_data_lines(name, entry):
             print(line)
-        for warning in entry.get("warnings", []):
+        for warning in entry.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-    for name, message in doc["failed"].items():
+    for name, message in doc.failed.items():
         print(f"{name}: FAILED: {message}", file=sys.stderr)
 
 
-def own_data_lines(name: str, entry: dict) -> list[str]:
+def own_data_lines(name: str, entry: BenchmarkEntry) -> list[str]:
     """Summary lines of a benchmark's enrolment (failure to enrol) and of the model's own threshold."""
     lines = []
-    for label, report in entry.get("enrolment", {}).items():
+    for label, report in entry.enrolment.items():
         if report.get("detected"):
             lines.append(
                 f"{label}: {report['detected']} images detected, {report['no_face']} without a face (failure to "
                 f"enrol {report['failure_to_enrol_rate']:.2%}, --on-no-face {report['on_no_face']}), "
                 f"{report['several_faces']} with several faces (largest kept)"
             )
-    own = entry.get("metrics", {}).get("at_model_threshold")
+    own = entry.details.get("at_model_threshold")  # its numbers are metrics at_model_threshold.<field>
     if own:
-        def pct(v: float | None) -> str:
+        def pct(field: str) -> str:
+            v = entry.value(f"at_model_threshold.{field}")
             return "n/a" if v is None else f"{v:.2%}"
 
         lines.append(
-            f"{name}: at the model's own threshold ({own['metric']} {own['threshold']:g}): accuracy "
-            f"{pct(own['accuracy'])}, FAR {pct(own['far'])}, FRR {pct(own['frr'])}"
+            f"{name}: at the model's own threshold ({own['metric']} {entry.value('at_model_threshold.threshold'):g}): "
+            f"accuracy {pct('accuracy')}, FAR {pct('far')}, FRR {pct('frr')}"
         )
     return lines
 

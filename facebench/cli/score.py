@@ -40,8 +40,8 @@ def handle(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / (args.name or args.file.stem)
     doc = score(args.file, out, args.format, args.tar_rule, args.name, args.tpir_rule, args.cmc_ties)
     print(to_markdown(build_table([doc])), end="")
-    for entry in doc["benchmarks"].values():
-        for warning in entry.get("warnings", []):
+    for entry in doc.benchmarks.values():
+        for warning in entry.warnings:
             print(f"warning: {warning}")
     print(f"results: {out / 'results.json'}")
     return 0

@@ -32,6 +32,7 @@ from facebench.evaluate.ijb import verification_metrics
 from facebench.atomic import sha256_file
 from facebench.io.scorefiles import ScoreList, read_score_file
 from facebench.metrics import identification as mident
+from facebench.results import RunResults
 
 RANKS = (1, 5, 10)
 FPIR_TARGETS = (1e-2, 1e-1)
@@ -168,10 +169,10 @@ def score_spec(path: Path, name: str | None = None) -> Benchmark:
 
 
 def score(path: str | Path, out: str | Path, fmt: str = "auto", tar_rule: str = "nearest", name: str | None = None,
-          tpir_rule: str = "insightface", cmc_ties: str = ">=") -> dict[str, Any]:
+          tpir_rule: str = "insightface", cmc_ties: str = ">=") -> RunResults:
     """Evaluate a score file and write the run directory (results.json, npz, tables, plots, thresholds)."""
     from facebench.report.run_report import write_run_report
-    from facebench.results import new_document, write_results
+    from facebench.results import new_run, write_results
     from facebench.pipeline import benchmark_entry
 
     path = Path(path)
@@ -180,12 +181,10 @@ def score(path: str | Path, out: str | Path, fmt: str = "auto", tar_rule: str = 
     result.inputs[path.name] = sha256_file(path)
     settings = {"score_file": os.path.abspath(path), "format": fmt, "tar_rule": tar_rule, "tpir_rule": tpir_rule,
                 "cmc_ties": cmc_ties, "out": str(out)}
-    doc = new_document(settings, None, None)
-    doc["label"] = spec.name
-    doc["benchmarks"][spec.name] = benchmark_entry(spec, result)
+    doc = new_run(settings, None, None)
+    doc.label = spec.name
     points, _ = thresholds.for_benchmark(spec.name, result.arrays, None, {})
-    if points is not None:
-        doc["benchmarks"][spec.name]["thresholds"] = points
+    doc.benchmarks[spec.name] = benchmark_entry(spec, result, thresholds=points)
     write_results(out, doc, {spec.name: result.arrays})
     write_run_report(out, doc)
     thresholds.write_tables(out, doc)

@@ -35,6 +35,7 @@ from facebench.keys import rate_key
 from facebench.metrics import operating
 from facebench.metrics import roc as mroc
 from facebench.metrics.stats import clopper_pearson
+from facebench.results import RunResults
 
 FAR_TARGETS: tuple[float, ...] = mroc.DEFAULT_FAR_TARGETS
 ALPHA = 0.05
@@ -126,11 +127,11 @@ def has_verification_scores(arrays: dict[str, np.ndarray]) -> bool:
     )
 
 
-def table_rows(document: dict[str, Any]) -> list[list[str]]:
+def table_rows(document: RunResults) -> list[list[str]]:
     """One row per (benchmark, resolvable target): the operating points of a results document as text."""
     rows = []
-    for name, entry in document.get("benchmarks", {}).items():
-        ops = entry.get("thresholds")
+    for name, entry in document.benchmarks.items():
+        ops = entry.thresholds
         if not ops:
             continue
         source = ops.get("calibrated_on") or "itself (in-sample)"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from facebench.report import plots
+from facebench.results import BenchmarkEntry
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -92,14 +93,14 @@ def _values(items: Sequence[float | None]) -> np.ndarray:
 
 
 def analysis_figures(
-    name: str, title: str, entries: Sequence[tuple[str, dict[str, Any], Callable[[], dict[str, np.ndarray]]]]
+    name: str, title: str, entries: Sequence[tuple[str, BenchmarkEntry, Callable[[], dict[str, np.ndarray]]]]
 ) -> list[tuple[str, str, bytes, str]]:
     """The figures of one benchmark's analyses over ``entries`` = ``(run label, entry, arrays loader)``:
     per attribute, the DET and heat map of the first run that has it; one ERC figure per FMR with every run."""
     out: list[tuple[str, str, bytes, str]] = []
     done: set[str] = set()
     for label, entry, arrays_of in entries:
-        for attr, report in (entry.get("extra", {}).get("fairness") or {}).items():
+        for attr, report in (entry.extra.get("fairness") or {}).items():
             if attr in done:
                 continue
             done.add(attr)
@@ -119,7 +120,7 @@ def analysis_figures(
     for key in ("1e-03", "1e-04"):
         curves = []
         for label, entry, _ in entries:
-            q = entry.get("extra", {}).get("quality")
+            q = entry.extra.get("quality")
             if not q:
                 continue
             fixed, refit = q["curves"].get(f"fixed_{key}"), q["curves"].get(f"refit_{key}")

@@ -31,6 +31,7 @@ from facebench.report.gallery import Gallery, failure_gallery
 from facebench.report.published import PublishedRow, PublishedSource, as_document, load_sources, select
 from facebench.report.reuse import reused_or_drawn
 from facebench.report.runs import Run, load_runs
+from facebench.results import BenchmarkEntry, RunResults
 from facebench.report.statistics import (
     Designs,
     Interval,
@@ -50,7 +51,6 @@ from facebench.report.tables import (
     columns_of,
     fmt_percent,
     higher_is_better,
-    metric_value,
     rule_of,
     to_latex,
     to_markdown,
@@ -91,7 +91,7 @@ class Comparison:
 # ------------------------------------------------------------------------------------------- building
 
 
-def _columns(runs: Sequence[Run], published_docs: Sequence[dict[str, Any]], order: Sequence[str] = ()) -> list[Column]:
+def _columns(runs: Sequence[Run], published_docs: Sequence[RunResults], order: Sequence[str] = ()) -> list[Column]:
     """The runs' columns, then published columns of the runs' benchmarks; with no run, the published columns
     in benchmark order (``order``: benchmark names in table order)."""
     run_columns = columns_of([r.document for r in runs])
@@ -158,29 +158,31 @@ def compare(
     table = build_table(documents, columns)
     for row, run in zip(table.rows, runs):
         row.label = run.label
+    for row, (source, _) in zip(table.rows[len(runs):], published):
+        row.kind, row.source = "published", source.name
     comparison = Comparison(runs, list(published), table, settings, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if statistics and runs:
         _statistics(comparison)
     comparison.figures = reused_or_drawn(runs, columns, _figures, Figure)
     if gallery > 0:
         for run in runs:
-            for name in run.document.get("benchmarks", {}):
+            for name in run.document.benchmarks:
                 g = failure_gallery(run, name, gallery)
                 if g is not None:
                     comparison.galleries.append(g)
     return comparison
 
 
-def parse_column(text: str, documents: Sequence[dict[str, Any]]) -> Column:
+def parse_column(text: str, documents: Sequence[RunResults]) -> Column:
     """A ``BENCHMARK:METRIC[=LABEL]`` column; its rule is that of the first row that has the value."""
     spec, _, label = text.partition("=")
     bench, sep, metric = spec.partition(":")
     if not sep or not bench or not metric:
         raise FacebenchError(f"--column {text!r}: expected BENCHMARK:METRIC[=LABEL], e.g. lfw:tar_at_far.1e-03")
     for doc in documents:
-        entry = doc.get("benchmarks", {}).get(bench)
-        if entry and metric_value(entry.get("metrics", {}), metric) is not None:
-            title = str(entry.get("title", bench))
+        entry = doc.benchmarks.get(bench)
+        if entry and entry.value(metric) is not None:
+            title = entry.title
             head, *tail = split_path(metric)
             default = f"{title} {metric}"
             rate = parse_rate(tail[0]) if head == "tar_at_far" and tail else None
@@ -191,7 +193,7 @@ def parse_column(text: str, documents: Sequence[dict[str, Any]]) -> Column:
                 metric,
                 label or default,
                 rule_of(entry, metric),
-                str(entry.get("kind", "")),
+                entry.kind,
                 higher_is_better(entry, metric),
             )
     raise FacebenchError(f"--column {text!r}: no run or published row has {bench} {metric} (a number in its metrics)")
@@ -275,8 +277,8 @@ def roc_drawable(fpr: np.ndarray) -> bool:
 CMC_FIGURES = frozenset({"cmc_galleries", "cmc_distractors"})
 
 
-def _kind(entry: dict[str, Any]) -> Kind:
-    return kinds.for_entry(str(entry.get("kind", "")))
+def _kind(entry: BenchmarkEntry) -> Kind:
+    return kinds.for_entry(entry.kind)
 
 
 def _cmc_scale(runs: Sequence[Run], names: Sequence[str]) -> tuple[int, float]:
@@ -301,7 +303,7 @@ class _Page:
     name: str
     title: str
     kind: Kind
-    entries: list[tuple[Run, dict[str, Any]]]
+    entries: list[tuple[Run, BenchmarkEntry]]
     columns: Sequence[Column]
     cmc_scale: tuple[int, float]
     fold_panels: list[tuple[str, list[tuple[str, np.ndarray]]]]
@@ -320,10 +322,10 @@ def _roc(page: _Page) -> list[Figure]:
             float(split_path(c.metric)[1])
             for c in page.columns
             if c.benchmark == page.name and split_path(c.metric)[0] == "tar_at_far" and len(split_path(c.metric)) > 1
-            and any(metric_value(e.get("metrics", {}), c.metric) is not None for _, e in page.entries)
+            and any(e.value(c.metric) is not None for _, e in page.entries)
         }
     )  # an unmeasurable target (null in every run) is left off the plot
-    rule = ", ".join(sorted({str(e.get("rules", {}).get("tar_at_far", "")) for _, e in page.entries} - {""}))
+    rule = ", ".join(sorted({str(e.rules.get("tar_at_far", "")) for _, e in page.entries} - {""}))
     png = plots.figure_png(plots.roc_figure(curves, f"{page.title} ROC" + (f" ({rule})" if rule else ""), marks=marks))
     return [Figure(f"roc_{page.name}.png", f"{page.title}: ROC", png, page.kind.roc_caption)]
 
@@ -339,13 +341,13 @@ def _det_galleries(page: _Page) -> list[Figure]:
 def _det_figure(page: _Page, per_gallery: bool) -> list[Figure]:
     """The DET plot of a benchmark: FNMR against FMR from each run's ROC (1:1, folder, MegaFace), or
     FNIR (1 - DIR at rank 1) against FPIR from each gallery's DIR-FPIR curve (1:N; ``per_gallery``: one
-    curve per gallery of ``metrics.per_gallery``, on identification axes); nothing without curves."""
+    curve per gallery of the entry's ``details["per_gallery"]``, on identification axes); nothing without curves."""
     curves = []
     for run, entry in page.entries:
         arrays = run.arrays(page.name)
         if "roc_fpr" in arrays and "roc_tpr" in arrays:
             curves.append((run.label, np.asarray(arrays["roc_fpr"]), 1.0 - np.asarray(arrays["roc_tpr"]), 0))
-        galleries = list(entry.get("metrics", {}).get("per_gallery", {})) if per_gallery else [""]
+        galleries = list(entry.details.get("per_gallery", {})) if per_gallery else [""]
         for gi, gallery in enumerate(galleries):
             prefix = f"{gallery}_" if gallery else ""
             if f"{prefix}dir_fpir_fpir" in arrays and f"{prefix}dir_fpir_dir" in arrays:
@@ -373,7 +375,7 @@ def _det_figure(page: _Page, per_gallery: bool) -> list[Figure]:
 def _cmc_galleries(page: _Page) -> list[Figure]:
     cmc = []
     for ri, (run, entry) in enumerate(page.entries):
-        galleries = list(entry.get("metrics", {}).get("per_gallery", {}))
+        galleries = list(entry.details.get("per_gallery", {}))
         arrays = run.arrays(page.name)
         for gi, gallery_name in enumerate(galleries):
             if f"{gallery_name}_cmc" in arrays:
@@ -426,12 +428,12 @@ def _cmc_distractors(page: _Page) -> list[Figure]:
 def _folds(page: _Page) -> list[Figure]:
     """Adds the benchmark's panel to the page's one 10-fold figure (drawn after every benchmark)."""
     runs_folds = [
-        (run.label, np.asarray(e["metrics"]["fold_accuracies"], dtype=float))
+        (run.label, np.asarray(e.details["fold_accuracies"], dtype=float))
         for run, e in page.entries
-        if e.get("metrics", {}).get("fold_accuracies")
+        if e.details.get("fold_accuracies")
     ]
     if runs_folds:
-        rule = ", ".join(sorted({str(e.get("rules", {}).get("kfold", "")) for _, e in page.entries} - {""}))
+        rule = ", ".join(sorted({str(e.rules.get("kfold", "")) for _, e in page.entries} - {""}))
         page.fold_panels.append((f"{page.title} ({rule})" if rule else page.title, runs_folds))
     return []
 
@@ -452,12 +454,12 @@ def _figures(runs: Sequence[Run], columns: Sequence[Column]) -> list[Figure]:
     figures: list[Figure] = []
     if not runs:
         return figures
-    names = list(dict.fromkeys(n for r in runs for n in r.document.get("benchmarks", {})))
+    names = list(dict.fromkeys(n for r in runs for n in r.document.benchmarks))
     cmc_scale = _cmc_scale(runs, names)
     fold_panels: list[tuple[str, list[tuple[str, np.ndarray]]]] = []
     for name in names:
         entries = [(r, r.entry(name)) for r in runs if r.entry(name)]
-        title = str(entries[0][1].get("title", name))
+        title = entries[0][1].title
         kind = _kind(entries[0][1])
         page = _Page(name, title, kind, entries, columns, cmc_scale, fold_panels)  # type: ignore[arg-type]
         for figure in kind.figures:

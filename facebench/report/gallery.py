@@ -20,6 +20,7 @@ from facebench import kinds
 from facebench.errors import FacebenchError
 from facebench.extraction.images import opencv
 from facebench.report.runs import Run
+from facebench.results import BenchmarkEntry
 
 THUMB = 96
 JPEG_QUALITY = 88
@@ -62,9 +63,9 @@ def thumbnail(rgb: np.ndarray, size: int = THUMB) -> bytes:
     return buffer.tobytes()
 
 
-def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[int], np.ndarray]:
+def _image_loader(run: Run, benchmark: str, entry: BenchmarkEntry) -> Callable[[int], np.ndarray]:
     """A function image index -> RGB image, for the images the run evaluated; FacebenchError if unavailable."""
-    extra = entry.get("extra", {}) or {}
+    extra = entry.extra
     reader = extra.get("reader")
     files = extra.get("images")
     if reader == "folder":
@@ -80,7 +81,7 @@ def _image_loader(run: Run, benchmark: str, entry: dict[str, Any]) -> Callable[[
         if pack_path is None or not pack_path.is_file():
             raise FacebenchError(f"the pack {pack_path} is not at hand")
         pack = read_bin(pack_path)
-        recorded = (entry.get("inputs") or {}).get(pack_path.name)
+        recorded = entry.inputs.get(pack_path.name)
         if recorded and recorded != pack.sha256:
             raise FacebenchError(f"{pack_path} changed since the run (sha256 differs from the run's record)")
         return lambda i: decode_image(pack.blobs[i], f"{pack_path} item {i}")
@@ -105,7 +106,7 @@ def _enrolled(run: Run, images: Any, benchmark: str) -> Any:
     from facebench.extraction.cache import default_cache_root
     from facebench.extraction.enrol import EnrolOptions, enrol
 
-    settings = run.document.get("settings") or {}
+    settings = run.document.settings
     options = settings.get("options") or {}
     root = Path(settings["cache_dir"]) if settings.get("cache_dir") else default_cache_root()
     enrol_options = EnrolOptions(
@@ -121,7 +122,7 @@ def failure_gallery(run: Run, benchmark: str, k: int = 6) -> Gallery | None:
     """The ``k`` hardest false accepts and false rejects of a run's pair benchmark (None when the run has
     no per-pair decisions for it)."""
     entry = run.entry(benchmark)
-    if not entry or not kinds.for_entry(str(entry.get("kind", ""))).pair_verification:
+    if not entry or not kinds.for_entry(entry.kind).pair_verification:
         return None
     arrays = run.arrays(benchmark)
     if not all(name in arrays for name in ("scores", "labels", "correct")):
@@ -129,7 +130,7 @@ def failure_gallery(run: Run, benchmark: str, k: int = 6) -> Gallery | None:
     scores = np.asarray(arrays["scores"], dtype=float)
     labels = np.asarray(arrays["labels"], dtype=bool)
     correct = np.asarray(arrays["correct"], dtype=bool)
-    n_folds = int(entry.get("rules", {}).get("n_folds") or 10)
+    n_folds = int(entry.rules.get("n_folds") or 10)
     from facebench.metrics.kfold import kfold_indices
 
     # pair i of the arrays is pair `listed[i]` of the benchmark's list when unenrolled pairs were left out
@@ -144,7 +145,7 @@ def failure_gallery(run: Run, benchmark: str, k: int = 6) -> Gallery | None:
     gallery = Gallery(
         run.label,
         benchmark,
-        str(entry.get("title", benchmark)),
+        entry.title,
         n_false_accepts=int(np.count_nonzero(~labels & ~correct)),
         n_false_rejects=int(np.count_nonzero(labels & ~correct)),
     )

@@ -65,15 +65,15 @@ def _runs_section(c: Comparison) -> str:
     rows = []
     for run in c.runs:
         doc = run.document
-        ckpt = doc.get("checkpoint") or {}
-        feats = doc.get("features") or {}
-        settings = doc.get("settings", {}) or {}
+        ckpt = doc.checkpoint or {}
+        feats = doc.features or {}
+        settings = doc.settings
         profile = settings.get("profile", {}) or {}
         sha = str(ckpt.get("sha256", ""))
         what = _e(ckpt.get("path") or feats.get("path") or "-")
         if sha:
             what += f"<br><code title='{_e(sha)}'>{_e(sha[:16])}</code>"
-        extraction = doc.get("extraction") or {}  # present only where images were decoded (not --features)
+        extraction = doc.extraction or {}  # present only where images were decoded (not --features)
         seconds = sum(e.get("seconds") or 0 for e in extraction.values())
         if seconds > 0:
             images = sum(e.get("images") or 0 for e in extraction.values())
@@ -83,15 +83,15 @@ def _runs_section(c: Comparison) -> str:
         if tpir_rule:
             rules += f", TPIR {tpir_rule}"
         prof = ", ".join(f"{k} {profile[k]}" for k in ("name", "colour", "flip") if profile.get(k) is not None)
-        failed = doc.get("failed") or {}
-        warnings = [w for e in doc.get("benchmarks", {}).values() for w in e.get("warnings", [])]
+        failed = doc.failed
+        warnings = [w for e in doc.benchmarks.values() for w in e.warnings]
         problems = ""
         if failed or warnings:
             items = [f"<li>{_e(n)}: FAILED: {_e(m)}</li>" for n, m in failed.items()]
             items += [f"<li>{_e(w)}</li>" for w in warnings]
             summary = f"{len(failed)} failed, {len(warnings)} warnings"
             problems = f"<details><summary>{summary}</summary><ul>{''.join(items)}</ul></details>"
-        created = f"{_e(doc.get('created', ''))}<br>facebench {_e(doc.get('facebench_version', ''))}"
+        created = f"{_e(doc.created)}<br>facebench {_e(doc.facebench_version)}"
         rows.append(_row(_e(run.label), what, _e(run.directory), created, f"{_e(prof)}<br>{_e(rules)}", problems))
     if not rows:
         return ""
@@ -102,7 +102,7 @@ def _runs_section(c: Comparison) -> str:
 def _model_columns(c: Comparison) -> dict[str, list[str]]:
     """Row label -> [parameters in millions, GFLOPs per image] of the runs that measured their model (the
     columns papers show beside the accuracies); empty when no run did."""
-    facts = {r.label: r.document.get("model") or {} for r in c.runs}
+    facts = {r.label: r.document.model or {} for r in c.runs}
     if not any(f.get("parameters") or f.get("gflops") for f in facts.values()):
         return {}
     return {
@@ -114,9 +114,9 @@ def _model_columns(c: Comparison) -> dict[str, list[str]]:
 
 def _accuracy_std(c: Comparison, row_label: str, benchmark: str) -> float | None:
     """The std over folds of a run's 10-fold accuracy (None for published rows and other metrics)."""
-    doc = next((r.document for r in c.runs if r.label == row_label), None)
-    entry = (doc or {}).get("benchmarks", {}).get(benchmark) or {}
-    return (entry.get("metrics") or {}).get("accuracy_std")
+    run = next((r for r in c.runs if r.label == row_label), None)
+    entry = run.entry(benchmark) if run is not None else None
+    return entry.value("accuracy_std") if entry is not None else None
 
 
 def _table_section(c: Comparison) -> str:

@@ -34,6 +34,7 @@ from facebench.benchmarks import Benchmark, load_benchmarks, suggest
 from facebench.kinds.base import Kind
 from facebench.errors import FacebenchError
 from facebench.io.textdoc import TOMLDecodeError, parse_toml
+from facebench.results import BenchmarkEntry, RunResults, entry_from_nested
 
 _TOP_KEYS = {
     "name",
@@ -263,9 +264,10 @@ def select(names: Sequence[str], sources: Mapping[str, PublishedSource]) -> list
     return chosen
 
 
-def as_document(source: PublishedSource, row: PublishedRow, benchmarks: Mapping[str, Benchmark]) -> dict[str, Any]:
-    """A published row in the shape of a results document (``row_kind`` published), for the tables."""
-    entries: dict[str, Any] = {}
+def as_document(source: PublishedSource, row: PublishedRow, benchmarks: Mapping[str, Benchmark]) -> RunResults:
+    """A published row as a results document labelled by the row, its entries typed by the mapping runs use
+    (:func:`facebench.results.entry_from_nested`), for the tables."""
+    entries: dict[str, BenchmarkEntry] = {}
     for bench, metrics in row.values.items():
         spec = benchmarks[bench]
         nested: dict[str, Any] = {}
@@ -275,11 +277,12 @@ def as_document(source: PublishedSource, row: PublishedRow, benchmarks: Mapping[
                 nested.setdefault(head, {})[tail] = value
             else:
                 nested[head] = value
-        entries[bench] = {
+        entry = {
             "title": spec.title,
             "kind": spec.kind,
             "rules": source.rules_for(bench, spec.kind),
             "metrics": nested,
             "columns": {m: spec.columns.get(m, f"{spec.title} {m}") for m in metrics},
         }
-    return {"label": row.label, "row_kind": "published", "source": source.name, "benchmarks": entries}
+        entries[bench] = entry_from_nested(entry, f"published {source.name}/{row.id}: {bench}")
+    return RunResults(facebench_version="", created="", label=row.label, benchmarks=entries)

@@ -50,7 +50,7 @@ def figures_key(runs: Sequence[Run], columns: Sequence[Any], part: str = "") -> 
         if not results.is_file():
             return None
         digest.update(f"\0run {run.label}\0".encode() + hashlib.sha256(results.read_bytes()).digest())
-        for name in run.document.get("benchmarks", {}):
+        for name in run.document.benchmarks:
             arrays = Path(run.directory) / f"{name}.npz"
             if arrays.is_file():
                 digest.update(f"\0{name}.npz\0".encode() + hashlib.sha256(arrays.read_bytes()).digest())

@@ -21,6 +21,7 @@ from facebench.report.reuse import reused_or_drawn
 from facebench.report.runs import Run
 from facebench.report.statistics import StatsSettings
 from facebench.report.tables import Table, run_label
+from facebench.results import RunResults
 
 #: Imported with this module by `facebench run` in the background (`facebench.pipeline.preload`): a run's
 #: report draws its figures.
@@ -30,7 +31,7 @@ PRELOAD = MATPLOTLIB
 @overload
 def write_run_report(
     run_dir: str | Path,
-    document: dict[str, Any],
+    document: RunResults,
     *,
     html: bool = ...,
     statistics: bool = ...,
@@ -44,7 +45,7 @@ def write_run_report(
 @overload
 def write_run_report(
     run_dir: str | Path,
-    document: dict[str, Any],
+    document: RunResults,
     *,
     html: bool = ...,
     statistics: bool = ...,
@@ -59,7 +60,7 @@ def write_run_report(
 
 def write_run_report(
     run_dir: str | Path,
-    document: dict[str, Any],
+    document: RunResults,
     *,
     html: bool = False,
     statistics: bool = False,
@@ -81,10 +82,10 @@ def write_run_report(
     comparison = compare([run], settings=settings, statistics=statistics, gallery=gallery, columns=columns)
     written = write_comparison(comparison, out, html=html)
     curves = []
-    for name, entry in document.get("benchmarks", {}).items():
+    for name, entry in document.benchmarks.items():
         saved = run.arrays(name)
         if "roc_fpr" in saved and "roc_tpr" in saved and roc_drawable(saved["roc_fpr"]):
-            curves.append((name, str(entry.get("title", name)), saved["roc_fpr"], saved["roc_tpr"]))
+            curves.append((name, entry.title, saved["roc_fpr"], saved["roc_tpr"]))
     drawn = {figure.name: figure.png for figure in comparison.figures}
     if len(curves) == 1 and f"roc_{curves[0][0]}.png" in drawn:
         write_bytes(out / "roc.png", drawn[f"roc_{curves[0][0]}.png"])

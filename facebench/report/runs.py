@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from facebench.errors import FacebenchError
 from facebench.report.tables import run_label
-from facebench.results import load_arrays, read_results
+from facebench.results import BenchmarkEntry, RunResults, load_arrays, read_results
 
 
 @dataclass
@@ -19,12 +19,12 @@ class Run:
 
     label: str
     directory: Path
-    document: dict[str, Any]
+    document: RunResults
     _arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
-    def entry(self, benchmark: str) -> dict[str, Any] | None:
+    def entry(self, benchmark: str) -> BenchmarkEntry | None:
         """The results entry of a benchmark (None when the run does not have it)."""
-        return self.document.get("benchmarks", {}).get(benchmark)
+        return self.document.benchmarks.get(benchmark)
 
     def arrays(self, benchmark: str) -> dict[str, np.ndarray]:
         """The saved arrays of a benchmark (empty when none were saved), loaded once."""

@@ -55,7 +55,7 @@ from facebench.metrics.stats import bootstrap_ci, mcnemar, paired_bootstrap
 from facebench.registry import did_you_mean
 from facebench.report import bootstrap as fast
 from facebench.report.runs import Run
-from facebench.report.tables import metric_value
+from facebench.results import BenchmarkEntry
 
 TEMPLATE_ARRAYS = ("template1", "template2")
 
@@ -177,7 +177,7 @@ def _same_items(a: Run, b: Run, benchmark: str) -> str:
     ea, eb = a.entry(benchmark), b.entry(benchmark)
     if not ea or not eb:
         return "a run lacks the benchmark"
-    if ea.get("inputs") != eb.get("inputs"):
+    if ea.inputs != eb.inputs:
         return "the runs read different input files (sha256 differ)"
     return ""
 
@@ -194,14 +194,14 @@ def intervals_for(
     entry = run.entry(benchmark)
     if not entry:
         return {m: Unavailable(f"{run.label} has no {benchmark}") for m in metrics}
-    unmeasurable = entry.get("metrics", {}).get("unmeasurable") or {}
     out: dict[str, Interval | Unavailable] = {}
     by_method: dict[str, list[str]] = {}
-    kind = kinds.for_entry(str(entry.get("kind", "")))
+    kind = kinds.for_entry(entry.kind)
     for m in metrics:
         method = kind.metric(split_path(m)[0]).interval
-        if m in unmeasurable:
-            out[m] = Unavailable(f"{run.label}: {benchmark} {m} is not measurable ({unmeasurable[m]})")
+        reason = entry.metrics[m].unmeasurable if m in entry.metrics else ""
+        if reason:
+            out[m] = Unavailable(f"{run.label}: {benchmark} {m} is not measurable ({reason})")
         elif not method:
             out[m] = Unavailable(f"no interval is defined for {benchmark} {m}")
         else:
@@ -212,12 +212,12 @@ def intervals_for(
 
 
 def _each_interval(
-    interval: Callable[[Run, str, dict[str, Any], str, StatsSettings], Interval | Unavailable],
+    interval: Callable[[Run, str, BenchmarkEntry, str, StatsSettings], Interval | Unavailable],
 ) -> Callable[..., dict[str, Interval | Unavailable]]:
     """An interval method from ``interval(run, benchmark, entry, metric, settings)``, one metric at a time."""
 
     def method(
-        run: Run, benchmark: str, entry: dict[str, Any], metrics: list[str], settings: StatsSettings, designs: Designs
+        run: Run, benchmark: str, entry: BenchmarkEntry, metrics: list[str], settings: StatsSettings, designs: Designs
     ) -> dict[str, Interval | Unavailable]:
         return {m: interval(run, benchmark, entry, m, settings) for m in metrics}
 
@@ -225,7 +225,7 @@ def _each_interval(
 
 
 def _tar_bootstrap_intervals(
-    run: Run, benchmark: str, entry: dict[str, Any], metrics: list[str], settings: StatsSettings, designs: Designs
+    run: Run, benchmark: str, entry: BenchmarkEntry, metrics: list[str], settings: StatsSettings, designs: Designs
 ) -> dict[str, Interval | Unavailable]:
     fars = {m: path_rate(m, "tar_at_far") for m in metrics}
     out: dict[str, Interval | Unavailable] = {
@@ -238,15 +238,15 @@ def _tar_bootstrap_intervals(
 
 
 def _accuracy_interval(
-    run: Run, benchmark: str, entry: dict[str, Any], settings: StatsSettings
+    run: Run, benchmark: str, entry: BenchmarkEntry, settings: StatsSettings
 ) -> Interval | Unavailable:
     arrays = run.arrays(benchmark)
     if "correct" not in arrays:
         return Unavailable(f"{run.label}: {benchmark} has no held-out decisions saved")
     correct = np.asarray(arrays["correct"], dtype=np.float64)
-    reported = metric_value(entry.get("metrics", {}), "accuracy")
+    reported = entry.value("accuracy")
     n_folds = int(
-        entry.get("rules", {}).get("n_folds") or len(entry.get("metrics", {}).get("fold_accuracies", [])) or 10
+        entry.rules.get("n_folds") or len(entry.details.get("fold_accuracies", [])) or 10
     )
     weights = np.empty(correct.size)
     for fold in kfold_indices(correct.size, n_folds):
@@ -268,7 +268,7 @@ def _accuracy_interval(
 def _tar_intervals(
     run: Run,
     benchmark: str,
-    entry: dict[str, Any],
+    entry: BenchmarkEntry,
     metrics: list[str],
     fars: list[float],
     settings: StatsSettings,
@@ -278,7 +278,7 @@ def _tar_intervals(
     if isinstance(pairs, Unavailable):
         return {m: _stored_tar_interval(run, benchmark, entry, m, far, pairs) for m, far in zip(metrics, fars)}
     scores, labels = pairs
-    rule = str(entry.get("rules", {}).get("tar_at_far", "nearest"))
+    rule = str(entry.rules.get("tar_at_far", "nearest"))
     design = designs.get(run.arrays(benchmark), labels)
     results = fast.tar_at_far_bootstrap(
         scores, design, fars, rule, n_boot=settings.n_boot, seed=settings.seed, alpha=settings.alpha
@@ -286,7 +286,7 @@ def _tar_intervals(
     out: dict[str, Interval | Unavailable] = {}
     for m, far in zip(metrics, fars):
         r = results[far]
-        reported = metric_value(entry.get("metrics", {}), m)
+        reported = entry.value(m)
         if reported is None or r.estimate != reported:
             out[m] = Unavailable(f"{run.label}: {benchmark}: the saved scores do not reproduce the reported {m}")
             continue
@@ -299,30 +299,29 @@ def _tar_intervals(
 
 
 def _stored_tar_interval(
-    run: Run, benchmark: str, entry: dict[str, Any], metric: str, far: float, missing: Unavailable
+    run: Run, benchmark: str, entry: BenchmarkEntry, metric: str, far: float, missing: Unavailable
 ) -> Interval | Unavailable:
-    point = entry.get("metrics", {}).get("operating_points", {}).get(f"{far:.0e}", {})
-    ci = point.get("tar_ci95")
-    if not ci:
+    stored = entry.metrics.get(metric)
+    if stored is None or stored.value is None or stored.interval is None:
         return missing
     return Interval(
         run.label,
         benchmark,
         metric,
-        float(point["tar"]),
-        float(ci[0]),
-        float(ci[1]),
+        stored.value,
+        stored.interval[0],
+        stored.interval[1],
         0.95,
         "Clopper-Pearson 95% of the accepted genuine pairs, from the run (pairs treated as independent; "
         "no per-pair scores saved for a template bootstrap: run with --save-pair-scores)",
     )
 
 
-def _rank1_interval(run: Run, benchmark: str, entry: dict[str, Any], settings: StatsSettings) -> Interval | Unavailable:
+def _rank1_interval(run: Run, benchmark: str, entry: BenchmarkEntry, settings: StatsSettings) -> Interval | Unavailable:
     searches = _searches(run, benchmark, entry)
     if isinstance(searches, Unavailable):
         return searches
-    reported = metric_value(entry.get("metrics", {}), "rank1")
+    reported = entry.value("rank1")
     if reported is None or abs(float(np.mean([s.hits.mean() for s in searches.values()])) - reported) > 1e-12:
         return Unavailable(f"{run.label}: {benchmark}: the saved mate ranks do not reproduce the reported rank-1")
     try:
@@ -337,11 +336,11 @@ def _rank1_interval(run: Run, benchmark: str, entry: dict[str, Any], settings: S
     )
 
 
-def _rank1_hits(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, np.ndarray] | Unavailable:
-    if entry.get("rules", {}).get("ijb_1n") != "standard":
+def _rank1_hits(run: Run, benchmark: str, entry: BenchmarkEntry) -> dict[str, np.ndarray] | Unavailable:
+    if entry.rules.get("ijb_1n") != "standard":
         return Unavailable(f"{run.label}: {benchmark}: intervals are defined for the standard 1:N rule only")
     arrays = run.arrays(benchmark)
-    galleries = entry.get("metrics", {}).get("per_gallery", {})
+    galleries = entry.details.get("per_gallery", {})
     hits = {}
     for name in galleries:
         ranks = arrays.get(f"{name}_mate_ranks")
@@ -367,7 +366,7 @@ class _Searches:
     tpir_rule: str = "ge"
 
 
-def _searches(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, _Searches] | Unavailable:
+def _searches(run: Run, benchmark: str, entry: BenchmarkEntry) -> dict[str, _Searches] | Unavailable:
     hits = _rank1_hits(run, benchmark, entry)
     if isinstance(hits, Unavailable):
         return hits
@@ -390,7 +389,7 @@ def _searches(run: Run, benchmark: str, entry: dict[str, Any]) -> dict[str, _Sea
         tpir_hits = arrays.get(f"{name}_tpir_hits")  # TPIR's rank-1 condition when --cmc-ties was not >=
         h = np.asarray(tpir_hits, dtype=bool) if tpir_hits is not None and np.shape(tpir_hits) == h.shape else h
         # results before the TPIR rules existed used the ge rule
-        rule = str(entry.get("rules", {}).get("tpir_rule", "ge")).split(":", 1)[0]
+        rule = str(entry.rules.get("tpir_rule", "ge")).split(":", 1)[0]
         out[name] = _Searches(h, np.asarray(mates), np.asarray(non), mated_pos, nonmated_pos, rule)
     if len({s.mated_pos.size for s in out.values()}) != 1:
         return Unavailable(f"{run.label}: {benchmark}: the galleries were searched by different probe lists")
@@ -443,13 +442,13 @@ def _search_samples(
 
 
 def _tpir_interval(
-    run: Run, benchmark: str, entry: dict[str, Any], metric: str, settings: StatsSettings
+    run: Run, benchmark: str, entry: BenchmarkEntry, metric: str, settings: StatsSettings
 ) -> Interval | Unavailable:
     searches = _searches(run, benchmark, entry)
     if isinstance(searches, Unavailable):
         return searches
     fpir = float(split_path(metric)[1])
-    reported = metric_value(entry.get("metrics", {}), metric)
+    reported = entry.value(metric)
     if reported is None or abs(float(np.mean([_tpir(s, fpir) for s in searches.values()])) - reported) > 1e-12:
         return Unavailable(f"{run.label}: {benchmark}: the saved searches do not reproduce the reported {metric}")
     try:
@@ -487,13 +486,13 @@ def _megaface_outcomes(run: Run, benchmark: str, metric: str) -> tuple[np.ndarra
 
 
 def _megaface_interval(
-    run: Run, benchmark: str, entry: dict[str, Any], metric: str, settings: StatsSettings
+    run: Run, benchmark: str, entry: BenchmarkEntry, metric: str, settings: StatsSettings
 ) -> Interval | Unavailable:
     found = _megaface_outcomes(run, benchmark, metric)
     if isinstance(found, Unavailable):
         return found
     outcomes, identity, items = found
-    reported = metric_value(entry.get("metrics", {}), metric)
+    reported = entry.value(metric)
     if reported is None or abs(float(outcomes.mean()) - reported) > 1e-12:
         return Unavailable(f"{run.label}: {benchmark}: the saved outcomes do not reproduce the reported {metric}")
     r = bootstrap_ci(
@@ -522,7 +521,7 @@ def paired_tests(
         return {m: Unavailable(why) for m in metrics}
     entry = a.entry(benchmark)
     assert entry is not None
-    kind = kinds.for_entry(str(entry.get("kind", "")))
+    kind = kinds.for_entry(entry.kind)
     out: dict[str, PairedTest | Unavailable] = {}
     by_method: dict[str, list[str]] = {}
     for m in metrics:
@@ -538,13 +537,13 @@ def paired_tests(
 
 def _lacking(a: Run, b: Run, benchmark: str, metric: str) -> Unavailable | None:
     """Why there is no test when a run lacks the value of ``metric``, else None."""
-    values = [metric_value(run.entry(benchmark)["metrics"], metric) for run in (a, b)]  # type: ignore[index]
+    values = [run.entry(benchmark).value(metric) for run in (a, b)]  # type: ignore[index]
     return Unavailable("a run lacks the value") if None in values else None
 
 
 def _values(a: Run, b: Run, benchmark: str, metric: str) -> tuple[float, float]:
-    va = metric_value(a.entry(benchmark)["metrics"], metric)  # type: ignore[index]
-    vb = metric_value(b.entry(benchmark)["metrics"], metric)  # type: ignore[index]
+    va = a.entry(benchmark).value(metric)  # type: ignore[index]
+    vb = b.entry(benchmark).value(metric)  # type: ignore[index]
     assert va is not None and vb is not None
     return va, vb
 
@@ -624,8 +623,8 @@ def _tar_tests(
     for name in TEMPLATE_ARRAYS:
         if (name in arr_a) != (name in arr_b) or (name in arr_a and not np.array_equal(arr_a[name], arr_b[name])):
             return {m: Unavailable("the runs' template arrays differ") for m in metrics}
-    rule_a = str(a.entry(benchmark)["rules"].get("tar_at_far", "nearest"))  # type: ignore[index]
-    rule_b = str(b.entry(benchmark)["rules"].get("tar_at_far", "nearest"))  # type: ignore[index]
+    rule_a = str(a.entry(benchmark).rules.get("tar_at_far", "nearest"))  # type: ignore[index]
+    rule_b = str(b.entry(benchmark).rules.get("tar_at_far", "nearest"))  # type: ignore[index]
     if rule_a != rule_b:
         return {m: Unavailable(f"different TAR@FAR rules ({rule_a} vs {rule_b})") for m in metrics}
     design = designs.get(arr_a, la)
@@ -635,8 +634,8 @@ def _tar_tests(
     out: dict[str, PairedTest | Unavailable] = {}
     for m, far in zip(metrics, fars):
         r = results[far]
-        va = metric_value(a.entry(benchmark)["metrics"], m)  # type: ignore[index]
-        vb = metric_value(b.entry(benchmark)["metrics"], m)  # type: ignore[index]
+        va = a.entry(benchmark).value(m)  # type: ignore[index]
+        vb = b.entry(benchmark).value(m)  # type: ignore[index]
         if va is None or vb is None:
             out[m] = Unavailable("a run lacks the value")
             continue
@@ -714,7 +713,7 @@ def _megaface_test(
     if not np.array_equal(ia, ib):
         return Unavailable(f"the runs' {items} differ")
     rules = [
-        tuple(run.entry(benchmark)["rules"].get(k) for k in ("noise", "tie_rule"))  # type: ignore[index]
+        tuple(run.entry(benchmark).rules.get(k) for k in ("noise", "tie_rule"))  # type: ignore[index]
         for run in (a, b)
     ]
     if rules[0] != rules[1]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from facebench import kinds
 from facebench.keys import split_path
+from facebench.results import BenchmarkEntry, MetricValue, RunResults
 
 #: Cell marks: a rule other than the column's, and "not significantly different from the best run".
 RULE_MARK = "†"
@@ -92,82 +93,67 @@ class Table:
 # ------------------------------------------------------------------------------------------- values
 
 
-def metric_value(metrics: dict[str, Any], path: str) -> float | None:
-    """Follow a dotted path (``tar_at_far.1e-04``; ``rank1.1000000``) into a metrics dict."""
-    node: Any = metrics
-    for part in split_path(path):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
-
-
-def rule_of(entry: dict[str, Any], metric: str) -> str:
+def rule_of(entry: BenchmarkEntry, metric: str) -> str:
     """The rule that produced a metric: the entry's ``column_rules`` (metric -> rules key) when it names the
     metric, else the rule text of the entry's kind (`facebench.kinds.base.Kind.rule`: the ``rules`` values
     of the metric's rule keys)."""
-    rules = entry.get("rules", {}) or {}
-    column_rules = entry.get("column_rules", {}) or {}
-    if metric in column_rules:
-        return str(rules.get(column_rules[metric], ""))
-    return kinds.for_entry(str(entry.get("kind", ""))).rule(rules, metric)
+    if metric in entry.column_rules:
+        return str(entry.rules.get(entry.column_rules[metric], ""))
+    return kinds.for_entry(entry.kind).rule(entry.rules, metric)
 
 
-def higher_is_better(entry: dict[str, Any], metric: str) -> bool:
+def higher_is_better(entry: BenchmarkEntry, metric: str) -> bool:
     """Whether a larger value of ``metric`` is better, as the entry's kind declares it."""
-    return kinds.for_entry(str(entry.get("kind", ""))).metric(split_path(metric)[0]).higher_is_better
+    return kinds.for_entry(entry.kind).metric(split_path(metric)[0]).higher_is_better
 
 
-def run_label(doc: dict[str, Any]) -> str:
+def run_label(doc: RunResults) -> str:
     """A row label for a run: its ``label``, else the checkpoint's file name, else the features path."""
-    if doc.get("label"):
-        return str(doc["label"])
-    if doc.get("checkpoint"):
-        return str(doc["checkpoint"].get("path", "checkpoint")).replace("\\", "/").rsplit("/", 1)[-1]
-    if doc.get("features"):
-        return "features:" + str(doc["features"].get("path", "")).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if doc.label:
+        return doc.label
+    if doc.checkpoint:
+        return str(doc.checkpoint.get("path", "checkpoint")).replace("\\", "/").rsplit("/", 1)[-1]
+    if doc.features:
+        return "features:" + str(doc.features.get("path", "")).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     return "run"
 
 
-def columns_of(documents: Iterable[dict[str, Any]]) -> list[Column]:
+def columns_of(documents: Iterable[RunResults]) -> list[Column]:
     """The union of the documents' columns in first-seen order; each column's rule is its first row's."""
     seen: dict[tuple[str, str], Column] = {}
     for doc in documents:
-        for name, entry in doc.get("benchmarks", {}).items():
-            for metric, label in entry.get("columns", {}).items():
+        for name, entry in doc.benchmarks.items():
+            for metric, label in entry.columns.items():
                 if (name, metric) not in seen:
                     seen[(name, metric)] = Column(
-                        name,
-                        metric,
-                        str(label),
-                        rule_of(entry, metric),
-                        str(entry.get("kind", "")),
-                        higher_is_better(entry, metric),
+                        name, metric, str(label), rule_of(entry, metric), entry.kind, higher_is_better(entry, metric)
                     )
     return list(seen.values())
 
 
-def build_table(documents: Sequence[dict[str, Any]], columns: list[Column] | None = None) -> Table:
-    """One row per document (``row_kind``: run | published), values looked up per column; a cell whose
-    rule differs from its column's is marked †."""
+def build_table(documents: Sequence[RunResults], columns: list[Column] | None = None) -> Table:
+    """One row per document, values looked up per column; a cell whose rule differs from its column's is
+    marked †. Rows are of kind ``run``; the caller marks the published ones (:class:`Row` ``kind``)."""
     columns = columns if columns is not None else columns_of(documents)
     rows = []
     for doc in documents:
         cells = []
         for col in columns:
-            entry = doc.get("benchmarks", {}).get(col.benchmark)
+            entry = doc.benchmarks.get(col.benchmark)
             if not entry:
                 cells.append(Cell(None))
                 continue
-            value = metric_value(entry.get("metrics", {}), col.metric)
+            metric = entry.metrics.get(col.metric)
+            value = metric.value if metric is not None else None
             rule = rule_of(entry, col.metric)
             cell = Cell(value, rule)
             if value is not None and col.rule and rule != col.rule:
                 cell.marks.append(RULE_MARK)
                 cell.note = f"rule {rule or 'not stated'} (column: {col.rule})"
-            _mark_resolution(cell, entry.get("metrics", {}), col.metric)
+            if metric is not None:
+                _mark_resolution(cell, metric)
             cells.append(cell)
-        rows.append(Row(run_label(doc), cells, str(doc.get("row_kind", "run")), str(doc.get("source", ""))))
+        rows.append(Row(run_label(doc), cells))
     table = Table(columns, rows)
     if any(RULE_MARK in c.marks for r in rows for c in r.cells):
         table.legend[RULE_MARK] = "produced under another rule than the column's (named below); not comparable as is"
@@ -181,19 +167,19 @@ def build_table(documents: Sequence[dict[str, Any]], columns: list[Column] | Non
     return table
 
 
-def _mark_resolution(cell: Cell, metrics: dict[str, Any], metric: str) -> None:
-    """Mark a cell whose rate the counts cannot measure (``metrics.unmeasurable``; its value is None) or
-    that rests on few negatives (``metrics.few_events``), with the reason or the intervals as its note."""
-    reason = (metrics.get("unmeasurable") or {}).get(metric)
-    few = (metrics.get("few_events") or {}).get(metric)
+def _mark_resolution(cell: Cell, metric: MetricValue) -> None:
+    """Mark a cell whose rate the counts cannot measure (``unmeasurable``; its value is None) or that rests
+    on few negatives (``few_events``), with the reason or the intervals as its note."""
+    reason = metric.unmeasurable
+    few = metric.few_events
     if cell.value is None and reason:
         cell.marks.append(UNMEASURED_MARK)
         cell.note = f"{cell.note}; {reason}" if cell.note else str(reason)
     elif cell.value is not None and few:
-        lo, hi = few["positive_rate_ci95"]
-        nlo, nhi = few["negative_rate_ci95"]
+        lo, hi = few.positive_rate_ci95
+        nlo, nhi = few.negative_rate_ci95
         text = (
-            f"{few['negatives_accepted']} of {few['n_negatives']:,} negatives accepted: rate 95% CI "
+            f"{few.negatives_accepted} of {few.n_negatives:,} negatives accepted: rate 95% CI "
             f"[{fmt_percent(lo)}, {fmt_percent(hi)}], false-accept rate 95% CI [{nlo:.1e}, {nhi:.1e}]"
         )
         cell.marks.append(FEW_EVENTS_MARK)
