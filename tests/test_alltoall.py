@@ -80,6 +80,28 @@ def test_streamed_tar_at_far_equals_brute_force(seed: int, block: int, sample: t
         assert result.passes > 1  # the fallback passes ran
 
 
+@pytest.mark.parametrize("block, max_band", [(7, 1 << 24), (50, 1 << 24), (13, 40)])
+def test_workers_and_tiles_give_the_brute_force_result(block: int, max_band: int) -> None:
+    """Many tiles scanned by 1 or 3 threads, the lowest bracket (FAR 0.5) counted with masks (the sample,
+    every row x every column, places it), scores tied at every threshold across tile boundaries: the
+    brute-force values; one pass when the bands fit (a miscounted tile would cost a histogram pass), and
+    the same passes whatever the number of threads (tiles merge in block order)."""
+    emb, labels = exact_features(190, 1)
+    scores = emb.astype(np.float64) @ emb.astype(np.float64).T
+    expected = brute_force(scores, labels, TARGETS)
+    iu = np.triu_indices(len(labels), 1)
+    same = labels[iu[0]] == labels[iu[1]]
+    want = sorted(zip(iu[0][same].tolist(), iu[1][same].tolist(), scores[iu][same].tolist()))
+    passes = set()
+    for workers in (1, 3):
+        result = all_to_all_tar_at_far(emb, labels, TARGETS, block=block, max_band=max_band, workers=workers)
+        assert {f: (p.tar, p.far, p.threshold) for f, p in result.points.items()} == expected
+        got = sorted(zip(result.genuine_i.tolist(), result.genuine_j.tolist(), result.genuine_scores.tolist()))
+        assert got == want
+        passes.add(result.passes)
+    assert len(passes) == 1 and (max_band < 1 << 24 or passes == {1})
+
+
 def test_random_floats_match_the_float32_product() -> None:
     rng = np.random.default_rng(5)
     labels = np.repeat(np.arange(60), 5)
