@@ -66,7 +66,7 @@ DENSE_SHARE = 1 / 32
 STRIP_CELLS = 1 << 19
 """Scores a tile is scanned in at a time (2 MiB of float32: a strip of rows stays in the CPU cache)."""
 _Z = 6.0
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -110,20 +110,21 @@ def tile_results(
     emb: np.ndarray,
     blocks: Sequence[tuple[int, int, int, int]],
     block: int,
-    scan: Callable[[int, int, np.ndarray], T],
+    scan: Callable[[int, int, np.ndarray], _T],
     workers: int = 0,
-) -> Iterator[T]:
+) -> Iterator[_T]:
     """``scan(r0, c0, S)`` for each block ``(r0, r1, c0, c1)`` of ``blocks``, in block order, where
     ``S = emb[r0:r1] @ emb[c0:c1].T`` (float32). A pool of ``workers`` threads (0: as many as the BLAS
     library has) computes each tile with single-threaded BLAS into a ``block`` x ``block`` buffer of its
     own and scans it at once, while it is fresh in the cache; ``scan`` may overwrite ``S`` but not keep
-    it. At most ``2 * workers`` tiles' results wait to be taken."""
+    it. At most ``2 * workers`` tiles' results wait to be taken; the BLAS library stays single-threaded
+    (for the whole process) until the iteration ends."""
     n_workers = max(1, min(workers or blas_threads(), len(blocks)))
     buffers: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
     for _ in range(n_workers):
         buffers.put(np.empty(block * block, dtype=np.float32))
 
-    def work(tile: tuple[int, int, int, int]) -> T:
+    def work(tile: tuple[int, int, int, int]) -> _T:
         r0, r1, c0, c1 = tile
         buffer = buffers.get()
         try:
@@ -134,7 +135,7 @@ def tile_results(
             buffers.put(buffer)
 
     with single_threaded_blas(), ThreadPoolExecutor(n_workers, thread_name_prefix="alltoall") as pool:
-        pending: deque[Future[T]] = deque()
+        pending: deque[Future[_T]] = deque()
         for tile in blocks:
             pending.append(pool.submit(work, tile))
             if len(pending) > 2 * n_workers:
