@@ -25,7 +25,8 @@ import time
 
 import numpy as np
 
-from facebench.metrics.alltoall import DEFAULT_BLOCK, all_to_all_tar_at_far, tile_results, upper_blocks
+from facebench.metrics.alltoall import DEFAULT_BLOCK, all_to_all_tar_at_far, tile_results, tile_side, upper_blocks
+from facebench.metrics.blas import blas_threads
 from facebench.metrics.megaface import l2_normalise
 
 from bench_megaface import _reset_peak, _status_kib  # the same peak-RSS reading as the MegaFace bench
@@ -67,7 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     emb, labels = features(args.ids, args.per_id, args.dim, args.seed)
     n = emb.shape[0]
-    print(f"{n} x {args.dim} features ({emb.nbytes / 2**20:.0f} MiB), {n * (n - 1) // 2:,} pairs, block {args.block}")
+    block = min(tile_side(args.block, blas_threads()), n)  # the tiles the evaluation computes
+    print(f"{n} x {args.dim} features ({emb.nbytes / 2**20:.0f} MiB), {n * (n - 1) // 2:,} pairs, block {block}")
     base: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in BASELINES}
     eval_wall, eval_cpu, peaks = [], [], []
     result = None
@@ -75,14 +77,14 @@ def main() -> None:
         for name, bare in BASELINES.items():
             gc.collect()
             w, c = time.perf_counter(), time.process_time()
-            bare(emb, args.block)
+            bare(emb, block)
             base[name][0].append(time.perf_counter() - w)
             base[name][1].append(time.process_time() - c)
         gc.collect()
         before = _status_kib("VmRSS")
         reset = _reset_peak()
         w, c = time.perf_counter(), time.process_time()
-        result = all_to_all_tar_at_far(emb, labels, block=args.block)
+        result = all_to_all_tar_at_far(emb, labels, block=block)
         eval_wall.append(time.perf_counter() - w)
         eval_cpu.append(time.process_time() - c)
         if reset:

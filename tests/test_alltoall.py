@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facebench.cli import main
-from facebench.metrics.alltoall import all_to_all_tar_at_far, upper_blocks
+from facebench.metrics.alltoall import TILE_MEMORY, all_to_all_tar_at_far, tile_side, upper_blocks
 from facebench.metrics.megaface import l2_normalise
 from facebench.metrics.roc import roc_curve, tar_at_far
 from tests._folders import make_folder
@@ -118,6 +118,15 @@ def test_upper_blocks_cover_each_pair_once() -> None:
         assert r0 <= c0
         seen[r0:r1, c0:c1] += 1
     assert np.array_equal(np.triu(seen, 1), np.triu(np.ones((n, n), dtype=int), 1))
+
+
+def test_tile_side_keeps_the_workers_tiles_within_the_memory_bound() -> None:
+    assert tile_side(4096, 2) == tile_side(4096, 8) == 4096 and tile_side(100, 64) == 100
+    assert tile_side(4096, 100_000) == 256  # never below 256
+    for workers in (16, 64, 1000):
+        side = tile_side(4096, workers)
+        assert side < 4096 and workers * side * side * 4 <= TILE_MEMORY
+        assert workers * (side + 1) ** 2 * 4 > TILE_MEMORY  # the largest side that fits
 
 
 def test_needs_both_kinds_of_pairs() -> None:

@@ -65,6 +65,8 @@ DENSE_SHARE = 1 / 32
 """A lowest bracket whose lo more than this share of the pairs exceeds is counted with masks (`_stream_pass`)."""
 STRIP_CELLS = 1 << 19
 """Scores a tile is scanned in at a time (2 MiB of float32: a strip of rows stays in the CPU cache)."""
+TILE_MEMORY = 1 << 29
+"""Bytes the workers' float32 tiles may take together (:func:`tile_side`)."""
 _Z = 6.0
 _T = TypeVar("_T")
 
@@ -104,6 +106,13 @@ def upper_blocks(n: int, block: int) -> list[tuple[int, int, int, int]]:
     block, in row-major order."""
     starts = list(range(0, n, block))
     return [(r, min(r + block, n), c, min(c + block, n)) for i, r in enumerate(starts) for c in starts[i:]]
+
+
+def tile_side(block: int, workers: int) -> int:
+    """The side of the tiles that ``workers`` threads compute at once: ``block``, or less (but at least 256)
+    so that their float32 tiles fit in :data:`TILE_MEMORY` together (the memory bound on many cores)."""
+    fit = int(np.sqrt(TILE_MEMORY / 4 / max(1, workers)))
+    return min(block, max(256, fit))
 
 
 def tile_results(
@@ -155,9 +164,9 @@ def all_to_all_tar_at_far(
     workers: int = 0,
 ) -> AllToAllResult:
     """TAR at each FAR target over every pair of ``embeddings`` (module rule), streamed in ``block`` x
-    ``block`` tiles of the score matrix by ``workers`` threads (0: as many as the BLAS library has; the
-    result does not depend on it); memory beyond the embeddings is one tile and its masks per worker, the
-    genuine scores and at most ``max_band`` kept scores per target.
+    ``block`` tiles of the score matrix (fewer on many cores: :func:`tile_side`) by ``workers`` threads (0:
+    as many as the BLAS library has); the result depends on neither. Memory beyond the embeddings is one
+    tile and its masks per worker, the genuine scores and at most ``max_band`` kept scores per target.
 
     >>> emb = np.eye(4, dtype=np.float32)[[0, 0, 1, 2, 3]]
     >>> r = all_to_all_tar_at_far(emb, [0, 0, 1, 2, 3], targets=[0.0])
@@ -173,7 +182,8 @@ def all_to_all_tar_at_far(
     wanted = [check_rate(t, "FAR target") for t in targets]
     n = emb.shape[0]
     gi, gj = genuine_pairs(labels)
-    block = min(block, n) if n else 1
+    workers = workers or blas_threads()
+    block = min(tile_side(block, workers), n) if n else 1
     gkey = _block_key(gi, gj, block, n)
     order = np.lexsort((gj, gi, gkey))
     gi, gj, gkey = gi[order], gj[order], gkey[order]
