@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facebench.cli import main
-from facebench.metrics.alltoall import all_to_all_tar_at_far, upper_blocks
+from facebench.metrics.alltoall import TILE_MEMORY, all_to_all_tar_at_far, tile_side, upper_blocks
 from facebench.metrics.megaface import l2_normalise
 from facebench.metrics.roc import roc_curve, tar_at_far
 from tests._folders import make_folder
@@ -81,6 +81,28 @@ def test_streamed_tar_at_far_equals_brute_force(seed: int, block: int, sample: t
         assert result.passes > 1  # the fallback passes ran
 
 
+@pytest.mark.parametrize("block, max_band", [(7, 1 << 24), (50, 1 << 24), (13, 40)])
+def test_workers_and_tiles_give_the_brute_force_result(block: int, max_band: int) -> None:
+    """Many tiles scanned by 1 or 3 threads, the lowest bracket (FAR 0.5) counted with masks (the sample,
+    every row x every column, places it), scores tied at every threshold across tile boundaries: the
+    brute-force values; one pass when the bands fit (a miscounted tile would cost a histogram pass), and
+    the same passes whatever the number of threads (tiles merge in block order)."""
+    emb, labels = exact_features(190, 1)
+    scores = emb.astype(np.float64) @ emb.astype(np.float64).T
+    expected = brute_force(scores, labels, TARGETS)
+    iu = np.triu_indices(len(labels), 1)
+    same = labels[iu[0]] == labels[iu[1]]
+    want = sorted(zip(iu[0][same].tolist(), iu[1][same].tolist(), scores[iu][same].tolist()))
+    passes = set()
+    for workers in (1, 3):
+        result = all_to_all_tar_at_far(emb, labels, TARGETS, block=block, max_band=max_band, workers=workers)
+        assert {f: (p.tar, p.far, p.threshold) for f, p in result.points.items()} == expected
+        got = sorted(zip(result.genuine_i.tolist(), result.genuine_j.tolist(), result.genuine_scores.tolist()))
+        assert got == want
+        passes.add(result.passes)
+    assert len(passes) == 1 and (max_band < 1 << 24 or passes == {1})
+
+
 def test_random_floats_match_the_float32_product() -> None:
     rng = np.random.default_rng(5)
     labels = np.repeat(np.arange(60), 5)
@@ -97,6 +119,15 @@ def test_upper_blocks_cover_each_pair_once() -> None:
         assert r0 <= c0
         seen[r0:r1, c0:c1] += 1
     assert np.array_equal(np.triu(seen, 1), np.triu(np.ones((n, n), dtype=int), 1))
+
+
+def test_tile_side_keeps_the_workers_tiles_within_the_memory_bound() -> None:
+    assert tile_side(4096, 2) == tile_side(4096, 8) == 4096 and tile_side(100, 64) == 100
+    assert tile_side(4096, 100_000) == 256  # never below 256
+    for workers in (16, 64, 1000):
+        side = tile_side(4096, workers)
+        assert side < 4096 and workers * side * side * 4 <= TILE_MEMORY
+        assert workers * (side + 1) ** 2 * 4 > TILE_MEMORY  # the largest side that fits
 
 
 def test_needs_both_kinds_of_pairs() -> None:

@@ -33,7 +33,6 @@ Devkit-style ``cmc_facescrub_megaface_<alg>_<size>_1.json`` files go to the run'
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -42,7 +41,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -58,6 +57,7 @@ from facebench.extraction.images import ImageList
 from facebench.io import megaface as mfio
 from facebench.metrics import megaface as mmf
 from facebench.metrics import operating
+from facebench.metrics.blas import blas_threads, single_threaded_blas
 from facebench.progress import progress
 
 log = logging.getLogger(__name__)
@@ -232,24 +232,6 @@ def _members_from_rows(row_paths: Sequence[str], lists: dict[int, list[str]], li
 # ------------------------------------------------------------------------------------------- streaming
 
 
-def blas_threads() -> int:
-    """How many threads the BLAS library uses (1 when that cannot be told or limited)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - a dependency of scikit-learn
-        return 1
-    counts = [int(info.get("num_threads", 1)) for info in threadpool_info() if info.get("user_api") == "blas"]
-    return max(counts, default=1)
-
-
-@contextlib.contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):
-        yield
-
-
 def stream_top_scores(
     probes: np.ndarray,
     distractors: Distractors,
@@ -326,7 +308,7 @@ def stream_top_scores(
         for chunk in range(n_chunks):
             process(chunk)
     else:
-        with _single_threaded_blas(), ThreadPoolExecutor(n_workers, thread_name_prefix="megaface") as pool:
+        with single_threaded_blas(), ThreadPoolExecutor(n_workers, thread_name_prefix="megaface") as pool:
             for _ in pool.map(process, range(n_chunks)):
                 pass
     bar.close()

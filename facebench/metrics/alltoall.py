@@ -20,10 +20,13 @@ How tau is found exactly in a streamed pass over the upper-triangle blocks of th
 2. One pass computes each block once; scores above the lowest ``lo`` are extracted, and per target the
    exact number above ``hi`` is counted and the values inside ``(lo, hi]`` are kept. Genuine scores are
    gathered from the same blocks (so they are the very values counted) and subtracted from the counts and
-   the kept values afterwards. A block is scanned in strips of rows that stay in the CPU cache; when the
-   lowest bracket lies below a large share of the scores (FAR 1e-1: a tenth of all pairs), its count above
-   ``hi`` is taken from a mask and only its band is extracted with the scores above the next bracket's
-   ``lo``, instead of extracting every score above its ``lo``.
+   the kept values afterwards. The blocks go to a pool of threads, one per BLAS thread, each computing a
+   block with single-threaded BLAS and scanning it at once (:func:`tile_results`), so the scans run on
+   every core beside the products instead of competing with a multi-threaded product for the cores; the
+   counts and values are merged in block order. A block is scanned in strips of rows that stay in the CPU
+   cache; when the lowest bracket lies below a large share of the scores (FAR 1e-1: a tenth of all
+   pairs), its count above ``hi`` is taken from a mask and only its band is extracted with the scores
+   above the next bracket's ``lo``, instead of extracting every score above its ``lo``.
 3. When ``#{impostor > hi} <= k < #{impostor > lo}``, tau is the ``(k - #{> hi} + 1)``-th largest kept
    value: exact. Otherwise (an unlucky sample, or more than ``max_band`` values in the bracket) further
    passes narrow the bracket with exact counts at 256 edges (a histogram with float32 edges compared
@@ -33,14 +36,17 @@ How tau is found exactly in a streamed pass over the upper-triangle blocks of th
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import queue
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from facebench.metrics._validation import as_scores, check_rate
+from facebench.metrics.blas import blas_threads, single_threaded_blas
 from facebench.metrics.megaface import VerificationPoint, genuine_pairs
 from facebench.metrics.operating import allowed_count, count_accepted
 
@@ -59,7 +65,10 @@ DENSE_SHARE = 1 / 32
 """A lowest bracket whose lo more than this share of the pairs exceeds is counted with masks (`_stream_pass`)."""
 STRIP_CELLS = 1 << 19
 """Scores a tile is scanned in at a time (2 MiB of float32: a strip of rows stays in the CPU cache)."""
+TILE_MEMORY = 1 << 29
+"""Bytes the workers' float32 tiles may take together (:func:`tile_side`)."""
 _Z = 6.0
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -99,16 +108,49 @@ def upper_blocks(n: int, block: int) -> list[tuple[int, int, int, int]]:
     return [(r, min(r + block, n), c, min(c + block, n)) for i, r in enumerate(starts) for c in starts[i:]]
 
 
-def block_scores(
-    emb: np.ndarray, blocks: Sequence[tuple[int, int, int, int]], block: int, buffers: int = 1
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """``(r0, c0, S)`` for each block, ``S = emb[r0:r1] @ emb[c0:c1].T`` computed into ``buffers`` reused
-    float32 buffers in turn (an item stays valid until ``buffers`` more have been produced)."""
-    pool = [np.empty(block * block, dtype=np.float32) for _ in range(buffers)]
-    for t, (r0, r1, c0, c1) in enumerate(blocks):
-        out = pool[t % buffers][: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
-        np.dot(emb[r0:r1], emb[c0:c1].T, out=out)
-        yield r0, c0, out
+def tile_side(block: int, workers: int) -> int:
+    """The side of the tiles that ``workers`` threads compute at once: ``block``, or less (but at least 256)
+    so that their float32 tiles fit in :data:`TILE_MEMORY` together (the memory bound on many cores)."""
+    fit = int(np.sqrt(TILE_MEMORY / 4 / max(1, workers)))
+    return min(block, max(256, fit))
+
+
+def tile_results(
+    emb: np.ndarray,
+    blocks: Sequence[tuple[int, int, int, int]],
+    block: int,
+    scan: Callable[[int, int, np.ndarray], _T],
+    workers: int = 0,
+) -> Iterator[_T]:
+    """``scan(r0, c0, S)`` for each block ``(r0, r1, c0, c1)`` of ``blocks``, in block order, where
+    ``S = emb[r0:r1] @ emb[c0:c1].T`` (float32). A pool of ``workers`` threads (0: as many as the BLAS
+    library has) computes each tile with single-threaded BLAS into a ``block`` x ``block`` buffer of its
+    own and scans it at once, while it is fresh in the cache; ``scan`` may overwrite ``S`` but not keep
+    it. At most ``2 * workers`` tiles' results wait to be taken; the BLAS library stays single-threaded
+    (for the whole process) until the iteration ends."""
+    n_workers = max(1, min(workers or blas_threads(), len(blocks)))
+    buffers: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
+    for _ in range(n_workers):
+        buffers.put(np.empty(block * block, dtype=np.float32))
+
+    def work(tile: tuple[int, int, int, int]) -> _T:
+        r0, r1, c0, c1 = tile
+        buffer = buffers.get()
+        try:
+            scores = buffer[: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+            np.dot(emb[r0:r1], emb[c0:c1].T, out=scores)
+            return scan(r0, c0, scores)
+        finally:
+            buffers.put(buffer)
+
+    with single_threaded_blas(), ThreadPoolExecutor(n_workers, thread_name_prefix="alltoall") as pool:
+        pending: deque[Future[_T]] = deque()
+        for tile in blocks:
+            pending.append(pool.submit(work, tile))
+            if len(pending) > 2 * n_workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def all_to_all_tar_at_far(
@@ -119,10 +161,12 @@ def all_to_all_tar_at_far(
     sample: tuple[int, int] = DEFAULT_SAMPLE,
     seed: int = 0,
     max_band: int = DEFAULT_MAX_BAND,
+    workers: int = 0,
 ) -> AllToAllResult:
     """TAR at each FAR target over every pair of ``embeddings`` (module rule), streamed in ``block`` x
-    ``block`` tiles of the score matrix; memory beyond the embeddings is one tile, its mask, the genuine
-    scores and at most ``max_band`` kept scores per target.
+    ``block`` tiles of the score matrix (fewer on many cores: :func:`tile_side`) by ``workers`` threads (0:
+    as many as the BLAS library has); the result depends on neither. Memory beyond the embeddings is one
+    tile and its masks per worker, the genuine scores and at most ``max_band`` kept scores per target.
 
     >>> emb = np.eye(4, dtype=np.float32)[[0, 0, 1, 2, 3]]
     >>> r = all_to_all_tar_at_far(emb, [0, 0, 1, 2, 3], targets=[0.0])
@@ -138,7 +182,8 @@ def all_to_all_tar_at_far(
     wanted = [check_rate(t, "FAR target") for t in targets]
     n = emb.shape[0]
     gi, gj = genuine_pairs(labels)
-    block = min(block, n) if n else 1
+    workers = workers or blas_threads()
+    block = min(tile_side(block, workers), n) if n else 1
     gkey = _block_key(gi, gj, block, n)
     order = np.lexsort((gj, gi, gkey))
     gi, gj, gkey = gi[order], gj[order], gkey[order]
@@ -161,7 +206,9 @@ def all_to_all_tar_at_far(
     genuine_sorted = genuine
     while pending:
         passes += 1
-        found = _stream_pass(emb, blocks, block, list(pending.values()), gi, gj, gkey, passes == 1, max_band)
+        found = _stream_pass(
+            emb, blocks, block, list(pending.values()), gi, gj, gkey, passes == 1, max_band, workers
+        )
         if passes == 1:
             genuine, genuine_sorted = found, np.sort(found)
         for t in list(pending):
@@ -224,9 +271,12 @@ def _stream_pass(
     gkey: np.ndarray,
     gather_genuine: bool,
     max_band: int,
+    workers: int,
 ) -> np.ndarray:
     """One pass over the upper-triangle blocks: fills each bracket's counts (all pairs, genuine included)
-    and kept values or histogram; returns the genuine scores (pair order of ``gi, gj``) when asked."""
+    and kept values or histogram; returns the genuine scores (pair order of ``gi, gj``) when asked. The
+    tiles are computed and scanned by :func:`tile_results`' workers; their counts and values are merged
+    here in block order."""
     n = emb.shape[0]
     genuine = np.empty(gi.size if gather_genuine else 0, dtype=np.float32)
     lower = np.tril(np.ones((block, block), dtype=bool))
@@ -234,83 +284,87 @@ def _stream_pass(
     for b in brackets:
         b.above, b.kept, b.n_kept, b.overflow = 0, [], 0, False
         b.bins = None if b.edges is None else np.zeros(b.edges.size + 1, dtype=np.int64)
-    strip = max(1, STRIP_CELLS // max(1, min(block, n)))
-    mask, spare = np.empty(strip * block, dtype=bool), np.empty(strip * block, dtype=bool)
     # the lowest bracket is "dense" when a large share of the pairs scores above its lo: it is then counted
     # with masks and only its band extracted, instead of extracting every score above its lo
-    dense = brackets[order[0]]
+    first = brackets[order[0]]
     rest = order[1:]
-    if not (dense.edges is None and np.isfinite(dense.lo) and dense.share > DENSE_SHARE
-            and (not rest or dense.hi <= brackets[rest[0]].lo)):
-        dense, rest = None, order
+    dense = order[0] if (
+        first.edges is None and np.isfinite(first.lo) and first.share > DENSE_SHARE
+        and (not rest or first.hi <= brackets[rest[0]].lo)
+    ) else None
+    if dense is None:
+        rest = order
     floor = brackets[rest[0]].lo if rest else np.inf
 
-    def process(r0: int, c0: int, scores: np.ndarray) -> None:
+    def scan(r0: int, c0: int, scores: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Per bracket: the scores of the tile above its hi, and its band values or histogram counts."""
         h, w = scores.shape
-        if gather_genuine:
+        if gather_genuine:  # each tile writes its own slice of `genuine`
             tile = int(_block_key(np.int64(r0), np.int64(c0), block, n))
-            first, last = np.searchsorted(gkey, [tile, tile + 1])
-            if last > first:
-                genuine[first:last] = scores[gi[first:last] - r0, gj[first:last] - c0]
+            start, stop = np.searchsorted(gkey, [tile, tile + 1])
+            if stop > start:
+                genuine[start:stop] = scores[gi[start:stop] - r0, gj[start:stop] - c0]
         if r0 == c0:
             np.copyto(scores, -np.inf, where=lower[:h, :w])
+        above = np.zeros(len(brackets), dtype=np.int64)
+        found: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(brackets)
+        strip = max(1, STRIP_CELLS // w)
+        mask, spare = np.empty(strip * w, dtype=bool), np.empty(strip * w, dtype=bool)
+        pieces = []
         for s0 in range(0, h, strip):  # strips of rows that stay in the CPU cache across the passes below
             part = scores[s0 : s0 + strip]
             selected = mask[: part.size].reshape(part.shape)
             if dense is None:
                 np.greater(part, floor, out=selected)
-                take(np.extract(selected, part))
+                pieces.append(part[selected])
                 continue
-            # selected = (dense.lo, dense.hi] or above the floor of the others (dense.hi <= floor)
+            # selected = (lo, hi] of the dense bracket or above the floor of the others (its hi <= floor)
+            b = brackets[dense]
             other = spare[: part.size].reshape(part.shape)
-            np.greater(part, dense.lo, out=selected)
-            np.greater(part, dense.hi, out=other)
-            dense.above += int(np.count_nonzero(other))
+            np.greater(part, b.lo, out=selected)
+            np.greater(part, b.hi, out=other)
+            above[dense] += np.count_nonzero(other)
             np.bitwise_xor(selected.view(np.uint8), other.view(np.uint8), out=selected.view(np.uint8))
             if rest:
                 np.greater(part, floor, out=other)
                 np.bitwise_or(selected.view(np.uint8), other.view(np.uint8), out=selected.view(np.uint8))
-            values = np.extract(selected, part)
-            in_band = values <= dense.hi
-            keep(dense, values[in_band])
-            if rest:
-                take(values[~in_band])
-
-    def keep(b: _Bracket, band: np.ndarray) -> None:
-        """Count (and unless the bracket overflowed, keep) the scores of ``band``, all inside ``(lo, hi]``."""
-        b.n_kept += int(band.size)
-        if b.overflow:
-            return
-        if b.n_kept > max_band:
-            b.overflow, b.kept = True, []
-        elif band.size:
-            b.kept.append(band)
-
-    def take(values: np.ndarray) -> None:
-        """Scores above ``floor`` into the brackets of ``rest``: counts above each hi, bands or histograms."""
+            pieces.append(part[selected])
+        values = np.concatenate(pieces)
+        if dense is not None:
+            in_band = values <= brackets[dense].hi
+            found[dense], values = values[in_band], values[~in_band]
         current = floor
-        for i in rest:
+        for i in rest:  # by increasing lo: each bracket's scores are among the previous one's
             b = brackets[i]
             if b.lo > current:
                 values, current = values[values > b.lo], b.lo
             if b.edges is not None:
-                b.bins += np.bincount(np.searchsorted(b.edges, values, side="left"), minlength=b.bins.size)
+                found[i] = np.bincount(np.searchsorted(b.edges, values, side="left"), minlength=b.edges.size + 1)
                 continue
-            above = values > b.hi
-            n_above = int(np.count_nonzero(above))
-            b.above += n_above
-            keep(b, values[~above] if n_above else values)
+            over = values > b.hi
+            above[i] = np.count_nonzero(over)
+            found[i] = values[~over]
+        return above, found
 
-    # the tiles' processing runs in a second thread, overlapping the product of the next tile
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        previous = None
-        for r0, c0, scores in block_scores(emb, blocks, block, buffers=2):
-            if previous is not None:
-                previous.result()
-            previous = worker.submit(process, r0, c0, scores)
-        if previous is not None:
-            previous.result()
+    for above, found in tile_results(emb, blocks, block, scan, workers):
+        for b, count, values in zip(brackets, above.tolist(), found):
+            b.above += count
+            if b.edges is not None:
+                b.bins += values
+            else:
+                _keep(b, values, max_band)
     return genuine
+
+
+def _keep(b: _Bracket, band: np.ndarray, max_band: int) -> None:
+    """Count (and unless the bracket overflowed, keep) the scores of ``band``, all inside ``(lo, hi]``."""
+    b.n_kept += int(band.size)
+    if b.overflow:
+        return
+    if b.n_kept > max_band:
+        b.overflow, b.kept = True, []
+    elif band.size:
+        b.kept.append(band)
 
 
 def _float_key(value: float) -> int:
