@@ -150,7 +150,8 @@ def _evaluate(
         if report_imported is not None:
             report_imported.join()
         write_run_report = importlib.import_module(REPORT_MODULE).write_run_report
-        write_run_report(staging, doc, arrays=arrays, html=page, statistics=page, gallery=6 if page else 0)
+        write_run_report(staging, doc, arrays=arrays, html=page, statistics=page, gallery=6 if page else 0,
+                         shown_as=settings.out)
         thresholds.write_tables(staging, doc)
     return doc, (1 if doc.failed else 0)
 

@@ -3,7 +3,7 @@
 When stderr is a terminal, tqdm's bar. When it is not (CI, nohup, a notebook's captured stream), one plain
 line every ``interval`` seconds and one at the end, each with percent, count, elapsed, ETA and rate::
 
-    demo_verify: extract:  45% 540/1200 [00:12<00:14, 45.0 images/s]
+    demo_verify: extract:  45% 360/800 [00:03<00:04, 110.2 images/s]
 
 Nothing is shown for work that ends within ``delay`` seconds.
 """

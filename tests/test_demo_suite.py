@@ -108,6 +108,7 @@ def test_facebench_demo_end_to_end(suite: Path, tmp_path: Path) -> None:
         assert (out / name).is_file()  # the demo writes the page `facebench report` writes
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<title>facebench run: demo_mobilefacenet_small.onnx</title>" in page
+    assert f"<td>{out}</td>" in page and ".tmp-" not in page  # the destination, not the staging directory
     assert "<th>Params (M)</th><th>GFLOPs</th>" in page
     assert f"<td class='num'>{doc.model['parameters'] / 1e6:.2f}</td>" in page
     decoded = sum(e["images"] for e in (doc.extraction or {}).values())  # 0 when every chunk was cached

@@ -3,7 +3,7 @@
 Everything is a pure function of the seed, so the suite is rebuilt identically anywhere (its manifest
 records the sha256 of each file). Layout under the suite root:
 
-- ``demo_verify.bin``: an insightface-style pack, 10 folds x (30 same + 30 different) pairs of aligned
+- ``demo_verify.bin``: an insightface-style pack, 10 folds x (20 same + 20 different) pairs of aligned
   112x112 JPEG crops; every fold has its own identities (split ``verify``).
 - ``demo_val.bin``: the same layout from split ``val`` with 10 folds x (60 same + 60 different) pairs, for the
   trainer's periodic validation (rendered only when asked for: ``parts`` of :func:`build_suite`,
@@ -61,7 +61,7 @@ class SuiteConfig:
     """Sizes and difficulties of the demo benchmarks."""
 
     seed: int = DEMO_SEED
-    verify_pairs_per_fold: int = 60
+    verify_pairs_per_fold: int = 40
     val_pairs_per_fold: int = 120
     verify_difficulty: float = 0.6
     ijb_subjects: int = 100

@@ -41,6 +41,7 @@ def write_run_report(
     columns: Sequence[str] = ...,
     arrays: Mapping[str, dict[str, np.ndarray]] | None = ...,
     with_table: Literal[False] = ...,
+    shown_as: str | Path | None = ...,
 ) -> list[Path]: ...
 @overload
 def write_run_report(
@@ -55,6 +56,7 @@ def write_run_report(
     columns: Sequence[str] = ...,
     arrays: Mapping[str, dict[str, np.ndarray]] | None = ...,
     with_table: Literal[True],
+    shown_as: str | Path | None = ...,
 ) -> tuple[list[Path], Table]: ...
 
 
@@ -70,15 +72,22 @@ def write_run_report(
     columns: Sequence[str] = (),
     arrays: Mapping[str, dict[str, np.ndarray]] | None = None,
     with_table: bool = False,
+    shown_as: str | Path | None = None,
 ):
     """Write the run's tables and plots (and, when asked, statistics and ``report.html``) to ``out_dir``
     (default: the run directory, where its arrays are read from); return the paths written (and the
     table, with ``with_table``). ``columns`` adds ``BENCHMARK:METRIC[=LABEL]`` columns. ``arrays`` (per
-    benchmark, what the run just saved) spares reading the ``.npz`` files back. ``roc.png`` holds every
+    benchmark, what the run just saved) spares reading the ``.npz`` files back; with them, ``shown_as`` is
+    the directory the page names (a run being written names its destination as the user gave it, not the
+    staging directory it is written in). ``roc.png`` holds every
     benchmark's ROC; with one benchmark it is that benchmark's ROC plot (drawn once)."""
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
-    run = Run(run_label(document), run_dir, document, dict(arrays) if arrays is not None else {})
+    if arrays is not None:  # every benchmark's arrays given: the run directory is never read
+        run = Run(run_label(document), Path(shown_as or run_dir), document,
+                  {name: dict(arrays.get(name, {})) for name in document.benchmarks})
+    else:
+        run = Run(run_label(document), run_dir, document)
     comparison = compare([run], settings=settings, statistics=statistics, gallery=gallery, columns=columns)
     written = write_comparison(comparison, out, html=html)
     curves = []
