@@ -92,7 +92,7 @@ def _runs_section(c: Comparison) -> str:
             summary = f"{len(failed)} failed, {len(warnings)} warnings"
             problems = f"<details><summary>{summary}</summary><ul>{''.join(items)}</ul></details>"
         created = f"{_e(doc.created)}<br>facebench {_e(doc.facebench_version)}"
-        rows.append(_row(_e(run.label), what, _e(run.directory), created, f"{_e(prof)}<br>{_e(rules)}", problems))
+        rows.append(_row(_e(run.label), what, _e(run.shown_directory), created, f"{_e(prof)}<br>{_e(rules)}", problems))
     if not rows:
         return ""
     head = _header("run", "checkpoint / features (sha256)", "directory", "created", "profile and rules", "problems")

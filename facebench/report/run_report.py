@@ -77,17 +77,14 @@ def write_run_report(
     """Write the run's tables and plots (and, when asked, statistics and ``report.html``) to ``out_dir``
     (default: the run directory, where its arrays are read from); return the paths written (and the
     table, with ``with_table``). ``columns`` adds ``BENCHMARK:METRIC[=LABEL]`` columns. ``arrays`` (per
-    benchmark, what the run just saved) spares reading the ``.npz`` files back; with them, ``shown_as`` is
-    the directory the page names (a run being written names its destination as the user gave it, not the
-    staging directory it is written in). ``roc.png`` holds every
+    benchmark, what the run just saved) spares reading the ``.npz`` files back. ``shown_as``: the directory
+    the page names (a run being written names its destination as the user gave it, not the staging
+    directory it is read from). ``roc.png`` holds every
     benchmark's ROC; with one benchmark it is that benchmark's ROC plot (drawn once)."""
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir
-    if arrays is not None:  # every benchmark's arrays given: the run directory is never read
-        run = Run(run_label(document), Path(shown_as or run_dir), document,
-                  {name: dict(arrays.get(name, {})) for name in document.benchmarks})
-    else:
-        run = Run(run_label(document), run_dir, document)
+    run = Run(run_label(document), run_dir, document, dict(arrays) if arrays is not None else {},
+              shown_as=Path(shown_as) if shown_as is not None else None)
     comparison = compare([run], settings=settings, statistics=statistics, gallery=gallery, columns=columns)
     written = write_comparison(comparison, out, html=html)
     curves = []

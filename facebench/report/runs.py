@@ -21,6 +21,12 @@ class Run:
     directory: Path
     document: RunResults
     _arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    shown_as: Path | None = None  # the directory a page names, when not ``directory`` (a run being written)
+
+    @property
+    def shown_directory(self) -> Path:
+        """The directory as a page names it."""
+        return self.shown_as if self.shown_as is not None else self.directory
 
     def entry(self, benchmark: str) -> BenchmarkEntry | None:
         """The results entry of a benchmark (None when the run does not have it)."""
