@@ -32,6 +32,10 @@ from facebench.metrics import roc as mroc
 
 log = logging.getLogger(__name__)
 
+#: Imported in the background when a run starts this evaluator (`facebench.pipeline.preload`), while the
+#: features are read or extracted: scipy's special functions (the Clopper-Pearson intervals of TAR@FAR).
+PRELOAD = ("scipy.special",)
+
 KFOLD_RULES = ("insightface", "facexzoo", "xqlfw")
 
 
