@@ -54,6 +54,18 @@ def test_pool_templates_matches_loops(per_image_l2, weighted, block_rows):
     assert pooled.n_media.tolist() == [len(set(medias[templates == t].tolist())) for t in pooled.ids]
 
 
+@pytest.mark.parametrize("per_image_l2", [False, True])
+def test_pooling_does_not_depend_on_the_number_of_threads(per_image_l2):
+    # blocks of 7 rows: templates span block borders, and the threads finish blocks out of order; the
+    # block sums are added in block order, so every bit is the same whatever the number of threads
+    feats, templates, medias, scores = make_images(seed=2)
+    one = pool_templates(feats, templates, medias, scores, per_image_l2=per_image_l2, block_rows=7, workers=1)
+    for workers in (2, 5):
+        many = pool_templates(feats, templates, medias, scores, per_image_l2=per_image_l2, block_rows=7,
+                              workers=workers)
+        assert np.array_equal(many.features, one.features) and np.array_equal(many.ids, one.ids)
+
+
 def test_options_change_the_result():
     feats, templates, medias, scores = make_images(seed=1)
     plain = pool_templates(feats, templates, medias).features

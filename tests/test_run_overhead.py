@@ -122,6 +122,26 @@ def test_degenerate_rows_found_in_one_pass_match_the_rule_even_where_the_norm_ov
     assert not found.constant
 
 
+def test_find_degenerate_does_not_depend_on_blocks_or_threads(monkeypatch) -> None:
+    from facebench.evaluate import checks
+
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((3000, 16)).astype(np.float32)
+    rows[7] = 0.0
+    rows[2500, 3] = np.nan
+    monkeypatch.setattr(checks, "BLOCK_BYTES", 16 * 4 * 37)  # 37 rows a block: 82 blocks
+    for workers in (1, 2, 5):
+        found = checks.find_degenerate(rows, row_offset=10, workers=workers)
+        assert (found.nonfinite.tolist(), found.zero_norm.tolist(), found.constant) == ([2510], [17], False)
+    same = np.tile(rows[:1], (3000, 1))
+    assert all(checks.find_degenerate(same, workers=w).constant for w in (1, 2, 5))
+    same[2999, 0] += 1.0  # only the last block differs
+    assert not any(checks.find_degenerate(same, workers=w).constant for w in (1, 2, 5))
+    same[2999, 0] -= 1.0
+    same[1200] *= -1.0  # the same squared norm, other values: compared, found different
+    assert not any(checks.find_degenerate(same, workers=w).constant for w in (1, 2, 5))
+
+
 @pytest.mark.slow
 def test_report_and_compare_reuse_the_runs_figures_until_an_input_changes(pack: Path) -> None:
     from PIL import Image

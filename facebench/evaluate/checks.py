@@ -18,11 +18,10 @@ from typing import Callable
 import numpy as np
 
 from facebench.errors import FacebenchError
+from facebench.metrics.blas import blas_threads
 
 BLOCK_BYTES = 8 << 20
 """Rows are checked in blocks of about this many bytes (features may be a memory-mapped file)."""
-THREADS = 2
-"""Blocks checked at once (the machine the goals are measured on has two cores)."""
 SHOWN = 5
 
 
@@ -42,13 +41,14 @@ class Degenerate:
         return not (self.zero_dim or self.nonfinite.size or self.zero_norm.size or self.constant)
 
 
-def find_degenerate(features: np.ndarray, row_offset: int = 0) -> Degenerate:
+def find_degenerate(features: np.ndarray, row_offset: int = 0, workers: int = 0) -> Degenerate:
     """Degenerate rows of a 2-D ``(N, D)`` array, read in blocks.
 
     Rules: a row is non-finite when any value is NaN or +-inf; a row has zero norm when all its values are
     exactly 0 (finite rows only); the output is constant when N >= 2, D >= 1 and every row equals row 0
     exactly; zero-dimensional when D == 0 (then no row is examined). Row indices are reported plus
-    ``row_offset``.
+    ``row_offset``. Blocks are checked by ``workers`` threads (0: one per BLAS thread); the findings do not
+    depend on their number.
     """
     if features.ndim != 2:
         raise ValueError(f"expected (N, D) embeddings, got shape {features.shape}")
@@ -72,7 +72,7 @@ def find_degenerate(features: np.ndarray, row_offset: int = 0) -> Degenerate:
         same = n >= 2 and bool((squares == first_square).all()) and bool((block == first).all())
         return flagged[~finite] + start, flagged[finite & ~rows.any(axis=1)] + start, same
 
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:  # numpy leaves the GIL in the block's work
+    with ThreadPoolExecutor(max_workers=workers or blas_threads()) as pool:  # numpy leaves the GIL here
         found = list(pool.map(scan, range(0, n, step)))
     nonfinite = [f[0] for f in found]
     zero = [f[1] for f in found]

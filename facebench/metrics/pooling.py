@@ -1,4 +1,4 @@
-"""Template pooling and template-pair scoring for IJB-B/C (numpy and scipy.sparse; no facebench imports).
+"""Template pooling and template-pair scoring for IJB-B/C (numpy and scipy.sparse).
 
 Pooling rule (insightface ``ijb_11.py``; PROTOCOLS 2), per image i of template t and media m:
 
@@ -13,7 +13,8 @@ Score of a template pair = ``f_a . f_b`` (cosine). Computed in float64 whatever 
 Speed: pooling is a single streamed pass over the feature rows (one weight per image; each block's
 weighted sums per template as one sparse-by-dense product), so a memory-mapped feature file is read once,
 in order. Scoring forms the dense product of the templates the pair list touches on each side (IJB-C:
-~19.6K x ~3.5K) in row blocks of 16 MiB (one reused buffer that stays in cache) and gathers each block's
+~19.6K x ~3.5K) in row blocks of 16 MiB (two reused buffers: one block's pairs are gathered while the next
+block is multiplied) and gathers each block's
 pairs from it, instead of gathering two feature rows per pair; when the pair list is sparse over that
 rectangle it gathers rows in batches. Memory is kept to the scores plus small per-block arrays: on a
 fresh virtual machine every new page costs a host fault (~1.5-2.5 ms per MiB measured here), so memory
@@ -22,18 +23,14 @@ not allocated is time saved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from facebench.metrics.blas import blas_threads
 from facebench.progress import track
-
-POOL_THREADS = 2
-"""Threads pooling blocks of feature rows (the conversion to float64 and the sums are numpy loops that
-leave the GIL; two threads use both cores of the machine the goals are measured on)."""
 
 DENSE_RATIO = 16.0
 """Use the dense product when (left templates x right templates) <= DENSE_RATIO x pairs: a BLAS product
@@ -126,11 +123,15 @@ def pool_templates(
     detector_scores: ArrayLike | None = None,
     per_image_l2: bool = False,
     block_rows: int = 4096,
+    workers: int = 0,
 ) -> PooledTemplates:
     """Template features by the rule of this module (media mean, template sum, L2).
 
     ``features`` is ``(N, D)`` (any float dtype, a memory map is fine: it is read once, in blocks of
-    ``block_rows`` rows); ``templates``, ``medias`` and ``detector_scores`` have one entry per row.
+    ``block_rows`` rows); ``templates``, ``medias`` and ``detector_scores`` have one entry per row. Blocks are
+    summed by ``workers`` threads (0: one per BLAS thread, :func:`facebench.metrics.blas.blas_threads`; numpy
+    leaves the GIL in the conversions and sums) and added in block order, so the result does not depend on
+    their number.
     """
     features = np.asarray(features) if not isinstance(features, np.ndarray) else features
     templates = np.asarray(templates)
@@ -157,9 +158,8 @@ def pool_templates(
         stop = min(n, start + block_rows)
         return _segment_sums(features[start:stop], row[start:stop], weight[start:stop], per_image_l2)
 
-    # blocks in two threads (numpy leaves the GIL in the conversions and sums), added in block order
-    with ThreadPoolExecutor(max_workers=POOL_THREADS) as pool:
-        for touched, partial in pool.map(block_sums, blocks) if len(blocks) > 1 else map(block_sums, blocks):
+    with ThreadPoolExecutor(max_workers=workers or blas_threads()) as pool:
+        for touched, partial in pool.map(block_sums, blocks):
             sums[touched] += partial
     norms = np.sqrt(np.einsum("ij,ij->i", sums, sums))
     sums /= np.where(norms == 0, 1.0, norms)[:, None]
@@ -195,7 +195,7 @@ def score_pairs(
     """``scores[k] = features[left[k]] . features[right[k]]`` (float64), for unit template rows: cosine.
 
     The dense path computes ``features[L] @ features[R].T`` for the distinct rows L and R the pairs use,
-    in row blocks of about ``block_bytes`` (one buffer, reused), and gathers each pair's entry from its
+    in row blocks of about ``block_bytes`` (two buffers, reused in turn), and gathers each pair's entry from its
     block; it is chosen when ``|L| * |R| <= dense_ratio * n_pairs``. Otherwise pairs are scored in
     batches of ``batch`` rows. ``progress``: report long work on stderr (:mod:`facebench.progress`).
     """
