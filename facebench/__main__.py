@@ -1,5 +1,5 @@
 """`python -m facebench` (and `torchrun -m facebench`) enter the CLI."""
 
-from facebench.cli import main
+from facebench.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -115,7 +115,7 @@ def test_fast_reader_equals_the_fallback_reader_in_any_number_of_pieces(tmp_path
     fast = (ijb.read_meta_images(written["tid_mid"], written["landmarks"]), ijb.read_template_pairs(written["pairs"]))
     for role, columns in (("tid_mid", [("n", "str"), ("t", "int"), ("m", "int")]), ("pairs", [("a", "int32")] * 3)):
         assert ijb._parse_arrow(written[role].read_bytes(), columns, {}) is not None  # the fast path was taken
-    monkeypatch.setattr(ijb, "_parse_arrow", lambda data, columns, convert: None)  # pandas, then the line scan
+    monkeypatch.setattr(ijb, "_parse_arrow", lambda data, columns, convert, sink=None: None)  # pandas, then the line scan
     slow = (ijb.read_meta_images(written["tid_mid"], written["landmarks"]), ijb.read_template_pairs(written["pairs"]))
     for a, b in zip(fast, slow):
         for name in ("names", "templates", "medias", "landmarks", "scores", "t1", "t2", "label"):

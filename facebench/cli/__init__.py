@@ -8,10 +8,11 @@ Each sub-command lives in its own module of this package and exposes
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from facebench import __version__
 from facebench.errors import FacebenchError
@@ -47,6 +48,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             raise
         module.register(subparsers)
     return parser
+
+
+def entry() -> NoReturn:
+    """The ``facebench`` console script and ``python -m facebench``: :func:`main` on the command line, then
+    exit with its status. What is left at exit is frozen out of the interpreter's final garbage collection
+    (``gc.freeze``): Python promises no finalisers at exit anyway (every file facebench writes is closed
+    and renamed into place before), and collecting a run's object graph (numpy, scipy, matplotlib,
+    pyarrow) took 0.2 s of a 4.5 s IJB-C run."""
+    status = main()
+    gc.freeze()
+    raise SystemExit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

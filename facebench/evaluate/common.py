@@ -21,6 +21,7 @@ from facebench.extraction.enrol import EnrolOptions, enrol
 from facebench.extraction.extract import DEFAULT_CHUNK
 from facebench.atomic import save_npy, sha256_file, write_text
 from facebench.extraction.images import ImageList
+from facebench.io.tablecache import TableCache
 from facebench.models.base import Encoder
 from facebench.extraction.preprocess import Profile
 
@@ -283,6 +284,12 @@ def _open_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as exc:
         raise FacebenchError(f"{path}: not a plain .npy array ({exc}); pickled arrays are refused") from None
+
+
+def table_cache(settings: RunSettings) -> TableCache | None:
+    """Where parsed protocol lists are kept by content (:mod:`facebench.io.tablecache`): ``tables/`` inside
+    the feature cache root; None with ``--no-cache``."""
+    return TableCache((settings.cache_dir or default_cache_root()) / "tables") if settings.cache else None
 
 
 def detection_cache_root(settings: RunSettings) -> Path:

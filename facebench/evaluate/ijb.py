@@ -32,7 +32,7 @@ import numpy as np
 from facebench.benchmarks import Benchmark
 from facebench.errors import FacebenchError, where
 from facebench.evaluate import rates
-from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning
+from facebench.evaluate.common import BenchmarkResult, RunContext, implausible_warning, table_cache
 from facebench.keys import rate_key as key
 from facebench.metrics.pooling import PooledTemplates, lookup_rows, pool_templates, score_pairs
 from facebench.io import ijb as ijbio
@@ -75,25 +75,30 @@ def run_ijb_1to1(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     paths, prefix = _resolve(spec, ctx)
     warnings: list[str] = []
     clock = _Clock(spec.name)
-    meta = ijbio.read_meta_images(paths["tid_mid"], paths["landmarks"])
-    clock.lap("read_meta")
+    cache = table_cache(ctx.settings)
+    face_tid_mid = ijbio.read_face_tid_mid(paths["tid_mid"], cache)
     # the pair list as rows of the templates (the rows of pool_templates: sorted unique ids), mapped while
-    # it is parsed (the 15.6M-pair id columns are never held). Given features are pooled meanwhile (the
-    # parse runs off the GIL); before an extraction the pair list is read first, so that a bad one fails
-    # fast.
-    template_ids = np.unique(meta.templates)
+    # it is parsed (the 15.6M-pair id columns are never held), in a thread from here on: it needs only the
+    # template ids, and the landmark file, the features and their pooling (given features) go on meanwhile
+    # (the parse runs off the GIL). Before an extraction the pair list is waited for, so that a bad one
+    # fails fast.
+    template_ids = np.unique(face_tid_mid[1])
     read_pairs = partial(
-        ijbio.read_template_pairs, paths["pairs"], partial(lookup_rows, template_ids), paths["tid_mid"]
+        ijbio.read_template_pairs, paths["pairs"], partial(lookup_rows, template_ids), paths["tid_mid"], cache
     )
-    pooled = None
-    if ctx.settings.features is not None:
-        with ThreadPoolExecutor(max_workers=1) as background:
-            pending = background.submit(read_pairs)
-            pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name, warnings=warnings)
-            clock.lap("features_and_pooling")
+    with ThreadPoolExecutor(max_workers=1) as background:
+        pending = background.submit(read_pairs)
+        try:
+            meta = ijbio.meta_images(paths["tid_mid"], face_tid_mid, paths["landmarks"], cache)
+            del face_tid_mid
+            clock.lap("read_meta")
+            pooled = None
+            if ctx.settings.features is not None:
+                pooled, feature_rules = _pool(spec, ctx, meta, paths, label=spec.name, warnings=warnings)
+                clock.lap("features_and_pooling")
             pairs = pending.result()
-    else:
-        pairs = read_pairs()
+        finally:
+            pending.cancel()  # an error above: the parse, if not started, is not (a started one is waited for)
     clock.lap("pairs")
     inputs = ctx.hash_inputs(spec, paths, warnings, known={**meta.inputs, Path(pairs.path).name: pairs.sha256})
     n_genuine = int(np.count_nonzero(pairs.label))
@@ -199,7 +204,7 @@ def run_ijb_1n(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     tpir_rule, cmc_ties = rates.identification_rules(ctx.settings.options)
     warnings: list[str] = []
     clock = _Clock(spec.name)
-    meta = ijbio.read_meta_images(paths["tid_mid"], paths["landmarks"])
+    meta = ijbio.read_meta_images(paths["tid_mid"], paths["landmarks"], table_cache(ctx.settings))
     names = ijbio.GALLERIES[prefix]
     sets = {role: ijbio.read_search_set(paths[role]) for role in ("gallery1", "gallery2", "probes")}
     known = dict(meta.inputs)

@@ -44,6 +44,8 @@ import numpy as np
 from facebench.errors import FacebenchError, where
 from facebench.atomic import atomic_open
 from facebench.extraction.images import ImageList
+from facebench.io.tablecache import Converters as _Converters
+from facebench.io.tablecache import TableCache, TableWriter
 from facebench.io.textlines import expect_columns, parse_float, parse_int, without_bom
 from facebench.registry import Registry
 
@@ -203,22 +205,27 @@ class SearchSet:
 # ------------------------------------------------------------------------------------------ reading
 
 
-def read_face_tid_mid(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """``(names, template ids, media ids, sha256)`` of a ``*_face_tid_mid.txt`` file (ids int64)."""
+def read_face_tid_mid(
+    path: str | Path, cache: TableCache | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(names, template ids, media ids, sha256)`` of a ``*_face_tid_mid.txt`` file (ids int64); ``cache``
+    keeps the parsed columns by content (:mod:`facebench.io.tablecache`), as in every reader here."""
     (names, templates, medias), digest = _read_table(
-        path, [("image", "str"), ("template_id", "int"), ("media_id", "int")]
+        path, [("image", "str"), ("template_id", "int"), ("media_id", "int")], cache=cache
     )
     return names, templates, medias, digest
 
 
-def read_name_5pts_score(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def read_name_5pts_score(
+    path: str | Path, cache: TableCache | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """``(names, landmarks (N, 5, 2), detector scores, sha256)`` of a ``*_name_5pts_score.txt`` file.
 
     Every number must be finite and every detector score >= 0 (it multiplies the image's feature: a
     negative one would flip it).
     """
     columns = [("image", "str")] + [(c, "float") for c in _LANDMARK_COLUMNS] + [("detector_score", "float")]
-    parsed, digest = _read_table(path, columns)
+    parsed, digest = _read_table(path, columns, cache=cache)
     points = np.stack(parsed[1:11], axis=1)
     scores = np.ascontiguousarray(parsed[11])
     for values, first in ((points, 1), (scores[:, None], 11)):
@@ -239,10 +246,21 @@ def read_name_5pts_score(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.n
     return parsed[0], points.reshape(-1, 5, 2), scores, digest
 
 
-def read_meta_images(tid_mid: str | Path, landmarks: str | Path) -> MetaImages:
+def read_meta_images(tid_mid: str | Path, landmarks: str | Path, cache: TableCache | None = None) -> MetaImages:
     """Both image files of a set, checked to list the same images in the same order."""
-    names, templates, medias, digest_t = read_face_tid_mid(tid_mid)
-    names2, points, scores, digest_l = read_name_5pts_score(landmarks)
+    return meta_images(tid_mid, read_face_tid_mid(tid_mid, cache), landmarks, cache)
+
+
+def meta_images(
+    tid_mid: str | Path,
+    face_tid_mid: tuple[np.ndarray, np.ndarray, np.ndarray, str],
+    landmarks: str | Path,
+    cache: TableCache | None = None,
+) -> MetaImages:
+    """:func:`read_meta_images` from the :func:`read_face_tid_mid` result of ``tid_mid`` already in hand (the
+    template ids, which map a pair list to template rows, are known before the landmark file is read)."""
+    names, templates, medias, digest_t = face_tid_mid
+    names2, points, scores, digest_l = read_name_5pts_score(landmarks, cache)
     if len(names) != len(names2):
         raise FacebenchError(
             f"{landmarks}: has {len(names2)} images but {tid_mid} has {len(names)}; row i of both files must be "
@@ -270,6 +288,7 @@ def read_template_pairs(
     path: str | Path,
     to_rows: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     image_list: str | Path = "",
+    cache: TableCache | None = None,
 ) -> TemplatePairs:
     """A ``*_template_pair_label.txt`` file; labels must be 0 or 1. Template ids are int32 when they all
     fit (an IJB-C list is 15.6M lines), else int64.
@@ -286,7 +305,7 @@ def read_template_pairs(
         return rows if known.all() else np.where(known, rows, -1).astype(rows.dtype)
 
     convert = {0: rows_or_minus_one, 1: rows_or_minus_one} if to_rows is not None else None
-    (t1, t2, label), digest = _read_table(path, columns, convert)
+    (t1, t2, label), digest = _read_table(path, columns, convert, cache)
     bad = np.flatnonzero((label != 0) & (label != 1))
     if bad.size:
         row = int(bad[0])
@@ -360,9 +379,6 @@ def line_of_row(path: str | Path, row: int) -> int:
 
 
 _Buffer = bytes | mmap.mmap
-_Converters = Mapping[int, Callable[[np.ndarray], np.ndarray]]
-"""Column index -> a function applied to that column's values, piece by piece in file order, whose
-results are stored instead."""
 
 
 def _read_bytes(path: str | Path) -> tuple[bytes, str]:
@@ -401,14 +417,33 @@ def _mapped(path: str | Path) -> Iterator[_Buffer]:
 
 
 def _read_table(
-    path: str | Path, columns: Sequence[tuple[str, str]], convert: _Converters | None = None
+    path: str | Path,
+    columns: Sequence[tuple[str, str]],
+    convert: _Converters | None = None,
+    cache: TableCache | None = None,
 ) -> tuple[list[np.ndarray], str]:
-    """:func:`_parse_table` of the file and its sha256, computed in a thread from the same memory map
-    (hashlib releases the GIL), so the hash costs no extra time."""
-    with _mapped(path) as data, ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
-        parsed = _parse_table(data, path, columns, convert)
-        return parsed, digest.result()
+    """:func:`_parse_table` of the file and its sha256. Without ``cache`` the hash is computed in a thread
+    from the same memory map (hashlib releases the GIL), so it costs no extra time; with it the hash comes
+    first and keys the parsed columns (:mod:`facebench.io.tablecache`): read back when stored, else parsed,
+    stored as they are parsed, and kept when the parse succeeds."""
+    with _mapped(path) as data:
+        if cache is None:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+                parsed = _parse_table(data, path, columns, convert)
+                return parsed, digest.result()
+        digest = hashlib.sha256(data).hexdigest()
+        stored = cache.load(digest, columns, convert)
+        if stored is not None:
+            return stored, digest
+        sink = cache.writer(digest, columns)
+        try:
+            parsed = _parse_table(data, path, columns, convert, sink)
+        except BaseException:
+            sink.discard()
+            raise
+        sink.commit()
+        return parsed, digest
 
 
 def _iter_lines(data: _Buffer) -> Iterator[tuple[int, str]]:
@@ -433,7 +468,11 @@ value fits (the fast path parses them at that width and refuses a file where one
 
 
 def _parse_table(
-    data: _Buffer, path: str | Path, columns: Sequence[tuple[str, str]], convert: _Converters | None = None
+    data: _Buffer,
+    path: str | Path,
+    columns: Sequence[tuple[str, str]],
+    convert: _Converters | None = None,
+    sink: TableWriter | None = None,
 ) -> list[np.ndarray]:
     """Whitespace-separated, headerless columns (kinds ``str``, ``int``, ``int32``, ``int8``, ``float``) as
     arrays: ``str`` as objects, ``int`` int64, ``int32``/``int8`` at that width when every value fits (else
@@ -442,14 +481,18 @@ def _parse_table(
     Fast path: pyarrow's CSV reader (multi-threaded), fields separated by single spaces. A file it refuses
     is parsed by pandas' C reader (any run of whitespace); any failure there (or a column count other than
     expected) falls back to a line scan that names the first bad line. ``convert`` maps numeric columns
-    (piece by piece on the fast path).
+    (piece by piece on the fast path); ``sink`` receives the columns as parsed, before ``convert``.
     """
     data = without_bom(data)
     if re.search(rb"\S", data) is None:
         raise FacebenchError(f"{path}: empty file; expected lines of {' '.join(c for c, _ in columns)}")
-    parsed = _parse_arrow(data, columns, convert or {})
+    parsed = _parse_arrow(data, columns, convert or {}, sink)
     if parsed is None:
         parsed = _parse_pandas(bytes(data), path, columns)
+        if sink is not None:
+            sink.reset()  # the fast path may have stored pieces before it refused the file
+            for i, ((_, kind), values) in enumerate(zip(columns, parsed)):
+                sink.add_text(i, values.tolist()) if kind == "str" else sink.add(i, values)
         for i, function in (convert or {}).items():
             parsed[i] = function(parsed[i])
     return parsed
@@ -461,7 +504,9 @@ copying each piece's columns into the output before the next: its working memory
 (a 235 MB pair list: ~180 MB peak instead of ~600 MB at once)."""
 
 
-def _parse_arrow(data: _Buffer, columns: Sequence[tuple[str, str]], convert: _Converters) -> list[np.ndarray] | None:
+def _parse_arrow(
+    data: _Buffer, columns: Sequence[tuple[str, str]], convert: _Converters, sink: TableWriter | None = None
+) -> list[np.ndarray] | None:
     """The columns by pyarrow's CSV reader, or None when it refuses the file (it accepts only lines of
     exactly the expected fields separated by single spaces, no quoting, values of the column types)."""
     import pyarrow as pa
@@ -522,6 +567,8 @@ def _parse_arrow(data: _Buffer, columns: Sequence[tuple[str, str]], convert: _Co
                 for chunk in filter(len, chunks):  # value buffers read directly (to_numpy would import pandas)
                     offset = chunk.offset * dtype.itemsize
                     values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=offset)
+                    if sink is not None:
+                        sink.add(i, values)
                     if i in convert:
                         values = convert[i](values)
                         if out[i] is None:
@@ -537,6 +584,8 @@ def _parse_arrow(data: _Buffer, columns: Sequence[tuple[str, str]], convert: _Co
     arrays = []
     for values, (_, kind) in zip(out, columns):
         if kind == "str":
+            if sink is not None:
+                sink.add_text(len(arrays), values)
             strings = np.empty(len(values), dtype=object)
             strings[:] = values
             arrays.append(strings)
