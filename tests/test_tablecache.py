@@ -161,3 +161,16 @@ def test_the_run_setting_turns_the_cache_on_and_off(tmp_path) -> None:
     assert table_cache(on) == TableCache(tmp_path / "c" / "tables")
     off = RunSettings(benchmarks="ijbc", data_root=tmp_path, out=tmp_path / "o", cache=False)
     assert table_cache(off) is None
+
+
+def test_cache_list_and_clear_cover_the_parsed_lists(tmp_path, capsys) -> None:
+    from facebench.cli import main
+
+    pair_file(tmp_path / "pairs.txt", n=1234)
+    stored = ijb.read_template_pairs(tmp_path / "pairs.txt", cache=TableCache(tmp_path / "c" / "tables"))
+    assert main(["cache", "list", "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "parsed list  rows=1234" in out and f"file sha256={stored.sha256[:12]}" in out
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "and 1 parsed list from" in capsys.readouterr().out
+    assert entries(tmp_path / "c" / "tables") == []

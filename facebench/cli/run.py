@@ -169,7 +169,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="discard fraction up to which the pAUC of the quality curves is taken (a grid point; default 0.2)")
     add_enrol_arguments(p)
     c = p.add_argument_group("cache")
-    c.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    c.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the feature cache (nor the parsed protocol lists kept in its tables/)")
     c.add_argument("--verify-cache", action="store_true",
                    help="read and hash every image of each cached chunk and recompute chunks whose contents "
                    "changed (the key itself tracks each image's size and mtime, as git and make do)")

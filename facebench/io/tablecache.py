@@ -181,3 +181,28 @@ class TableWriter:
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
+
+
+def table_entries(root: Path) -> list[dict[str, object]]:
+    """Every complete entry under ``root``: key, source sha256, rows, bytes."""
+    found = []
+    for manifest in sorted(Path(root).glob(f"*/*/{MANIFEST}")):
+        try:
+            info = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = {}
+        size = sum(p.stat().st_size for p in manifest.parent.iterdir())
+        found.append({"key": manifest.parent.name, "path": manifest.parent, "sha256": info.get("sha256"),
+                      "rows": info.get("rows"), "bytes": size})
+    return found
+
+
+def clear_tables(root: Path, key_prefix: str | None = None) -> int:
+    """Delete entries (all, or those whose key starts with ``key_prefix``); return how many."""
+    removed = 0
+    for entry in table_entries(root):
+        if key_prefix is None or str(entry["key"]).startswith(key_prefix):
+            shutil.rmtree(entry["path"], ignore_errors=True)  # type: ignore[arg-type]
+            removed += 1
+    return removed
+
