@@ -15,7 +15,9 @@ Baselines, measured in the same child process right after the run:
   back: :mod:`facebench.io.tablecache`, what a researcher's second and later runs on the same files do).
 - MegaFace: the bare float32 product of the distractors (memory-mapped ``megaface.npy``, blocks of 4,096
   rows) by the probes with a running maximum per probe (``bench_megaface.baseline``); goal: the whole
-  evaluation (every list, CMC 1..10, TAR@1e-6) <= 1.05 x that, peak RSS <= distractor bytes + 1 GiB.
+  evaluation (every list, CMC 1..10, TAR@1e-6) <= 1.05 x that, peak RSS <= distractor bytes + 1 GiB. Run
+  twice with a table cache of its own, emptied first: the first run maps the lists to feature rows and
+  stores the mapping, the second reads it back (the verdict is the second's).
 
 The data come from the generators of ``bench_ijb.py`` and ``bench_megaface.py`` (kept in --workdir and
 reused when present).
@@ -259,23 +261,29 @@ def megaface_part(work: Path, n: int) -> bool:
         print(f"MegaFace data built in {time.perf_counter() - t:.0f} s under {mf}")
     rows = mfio.NpyRows(features / mfio.MEGAFACE_NPY).shape[0]
     run_dir = mf / "overhead_run"
+    table_cache = work / "megaface-table-cache"  # its own, emptied: the first run maps the lists, the second reads
+    shutil.rmtree(table_cache, ignore_errors=True)
     args = ["-q", "run", "--features", str(features), "-b", "megaface", "--data-root", str(root), "--out", str(run_dir),
-            "--no-progress", "--overwrite"]
-    r = run_child(work, "megaface", args, baseline_features=str(features))
-    protocol, base = r["phases"]["protocol"], r["baseline"]["wall"]
-    report = r["phases"].get("report", 0.0) + r["phases"].get("thresholds", 0.0)
-    run_total = r["phases"]["in_process_total"]  # measured before the baseline ran
+            "--no-progress", "--overwrite", "--cache-dir", str(table_cache)]
     limit = rows * 512 * 4 + (1 << 30)
     print(f"MegaFace {rows:,} distractor rows x 512 (every list up to {n:,}), real 3,530-probe list when present")
-    print(f"  phases: {show(r['phases'], {})}; child wall {r['wall']:.2f} s (includes the baseline)")
-    print(f"  bare product with running max (same process): {base:.2f} s wall, {r['baseline']['cpu']:.2f} s CPU")
-    print(f"  protocol {protocol:.2f} s = {protocol / base:.3f} x bare [goal <= {MEGAFACE_GOAL}]  "
-          f"{'OK' if protocol <= MEGAFACE_GOAL * base else 'OVER'} (CPU {r['phases']['protocol_cpu']:.2f} s = "
-          f"{r['phases']['protocol_cpu'] / r['baseline']['cpu']:.3f} x bare); report {report:.2f} s; "
-          f"run total (start to end of report) {run_total:.2f} s = {run_total / base:.3f} x bare")
-    print(f"  peak RSS of the run {r['peak_rss'] / 2**30:.2f} GiB  [goal <= distractors + 1 GiB = {limit / 2**30:.2f} GiB]  "
-          f"{'OK' if r['peak_rss'] <= limit else 'OVER'}")
-    return protocol <= MEGAFACE_GOAL * base and r["peak_rss"] <= limit
+    met = True
+    for title in ("lists mapped to rows and stored (first run)", "mapping read back from the table cache"):
+        r = run_child(work, "megaface", args, baseline_features=str(features))
+        protocol, base = r["phases"]["protocol"], r["baseline"]["wall"]
+        report = r["phases"].get("report", 0.0) + r["phases"].get("thresholds", 0.0)
+        run_total = r["phases"]["in_process_total"]  # measured before the baseline ran
+        print(f"  {title}:")
+        print(f"    phases: {show(r['phases'], {})}; child wall {r['wall']:.2f} s (includes the baseline)")
+        print(f"    bare product with running max (same process): {base:.2f} s wall, {r['baseline']['cpu']:.2f} s CPU")
+        print(f"    protocol {protocol:.2f} s = {protocol / base:.3f} x bare [goal <= {MEGAFACE_GOAL}]  "
+              f"{'OK' if protocol <= MEGAFACE_GOAL * base else 'OVER'} (CPU {r['phases']['protocol_cpu']:.2f} s = "
+              f"{r['phases']['protocol_cpu'] / r['baseline']['cpu']:.3f} x bare); report {report:.2f} s; "
+              f"run total (start to end of report) {run_total:.2f} s = {run_total / base:.3f} x bare")
+        print(f"    peak RSS of the run {r['peak_rss'] / 2**30:.2f} GiB  [goal <= distractors + 1 GiB = "
+              f"{limit / 2**30:.2f} GiB]  {'OK' if r['peak_rss'] <= limit else 'OVER'}")
+        met = protocol <= MEGAFACE_GOAL * base and r["peak_rss"] <= limit
+    return met
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,8 +103,10 @@ def world(protocol_files, tmp_path_factory) -> World:
 
 
 def evaluate(world: World, out: Path, noise="none", tie=">=", sizes="", features=None, suffix="", extra_files=None,
-             save=None, data_root=None):
+             save=None, data_root=None, cache_dir=None, cache=True):
     settings = RunSettings(
+        cache_dir=cache_dir,
+        cache=cache,
         benchmarks="megaface",
         data_root=data_root or world.root / "no-data-root",
         out=out,
@@ -489,8 +491,10 @@ def test_worker_threads_give_the_sequential_result_and_the_first_error() -> None
     zeroed = np.zeros(5000, bool)
     zeroed[5::89] = True
     d = Distractors(ArrayRows(array, "mem"), np.arange(5000), paths, members)
+    before = array.copy()
     one = stream_top_scores(probes, d, excluded, zeroed, 10, {5000: 300, 100: 20}, chunk_rows=128, workers=1)
     four = stream_top_scores(probes, d, excluded, zeroed, 10, {5000: 300, 100: 20}, chunk_rows=128, workers=4)
+    np.testing.assert_array_equal(array, before)  # blocks are views of the array: normalised as copies
     for size in members:
         np.testing.assert_array_equal(one[size].per_probe, four[size].per_probe)
         np.testing.assert_array_equal(one[size].overall, four[size].overall)
@@ -498,3 +502,36 @@ def test_worker_threads_give_the_sequential_result_and_the_first_error() -> None
     for workers in (1, 4):
         with pytest.raises(FacebenchError, match=r"mem: row 700 \(700\) contains NaN"):
             stream_top_scores(probes, d, excluded, zeroed, 10, {5000: 300}, chunk_rows=128, workers=workers)
+
+
+def test_the_list_to_row_mapping_is_kept_by_content(world, tmp_path, monkeypatch) -> None:
+    cache = tmp_path / "cache"
+    tables = cache / "tables"
+    first = evaluate(world, tmp_path / "a", noise="insightface", sizes="10,100,10000", cache_dir=cache)
+    assert len(list(tables.glob("*/*/manifest.json"))) == 1
+    with monkeypatch.context() as m:  # read back: neither megaface.txt nor a list file is parsed
+        for name in ("read_path_list", "read_distractor_list"):
+            m.setattr(mfio, name, lambda *a, **k: pytest.fail("parsed although the mapping is cached"))
+        again = evaluate(world, tmp_path / "b", noise="insightface", sizes="10,100,10000", cache_dir=cache)
+    assert again.metrics == first.metrics and again.counts == first.counts
+    np.testing.assert_array_equal(again.arrays["cmc"], first.arrays["cmc"])
+    # a row's path is still named in an error (megaface.txt read when it is needed)
+    bad = tmp_path / "bad"
+    nan = (world.distractor_int / Q).astype(np.float32)
+    nan[world.union.index(world.lists[100][5])] = np.nan
+    mfio.write_features_dir(bad, world.probe_int / Q, nan, world.union)
+    with pytest.raises(FacebenchError, match=rf"megaface\.npy: row \d+ \({world.lists[100][5]}\) contains NaN"):
+        evaluate(world, tmp_path / "c", noise="insightface", sizes="10,100,10000", features=bad, cache_dir=cache)
+    assert len(list(tables.glob("*/*/manifest.json"))) == 1  # same files, same rows: the same entry
+    # another noise list (its content): another entry, and the numbers of that list
+    noise = tmp_path / "noise.txt"
+    kept = mfio.read_megaface_noises(world.files["megaface.megaface_noises"])
+    mfio.write_noise_list(noise, sorted(kept - set(world.lists[10000])))
+    other = evaluate(world, tmp_path / "d", noise="insightface", sizes="10,100,10000", cache_dir=cache,
+                     extra_files={"megaface.megaface_noises": str(noise)})
+    fresh = evaluate(world, tmp_path / "e", noise="insightface", sizes="10,100,10000", cache=False,
+                     extra_files={"megaface.megaface_noises": str(noise)})
+    assert len(list(tables.glob("*/*/manifest.json"))) == 2
+    assert other.counts["n_megaface_noisy"]["10000"] == 0 != first.counts["n_megaface_noisy"]["10000"]
+    assert other.metrics == fresh.metrics and other.counts == fresh.counts
+

@@ -33,6 +33,8 @@ Devkit-style ``cmc_facescrub_megaface_<alg>_<size>_1.json`` files go to the run'
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -51,8 +53,8 @@ from facebench.errors import FacebenchError
 from facebench.evaluate.checks import check_embeddings, may_be_degenerate
 from facebench.evaluate import rates
 from facebench.keys import rate_key
-from facebench.evaluate.common import BenchmarkResult, RunContext
-from facebench.atomic import write_text
+from facebench.evaluate.common import BenchmarkResult, RunContext, table_cache
+from facebench.atomic import sha256_file, write_text
 from facebench.extraction.images import ImageList
 from facebench.io import megaface as mfio
 from facebench.metrics import megaface as mmf
@@ -193,6 +195,7 @@ class Distractors:
     rows: np.ndarray  # sorted unique rows of the matrix used by any selected list
     paths: Sequence[str]  # devkit path of each entry of ``rows``
     members: dict[int, np.ndarray] = field(default_factory=dict)  # size -> bool over ``rows``
+    noisy: np.ndarray | None = None  # bool over ``rows``: on the MegaFace noise list (when already known)
 
 
 def union_paths(lists: dict[int, list[str]]) -> list[str]:
@@ -280,7 +283,7 @@ def stream_top_scores(
         squared = mmf.squared_norms(raw)
         if may_be_degenerate(squared):  # the norms prove most blocks fine; the full check names the rows
             check_embeddings(raw, distractors.source.origin, lambda r: distractors.paths[r], row_offset=start)
-        emb = mmf.l2_normalise(raw, squared)
+        emb = mmf.l2_normalise(raw, squared, in_place=raw.flags.owndata)  # a copy of the rows: divided in place
         z = zeroed[start:stop]
         if z.any():
             emb[z] = 0.0
@@ -327,9 +330,15 @@ def stream_top_scores(
 @dataclass
 class _Inputs:
     probes: mfio.ProbeList
-    lists: dict[int, list[str]]
     list_files: dict[int, Path]
     paths: dict[str, Path]
+
+    @functools.cached_property
+    def lists(self) -> dict[int, list[str]]:
+        """The selected distractor lists' paths, read on first use (a run whose list-to-row mapping is
+        cached (:func:`_distractor_rows`) never parses them)."""
+        # repeated paths are found when the lists are mapped to feature rows (`_members_from_rows`)
+        return {size: mfio.read_distractor_list(path, check_unique=False) for size, path in self.list_files.items()}
 
 
 def _expected_path(spec: Benchmark, ctx: RunContext, role: str) -> str:
@@ -379,17 +388,12 @@ def read_inputs(spec: Benchmark, ctx: RunContext, warnings: list[str]) -> _Input
             f"{spec.name}: no distractor list found (looked for {looked} and the other sizes); give one with "
             f"--file {spec.name}.list_1000000=PATH"
         )
-    # repeated paths are found when the lists are mapped to feature rows (`_members_from_rows`)
-    lists = {size: mfio.read_distractor_list(paths[list_role(size)], check_unique=False) for size in sizes}
-    for size, items in lists.items():
-        if len(items) != size:
-            _warn(warnings, f"{spec.name}: {paths[list_role(size)]} lists {len(items)} distractors, not {size}")
     names, _ = probes.identity_index()
     for key, got in (("n_probes", len(probes)), ("n_identities", len(names))):
         expected = spec.counts.get(key)
         if expected and expected != got:
             _warn(warnings, f"{spec.name}: {key} is {got}, the official list has {expected}: numbers are not comparable")
-    return _Inputs(probes, lists, {s: paths[list_role(s)] for s in sizes}, paths)
+    return _Inputs(probes, {s: paths[list_role(s)] for s in sizes}, paths)
 
 
 def _warn(warnings: list[str], message: str) -> None:
@@ -406,25 +410,23 @@ def _image_list(root: Path, entries: Sequence[str], landmarks: Path | None, orig
 
 
 def load_features(
-    spec: Benchmark, ctx: RunContext, inputs: _Inputs, suffix: str
+    spec: Benchmark, ctx: RunContext, inputs: _Inputs, suffix: str, noise: tuple[Path | None, set[str]] = (None, set()),
+    known: dict[str, str] | None = None,
 ) -> tuple[np.ndarray, Distractors, str]:
-    """Probe features ``(P, D)`` in list order, the distractors to stream, and the source's name."""
+    """Probe features ``(P, D)`` in list order, the distractors to stream, and the source's name. ``noise``: the
+    MegaFace noise list file and its keys (none: ``(None, set())``); ``known``: sha256 of input files by name."""
     s = ctx.settings
-    lists = inputs.lists
     if s.features is not None:
         if not s.features.is_dir():
             raise FacebenchError(
                 f"--features {s.features}: MegaFace needs a directory holding {mfio.FACESCRUB_NPY}, "
                 f"{mfio.MEGAFACE_NPY} and {mfio.MEGAFACE_TXT}"
             )
-        feats = mfio.open_features_dir(s.features, len(inputs.probes))
-        row_paths = feats.megaface_paths
-        rows, members = _members_from_rows(row_paths, lists, inputs.list_files, str(s.features / mfio.MEGAFACE_TXT))
-        all_rows = rows.size == len(row_paths)  # rows are sorted and unique: every row, in order
-        paths = row_paths if all_rows else [row_paths[r] for r in rows]
-        source = FileRows(feats.megaface, str(feats.megaface.path))
+        feats = mfio.open_features_dir(s.features, len(inputs.probes), read_paths=False)
+        distractors = _distractor_rows(ctx, inputs, feats, noise, known)
         _check_probes(feats.facescrub, str(s.features / mfio.FACESCRUB_NPY), inputs.probes.paths)
-        return feats.facescrub, Distractors(source, rows, paths, members), "features_dir"
+        return feats.facescrub, distractors, "features_dir"
+    lists = inputs.lists
     union = union_paths(lists)
     rows, members = _members_from_rows(union, lists, inputs.list_files, "the union")
     if suffix and ctx.encoder is None:
@@ -463,6 +465,79 @@ def load_features(
         mfio.write_path_list(s.save_features / mfio.MEGAFACE_TXT, union)
     source = ArrayRows(np.asarray(array, dtype=np.float32), "extracted MegaFace features")
     return np.asarray(probes, dtype=np.float32), Distractors(source, rows, union, members), "extracted"
+
+
+ROWS_CACHE_VERSION = 1
+"""Raised whenever the rule mapping lists to feature rows, or the noise rule, changes what it gives."""
+
+
+def _distractor_rows(
+    ctx: RunContext, inputs: _Inputs, feats: mfio.FeaturesDir, noise: tuple[Path | None, set[str]],
+    known: dict[str, str] | None,
+) -> Distractors:
+    """The rows of ``megaface.npy`` the lists use, each list's members and the noisy rows, for ``--features
+    DIR``. Mapping a million list paths to rows (reading ``megaface.txt``, the list files, a table of their
+    paths, the noise keys) is about 1.5 s of single-threaded Python before the stream can start: the result
+    is kept in the table cache (:mod:`facebench.io.tablecache`, off with ``--no-cache``) under the sha256 of
+    ``megaface.txt``, of every list file and of the noise list, and ``megaface.npy``'s row count; a run that
+    finds it reads ``megaface.txt`` only if an error must name a row's path."""
+    txt = feats.directory / mfio.MEGAFACE_TXT
+    source = FileRows(feats.megaface, str(feats.megaface.path))
+    sizes = sorted(inputs.list_files)
+    cache = table_cache(ctx.settings)
+    known = known or {}
+    noise_file, noise_keys = noise
+    digest = ""
+    columns = [("rows", "int64")] + [(f"list_{size}", "int8") for size in sizes] + [("noisy", "int8")]
+    if cache is not None:
+        def sha(path: Path) -> str:
+            return known.get(path.name) or sha256_file(path)
+
+        fields = {
+            "version": ROWS_CACHE_VERSION,
+            "megaface_txt": sha(txt),
+            "npy_rows": len(feats.megaface),
+            "lists": {str(size): sha(inputs.list_files[size]) for size in sizes},
+            "noise": sha(noise_file) if noise_file is not None else None,
+        }
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
+        stored = cache.load(digest, columns)
+        if stored is not None:
+            rows = stored[0]
+            members = {size: stored[1 + i].view(bool) for i, size in enumerate(sizes)}
+            return Distractors(source, rows, _RowPaths(txt, rows), members, stored[-1].view(bool))
+    row_paths = mfio.read_path_list(txt)
+    mfio.check_path_count(txt, row_paths, feats.megaface)
+    rows, members = _members_from_rows(row_paths, inputs.lists, inputs.list_files, str(txt))
+    all_rows = rows.size == len(row_paths)  # rows are sorted and unique: every row, in order
+    paths = row_paths if all_rows else [row_paths[r] for r in rows]
+    noisy = noisy_paths(paths, noise_keys)
+    if cache is not None:
+        sink = cache.writer(digest, columns)
+        for i, values in enumerate([rows, *(members[size] for size in sizes), noisy]):
+            sink.add(i, values.view(np.int8) if values.dtype == bool else values)
+        sink.commit()
+    return Distractors(source, rows, paths, members, noisy)
+
+
+class _RowPaths(Sequence[str]):
+    """The devkit path of each streamed row, read from ``megaface.txt`` when first asked for (error
+    messages, ``--save-features``)."""
+
+    def __init__(self, txt: Path, rows: np.ndarray) -> None:
+        self.txt, self.rows = txt, rows
+
+    @functools.cached_property
+    def _lines(self) -> list[str]:
+        return mfio.read_path_list(self.txt)
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self._lines[int(r)] for r in self.rows[index]]
+        return self._lines[int(self.rows[index])]
 
 
 def _check_probes(features: np.ndarray, origin: str, paths: Sequence[str]) -> None:
@@ -525,7 +600,14 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         fs_noisy = np.array([mfio.facescrub_noise_key(p) in fs_names for p in inputs.probes.paths], dtype=bool)
         mf_noise = mfio.read_megaface_noises(inputs.paths["megaface_noises"])
 
-    raw_probes, distractors, source_kind = load_features(spec, ctx, inputs, suffix)
+    noise_file = inputs.paths.get("megaface_noises") if noise != "none" else None
+    raw_probes, distractors, source_kind = load_features(
+        spec, ctx, inputs, suffix, (noise_file, mf_noise), known=inputs_sha
+    )
+    n_listed = {size: int(np.count_nonzero(m)) for size, m in distractors.members.items()}  # = each list's length
+    for size, count in n_listed.items():  # (a list path maps to one row, and no two to the same)
+        if count != size:
+            _warn(warnings, f"{spec.name}: {inputs.list_files[size]} lists {count} distractors, not {size}")
     saved = _save_converted(ctx, source_kind, raw_probes, inputs, distractors, suffix)
 
     names, labels = inputs.probes.identity_index()
@@ -534,7 +616,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         probes, orphans = mmf.identity_centres_for_noise(probes, labels, fs_noisy)
         for label in orphans:
             _warn(warnings, f"{spec.name}: every image of {names[label]} is on the noise list; kept unchanged")
-    mf_noisy = noisy_paths(distractors.paths, mf_noise)
+    mf_noisy = distractors.noisy if distractors.noisy is not None else noisy_paths(distractors.paths, mf_noise)
     excluded = mf_noisy if noise == "insightface" else np.zeros_like(mf_noisy)
     zeroed = mf_noisy if noise == "facexzoo" else np.zeros_like(mf_noisy)
     if zeroed.any():
@@ -608,7 +690,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         "n_identities": len(names),
         "n_trials": int(trial_p.size),
         "n_genuine_pairs": int(pair_i.size),
-        "n_distractors": {str(size): len(inputs.lists[size]) for size in sizes},
+        "n_distractors": {str(size): n_listed[size] for size in sizes},
         "n_distractors_used": {str(size): used[size] for size in sizes},
         "n_facescrub_noisy": int(fs_noisy.sum()) if noise != "none" else 0,
         "n_megaface_noisy": {str(size): int(np.count_nonzero(distractors.members[size] & mf_noisy)) for size in sizes},

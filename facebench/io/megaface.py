@@ -35,7 +35,7 @@ import numpy as np
 
 from facebench.errors import FacebenchError, where
 from facebench.atomic import atomic_path, write_text
-from facebench.io.textlines import iter_fields, parse_float, read_text
+from facebench.io.textlines import iter_fields, open_text, parse_float, read_text
 from facebench.io.textdoc import parse_json
 
 PROBE_LIST_NAME = "facescrub_features_list.json"
@@ -455,7 +455,7 @@ class FeaturesDir:
     directory: Path
     facescrub: np.ndarray
     megaface: NpyRows
-    megaface_paths: list[str]
+    megaface_paths: list[str] | None  # None when opened with read_paths=False
 
 
 def read_path_list(path: str | Path) -> list[str]:
@@ -478,11 +478,18 @@ def read_path_list(path: str | Path) -> list[str]:
     return lines
 
 
-def open_features_dir(directory: str | Path, n_probes: int | None = None) -> FeaturesDir:
+def check_path_count(txt: Path, paths: Sequence[str], distractors: NpyRows) -> None:
+    """An error when ``megaface.txt`` does not list one path per row of ``megaface.npy``."""
+    if len(paths) != distractors.shape[0]:
+        raise FacebenchError(f"{txt}: {len(paths)} paths but {distractors.path} has {distractors.shape[0]} rows")
+
+
+def open_features_dir(directory: str | Path, n_probes: int | None = None, read_paths: bool = True) -> FeaturesDir:
     """Open ``DIR/facescrub.npy``, ``DIR/megaface.npy`` and ``DIR/megaface.txt``, checking their shapes.
 
     Errors name the offending file: a missing file, a probe row count other than ``n_probes``, a path count
-    other than ``megaface.npy``'s rows, or two different feature dimensions.
+    other than ``megaface.npy``'s rows, or two different feature dimensions. ``read_paths=False`` leaves
+    ``megaface.txt`` unread (checked to exist), its paths and their count to the caller.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -496,11 +503,13 @@ def open_features_dir(directory: str | Path, n_probes: int | None = None) -> Fea
             "rows must follow the probe list order"
         )
     distractors = NpyRows(directory / MEGAFACE_NPY)
-    paths = read_path_list(directory / MEGAFACE_TXT)
-    if len(paths) != distractors.shape[0]:
-        raise FacebenchError(
-            f"{directory / MEGAFACE_TXT}: {len(paths)} paths but {distractors.path} has {distractors.shape[0]} rows"
-        )
+    txt = directory / MEGAFACE_TXT
+    if read_paths:
+        paths: list[str] | None = read_path_list(txt)
+        check_path_count(txt, paths, distractors)  # type: ignore[arg-type]
+    else:  # the caller reads (or finds cached) what it needs of the file; it must be there
+        with open_text(txt, f"list of one devkit path per row of {MEGAFACE_NPY}"):
+            paths = None
     if distractors.shape[1] != probes.shape[1]:
         raise FacebenchError(
             f"{distractors.path}: {distractors.shape[1]}-dim features but {probes.path} has {probes.shape[1]}-dim"

@@ -36,14 +36,15 @@ from facebench.metrics.operating import allowed_count, operating_point
 TIE_RULES: tuple[str, ...] = (">=", ">")
 
 
-def l2_normalise(features: np.ndarray, squared: np.ndarray | None = None) -> np.ndarray:
+def l2_normalise(features: np.ndarray, squared: np.ndarray | None = None, in_place: bool = False) -> np.ndarray:
     """Float32 rows divided by their L2 norm: the squared norm is accumulated in float64
     (:func:`squared_norms`, or given), its square root rounded to float32, and the float32 row divided by it
-    (a zero row stays zero)."""
+    (a zero row stays zero). ``in_place``: a float32 ``features`` array is divided where it is."""
     x = np.asarray(features, dtype=np.float32)
     sq = squared_norms(x) if squared is None else squared
     norms = np.sqrt(sq).astype(np.float32)
-    return x / np.where(norms == 0, np.float32(1), norms)[:, None]
+    divisor = np.where(norms == 0, np.float32(1), norms)[:, None]
+    return np.divide(x, divisor, out=x) if in_place and x is features else x / divisor
 
 
 def squared_norms(features: np.ndarray) -> np.ndarray:
@@ -143,34 +144,30 @@ class TopScores:
     def update(self, block: np.ndarray) -> None:
         """Fold a block of scores ``(b, n_probes)`` (row i: distractor i against every probe) into the lists.
 
-        Each probe's maximum over the block is compared with its admission floor (the smaller of its k-th
-        score and the m-th overall score); only the probes above it are searched for candidates, and only
-        the candidates are merged. The first blocks, where most scores are candidates, take each probe's
-        k largest by selection instead.
+        One pass compares every score with its probe's admission floor (the smaller of the probe's k-th
+        score and the m-th overall score) and lists the candidates above it (row-major positions); only they
+        are merged. The first blocks, where most scores are candidates, take each probe's k largest by
+        selection instead.
         """
         if block.ndim != 2 or block.shape[1] != self.n_probes:
             raise ValueError(f"expected a (b, {self.n_probes}) score block, got {block.shape}")
         b, n = block.shape
         if b == 0:
             return
+        block = np.ascontiguousarray(block)
         probe_floor = self.per_probe[:, -1]
         floor = np.minimum(probe_floor, self._overall_floor) if self.m else probe_floor
-        active = np.flatnonzero(block.max(axis=0) > floor)
-        if active.size == 0:
+        candidate = np.flatnonzero(block > floor)
+        if candidate.size == 0:
             return
-        whole = active.size > n // 2
-        sub = block if whole else block[:, active]
-        probes = np.arange(n) if whole else active
-        mask = sub > floor[probes]
-        if np.count_nonzero(mask) > 4 * self.k * probes.size and b > self.k:
+        if candidate.size > 4 * self.k * n and b > self.k:
             # dense (the first blocks): each probe's k largest by selection, every candidate for overall
-            self._merge_probes(probes, np.partition(sub, b - self.k, axis=0)[-self.k :].T)
+            self._merge_probes(np.arange(n), np.partition(block, b - self.k, axis=0)[-self.k :].T)
             if self.m:
-                self._merge_overall(sub[sub > self._overall_floor])
+                self._merge_overall(block[block > self._overall_floor])
             return
-        d, j = np.nonzero(mask)
-        values = sub[d, j]
-        owner = probes[j]
+        values = block.ravel()[candidate]
+        owner = candidate % n
         keep = values > probe_floor[owner]
         if keep.any():
             order = np.argsort(owner[keep], kind="stable")
