@@ -245,7 +245,7 @@ def ijb_part(work: Path, runs: Path, scale: float, reps: int) -> bool:
     return best["wall"] <= IJB_WALL_GOAL_S and rss <= IJB_RSS_GOAL and max(report_wall, compare_wall) <= REPORT_GOAL_S
 
 
-def megaface_part(work: Path, n: int) -> bool:
+def megaface_part(work: Path, n: int, reps: int = 1) -> bool:
     from bench_megaface import build
 
     from facebench.io import megaface as mfio
@@ -267,8 +267,10 @@ def megaface_part(work: Path, n: int) -> bool:
             "--no-progress", "--overwrite", "--cache-dir", str(table_cache)]
     limit = rows * 512 * 4 + (1 << 30)
     print(f"MegaFace {rows:,} distractor rows x 512 (every list up to {n:,}), real 3,530-probe list when present")
-    met = True
-    for title in ("lists mapped to rows and stored (first run)", "mapping read back from the table cache"):
+    met = []
+    titles = ["lists mapped to rows and stored (first run)"] + [
+        f"mapping read back from the table cache (run {k + 2})" for k in range(max(1, reps))]
+    for title in titles:
         r = run_child(work, "megaface", args, baseline_features=str(features))
         protocol, base = r["phases"]["protocol"], r["baseline"]["wall"]
         report = r["phases"].get("report", 0.0) + r["phases"].get("thresholds", 0.0)
@@ -282,8 +284,13 @@ def megaface_part(work: Path, n: int) -> bool:
               f"run total (start to end of report) {run_total:.2f} s = {run_total / base:.3f} x bare")
         print(f"    peak RSS of the run {r['peak_rss'] / 2**30:.2f} GiB  [goal <= distractors + 1 GiB = "
               f"{limit / 2**30:.2f} GiB]  {'OK' if r['peak_rss'] <= limit else 'OVER'}")
-        met = protocol <= MEGAFACE_GOAL * base and r["peak_rss"] <= limit
-    return met
+        if title != titles[0]:
+            met.append((protocol / base, r["peak_rss"] <= limit))
+    ratios = sorted(ratio for ratio, _ in met)
+    median = ratios[len(ratios) // 2]
+    print(f"  cached runs: protocol / bare {', '.join(f'{x:.3f}' for x in ratios)}; median {median:.3f}  "
+          f"[goal <= {MEGAFACE_GOAL}]  {'OK' if median <= MEGAFACE_GOAL else 'OVER'}")
+    return median <= MEGAFACE_GOAL and all(ok for _, ok in met)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, help="where the IJB-C runs and their timings are written (default: --workdir)")
     parser.add_argument("--ijb-scale", type=float, default=1.0, help="fraction of IJB-C's sizes (default 1)")
     parser.add_argument("--distractors", type=int, default=1_000_000, help="largest MegaFace list (default 1M)")
-    parser.add_argument("--reps", type=int, default=3, help="IJB-C runs (the best is shown; default 3)")
+    parser.add_argument("--reps", type=int, default=3,
+                        help="IJB-C runs of each kind (the best is shown) and cached MegaFace runs (the median); default 3")
     parser.add_argument("--skip", choices=("ijb", "megaface"), action="append", default=[], help="leave a part out")
     parser.add_argument("--clean", action="store_true", help="remove --workdir at the end")
     args = parser.parse_args(argv)
@@ -308,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if "ijb" not in args.skip:
             ok &= ijb_part(args.workdir, runs, args.ijb_scale, max(1, args.reps))
         if "megaface" not in args.skip:
-            ok &= megaface_part(args.workdir, args.distractors)
+            ok &= megaface_part(args.workdir, args.distractors, args.reps)
     finally:
         if args.clean:
             shutil.rmtree(args.workdir, ignore_errors=True)
