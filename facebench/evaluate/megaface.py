@@ -410,11 +410,10 @@ def _image_list(root: Path, entries: Sequence[str], landmarks: Path | None, orig
 
 
 def load_features(
-    spec: Benchmark, ctx: RunContext, inputs: _Inputs, suffix: str, noise: tuple[Path | None, set[str]] = (None, set()),
-    known: dict[str, str] | None = None,
+    spec: Benchmark, ctx: RunContext, inputs: _Inputs, suffix: str, noise: tuple[Path | None, set[str]] = (None, set())
 ) -> tuple[np.ndarray, Distractors, str]:
     """Probe features ``(P, D)`` in list order, the distractors to stream, and the source's name. ``noise``: the
-    MegaFace noise list file and its keys (none: ``(None, set())``); ``known``: sha256 of input files by name."""
+    MegaFace noise list file and its keys (none: ``(None, set())``)."""
     s = ctx.settings
     if s.features is not None:
         if not s.features.is_dir():
@@ -423,7 +422,7 @@ def load_features(
                 f"{mfio.MEGAFACE_NPY} and {mfio.MEGAFACE_TXT}"
             )
         feats = mfio.open_features_dir(s.features, len(inputs.probes), read_paths=False)
-        distractors = _distractor_rows(ctx, inputs, feats, noise, known)
+        distractors = _distractor_rows(ctx, inputs, feats, noise)
         _check_probes(feats.facescrub, str(s.features / mfio.FACESCRUB_NPY), inputs.probes.paths)
         return feats.facescrub, distractors, "features_dir"
     lists = inputs.lists
@@ -472,8 +471,7 @@ ROWS_CACHE_VERSION = 1
 
 
 def _distractor_rows(
-    ctx: RunContext, inputs: _Inputs, feats: mfio.FeaturesDir, noise: tuple[Path | None, set[str]],
-    known: dict[str, str] | None,
+    ctx: RunContext, inputs: _Inputs, feats: mfio.FeaturesDir, noise: tuple[Path | None, set[str]]
 ) -> Distractors:
     """The rows of ``megaface.npy`` the lists use, each list's members and the noisy rows, for ``--features
     DIR``. Mapping a million list paths to rows (reading ``megaface.txt``, the list files, a table of their
@@ -485,20 +483,16 @@ def _distractor_rows(
     source = FileRows(feats.megaface, str(feats.megaface.path))
     sizes = sorted(inputs.list_files)
     cache = table_cache(ctx.settings)
-    known = known or {}
     noise_file, noise_keys = noise
     digest = ""
     columns = [("rows", "int64")] + [(f"list_{size}", "int8") for size in sizes] + [("noisy", "int8")]
-    if cache is not None:
-        def sha(path: Path) -> str:
-            return known.get(path.name) or sha256_file(path)
-
+    if cache is not None:  # each file hashed by its path here (two inputs may share a name)
         fields = {
             "version": ROWS_CACHE_VERSION,
-            "megaface_txt": sha(txt),
+            "megaface_txt": sha256_file(txt),
             "npy_rows": len(feats.megaface),
-            "lists": {str(size): sha(inputs.list_files[size]) for size in sizes},
-            "noise": sha(noise_file) if noise_file is not None else None,
+            "lists": {str(size): sha256_file(inputs.list_files[size]) for size in sizes},
+            "noise": sha256_file(noise_file) if noise_file is not None else None,
         }
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
         stored = cache.load(digest, columns)
@@ -601,9 +595,7 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
         mf_noise = mfio.read_megaface_noises(inputs.paths["megaface_noises"])
 
     noise_file = inputs.paths.get("megaface_noises") if noise != "none" else None
-    raw_probes, distractors, source_kind = load_features(
-        spec, ctx, inputs, suffix, (noise_file, mf_noise), known=inputs_sha
-    )
+    raw_probes, distractors, source_kind = load_features(spec, ctx, inputs, suffix, (noise_file, mf_noise))
     n_listed = {size: int(np.count_nonzero(m)) for size, m in distractors.members.items()}  # = each list's length
     for size, count in n_listed.items():  # (a list path maps to one row, and no two to the same)
         if count != size:
