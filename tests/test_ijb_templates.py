@@ -133,3 +133,20 @@ def test_lookup_rows(ids):
     pos, known = lookup_rows(ids, query)
     assert known.tolist() == [True, True, False, True, False, False]
     assert pos[known].tolist() == [2, 0, ids.size - 1]
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_score_pairs_do_not_depend_on_the_thread_count(grouped):
+    # every block is one single-threaded product: 1 worker or 3 give the same bits, on either gather path
+    rng = np.random.default_rng(11)
+    f = rng.standard_normal((500, 64))
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    grid = np.array([(g, p) for g in range(37) for p in range(37, 500) if rng.random() < 0.4])
+    if not grouped:
+        grid = grid[rng.permutation(len(grid))]
+    left, right = grid[:, 0], grid[:, 1]
+    one = score_pairs(f, left, right, block_bytes=5000, workers=1, progress=False)
+    three = score_pairs(f, left, right, block_bytes=5000, workers=3, progress=False)
+    np.testing.assert_array_equal(one, three)
+    want = np.einsum("ij,ij->i", f[left], f[right])
+    assert np.max(np.abs(one - want)) <= 1e-14

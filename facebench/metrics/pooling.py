@@ -23,13 +23,15 @@ not allocated is time saved.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from facebench.metrics.blas import blas_threads
+from facebench.metrics.blas import blas_threads, single_threaded_blas
+from facebench.progress import progress as progress_bar
 from facebench.progress import track
 
 DENSE_RATIO = 16.0
@@ -191,13 +193,17 @@ def score_pairs(
     block_bytes: int = 16 << 20,
     batch: int = 1 << 16,
     progress: bool = True,
+    workers: int = 0,
 ) -> np.ndarray:
     """``scores[k] = features[left[k]] . features[right[k]]`` (float64), for unit template rows: cosine.
 
     The dense path computes ``features[L] @ features[R].T`` for the distinct rows L and R the pairs use,
-    in row blocks of about ``block_bytes`` (two buffers, reused in turn), and gathers each pair's entry from its
-    block; it is chosen when ``|L| * |R| <= dense_ratio * n_pairs``. Otherwise pairs are scored in
-    batches of ``batch`` rows. ``progress``: report long work on stderr (:mod:`facebench.progress`).
+    in row blocks of about ``block_bytes``, and gathers each pair's entry from its block; it is chosen when
+    ``|L| * |R| <= dense_ratio * n_pairs``. Blocks go to ``workers`` threads (0: one per BLAS thread,
+    :func:`facebench.metrics.blas.blas_threads`), each multiplying with single-threaded BLAS into its own
+    buffer and gathering that block's pairs (numpy leaves the GIL): every block is one single-threaded
+    product, so the scores do not depend on the number of threads. Otherwise pairs are scored in batches
+    of ``batch`` rows. ``progress``: report long work on stderr (:mod:`facebench.progress`).
     """
     features = np.asarray(features, dtype=np.float64)
     left = np.asarray(left)
@@ -231,9 +237,16 @@ def score_pairs(
     cols_t = np.ascontiguousarray(features[col_ids].T)
     n_cols = col_ids.size
     rows_per_block = int(min(row_ids.size, max(1, block_bytes // (8 * n_cols))))
-    buffers = [np.empty((rows_per_block, n_cols)) for _ in range(2)]
+    own = threading.local()
 
-    def gather(flat: np.ndarray, r0: int, r1: int) -> None:
+    def block(r0: int) -> int:
+        """Multiply rows r0.. of the product into this thread's buffer and gather the block's pairs."""
+        r1 = min(row_ids.size, r0 + rows_per_block)
+        if not hasattr(own, "buffer"):
+            own.buffer = np.empty((rows_per_block, n_cols))
+        product = own.buffer[: r1 - r0]
+        np.matmul(features[row_ids[r0:r1]], cols_t, out=product)
+        flat = product.reshape(-1)
         if runs is not None:  # the block's pairs: one run, gathered straight into the scores
             a, b = int(run_starts[r0]), int(run_starts[r1])
             row_start = np.arange(0, (r1 - r0) * n_cols, n_cols, dtype=np.int64)
@@ -244,20 +257,14 @@ def score_pairs(
             where = np.flatnonzero((row_pos >= r0) & (row_pos < r1))
             entry = (row_pos[where] - r0).astype(np.int64) * n_cols + col_of[cols_side[where]]
             scores[where] = flat.take(entry)
+        return r1 - r0
 
-    # two buffers: one block's pairs are gathered (a thread: numpy leaves the GIL) while the next is multiplied
-    with ThreadPoolExecutor(max_workers=1) as gatherer:
-        pending = None
-        blocks = range(0, row_ids.size, rows_per_block)
-        for k, r0 in enumerate(track(blocks, "score pairs", "blocks", enabled=progress)):
-            r1 = min(row_ids.size, r0 + rows_per_block)
-            buffer = buffers[k % 2]
-            np.matmul(features[row_ids[r0:r1]], cols_t, out=buffer[: r1 - r0])
-            if pending is not None:
-                pending.result()  # the other buffer's gather, before it is written again
-            pending = gatherer.submit(gather, buffer.reshape(-1), r0, r1)
-        if pending is not None:
-            pending.result()
+    blocks = range(0, row_ids.size, rows_per_block)
+    threads = workers or blas_threads()  # (asked before the products are limited to one thread)
+    with single_threaded_blas(), ThreadPoolExecutor(max_workers=threads) as pool, \
+            progress_bar(len(blocks), "score pairs", "blocks", enabled=progress) as bar:
+        for _ in pool.map(block, blocks):
+            bar.update(1)
     return scores
 
 
