@@ -169,8 +169,10 @@ class TableWriter:
         }
         try:
             (self.tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-            if self.directory.exists():
-                shutil.rmtree(self.directory)  # a damaged entry (a complete one would have been read)
+            if self.directory.exists():  # a damaged entry, or one another run wrote meanwhile: moved aside
+                aside = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.old.", dir=self.directory.parent))
+                os.replace(self.directory, aside / "entry")  # (a reader holding its files reads on)
+                shutil.rmtree(aside, ignore_errors=True)
             os.replace(self.tmp, self.directory)
         except OSError:
             self.discard()
