@@ -106,7 +106,10 @@ _T9.flags.writeable = False
 
 
 def _col(rgb, gain: float = 1.0) -> tuple[int, int, int]:
-    return tuple(int(min(255, max(0, round(c * gain)))) for c in rgb)  # type: ignore[return-value]
+    """Each channel times ``gain``, rounded (Python's ``round``: half to even) and clipped to 0..255."""
+    r, g, b = rgb
+    return (int(min(255, max(0, round(r * gain)))), int(min(255, max(0, round(g * gain)))),
+            int(min(255, max(0, round(b * gain)))))
 
 
 def _mixc(a, b, t: float) -> tuple[int, int, int]:
@@ -118,7 +121,8 @@ def _fix(points: np.ndarray) -> np.ndarray:
 
 
 class _Camera:
-    """Face frame -> image pixels for one render (see the module docstring)."""
+    """Face frame -> image pixels for one render (see the module docstring). Every mapping is element-wise
+    float64 arithmetic on the points, so a point's pixel does not depend on what else is mapped with it."""
 
     def __init__(self, face: FaceIdentity, nz: Nuisance, size: int) -> None:
         yaw, pitch, roll = (math.radians(a) for a in (nz.yaw, nz.pitch, nz.roll))
@@ -144,7 +148,11 @@ class _Camera:
     def _image(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         a, b, c, d = self.m
         y = y + _HEAD_DY
-        return np.stack([a * x + b * y + self.tx, c * x + d * y + self.ty], axis=-1)
+        col = a * x + b * y + self.tx
+        out = np.empty(col.shape + (2,))
+        out[..., 0] = col
+        out[..., 1] = c * x + d * y + self.ty
+        return out
 
     def at(self, u, v, z) -> np.ndarray:
         """Points at explicit depth ``z``, turned by yaw then pitch."""
@@ -172,19 +180,128 @@ class _Camera:
         return max(1, int(round(units * self.scale)))
 
 
-def _fill(img: np.ndarray, pts: np.ndarray, colour) -> None:
-    cv2.fillPoly(img, [_fix(pts)], colour, _AA, _SHIFT)
+def _column(x, n: int) -> np.ndarray:
+    """``x`` (a number or ``n`` values) as ``n`` float64 values."""
+    a = np.asarray(x, np.float64)
+    return a.ravel() if a.size == n else np.full(n, a)
 
 
-def _lines(img: np.ndarray, pts: np.ndarray, colour, thickness: int, closed: bool = False) -> None:
-    cv2.polylines(img, [_fix(pts)], closed, colour, thickness, _AA, _SHIFT)
+class _Sketch:
+    """The drawing steps of one render in order, their points not yet in the image.
+
+    ``surface``, ``at``, ``silhouette``, ``body`` (the :class:`_Camera` mappings) and ``pixels`` (points
+    already in the image) record points and return their rows; ``fill``, ``lines`` and ``dot`` (a filled
+    16-gon: cv2's anti-aliased circles are ragged below a few pixels) record a step on rows recorded one
+    after another. :meth:`draw` maps all points of one kind with one call of the camera's method, computes
+    the dots' corners from their mapped centres, rounds every point to the rasteriser's fixed point in one
+    call and then runs the steps in their recorded order, one cv2 call each. Every mapping and the rounding
+    are element-wise, so each point gets the same float64 operations on the same operands as when each
+    polygon is mapped and drawn on its own, and the image is the same to the byte."""
+
+    _KINDS = ("surface", "at", "silhouette", "body", "pixels")
+
+    def __init__(self, cam: _Camera) -> None:
+        self.cam = cam
+        self._u: list[np.ndarray] = []
+        self._v: list[np.ndarray] = []
+        self._w: list[np.ndarray] = []  # lift, depth or silhouette shift
+        self._kinds: list[int] = []
+        self._sizes: list[int] = []
+        self._rows = 0
+        self._dots: list[tuple[int, float]] = []  # (centre row, radius in pixels)
+        self._steps: list[tuple[bool, int, int, tuple[int, int, int], int, bool]] = []
+
+    def _record(self, kind: int, u, v, w) -> range:
+        u = np.asarray(u, np.float64).ravel()
+        n = u.size
+        self._u.append(u)
+        self._v.append(_column(v, n))
+        self._w.append(_column(w, n))
+        self._kinds.append(kind)
+        self._sizes.append(n)
+        self._rows += n
+        return range(self._rows - n, self._rows)
+
+    def surface(self, u, v, lift=0.0) -> range:
+        return self._record(0, u, v, lift)
+
+    def at(self, u, v, z) -> range:
+        return self._record(1, u, v, z)
+
+    def silhouette(self, u, v, z=0.0) -> range:
+        return self._record(2, u, v, z)
+
+    def body(self, u, v) -> range:
+        return self._record(3, u, v, 0.0)
+
+    def pixels(self, points: np.ndarray) -> range:
+        """Image points ``(..., 2)``, drawn as they are."""
+        points = np.asarray(points, np.float64)
+        return self._record(4, points[..., 0], points[..., 1], 0.0)
+
+    def fill(self, colour, *pieces: range) -> None:
+        """Fill the polygon through the points of ``pieces`` (recorded one after another) with ``colour``."""
+        self._steps.append((False, *_span(pieces), colour, -1, False))
+
+    def lines(self, colour, thickness: int, *pieces: range, closed: bool = False) -> None:
+        """Stroke the polyline through the points of ``pieces`` ``thickness`` pixels wide."""
+        self._steps.append((False, *_span(pieces), colour, thickness, closed))
+
+    def dot(self, centre: int, radius_px: float, colour) -> None:
+        """A filled disc of ``max(0.5, radius_px)`` pixels around the point of row ``centre``."""
+        k = len(self._dots)
+        self._dots.append((centre, max(0.5, radius_px)))
+        self._steps.append((True, 16 * k, 16 * k + 16, colour, -1, False))
+
+    def project(self) -> np.ndarray:
+        """Every recorded point in image pixels, ``(rows, 2)`` float64, then the dots' 16 corners each."""
+        cam = self.cam
+        u, v, w = np.concatenate(self._u), np.concatenate(self._v), np.concatenate(self._w)
+        kind = np.repeat(np.array(self._kinds), self._sizes)
+        points = np.empty((self._rows + 16 * len(self._dots), 2))
+        for k, present in enumerate(np.bincount(kind, minlength=len(self._KINDS))):
+            if not present:
+                continue
+            rows = np.flatnonzero(kind == k) if present < self._rows else slice(0, self._rows)
+            if k == 0:
+                points[rows] = cam.surface(u[rows], v[rows], w[rows])
+            elif k == 1:
+                points[rows] = cam.at(u[rows], v[rows], w[rows])
+            elif k == 2:
+                points[rows] = cam.silhouette(u[rows], v[rows], w[rows])
+            elif k == 3:
+                points[rows] = cam.body(u[rows], v[rows])
+            else:
+                points[rows, 0], points[rows, 1] = u[rows], v[rows]
+        if self._dots:
+            centres = points[[row for row, _ in self._dots]]
+            radii = np.array([r for _, r in self._dots])[:, None]
+            c, s = _RING16
+            corners = points[self._rows :].reshape(-1, 16, 2)
+            corners[..., 0] = centres[:, :1] + radii * c
+            corners[..., 1] = centres[:, 1:] + radii * s
+        return points
+
+    def draw(self, img: np.ndarray) -> np.ndarray:
+        """Run the steps on ``img`` in their recorded order; returns :meth:`project`'s points."""
+        points = self.project()
+        fixed = _fix(points)
+        offset = (0, self._rows)
+        for dot, start, stop, colour, thickness, closed in self._steps:
+            poly = [fixed[offset[dot] + start : offset[dot] + stop]]
+            if thickness < 0:
+                cv2.fillPoly(img, poly, colour, _AA, _SHIFT)
+            else:
+                cv2.polylines(img, poly, closed, colour, thickness, _AA, _SHIFT)
+        return points
 
 
-def _dot(img: np.ndarray, centre: np.ndarray, radius_px: float, colour) -> None:
-    """A filled disc (a 16-gon: cv2's anti-aliased circles are ragged below a few pixels)."""
-    c, s = _RING16
-    r = max(0.5, radius_px)
-    _fill(img, np.stack([centre[0] + r * c, centre[1] + r * s], axis=-1), colour)
+def _span(pieces: tuple[range, ...]) -> tuple[int, int]:
+    """First and end row of ``pieces`` recorded one after another."""
+    for a, b in zip(pieces, pieces[1:]):
+        if a.stop != b.start:
+            raise ValueError("the pieces of one polygon must be recorded one after another")
+    return pieces[0].start, pieces[-1].stop
 
 
 def _outline(f: FaceIdentity, c: np.ndarray, s: np.ndarray, grow: float = 0.0):
@@ -223,36 +340,36 @@ def _hairline(f: FaceIdentity, xn: np.ndarray) -> np.ndarray:
     return np.clip(h, -f.face_top + 5.0, brow_top)
 
 
-def _draw_clutter(img: np.ndarray, rng: np.random.Generator, count: int, size: int) -> None:
+def _draw_clutter(sk: _Sketch, rng: np.random.Generator, count: int, size: int) -> None:
     for _ in range(count):
         kind = int(rng.integers(3))
         colour = _col(rng.uniform(0, 255, 3))
         p = rng.uniform(-0.1, 1.1, 4) * size
         if kind == 0:
-            _fill(img, np.array([[p[0], p[1]], [p[2], p[1]], [p[2], p[3]], [p[0], p[3]]]), colour)
+            sk.fill(colour, sk.pixels(np.array([[p[0], p[1]], [p[2], p[1]], [p[2], p[3]], [p[0], p[3]]])))
         elif kind == 1:
-            _dot(img, p[:2], float(rng.uniform(0.03, 0.2)) * size, colour)
+            sk.dot(sk.pixels(p[:2])[0], float(rng.uniform(0.03, 0.2)) * size, colour)
         else:
-            _lines(img, p.reshape(2, 2), colour, max(1, int(rng.uniform(0.01, 0.05) * size)))
+            sk.lines(colour, max(1, int(rng.uniform(0.01, 0.05) * size)), sk.pixels(p.reshape(2, 2)))
 
 
-def _draw_body(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance) -> None:
+def _draw_body(sk: _Sketch, f: FaceIdentity, nz: Nuisance) -> None:
     w, hb = f.face_width, f.face_bottom
     skin = f.skin
     nw = 0.47 * w
     neck_u = np.array([-nw, nw, 1.12 * nw, -1.12 * nw])
     neck_v = np.array([0.35 * hb, 0.35 * hb, hb + 45.0, hb + 45.0])
-    _fill(img, cam.silhouette(neck_u, neck_v), _col(skin, 0.84))
+    sk.fill(_col(skin, 0.84), sk.silhouette(neck_u, neck_v))
     c, s = _RING24
     top = s <= 0.05
     u = 2.3 * w * c[top]
     v = hb + 30.0 + 0.32 * w + 26.0 * s[top]
     u = np.concatenate([u, [-2.3 * w, 2.3 * w]])
     v = np.concatenate([v, [hb + 200.0, hb + 200.0]])
-    _fill(img, cam.body(u, v), _col(nz.shirt))
+    sk.fill(_col(nz.shirt), sk.body(u, v))
     collar_u = np.array([-0.9 * nw, 0.0, 0.9 * nw])
     collar_v = np.array([hb + 30.0 + 0.32 * w - 20.0, hb + 30.0 + 0.32 * w - 6.0, hb + 30.0 + 0.32 * w - 20.0])
-    _fill(img, cam.body(collar_u, collar_v), _col(skin, 0.84))
+    sk.fill(_col(skin, 0.84), sk.body(collar_u, collar_v))
 
 
 def _hair_outer(f: FaceIdentity, grow: float, side_v: float):
@@ -269,11 +386,11 @@ def _hair_outer(f: FaceIdentity, grow: float, side_v: float):
     return u, v
 
 
-def _draw_back_hair(img: np.ndarray, cam: _Camera, f: FaceIdentity) -> None:
+def _draw_back_hair(sk: _Sketch, f: FaceIdentity) -> None:
     style = HAIR_STYLES[f.hair_style]
     colour = _col(f.hair, 0.8)
     if style == "bun":
-        _fill(img, cam.silhouette(*_superellipse(0.0, -f.face_top - 6.0, 10.0, 8.5, 2.0, _RING24), -4.0), colour)
+        sk.fill(colour, sk.silhouette(*_superellipse(0.0, -f.face_top - 6.0, 10.0, 8.5, 2.0, _RING24), -4.0))
     if style not in ("medium", "long", "curly"):
         return
     grow = f.hair_volume + 1.0
@@ -281,41 +398,42 @@ def _draw_back_hair(img: np.ndarray, cam: _Camera, f: FaceIdentity) -> None:
     u, v = _hair_outer(f, grow, length)
     bottom_u = np.array([-(f.face_width + grow) * 0.8, 0.0, (f.face_width + grow) * 0.8])
     bottom_v = np.array([length + 5.0, length + 8.0, length + 5.0])
-    _fill(img, cam.silhouette(np.concatenate([u, bottom_u]), np.concatenate([v, bottom_v]), -4.0), colour)
+    sk.fill(colour, sk.silhouette(np.concatenate([u, bottom_u]), np.concatenate([v, bottom_v]), -4.0))
 
 
-def _draw_ears(img: np.ndarray, cam: _Camera, f: FaceIdentity) -> None:
+def _draw_ears(sk: _Sketch, f: FaceIdentity) -> None:
     v0 = f.eye_v + 6.0 + f.ear_v
     for side in (-1.0, 1.0):
         u0 = side * (f.face_width - 1.0 + 0.5 * f.ear_out)
         eu, ev = _superellipse(u0, v0, f.ear_width, f.ear_height, 2.0, _RING16)
-        z = -0.12 * cam.cz
-        _fill(img, cam.at(eu, ev, z), _col(f.skin, 0.93))
+        z = -0.12 * sk.cam.cz
+        sk.fill(_col(f.skin, 0.93), sk.at(eu, ev, z))
         iu, iv = _superellipse(u0 + side * 1.0, v0, 0.5 * f.ear_width, 0.6 * f.ear_height, 2.0, _RING16)
         order = np.array([13, 14, 15, 0, 1, 2, 3]) if side > 0 else np.arange(5, 12)
         iu, iv = iu[order], iv[order]
-        _lines(img, cam.at(iu, iv, z), _col(f.skin, 0.72), 1)
+        sk.lines(_col(f.skin, 0.72), 1, sk.at(iu, iv, z))
 
 
-def _draw_marks(img: np.ndarray, cam: _Camera, f: FaceIdentity) -> None:
+def _draw_marks(sk: _Sketch, f: FaceIdentity) -> None:
+    cam = sk.cam
     if f.blush > 0:
         colour = _mixc(f.skin, (236, 104, 112), 0.32 * f.blush)
         for side in (-1.0, 1.0):
             bu, bv = _superellipse(side * (0.5 * f.eye_spacing + 1.5), f.eye_v + 15.0, 6.5, 3.8, 2.0, _RING16)
-            _fill(img, cam.surface(bu, bv), colour)
+            sk.fill(colour, sk.surface(bu, bv))
     for k in range(f.forehead_lines):
         xs = _XS * 0.42 * f.face_width
         v = f.eye_v - f.brow_gap - 7.0 - 3.4 * k - 1.5 * (1.0 - _XS**2)
-        _lines(img, cam.surface(xs, v), _col(f.skin, 0.8), 1)
+        sk.lines(_col(f.skin, 0.8), 1, sk.surface(xs, v))
     if f.freckles:
         pts = np.asarray(f.freckles, dtype=np.float64)
-        proj = cam.surface(pts[:, 0], pts[:, 1])
+        rows = sk.surface(pts[:, 0], pts[:, 1])
         colour = _mixc(f.skin, (120, 70, 40), 0.45)
         r = 0.7 * cam.scale
-        for p in proj:
-            _dot(img, p, r, colour)
+        for row in rows:
+            sk.dot(row, r, colour)
     for mu, mv, mr in f.moles:
-        _dot(img, cam.surface(mu, mv), mr * cam.scale, (74, 48, 38))
+        sk.dot(sk.surface(mu, mv)[0], mr * cam.scale, (74, 48, 38))
 
 
 def _eye_lids(f: FaceIdentity, nz: Nuisance):
@@ -324,39 +442,47 @@ def _eye_lids(f: FaceIdentity, nz: Nuisance):
     return hu, hl
 
 
-def _draw_eye(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance, side: float) -> None:
+def _draw_eye(sk: _Sketch, f: FaceIdentity, nz: Nuisance, side: float) -> None:
+    """White, iris, pupil, highlight and lid of one eye, drawn in the eye's own tilted frame: its points
+    ``(x, y)`` sit on the face surface at ``(cx + x ca - y sa, cy + x sa + y ca)``."""
     cx, cy, ew, p = side * 0.5 * f.eye_spacing, f.eye_v, f.eye_width, f.eye_lid_power
     hu, hl = _eye_lids(f, nz)
     a = -side * math.radians(f.eye_tilt)
     ca, sa = math.cos(a), math.sin(a)
-
-    def place(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return cam.surface(cx + x * ca - y * sa, cy + x * sa + y * ca)
-
     prof = (1.0 - _XS**2) ** p
     x = _XS * ew
     up, lo = -hu * prof, hl * prof
-    _fill(img, place(np.concatenate([x, x[::-1]]), np.concatenate([up, lo[::-1]])), SCLERA)
+    xs, ys = [np.concatenate([x, x[::-1]])], [np.concatenate([up, lo[::-1]])]  # the white
     gx, gy = nz.gaze_x * 0.5 * ew, nz.gaze_y * hu
     c, s = _RING24
+    colours = []
     for radius, colour in ((f.iris_radius * ew, _col(f.iris)), (0.5 * f.iris_radius * ew, PUPIL)):
         px = gx + radius * c
         q = np.clip(1.0 - (px / ew) ** 2, 0.0, 1.0) ** p
-        py = np.clip(gy + radius * s, -hu * q, hl * q)
-        _fill(img, place(px, py), colour)
+        xs.append(px)
+        ys.append(np.clip(gy + radius * s, -hu * q, hl * q))
+        colours.append(colour)
     r_iris = f.iris_radius * ew
     hx, hy = gx - 0.5 * r_iris, gy - 0.5 * r_iris
-    if hy - 0.17 * r_iris > -hu * (1.0 - (hx / ew) ** 2) ** p:
-        _dot(img, place(np.array(hx), np.array(hy)), 0.17 * r_iris * cam.scale, (250, 250, 250))
-    dark = _col(f.skin, 0.3)
-    lid = place(x, up)
-    if f.lashes:
-        flick = place(np.array([side * ew, side * ew * 1.28]), np.array([0.0, -0.7 * hu]))
-        lid = np.concatenate([lid, flick[1:]]) if side > 0 else np.concatenate([flick[1:], lid])
-    _lines(img, lid, dark, cam.px(f.lid_thickness))
+    highlight = hy - 0.17 * r_iris > -hu * (1.0 - (hx / ew) ** 2) ** p
+    if highlight:
+        xs.append(np.array([hx]))
+        ys.append(np.array([hy]))
+    lid = [x, np.array([side * ew * 1.28])] if f.lashes else [x]  # the lash flick's tip after the lid's end
+    lid_y = [up, np.array([-0.7 * hu])] if f.lashes else [up]
+    xs += lid if side > 0 else lid[::-1]
+    ys += lid_y if side > 0 else lid_y[::-1]
+    xx, yy = np.concatenate(xs), np.concatenate(ys)
+    rows = sk.surface(cx + xx * ca - yy * sa, cy + xx * sa + yy * ca)
+    sk.fill(SCLERA, rows[:26])
+    sk.fill(colours[0], rows[26:50])
+    sk.fill(colours[1], rows[50:74])
+    if highlight:
+        sk.dot(rows[74], 0.17 * r_iris * sk.cam.scale, (250, 250, 250))
+    sk.lines(_col(f.skin, 0.3), sk.cam.px(f.lid_thickness), rows[74 + highlight :])
 
 
-def _draw_brow(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance, side: float) -> None:
+def _draw_brow(sk: _Sketch, f: FaceIdentity, nz: Nuisance, side: float) -> None:
     length = 2.0 * f.brow_length
     inner = 0.5 * f.eye_spacing - 0.9 * f.eye_width + f.brow_inner
     raise_, frown = max(0.0, nz.brow_raise), max(0.0, -nz.brow_raise)
@@ -371,36 +497,38 @@ def _draw_brow(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance, sid
     )
     th = f.brow_thickness * (1.0 - 0.55 * _T9)
     u = side * (inner + d)
-    _fill(img, cam.surface(np.concatenate([u, u[::-1]]), np.concatenate([v - th / 2, (v + th / 2)[::-1]])),
-          _col(f.brow_colour))
+    sk.fill(_col(f.brow_colour),
+            sk.surface(np.concatenate([u, u[::-1]]), np.concatenate([v - th / 2, (v + th / 2)[::-1]])))
 
 
-def _draw_nose(img: np.ndarray, cam: _Camera, f: FaceIdentity) -> None:
+def _draw_nose(sk: _Sketch, f: FaceIdentity) -> None:
     style = NOSE_STYLES[f.nose_style]
     nv, nw, side = f.nose_v, f.nose_width, float(f.nose_side)
-    tip = 0.3 * cam.cz
+    tip = 0.3 * sk.cam.cz
     shade = _col(f.skin, 0.6)
     if style == "shaded":
         t = np.array([0.0, 0.35, 0.7, 0.9, 1.0, 0.9, 0.7, 0.35, 0.0])
         u = np.array([-1.6, -0.5 * nw, -0.9 * nw, -0.75 * nw, 0.0, 0.75 * nw, 0.9 * nw, 0.5 * nw, 1.6])
         v = np.array([f.eye_v + 4.0, nv - 4.0, nv + 0.5, nv + 2.2, nv + 2.8, nv + 2.2, nv + 0.5, nv - 4.0,
                       f.eye_v + 4.0])
-        _fill(img, cam.surface(u, v, tip * t), _col(f.skin, 0.87))
+        sk.fill(_col(f.skin, 0.87), sk.surface(u, v, tip * t))
     elif style == "line":
         t = np.linspace(0.0, 1.0, 6)
         u = side * np.array([2.0, 2.6, 3.4, 0.55 * nw, 0.6 * nw, 0.2 * nw])
         v = f.eye_v + 3.0 + (nv + 1.5 - f.eye_v - 3.0) * np.array([0.0, 0.3, 0.6, 0.85, 0.95, 1.0])
-        _lines(img, cam.surface(u, v, tip * t), shade, 1)
+        sk.lines(shade, 1, sk.surface(u, v, tip * t))
     for s in (-1.0, 1.0):
         nu, nvv = _superellipse(s * 0.5 * nw, nv + 1.4, 0.26 * nw, 1.1, 2.0, _RING16)
-        _fill(img, cam.surface(nu, nvv, 0.6 * tip), _col(f.skin, 0.45))
+        sk.fill(_col(f.skin, 0.45), sk.surface(nu, nvv, 0.6 * tip))
     if style != "line":
         u = _XS * 0.85 * nw
         v = nv + 2.4 * (1.0 - _XS**2) - 0.8
-        _lines(img, cam.surface(u, v, tip * (1.0 - 0.4 * np.abs(_XS))), shade, 1)
+        sk.lines(shade, 1, sk.surface(u, v, tip * (1.0 - 0.4 * np.abs(_XS))))
 
 
 def _mouth_shape(f: FaceIdentity, nz: Nuisance):
+    """The mouth's points ``(x, yc, yu, yl_in, yl, gap)``: corners line, upper lip top, lower lip's inner
+    and outer edge at the 13 positions ``x``, and the opening."""
     mw = f.mouth_width * (1.0 + 0.1 * nz.smile)
     lift = f.mouth_curve + 3.2 * nz.smile
     gap = 7.0 * nz.mouth_open
@@ -415,23 +543,23 @@ def _mouth_shape(f: FaceIdentity, nz: Nuisance):
     return x, yc, yu, yl_in, yl, gap
 
 
-def _draw_mouth(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance) -> None:
-    x, yc, yu, yl_in, yl, gap = _mouth_shape(f, nz)
-    lift = 0.08 * cam.cz
+def _draw_mouth(sk: _Sketch, f: FaceIdentity, mouth) -> None:
+    x, yc, yu, yl_in, yl, gap = mouth
+    lift = 0.08 * sk.cam.cz
     xx = np.concatenate([x, x[::-1]])
     if gap > 0.3:
-        _fill(img, cam.surface(xx, np.concatenate([yc, yl_in[::-1]]), lift), (62, 22, 28))
+        sk.fill((62, 22, 28), sk.surface(xx, np.concatenate([yc, yl_in[::-1]]), lift))
         teeth = yc + min(0.5 * gap, 2.6) * np.sqrt(np.clip(1.0 - _XS**2, 0.0, 1.0))
-        _fill(img, cam.surface(xx * 0.8, np.concatenate([yc, teeth[::-1]]), lift), (236, 232, 220))
-    _fill(img, cam.surface(xx, np.concatenate([yu, yc[::-1]]), lift), _col(f.lip_colour, 0.9))
-    _fill(img, cam.surface(xx, np.concatenate([yl_in, yl[::-1]]), lift), _col(f.lip_colour))
-    _lines(img, cam.surface(x, yc, lift), _col(f.lip_colour, 0.5), 1)
+        sk.fill((236, 232, 220), sk.surface(xx * 0.8, np.concatenate([yc, teeth[::-1]]), lift))
+    sk.fill(_col(f.lip_colour, 0.9), sk.surface(xx, np.concatenate([yu, yc[::-1]]), lift))
+    sk.fill(_col(f.lip_colour), sk.surface(xx, np.concatenate([yl_in, yl[::-1]]), lift))
+    sk.lines(_col(f.lip_colour, 0.5), 1, sk.surface(x, yc, lift))
 
 
-def _draw_beard(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance, moustache: bool) -> None:
+def _draw_beard(sk: _Sketch, f: FaceIdentity, mouth, moustache: bool) -> None:
     kind = BEARDS[f.beard]
     colour = _col(f.hair, 0.9)
-    x, yc, yu, yl_in, yl, _ = _mouth_shape(f, nz)
+    x, yc, yu, yl_in, yl, _ = mouth
     mw = x[-1]
     if moustache:
         if kind in ("moustache", "full"):
@@ -439,28 +567,26 @@ def _draw_beard(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance, mo
             top = bottom - (2.2 + 1.6 * np.sqrt(np.clip(1.0 - _XS**2, 0.0, 1.0)))
             u = np.concatenate([x * 1.08, [mw * 1.18], (x * 1.08)[::-1], [-mw * 1.18]])
             v = np.concatenate([top, [yc[-1] + 2.5], bottom[::-1], [yc[0] + 2.5]])
-            _fill(img, cam.surface(u, v, 0.08 * cam.cz), colour)
+            sk.fill(colour, sk.surface(u, v, 0.08 * sk.cam.cz))
         return
     if kind == "goatee":
         c, s = _RING16
         u = 0.55 * mw * c
         v = yl.max() + 1.0 + (f.face_bottom - 3.0 - yl.max() - 1.0) * np.clip(s, 0.0, 1.0) + 0.6 * np.clip(-s, 0, 1)
-        _fill(img, cam.surface(u, v), colour)
+        sk.fill(colour, sk.surface(u, v))
     elif kind == "full":
         c, s = _RING48
         keep = s > 0.02
         ou, ov, oz = _outline(f, c[keep], s[keep], 1.2)
         side = ov > f.nose_v + 2.0
-        outer = cam.silhouette(ou[side], ov[side], oz[side])
         iu = np.array([-0.82 * f.face_width, -(mw + 3.0), -(mw + 2.0), 0.0, mw + 2.0, mw + 3.0, 0.82 * f.face_width])
         iv = np.array([f.nose_v + 3.0, f.mouth_v - 4.0, f.mouth_v + 4.0, yl.max() + 3.0, f.mouth_v + 4.0,
                        f.mouth_v - 4.0, f.nose_v + 3.0])
-        inner = cam.surface(iu, iv)
-        # outer runs from the image right (s small, c > 0) through the chin to the left; inner back
-        _fill(img, np.concatenate([outer, inner]), colour)
+        # the outline runs from the image right (s small, c > 0) through the chin to the left; inner back
+        sk.fill(colour, sk.silhouette(ou[side], ov[side], oz[side]), sk.surface(iu, iv))
 
 
-def _draw_hair(img: np.ndarray, cam: _Camera, f: FaceIdentity) -> None:
+def _draw_hair(sk: _Sketch, f: FaceIdentity) -> None:
     style = HAIR_STYLES[f.hair_style]
     if style == "bald":
         return
@@ -483,7 +609,7 @@ def _draw_hair(img: np.ndarray, cam: _Camera, f: FaceIdentity) -> None:
     hv = hv * (1.0 - weight) + temple * weight
     iu = np.concatenate([[-(w - inset), -(w - inset)], hu, [w - inset, w - inset]])
     iv = np.concatenate([[side_v, temple], hv, [temple, side_v]])
-    _fill(img, cam.silhouette(np.concatenate([ou, iu]), np.concatenate([ov, iv])), colour)
+    sk.fill(colour, sk.silhouette(np.concatenate([ou, iu]), np.concatenate([ov, iv])))
 
 
 def _glasses_rings(f: FaceIdentity, size: float, square: bool):
@@ -495,31 +621,33 @@ def _glasses_rings(f: FaceIdentity, size: float, square: bool):
     return rings
 
 
-def _draw_glasses(img: np.ndarray, cam: _Camera, f: FaceIdentity, size: float, square: bool, colour,
-                  thickness: float, lens=None) -> None:
+def _draw_glasses(sk: _Sketch, f: FaceIdentity, size: float, square: bool, colour, thickness: float,
+                  lens=None) -> None:
+    cam = sk.cam
     lift = 5.0
     rings = _glasses_rings(f, size, square)
     z0 = float(cam.depth(np.array(0.5 * f.eye_spacing), np.array(f.eye_v))) + lift
     px = cam.px(thickness)
     for side, (ru, rv) in zip((-1.0, 1.0), rings):
-        ring = cam.at(ru, rv, z0)
+        ring = sk.at(ru, rv, z0)
         if lens is not None:
-            _fill(img, ring, lens)
-        _lines(img, ring, colour, px, closed=True)
+            sk.fill(lens, ring)
+        sk.lines(colour, px, ring, closed=True)
         rw = f.eye_width * size
         edge = side * (0.5 * f.eye_spacing + rw)
-        arm = cam.at(np.array([edge, side * f.face_width * 0.99]), np.array([f.eye_v, f.eye_v - 1.0]),
-                     np.array([z0, 0.0]))
-        _lines(img, arm, colour, px)
+        arm = sk.at(np.array([edge, side * f.face_width * 0.99]), np.array([f.eye_v, f.eye_v - 1.0]),
+                    np.array([z0, 0.0]))
+        sk.lines(colour, px, arm)
     inner = 0.5 * f.eye_spacing - f.eye_width * size
-    bridge = cam.at(np.array([-inner, 0.0, inner]), np.array([f.eye_v - 0.5, f.eye_v - 2.0, f.eye_v - 0.5]), z0)
-    _lines(img, bridge, colour, px)
+    bridge = sk.at(np.array([-inner, 0.0, inner]), np.array([f.eye_v - 0.5, f.eye_v - 2.0, f.eye_v - 0.5]), z0)
+    sk.lines(colour, px, bridge)
 
 
-def _draw_occluder(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance, rng: np.random.Generator) -> None:
+def _draw_occluder(sk: _Sketch, f: FaceIdentity, nz: Nuisance, rng: np.random.Generator) -> None:
     kind = nz.occluder
     if kind == "none":
         return
+    cam = sk.cam
     colour = _col(rng.uniform(0, 255, 3))
     angle = float(rng.uniform(0, 2 * math.pi))
     ca, sa = math.cos(angle), math.sin(angle)
@@ -530,46 +658,48 @@ def _draw_occluder(img: np.ndarray, cam: _Camera, f: FaceIdentity, nz: Nuisance,
         w, h = 14.0 * size * k, 14.0 * size * k * float(rng.uniform(0.45, 1.6))
         corners = np.array([[-w, -h], [w, -h], [w, h], [-w, h]])
         rot = np.stack([corners[:, 0] * ca - corners[:, 1] * sa, corners[:, 0] * sa + corners[:, 1] * ca], -1)
-        _fill(img, rot + centre, colour)
+        sk.fill(colour, sk.pixels(rot + centre))
     elif kind == "hand":
         skin = _col(_skin(rng))
         palm = np.stack([11.0 * size * k * _RING16[0], 13.0 * size * k * _RING16[1]], -1)
         rot = lambda p: np.stack([p[..., 0] * ca - p[..., 1] * sa, p[..., 0] * sa + p[..., 1] * ca], -1)  # noqa: E731
-        _fill(img, rot(palm) + centre, skin)
+        sk.fill(skin, sk.pixels(rot(palm) + centre))
         thick = max(1, int(round(5.0 * size * k)))
         for j, (fx, length) in enumerate(((-7.5, 13.0), (-2.5, 16.0), (2.5, 15.0), (7.5, 11.0))):
             base = np.array([fx * size * k, -8.0 * size * k])
             tip = base + np.array([0.15 * fx * size * k, -length * size * k])
-            seg = rot(np.stack([base, tip])) + centre
-            _lines(img, seg, skin, thick)
-            _dot(img, seg[1], thick / 2.0, skin)
-        _lines(img, rot(np.array([[-9.0 * size * k, -7.0 * size * k], [9.0 * size * k, -7.0 * size * k]])) + centre,
-               _col(skin, 0.8), 1)
+            seg = sk.pixels(rot(np.stack([base, tip])) + centre)
+            sk.lines(skin, thick, seg)
+            sk.dot(seg[1], thick / 2.0, skin)
+        knuckles = np.array([[-9.0 * size * k, -7.0 * size * k], [9.0 * size * k, -7.0 * size * k]])
+        sk.lines(_col(skin, 0.8), 1, sk.pixels(rot(knuckles) + centre))
     elif kind == "sunglasses":
         lens = _col(rng.uniform(0, 60, 3))
-        _draw_glasses(img, cam, f, 1.7, bool(rng.random() < 0.5), colour, 1.6, lens=lens)
+        _draw_glasses(sk, f, 1.7, bool(rng.random() < 0.5), colour, 1.6, lens=lens)
     elif kind == "mask":
         light = _mixc((240, 240, 240), colour, 0.35)
         c, s = _RING48
         keep = s > 0.02
         ou, ov, oz = _outline(f, c[keep], s[keep], 0.5)
         sel = ov > f.nose_v - 1.0
-        outer = cam.silhouette(ou[sel], np.minimum(ov[sel], f.face_bottom - 3.0), oz[sel])
         top_u = np.linspace(-0.92, 0.92, 9) * f.face_width
         top_v = f.nose_v - 1.0 - 3.5 * (1.0 - (top_u / f.face_width) ** 2)
-        top = cam.surface(top_u, top_v, 0.1 * cam.cz * (1.0 - (top_u / f.face_width) ** 2))
-        _fill(img, np.concatenate([outer, top]), light)
+        sk.fill(light, sk.silhouette(ou[sel], np.minimum(ov[sel], f.face_bottom - 3.0), oz[sel]),
+                sk.surface(top_u, top_v, 0.1 * cam.cz * (1.0 - (top_u / f.face_width) ** 2)))
         for side in (-1.0, 1.0):
-            strap = cam.at(np.array([side * 0.9 * f.face_width, side * f.face_width]),
-                           np.array([f.nose_v, f.eye_v + 6.0]), np.array([0.0, -0.1 * cam.cz]))
-            _lines(img, strap, _col(light, 0.8), 1)
+            strap = sk.at(np.array([side * 0.9 * f.face_width, side * f.face_width]),
+                          np.array([f.nose_v, f.eye_v + 6.0]), np.array([0.0, -0.1 * cam.cz]))
+            sk.lines(_col(light, 0.8), 1, strap)
     elif kind == "cap":
         brim = f.eye_v - f.brow_gap - 2.0 + float(rng.uniform(-1.0, 4.0))
         ou, ov = _hair_outer(f, f.hair_volume + 2.5, brim)
-        _fill(img, cam.silhouette(ou, ov), colour)
+        sk.fill(colour, sk.silhouette(ou, ov))
         bu = np.array([-1.05, 1.05, 0.9, 0.0, -0.9]) * f.face_width
         bv = np.array([brim, brim, brim + 4.0, brim + 6.0, brim + 4.0])
-        _fill(img, cam.surface(bu, bv, 6.0), _col(colour, 0.75))
+        sk.fill(_col(colour, 0.75), sk.surface(bu, bv, 6.0))
+
+
+_UNIT_LEVELS = tuple(k / 255.0 for k in range(256))
 
 
 def _light(img: np.ndarray, nz: Nuisance, rng: np.random.Generator) -> np.ndarray:
@@ -577,16 +707,17 @@ def _light(img: np.ndarray, nz: Nuisance, rng: np.random.Generator) -> np.ndarra
     ``round_half_up(clip((255 (k/255)^gamma - 127.5) contrast + 127.5) x brightness x cast[c])``; then, in
     float32, the directional ramp ``1 + strength/2 (x cos a + y sin a)`` (``x``, ``y`` in [-1, 1] across the
     image) multiplies it and luminance noise ``noise x N(0, 1)`` (one draw per pixel, shared by the
-    channels) is added, rounded half up and clipped to 0..255."""
-    levels = np.array([255.0 * math.pow(k / 255.0, nz.gamma) for k in range(256)])
+    channels) is added, rounded half up and clipped to 0..255. (``(k/255)^gamma`` is Python's ``math.pow``;
+    each channel plane is looked up, ramped and noised on its own: the same float32 operations per pixel.)"""
+    levels = 255.0 * np.array(list(map(math.pow, _UNIT_LEVELS, (nz.gamma,) * 256)))
     levels = np.clip((levels - 127.5) * nz.contrast + 127.5, 0.0, 255.0)
     gains = np.array([nz.brightness * c for c in nz.cast])
     table = np.floor(np.clip(levels[:, None] * gains[None, :], 0.0, 255.0) + 0.5).astype(np.uint8)
-    img = cv2.LUT(img, table.reshape(256, 1, 3))
+    planes = [cv2.LUT(plane, np.ascontiguousarray(table[:, c])) for c, plane in enumerate(cv2.split(img))]
     if nz.light_strength <= 0.0 and nz.noise <= 0.0:
-        return img
+        return cv2.merge(planes)
     size = img.shape[0]
-    planes = np.stack(cv2.split(img))  # channel planes: the same arithmetic, faster loops
+    planes = np.stack(planes)
     if nz.light_strength > 0.0:
         grid = (np.arange(size, dtype=np.float32) - np.float32((size - 1) / 2.0)) * np.float32(2.0 / size)
         gx = grid * np.float32(nz.light_strength * 0.5 * math.cos(nz.light_angle))
@@ -623,16 +754,19 @@ def landmarks(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int
     """The five ArcFace-order landmarks ``(5, 2)`` float32 of ``render(identity, nuisance, size)``, without
     drawing: eye centres, nose tip, mouth corners, through the render's camera."""
     _validate(identity, nuisance, size)
-    return _landmarks(identity, nuisance, _Camera(identity, nuisance, size))
+    sk = _Sketch(_Camera(identity, nuisance, size))
+    rows = _landmarks(sk, identity, _mouth_shape(identity, nuisance))
+    return sk.project()[rows.start : rows.stop].astype(np.float32)
 
 
-def _landmarks(f: FaceIdentity, nz: Nuisance, cam: _Camera) -> np.ndarray:
-    x, yc, *_ = _mouth_shape(f, nz)
+def _landmarks(sk: _Sketch, f: FaceIdentity, mouth) -> range:
+    """Records the five landmarks on the face surface (the nose tip and mouth corners lifted as drawn)."""
+    x, yc, *_ = mouth
     half = 0.5 * f.eye_spacing
     u = np.array([-half, half, 0.0, x[0], x[-1]])
     v = np.array([f.eye_v, f.eye_v, f.nose_v, yc[0], yc[-1]])
-    z = cam.depth(u, v) + np.array([0.0, 0.0, 0.3 * cam.cz, 0.08 * cam.cz, 0.08 * cam.cz])
-    return cam.at(u, v, z).astype(np.float32)
+    cz = sk.cam.cz
+    return sk.surface(u, v, np.array([0.0, 0.0, 0.3 * cz, 0.08 * cz, 0.08 * cz]))
 
 
 def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = DEFAULT_SIZE
@@ -641,30 +775,33 @@ def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = 
     (5, 2))`` with landmarks in pixel coordinates (pixel centres at integers), ArcFace order."""
     _validate(identity, nuisance, size)
     f, nz = identity, nuisance
-    cam = _Camera(f, nz, size)
+    sk = _Sketch(_Camera(f, nz, size))
     rng = np.random.default_rng(np.random.SeedSequence(int(nz.detail_seed)))
-    img = np.empty((size, size, 3), dtype=np.uint8)
-    img[:] = _col(nz.background)
-    _draw_clutter(img, rng, nz.clutter, size)
-    _draw_back_hair(img, cam, f)
-    _draw_body(img, cam, f, nz)
-    _draw_ears(img, cam, f)
+    mouth = _mouth_shape(f, nz)
+    _draw_clutter(sk, rng, nz.clutter, size)
+    _draw_back_hair(sk, f)
+    _draw_body(sk, f, nz)
+    _draw_ears(sk, f)
     c, s = _RING48
     fu, fv, fz = _outline(f, c, s)
-    _fill(img, cam.silhouette(fu, fv, fz), _col(f.skin))
-    _draw_marks(img, cam, f)
+    sk.fill(_col(f.skin), sk.silhouette(fu, fv, fz))
+    _draw_marks(sk, f)
     for side in (-1.0, 1.0):
-        _draw_eye(img, cam, f, nz, side)
-        _draw_brow(img, cam, f, nz, side)
-    _draw_nose(img, cam, f)
-    _draw_beard(img, cam, f, nz, moustache=False)
-    _draw_mouth(img, cam, f, nz)
-    _draw_beard(img, cam, f, nz, moustache=True)
-    _draw_hair(img, cam, f)
+        _draw_eye(sk, f, nz, side)
+        _draw_brow(sk, f, nz, side)
+    _draw_nose(sk, f)
+    _draw_beard(sk, f, mouth, moustache=False)
+    _draw_mouth(sk, f, mouth)
+    _draw_beard(sk, f, mouth, moustache=True)
+    _draw_hair(sk, f)
     if GLASSES[f.glasses] != "none" and nz.glasses_on:
-        _draw_glasses(img, cam, f, f.glasses_size, GLASSES[f.glasses] == "square", _col(f.glasses_colour),
+        _draw_glasses(sk, f, f.glasses_size, GLASSES[f.glasses] == "square", _col(f.glasses_colour),
                       f.glasses_thickness)
-    _draw_occluder(img, cam, f, nz, rng)
+    _draw_occluder(sk, f, nz, rng)
+    marks = _landmarks(sk, f, mouth)
+    img = np.empty((size, size, 3), dtype=np.uint8)
+    img[:] = _col(nz.background)
+    points = sk.draw(img)
     if nz.downscale > 1.0:
         small = max(8, int(round(size / nz.downscale)))
         sigma = 0.5 * math.sqrt(nz.downscale * nz.downscale - 1.0)
@@ -675,7 +812,7 @@ def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = 
         img = cv2.GaussianBlur(img, (0, 0), nz.blur, sigmaY=nz.blur, hint=cv2.ALGO_HINT_ACCURATE)
     if (nz.gamma, nz.contrast, nz.brightness, *nz.cast, nz.light_strength, nz.noise) != (1.0,) * 6 + (0.0,) * 2:
         img = _light(img, nz, rng)
-    return img, _landmarks(f, nz, cam)
+    return img, points[marks.start : marks.stop].astype(np.float32)
 
 
 def render_aligned(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = DEFAULT_SIZE,
