@@ -800,7 +800,7 @@ def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = 
     _draw_occluder(sk, f, nz, rng)
     marks = _landmarks(sk, f, mouth)
     img = np.empty((size, size, 3), dtype=np.uint8)
-    img[:] = _col(nz.background)
+    img[:] = np.array(_col(nz.background) * size, np.uint8).reshape(size, 3)  # a row, copied down: fast
     points = sk.draw(img)
     if nz.downscale > 1.0:
         small = max(8, int(round(size / nz.downscale)))
