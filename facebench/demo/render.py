@@ -717,24 +717,24 @@ def _light(img: np.ndarray, nz: Nuisance, rng: np.random.Generator) -> np.ndarra
     if nz.light_strength <= 0.0 and nz.noise <= 0.0:
         return cv2.merge(planes)
     size = img.shape[0]
-    planes = np.stack(planes)
+    ramp = None
     if nz.light_strength > 0.0:
         grid = (np.arange(size, dtype=np.float32) - np.float32((size - 1) / 2.0)) * np.float32(2.0 / size)
         gx = grid * np.float32(nz.light_strength * 0.5 * math.cos(nz.light_angle))
         gy = grid * np.float32(nz.light_strength * 0.5 * math.sin(nz.light_angle))
-        ramp = (gy[:, None] + gx[None, :]) + np.float32(1.0)
-        out = planes * ramp
-    else:
-        out = planes.astype(np.float32)
+        ramp = gy[:, None] + gx[None, :]
+        ramp += np.float32(1.0)
+    shade = np.float32(0.5)
     if nz.noise > 0.0:
         shade = rng.standard_normal((size, size), dtype=np.float32)
         shade *= np.float32(nz.noise)
         shade += np.float32(0.5)
+    for c, plane in enumerate(planes):  # one plane at a time: fewer and smaller temporary arrays
+        out = plane * ramp if ramp is not None else plane.astype(np.float32)
         out += shade
-    else:
-        out += np.float32(0.5)
-    np.clip(out, 0.0, 255.0, out=out)
-    return cv2.merge(list(out.astype(np.uint8)))
+        np.clip(out, 0.0, 255.0, out=out)
+        planes[c] = out.astype(np.uint8)
+    return cv2.merge(planes)
 
 
 def _validate(identity: FaceIdentity, nuisance: Nuisance, size: int) -> None:
