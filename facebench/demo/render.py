@@ -154,30 +154,32 @@ class _Camera:
         out[..., 1] = c * x + d * y + self.ty
         return out
 
-    def at(self, u, v, z) -> np.ndarray:
-        """Points at explicit depth ``z``, turned by yaw then pitch."""
-        u, v, z = np.asarray(u, np.float64), np.asarray(v, np.float64), np.asarray(z, np.float64)
-        x1 = u * self.cy + z * self.sy
+    def project(self, kind: np.ndarray, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Points ``(u, v)`` ``(n,)`` in image pixels ``(n, 2)``, each by the mapping its ``kind`` names:
+        ``_SURFACE``: on the face surface, ``w`` in front of it (depth ``depth(u, v) + w``), then as ``_AT``;
+        ``_AT``: at depth ``w``, turned by yaw then pitch; ``_SILHOUETTE``: outline points that keep the
+        head's projected width, ``w`` shifting them with the turn; ``_BODY``: neck and shoulders, placed with
+        the head but not turned; ``_PIXELS``: already in the image. Each mapping is computed for every point
+        and the point's own picked, so a point's pixel does not depend on the others."""
+        z = np.where(kind == _SURFACE, self.depth(u, v) + w, w)
+        turned = kind <= _AT
+        silhouette = kind == _SILHOUETTE
+        x = np.where(turned, u * self.cy + z * self.sy, np.where(silhouette, u * self.sil_x + w * self.sy, u))
         z1 = z * self.cy - u * self.sy
-        return self._image(x1, v * self.cp - z1 * self.sp)
-
-    def surface(self, u, v, lift=0.0) -> np.ndarray:
-        """Points on the face surface, ``lift`` in front of it."""
-        u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
-        return self.at(u, v, self.depth(u, v) + lift)
-
-    def silhouette(self, u, v, z=0.0) -> np.ndarray:
-        """Outline points: the silhouette keeps the head's projected width; ``z`` shifts them with the turn."""
-        u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
-        return self._image(u * self.sil_x + z * self.sy, v * self.sil_y - z * self.sp)
-
-    def body(self, u, v) -> np.ndarray:
-        """Neck and shoulders: placed with the head but not turned."""
-        return self._image(np.asarray(u, np.float64), np.asarray(v, np.float64))
+        y = np.where(turned, v * self.cp - z1 * self.sp, np.where(silhouette, v * self.sil_y - w * self.sp, v))
+        out = self._image(x, y)
+        pixels = kind == _PIXELS
+        if pixels.any():
+            out[pixels, 0], out[pixels, 1] = u[pixels], v[pixels]
+        return out
 
     def px(self, units: float) -> int:
         """A face-frame length as a whole line thickness in pixels (at least 1)."""
         return max(1, int(round(units * self.scale)))
+
+
+_SURFACE, _AT, _SILHOUETTE, _BODY, _PIXELS = range(5)
+"""The point kinds of :meth:`_Camera.project`."""
 
 
 def _column(x, n: int) -> np.ndarray:
@@ -197,8 +199,6 @@ class _Sketch:
     call and then runs the steps in their recorded order, one cv2 call each. Every mapping and the rounding
     are element-wise, so each point gets the same float64 operations on the same operands as when each
     polygon is mapped and drawn on its own, and the image is the same to the byte."""
-
-    _KINDS = ("surface", "at", "silhouette", "body", "pixels")
 
     def __init__(self, cam: _Camera) -> None:
         self.cam = cam
@@ -223,21 +223,21 @@ class _Sketch:
         return range(self._rows - n, self._rows)
 
     def surface(self, u, v, lift=0.0) -> range:
-        return self._record(0, u, v, lift)
+        return self._record(_SURFACE, u, v, lift)
 
     def at(self, u, v, z) -> range:
-        return self._record(1, u, v, z)
+        return self._record(_AT, u, v, z)
 
     def silhouette(self, u, v, z=0.0) -> range:
-        return self._record(2, u, v, z)
+        return self._record(_SILHOUETTE, u, v, z)
 
     def body(self, u, v) -> range:
-        return self._record(3, u, v, 0.0)
+        return self._record(_BODY, u, v, 0.0)
 
     def pixels(self, points: np.ndarray) -> range:
         """Image points ``(..., 2)``, drawn as they are."""
         points = np.asarray(points, np.float64)
-        return self._record(4, points[..., 0], points[..., 1], 0.0)
+        return self._record(_PIXELS, points[..., 0], points[..., 1], 0.0)
 
     def fill(self, colour, *pieces: range) -> None:
         """Fill the polygon through the points of ``pieces`` (recorded one after another) with ``colour``."""
@@ -255,25 +255,10 @@ class _Sketch:
 
     def project(self) -> np.ndarray:
         """Every recorded point in image pixels, ``(rows, 2)`` float64, then the dots' 16 corners each."""
-        cam = self.cam
-        u, v, w = np.concatenate(self._u), np.concatenate(self._v), np.concatenate(self._w)
         kind = np.repeat(np.array(self._kinds), self._sizes)
-        points = np.empty((self._rows + 16 * len(self._dots), 2))
-        for k, present in enumerate(np.bincount(kind, minlength=len(self._KINDS))):
-            if not present:
-                continue
-            rows = np.flatnonzero(kind == k) if present < self._rows else slice(0, self._rows)
-            if k == 0:
-                points[rows] = cam.surface(u[rows], v[rows], w[rows])
-            elif k == 1:
-                points[rows] = cam.at(u[rows], v[rows], w[rows])
-            elif k == 2:
-                points[rows] = cam.silhouette(u[rows], v[rows], w[rows])
-            elif k == 3:
-                points[rows] = cam.body(u[rows], v[rows])
-            else:
-                points[rows, 0], points[rows, 1] = u[rows], v[rows]
+        points = self.cam.project(kind, np.concatenate(self._u), np.concatenate(self._v), np.concatenate(self._w))
         if self._dots:
+            points = np.concatenate([points, np.empty((16 * len(self._dots), 2))])
             centres = points[[row for row, _ in self._dots]]
             radii = np.array([r for _, r in self._dots])[:, None]
             c, s = _RING16
@@ -652,7 +637,8 @@ def _draw_occluder(sk: _Sketch, f: FaceIdentity, nz: Nuisance, rng: np.random.Ge
     angle = float(rng.uniform(0, 2 * math.pi))
     ca, sa = math.cos(angle), math.sin(angle)
     size = nz.occluder_size
-    centre = cam.surface(np.array(nz.occluder_pos[0]), np.array(nz.occluder_pos[1]))
+    centre = cam.project(np.array([_SURFACE]), np.array(nz.occluder_pos[:1]), np.array(nz.occluder_pos[1:]),
+                         np.zeros(1))[0]
     k = cam.scale
     if kind == "rect":
         w, h = 14.0 * size * k, 14.0 * size * k * float(rng.uniform(0.45, 1.6))
