@@ -204,7 +204,8 @@ class _Sketch:
         self.cam = cam
         self._u: list[np.ndarray] = []
         self._v: list[np.ndarray] = []
-        self._w: list[np.ndarray] = []  # lift, depth or silhouette shift
+        self._w: list[float] = []  # lift, depth or silhouette shift of each record, when it is one number
+        self._w_points: list[tuple[int, np.ndarray]] = []  # (first row, values) of records with one per point
         self._kinds: list[int] = []
         self._sizes: list[int] = []
         self._rows = 0
@@ -214,13 +215,17 @@ class _Sketch:
     def _record(self, kind: int, u, v, w) -> range:
         u = np.asarray(u, np.float64).ravel()
         n = u.size
+        start = self._rows
         self._u.append(u)
         self._v.append(_column(v, n))
-        self._w.append(_column(w, n))
+        if isinstance(w, np.ndarray) and w.ndim:
+            self._w_points.append((start, np.asarray(w, np.float64).ravel()))
+            w = 0.0
+        self._w.append(float(w))
         self._kinds.append(kind)
         self._sizes.append(n)
         self._rows += n
-        return range(self._rows - n, self._rows)
+        return range(start, self._rows)
 
     def surface(self, u, v, lift=0.0) -> range:
         return self._record(_SURFACE, u, v, lift)
@@ -256,7 +261,10 @@ class _Sketch:
     def project(self) -> np.ndarray:
         """Every recorded point in image pixels, ``(rows, 2)`` float64, then the dots' 16 corners each."""
         kind = np.repeat(np.array(self._kinds), self._sizes)
-        points = self.cam.project(kind, np.concatenate(self._u), np.concatenate(self._v), np.concatenate(self._w))
+        w = np.repeat(np.array(self._w), self._sizes)
+        for start, values in self._w_points:
+            w[start : start + values.size] = values
+        points = self.cam.project(kind, np.concatenate(self._u), np.concatenate(self._v), w)
         if self._dots:
             points = np.concatenate([points, np.empty((16 * len(self._dots), 2))])
             centres = points[[row for row, _ in self._dots]]
@@ -301,10 +309,26 @@ def _outline(f: FaceIdentity, c: np.ndarray, s: np.ndarray, grow: float = 0.0):
     return u, v, z
 
 
-def _superellipse(cx: float, cy: float, rx: float, ry: float, n: float, ring) -> tuple[np.ndarray, np.ndarray]:
+def _unit_superellipse(ring, n: float) -> tuple[np.ndarray, ...]:
+    """``sign(c), |c|^(2/n), sign(s), |s|^(2/n)`` of a ring's cosines ``c`` and sines ``s``."""
     c, s = ring
     e = 2.0 / n
-    return cx + rx * np.sign(c) * np.abs(c) ** e, cy + ry * np.sign(s) * np.abs(s) ** e
+    parts = (np.sign(c), np.abs(c) ** e, np.sign(s), np.abs(s) ** e)
+    for a in parts:
+        a.flags.writeable = False
+    return parts
+
+
+_UNIT_SUPERELLIPSES = {(len(ring[0]), n): _unit_superellipse(ring, n) for ring in (_RING16, _RING24) for n in (2.0, 5.0)}
+"""The superellipses the renderer draws (ears, blush, nostrils: 16 points, n = 2; bun and glasses: 24
+points, n = 2 or 5), computed once."""
+
+
+def _superellipse(cx: float, cy: float, rx: float, ry: float, n: float, ring) -> tuple[np.ndarray, np.ndarray]:
+    """``(cx + rx sign(c) |c|^(2/n), cy + ry sign(s) |s|^(2/n))`` over a ring (products left to right)."""
+    unit = _UNIT_SUPERELLIPSES.get((len(ring[0]), n))
+    sc, pc, ss, ps = unit if unit is not None else _unit_superellipse(ring, n)
+    return cx + rx * sc * pc, cy + ry * ss * ps
 
 
 def _hairline(f: FaceIdentity, xn: np.ndarray) -> np.ndarray:
@@ -699,9 +723,9 @@ def _light(img: np.ndarray, nz: Nuisance, rng: np.random.Generator) -> np.ndarra
     levels = np.clip((levels - 127.5) * nz.contrast + 127.5, 0.0, 255.0)
     gains = np.array([nz.brightness * c for c in nz.cast])
     table = np.floor(np.clip(levels[:, None] * gains[None, :], 0.0, 255.0) + 0.5).astype(np.uint8)
-    planes = [cv2.LUT(plane, np.ascontiguousarray(table[:, c])) for c, plane in enumerate(cv2.split(img))]
+    planes = cv2.split(img)
     if nz.light_strength <= 0.0 and nz.noise <= 0.0:
-        return cv2.merge(planes)
+        return cv2.merge([cv2.LUT(plane, np.ascontiguousarray(table[:, c])) for c, plane in enumerate(planes)])
     size = img.shape[0]
     ramp = None
     if nz.light_strength > 0.0:
@@ -715,12 +739,16 @@ def _light(img: np.ndarray, nz: Nuisance, rng: np.random.Generator) -> np.ndarra
         shade = rng.standard_normal((size, size), dtype=np.float32)
         shade *= np.float32(nz.noise)
         shade += np.float32(0.5)
-    for c, plane in enumerate(planes):  # one plane at a time: fewer and smaller temporary arrays
-        out = plane * ramp if ramp is not None else plane.astype(np.float32)
+    levels32 = table.T.astype(np.float32)  # the table's levels as float32 (exact), one row per channel
+    out_planes = []
+    for c, plane in enumerate(planes):  # one plane at a time: few, small temporary arrays
+        out = cv2.LUT(plane, levels32[c])
+        if ramp is not None:
+            out *= ramp
         out += shade
         np.clip(out, 0.0, 255.0, out=out)
-        planes[c] = out.astype(np.uint8)
-    return cv2.merge(planes)
+        out_planes.append(out.astype(np.uint8))
+    return cv2.merge(out_planes)
 
 
 def _validate(identity: FaceIdentity, nuisance: Nuisance, size: int) -> None:
