@@ -23,6 +23,7 @@ dispatch switched off: identical bytes).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -451,47 +452,68 @@ def _eye_lids(f: FaceIdentity, nz: Nuisance):
     return hu, hl
 
 
-def _draw_eye(sk: _Sketch, f: FaceIdentity, nz: Nuisance, side: float) -> None:
-    """White, iris, pupil, highlight and lid of one eye, drawn in the eye's own tilted frame: its points
-    ``(x, y)`` sit on the face surface at ``(cx + x ca - y sa, cy + x sa + y ca)``."""
-    cx, cy, ew, p = side * 0.5 * f.eye_spacing, f.eye_v, f.eye_width, f.eye_lid_power
+class _Eye(NamedTuple):
+    """One eye in its own frame, the same for both eyes: the points ``(x, y)`` of the white (26), the iris
+    (24), the pupil (24), the highlight (1, when it shows) and the lid (13), and what drawing them needs."""
+
+    x: np.ndarray
+    y: np.ndarray
+    iris: tuple[int, int, int]
+    highlight: bool
+    r_iris: float
+    hu: float
+
+
+def _eye_shape(f: FaceIdentity, nz: Nuisance) -> _Eye:
+    ew, p = f.eye_width, f.eye_lid_power
     hu, hl = _eye_lids(f, nz)
-    a = -side * math.radians(f.eye_tilt)
-    ca, sa = math.cos(a), math.sin(a)
     prof = (1.0 - _XS**2) ** p
     x = _XS * ew
     up, lo = -hu * prof, hl * prof
-    xs, ys = [np.concatenate([x, x[::-1]])], [np.concatenate([up, lo[::-1]])]  # the white
+    xs, ys = [x, x[::-1]], [up, lo[::-1]]  # the white
     gx, gy = nz.gaze_x * 0.5 * ew, nz.gaze_y * hu
     c, s = _RING24
-    colours = []
-    for radius, colour in ((f.iris_radius * ew, _col(f.iris)), (0.5 * f.iris_radius * ew, PUPIL)):
+    for radius in (f.iris_radius * ew, 0.5 * f.iris_radius * ew):  # iris, pupil
         px = gx + radius * c
         q = np.clip(1.0 - (px / ew) ** 2, 0.0, 1.0) ** p
         xs.append(px)
         ys.append(np.clip(gy + radius * s, -hu * q, hl * q))
-        colours.append(colour)
     r_iris = f.iris_radius * ew
     hx, hy = gx - 0.5 * r_iris, gy - 0.5 * r_iris
-    highlight = hy - 0.17 * r_iris > -hu * (1.0 - (hx / ew) ** 2) ** p
+    highlight = bool(hy - 0.17 * r_iris > -hu * (1.0 - (hx / ew) ** 2) ** p)
     if highlight:
         xs.append(np.array([hx]))
         ys.append(np.array([hy]))
-    lid = [x, np.array([side * ew * 1.28])] if f.lashes else [x]  # the lash flick's tip after the lid's end
-    lid_y = [up, np.array([-0.7 * hu])] if f.lashes else [up]
-    xs += lid if side > 0 else lid[::-1]
-    ys += lid_y if side > 0 else lid_y[::-1]
-    xx, yy = np.concatenate(xs), np.concatenate(ys)
-    rows = sk.surface(cx + xx * ca - yy * sa, cy + xx * sa + yy * ca)
+    xs.append(x)  # the lid
+    ys.append(up)
+    return _Eye(np.concatenate(xs), np.concatenate(ys), _col(f.iris), highlight, r_iris, hu)
+
+
+def _draw_eye(sk: _Sketch, f: FaceIdentity, eye: _Eye, side: float) -> None:
+    """White, iris, pupil, highlight and lid (with the lash flick's tip beyond its outer end) of the eye on
+    ``side``; a point ``(x, y)`` of the eye's frame sits on the face surface at ``(cx + x ca - y sa, cy + x sa
+    + y ca)``."""
+    cx, cy = side * 0.5 * f.eye_spacing, f.eye_v
+    a = -side * math.radians(f.eye_tilt)
+    ca, sa = math.cos(a), math.sin(a)
+    x, y = eye.x, eye.y
+    if f.lashes:
+        tip_x, tip_y = np.array([side * f.eye_width * 1.28]), np.array([-0.7 * eye.hu])
+        lid = len(x) - 13
+        x = np.concatenate([x, tip_x] if side > 0 else [x[:lid], tip_x, x[lid:]])
+        y = np.concatenate([y, tip_y] if side > 0 else [y[:lid], tip_y, y[lid:]])
+    rows = sk.surface(cx + x * ca - y * sa, cy + x * sa + y * ca)
     sk.fill(SCLERA, rows[:26])
-    sk.fill(colours[0], rows[26:50])
-    sk.fill(colours[1], rows[50:74])
-    if highlight:
-        sk.dot(rows[74], 0.17 * r_iris * sk.cam.scale, (250, 250, 250))
-    sk.lines(_col(f.skin, 0.3), sk.cam.px(f.lid_thickness), rows[74 + highlight :])
+    sk.fill(eye.iris, rows[26:50])
+    sk.fill(PUPIL, rows[50:74])
+    if eye.highlight:
+        sk.dot(rows[74], 0.17 * eye.r_iris * sk.cam.scale, (250, 250, 250))
+    sk.lines(_col(f.skin, 0.3), sk.cam.px(f.lid_thickness), rows[74 + eye.highlight :])
 
 
-def _draw_brow(sk: _Sketch, f: FaceIdentity, nz: Nuisance, side: float) -> None:
+def _brow_shape(f: FaceIdentity, nz: Nuisance) -> tuple[np.ndarray, np.ndarray]:
+    """A brow's outline, the same for both brows but for the side: its reach from the face's centre line
+    ``inner + d`` along the brow and its height (upper edge out, lower edge back)."""
     length = 2.0 * f.brow_length
     inner = 0.5 * f.eye_spacing - 0.9 * f.eye_width + f.brow_inner
     raise_, frown = max(0.0, nz.brow_raise), max(0.0, -nz.brow_raise)
@@ -505,9 +527,13 @@ def _draw_brow(sk: _Sketch, f: FaceIdentity, nz: Nuisance, side: float) -> None:
         + 3.0 * frown * (1.0 - _T9)
     )
     th = f.brow_thickness * (1.0 - 0.55 * _T9)
-    u = side * (inner + d)
-    sk.fill(_col(f.brow_colour),
-            sk.surface(np.concatenate([u, u[::-1]]), np.concatenate([v - th / 2, (v + th / 2)[::-1]])))
+    return inner + d, np.concatenate([v - th / 2, (v + th / 2)[::-1]])
+
+
+def _draw_brow(sk: _Sketch, f: FaceIdentity, brow: tuple[np.ndarray, np.ndarray], side: float) -> None:
+    reach, v = brow
+    u = side * reach
+    sk.fill(_col(f.brow_colour), sk.surface(np.concatenate([u, u[::-1]]), v))
 
 
 def _draw_nose(sk: _Sketch, f: FaceIdentity) -> None:
@@ -800,9 +826,10 @@ def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = 
     fu, fv, fz = _outline(f, c, s)
     sk.fill(_col(f.skin), sk.silhouette(fu, fv, fz))
     _draw_marks(sk, f)
+    eye, brow = _eye_shape(f, nz), _brow_shape(f, nz)
     for side in (-1.0, 1.0):
-        _draw_eye(sk, f, nz, side)
-        _draw_brow(sk, f, nz, side)
+        _draw_eye(sk, f, eye, side)
+        _draw_brow(sk, f, brow, side)
     _draw_nose(sk, f)
     _draw_beard(sk, f, mouth, moustache=False)
     _draw_mouth(sk, f, mouth)
