@@ -18,6 +18,14 @@ sensor noise, in float32 element-wise arithmetic, rounded half up. Geometry is f
 and Python ``math``, rounded to the rasteriser's fixed point; nothing reads global random state. So one
 ``(identity, nuisance, size)`` gives the same bytes every time (checked with numpy's and OpenCV's SIMD
 dispatch switched off: identical bytes).
+
+How a render runs: the drawing functions record their polygons on a :class:`_Sketch` in drawing order,
+points still in the face frame; the sketch then maps all points in one camera call, rounds them in one
+call and fills or strokes the polygons in their recorded order, one cv2 call each. Every step of the
+mapping and the rounding is element-wise, so each point gets the same float64 operations on the same
+operands as when each polygon is mapped on its own, and the pixels are the same bytes
+(``tests/test_demo_render_identity.py`` compares them with the renderer before this scheme,
+``bench/_render_reference.py``; ``bench/bench_render.py`` measures both).
 """
 
 from __future__ import annotations
