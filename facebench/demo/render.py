@@ -108,8 +108,16 @@ _ARC = tuple(
 )  # the upper half circle (right, over the top, left) and the curls' bump profile
 for _a in _ARC:
     _a.flags.writeable = False
-_XS = np.linspace(-1.0, 1.0, 13)
-_XS.flags.writeable = False
+_XS = np.linspace(-1.0, 1.0, 13)  # positions across a feature (eye, mouth, forehead line, nose ridge)
+_XS_BULGE = 1.0 - _XS**2
+_XS_ENV = np.sqrt(np.clip(_XS_BULGE, 0.0, 1.0))
+_LIP_GAP = _XS_ENV**0.8
+_CUPID_BOW = np.exp(-(((np.abs(_XS) - 0.28) / 0.16) ** 2))
+_NOSE_RIDGE = 1.0 - 0.4 * np.abs(_XS)
+_HAIR_XS = np.linspace(-0.97, 0.97, 17)  # positions along the hairline
+_TEMPLES = np.abs(_HAIR_XS) ** 6  # the hairline's weight towards the temples
+for _a in (_XS, _XS_BULGE, _XS_ENV, _LIP_GAP, _CUPID_BOW, _NOSE_RIDGE, _HAIR_XS, _TEMPLES):
+    _a.flags.writeable = False
 _T9 = np.linspace(0.0, 1.0, 9)
 _T9.flags.writeable = False
 
@@ -441,7 +449,7 @@ def _draw_marks(sk: _Sketch, f: FaceIdentity) -> None:
             sk.fill(colour, sk.surface(bu, bv))
     for k in range(f.forehead_lines):
         xs = _XS * 0.42 * f.face_width
-        v = f.eye_v - f.brow_gap - 7.0 - 3.4 * k - 1.5 * (1.0 - _XS**2)
+        v = f.eye_v - f.brow_gap - 7.0 - 3.4 * k - 1.5 * _XS_BULGE
         sk.lines(_col(f.skin, 0.8), 1, sk.surface(xs, v))
     if f.freckles:
         pts = np.asarray(f.freckles, dtype=np.float64)
@@ -475,7 +483,7 @@ class _Eye(NamedTuple):
 def _eye_shape(f: FaceIdentity, nz: Nuisance) -> _Eye:
     ew, p = f.eye_width, f.eye_lid_power
     hu, hl = _eye_lids(f, nz)
-    prof = (1.0 - _XS**2) ** p
+    prof = _XS_BULGE**p
     x = _XS * ew
     up, lo = -hu * prof, hl * prof
     xs, ys = [x, x[::-1]], [up, lo[::-1]]  # the white
@@ -565,8 +573,8 @@ def _draw_nose(sk: _Sketch, f: FaceIdentity) -> None:
         sk.fill(_col(f.skin, 0.45), sk.surface(nu, nvv, 0.6 * tip))
     if style != "line":
         u = _XS * 0.85 * nw
-        v = nv + 2.4 * (1.0 - _XS**2) - 0.8
-        sk.lines(shade, 1, sk.surface(u, v, tip * (1.0 - 0.4 * np.abs(_XS))))
+        v = nv + 2.4 * _XS_BULGE - 0.8
+        sk.lines(shade, 1, sk.surface(u, v, tip * _NOSE_RIDGE))
 
 
 def _mouth_shape(f: FaceIdentity, nz: Nuisance):
@@ -575,14 +583,12 @@ def _mouth_shape(f: FaceIdentity, nz: Nuisance):
     mw = f.mouth_width * (1.0 + 0.1 * nz.smile)
     lift = f.mouth_curve + 3.2 * nz.smile
     gap = 7.0 * nz.mouth_open
-    xn = _XS
-    x = xn * mw
-    env = np.sqrt(np.clip(1.0 - xn**2, 0.0, 1.0))
-    yc = f.mouth_v + lift * (1.0 - xn**2) - 0.5 * lift
-    bow = f.cupid * np.exp(-(((np.abs(xn) - 0.28) / 0.16) ** 2))
-    yu = yc - f.upper_lip * env * (1.0 - 0.4 * nz.smile) - 0.6 * bow
-    yl_in = yc + gap * env**0.8
-    yl = yl_in + f.lower_lip * env * (1.0 - 0.3 * nz.smile)
+    x = _XS * mw
+    yc = f.mouth_v + lift * _XS_BULGE - 0.5 * lift
+    bow = f.cupid * _CUPID_BOW
+    yu = yc - f.upper_lip * _XS_ENV * (1.0 - 0.4 * nz.smile) - 0.6 * bow
+    yl_in = yc + gap * _LIP_GAP
+    yl = yl_in + f.lower_lip * _XS_ENV * (1.0 - 0.3 * nz.smile)
     return x, yc, yu, yl_in, yl, gap
 
 
@@ -592,7 +598,7 @@ def _draw_mouth(sk: _Sketch, f: FaceIdentity, mouth) -> None:
     xx = np.concatenate([x, x[::-1]])
     if gap > 0.3:
         sk.fill((62, 22, 28), sk.surface(xx, np.concatenate([yc, yl_in[::-1]]), lift))
-        teeth = yc + min(0.5 * gap, 2.6) * np.sqrt(np.clip(1.0 - _XS**2, 0.0, 1.0))
+        teeth = yc + min(0.5 * gap, 2.6) * _XS_ENV
         sk.fill((236, 232, 220), sk.surface(xx * 0.8, np.concatenate([yc, teeth[::-1]]), lift))
     sk.fill(_col(f.lip_colour, 0.9), sk.surface(xx, np.concatenate([yu, yc[::-1]]), lift))
     sk.fill(_col(f.lip_colour), sk.surface(xx, np.concatenate([yl_in, yl[::-1]]), lift))
@@ -607,7 +613,7 @@ def _draw_beard(sk: _Sketch, f: FaceIdentity, mouth, moustache: bool) -> None:
     if moustache:
         if kind in ("moustache", "full"):
             bottom = yu - 0.3
-            top = bottom - (2.2 + 1.6 * np.sqrt(np.clip(1.0 - _XS**2, 0.0, 1.0)))
+            top = bottom - (2.2 + 1.6 * _XS_ENV)
             u = np.concatenate([x * 1.08, [mw * 1.18], (x * 1.08)[::-1], [-mw * 1.18]])
             v = np.concatenate([top, [yc[-1] + 2.5], bottom[::-1], [yc[0] + 2.5]])
             sk.fill(colour, sk.surface(u, v, 0.08 * sk.cam.cz))
@@ -645,11 +651,9 @@ def _draw_hair(sk: _Sketch, f: FaceIdentity) -> None:
     else:
         side_v, inset = temple, 0.0
     ou, ov = _hair_outer(f, grow, side_v)
-    xn = np.linspace(-0.97, 0.97, 17)
-    hu = xn * w
-    hv = _hairline(f, xn)
-    weight = np.abs(xn) ** 6
-    hv = hv * (1.0 - weight) + temple * weight
+    hu = _HAIR_XS * w
+    hv = _hairline(f, _HAIR_XS)
+    hv = hv * (1.0 - _TEMPLES) + temple * _TEMPLES
     iu = np.concatenate([[-(w - inset), -(w - inset)], hu, [w - inset, w - inset]])
     iv = np.concatenate([[side_v, temple], hv, [temple, side_v]])
     sk.fill(colour, sk.silhouette(np.concatenate([ou, iu]), np.concatenate([ov, iv])))
