@@ -314,14 +314,39 @@ def _span(pieces: tuple[range, ...]) -> tuple[int, int]:
     return pieces[0].start, pieces[-1].stop
 
 
-def _outline(f: FaceIdentity, c: np.ndarray, s: np.ndarray, grow: float = 0.0):
-    """Face outline points ``(u, v, z)`` for ring cosines ``c`` and sines ``s`` (``s`` > 0 is the lower half)."""
-    lower = s > 0
-    n = np.where(lower, f.chin_square, f.skull_square)
+class _OutlineRing(NamedTuple):
+    """What an outline takes of ring cosines ``c`` and sines ``s`` (``s`` > 0 is the lower half)."""
+
+    lower: np.ndarray  # s > 0
+    below: np.ndarray  # clip(s, 0, 1)
+    sign_c: np.ndarray
+    abs_c: np.ndarray
+    sign_s: np.ndarray
+    abs_s: np.ndarray
+
+
+def _outline_ring(c: np.ndarray, s: np.ndarray) -> _OutlineRing:
+    ring = _OutlineRing(s > 0, np.clip(s, 0.0, 1.0), np.sign(c), np.abs(c), np.sign(s), np.abs(s))
+    for a in ring:
+        a.flags.writeable = False
+    return ring
+
+
+_FACE_RING = _outline_ring(*_RING48)
+_HAIR_RING = _outline_ring(*_ARC[:2])
+_JAW_RING = _outline_ring(*(a[_RING48[1] > 0.02] for a in _RING48))  # the lower half, for beards and masks
+
+
+def _outline(f: FaceIdentity, ring: _OutlineRing, grow: float = 0.0):
+    """Face outline points ``(u, v, z)`` on ``ring``: with ``e = 2 / (chin_square if lower else
+    skull_square)``, ``u = (face_width + grow) sign(c) |c|^e (1 - jaw_taper clip(s, 0, 1)^jaw_power)``,
+    ``v = (face_bottom or face_top, + grow) sign(s) |s|^e``, ``z = 0.3 x 0.78 face_width clip(v /
+    face_bottom, 0, 1)^3``."""
+    n = np.where(ring.lower, f.chin_square, f.skull_square)
     e = 2.0 / n
-    taper = 1.0 - f.jaw_taper * np.clip(s, 0.0, 1.0) ** f.jaw_power
-    u = (f.face_width + grow) * np.sign(c) * np.abs(c) ** e * taper
-    v = np.where(lower, f.face_bottom + grow, f.face_top + grow) * np.sign(s) * np.abs(s) ** e
+    taper = 1.0 - f.jaw_taper * ring.below**f.jaw_power
+    u = (f.face_width + grow) * ring.sign_c * ring.abs_c**e * taper
+    v = np.where(ring.lower, f.face_bottom + grow, f.face_top + grow) * ring.sign_s * ring.abs_s**e
     z = 0.3 * 0.78 * f.face_width * np.clip(v / f.face_bottom, 0.0, 1.0) ** 3
     return u, v, z
 
@@ -400,11 +425,10 @@ def _draw_body(sk: _Sketch, f: FaceIdentity, nz: Nuisance) -> None:
 
 def _hair_outer(f: FaceIdentity, grow: float, side_v: float):
     """Hair's outer edge from the right side over the top to the left side, down to ``side_v``."""
-    c, s, curl = _ARC
-    u, v, _ = _outline(f, c, s, grow)
+    u, v, _ = _outline(f, _HAIR_RING, grow)
     v = v - 0.3 * grow
     if HAIR_STYLES[f.hair_style] == "curly":
-        bump = 0.22 * f.hair_volume * curl
+        bump = 0.22 * f.hair_volume * _ARC[2]
         r = np.hypot(u, v)
         u, v = u * (1 + bump / r), v * (1 + bump / r)
     u = np.concatenate([[f.face_width + grow], u, [-(f.face_width + grow)]])
@@ -624,9 +648,7 @@ def _draw_beard(sk: _Sketch, f: FaceIdentity, mouth, moustache: bool) -> None:
         v = yl.max() + 1.0 + (f.face_bottom - 3.0 - yl.max() - 1.0) * np.clip(s, 0.0, 1.0) + 0.6 * np.clip(-s, 0, 1)
         sk.fill(colour, sk.surface(u, v))
     elif kind == "full":
-        c, s = _RING48
-        keep = s > 0.02
-        ou, ov, oz = _outline(f, c[keep], s[keep], 1.2)
+        ou, ov, oz = _outline(f, _JAW_RING, 1.2)
         side = ov > f.nose_v + 2.0
         iu = np.array([-0.82 * f.face_width, -(mw + 3.0), -(mw + 2.0), 0.0, mw + 2.0, mw + 3.0, 0.82 * f.face_width])
         iv = np.array([f.nose_v + 3.0, f.mouth_v - 4.0, f.mouth_v + 4.0, yl.max() + 3.0, f.mouth_v + 4.0,
@@ -726,9 +748,7 @@ def _draw_occluder(sk: _Sketch, f: FaceIdentity, nz: Nuisance, rng: np.random.Ge
         _draw_glasses(sk, f, 1.7, bool(rng.random() < 0.5), colour, 1.6, lens=lens)
     elif kind == "mask":
         light = _mixc((240, 240, 240), colour, 0.35)
-        c, s = _RING48
-        keep = s > 0.02
-        ou, ov, oz = _outline(f, c[keep], s[keep], 0.5)
+        ou, ov, oz = _outline(f, _JAW_RING, 0.5)
         sel = ov > f.nose_v - 1.0
         top_u = np.linspace(-0.92, 0.92, 9) * f.face_width
         top_v = f.nose_v - 1.0 - 3.5 * (1.0 - (top_u / f.face_width) ** 2)
@@ -834,8 +854,7 @@ def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = 
     _draw_back_hair(sk, f)
     _draw_body(sk, f, nz)
     _draw_ears(sk, f)
-    c, s = _RING48
-    fu, fv, fz = _outline(f, c, s)
+    fu, fv, fz = _outline(f, _FACE_RING)
     sk.fill(_col(f.skin), sk.silhouette(fu, fv, fz))
     _draw_marks(sk, f)
     eye, brow = _eye_shape(f, nz), _brow_shape(f, nz)
