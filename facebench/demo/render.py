@@ -125,8 +125,9 @@ _T9.flags.writeable = False
 def _col(rgb, gain: float = 1.0) -> tuple[int, int, int]:
     """Each channel times ``gain``, rounded (Python's ``round``: half to even) and clipped to 0..255."""
     r, g, b = rgb
-    return (int(min(255, max(0, round(r * gain)))), int(min(255, max(0, round(g * gain)))),
-            int(min(255, max(0, round(b * gain)))))
+    r, g, b = round(r * gain), round(g * gain), round(b * gain)
+    return (0 if r < 0 else 255 if r > 255 else int(r), 0 if g < 0 else 255 if g > 255 else int(g),
+            0 if b < 0 else 255 if b > 255 else int(b))
 
 
 def _mixc(a, b, t: float) -> tuple[int, int, int]:
@@ -391,13 +392,16 @@ def _hairline(f: FaceIdentity, xn: np.ndarray) -> np.ndarray:
     return np.clip(h, -f.face_top + 5.0, brow_top)
 
 
+_BOX_CORNERS = np.array([0, 1, 2, 1, 2, 3, 0, 3])
+
+
 def _draw_clutter(sk: _Sketch, rng: np.random.Generator, count: int, size: int) -> None:
     for _ in range(count):
         kind = int(rng.integers(3))
         colour = _col(rng.uniform(0, 255, 3))
         p = rng.uniform(-0.1, 1.1, 4) * size
         if kind == 0:
-            sk.fill(colour, sk.pixels(np.array([[p[0], p[1]], [p[2], p[1]], [p[2], p[3]], [p[0], p[3]]])))
+            sk.fill(colour, sk.pixels(p[_BOX_CORNERS].reshape(4, 2)))  # (p0, p1), (p2, p1), (p2, p3), (p0, p3)
         elif kind == 1:
             sk.dot(sk.pixels(p[:2])[0], float(rng.uniform(0.03, 0.2)) * size, colour)
         else:
