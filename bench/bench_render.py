@@ -4,7 +4,8 @@ Renders a fixed sample of the demo suite's images (the first ``--per-part`` imag
 suite draws them: aligned 112x112 crops of ``demo_verify``, raw 160x160 shots with landmarks of
 ``demo_ijb``, aligned crops of the MegaFace probes and distractors) with the frozen copy of the renderer
 at commit 843f183 (``bench/_render_reference.py``, the baseline) and with ``facebench.demo.render``, in
-alternating rounds in this process; prints images/s of each (best round), their ratio, and checks that
+alternating rounds in this process; prints images/s of each (best round), their ratio (also without the
+time both spend aligning the crops, a call outside the renderer), and checks that
 every image and every landmark array is byte-identical (sha256) to the reference's. Identity and nuisance
 parameters are drawn once, outside the timing.
 
@@ -28,6 +29,7 @@ from facebench.demo import render as current
 from facebench.demo.params import FaceIdentity, Nuisance, identity_params, image_nuisance
 from facebench.demo.splits import split_identities
 from facebench.demo.suite import SuiteConfig, verification_pairs
+from facebench.extraction.images import align, arcface_chip
 
 REFERENCE = Path(__file__).resolve().parent / "_render_reference.py"
 
@@ -73,6 +75,14 @@ def digests(module: ModuleType, sample) -> list[str]:
     return out
 
 
+def align_seconds(sample) -> float:
+    """Seconds of ``facebench.extraction.images.align`` alone over the sample's aligned crops (the same
+    call, outside ``facebench/demo``, in both renderers' ``render_aligned``)."""
+    shots = [current.render(face, nz) for aligned, face, nz in sample if aligned]
+    chip = arcface_chip()
+    return _seconds(lambda: [align(image, points, chip) for image, points in shots])
+
+
 def _seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -93,11 +103,13 @@ def main() -> None:
     for _ in range(args.rounds):
         best["reference"] = min(best["reference"], _seconds(lambda: digests(reference, sample)))
         best["current"] = min(best["current"], _seconds(lambda: digests(current, sample)))
+    aligning = min(align_seconds(sample) for _ in range(args.rounds))
     n = len(sample)
     for name, seconds in best.items():
         print(f"{name:9s} renderer: {n / seconds:7.1f} images/s ({seconds:.3f} s for {n} images, best of "
               f"{args.rounds})")
-    print(f"ratio current / reference: {best['reference'] / best['current']:.2f}x")
+    print(f"ratio current / reference: {best['reference'] / best['current']:.2f}x; without the {aligning:.3f} s "
+          f"both spend in align(): {(best['reference'] - aligning) / (best['current'] - aligning):.2f}x")
     print(f"byte-identical: {n - len(differ)}/{n} images (sha256 of image and landmark bytes)")
     if differ:
         raise SystemExit(f"images differ from the reference at sample positions {differ[:20]}")
