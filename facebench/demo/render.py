@@ -116,10 +116,17 @@ _CUPID_BOW = np.exp(-(((np.abs(_XS) - 0.28) / 0.16) ** 2))
 _NOSE_RIDGE = 1.0 - 0.4 * np.abs(_XS)
 _HAIR_XS = np.linspace(-0.97, 0.97, 17)  # positions along the hairline
 _TEMPLES = np.abs(_HAIR_XS) ** 6  # the hairline's weight towards the temples
-for _a in (_XS, _XS_BULGE, _XS_ENV, _LIP_GAP, _CUPID_BOW, _NOSE_RIDGE, _HAIR_XS, _TEMPLES):
+_HAIR_XS2 = _HAIR_XS**2
+_WIDOWS_PEAK = np.clip(1.0 - np.abs(_HAIR_XS) / 0.3, 0.0, 1.0)
+_RECESSION = np.exp(-(((np.abs(_HAIR_XS) - 0.55) / 0.2) ** 2))
+_FRINGE = 2.0 * (np.arange(len(_HAIR_XS)) % 2)
+for _a in (_XS, _XS_BULGE, _XS_ENV, _LIP_GAP, _CUPID_BOW, _NOSE_RIDGE, _HAIR_XS, _TEMPLES, _HAIR_XS2, _WIDOWS_PEAK,
+           _RECESSION, _FRINGE):
     _a.flags.writeable = False
 _T9 = np.linspace(0.0, 1.0, 9)
 _T9.flags.writeable = False
+_T6 = np.linspace(0.0, 1.0, 6)
+_T6.flags.writeable = False
 
 
 def _col(rgb, gain: float = 1.0) -> tuple[int, int, int]:
@@ -362,32 +369,36 @@ def _unit_superellipse(ring, n: float) -> tuple[np.ndarray, ...]:
     return parts
 
 
-_UNIT_SUPERELLIPSES = {(len(ring[0]), n): _unit_superellipse(ring, n) for ring in (_RING16, _RING24) for n in (2.0, 5.0)}
-"""The superellipses the renderer draws (ears, blush, nostrils: 16 points, n = 2; bun and glasses: 24
-points, n = 2 or 5), computed once."""
+_ROUND16 = _unit_superellipse(_RING16, 2.0)  # ears, blush, nostrils
+_ROUND24 = _unit_superellipse(_RING24, 2.0)  # bun, round glasses
+_SQUARE24 = _unit_superellipse(_RING24, 5.0)  # square glasses
+_EAR_FOLDS = {1.0: tuple(a[[13, 14, 15, 0, 1, 2, 3]] for a in _ROUND16), -1.0: tuple(a[5:12] for a in _ROUND16)}
+"""The points of the inner ear's ring its fold is drawn through, on each side."""
 
 
-def _superellipse(cx: float, cy: float, rx: float, ry: float, n: float, ring) -> tuple[np.ndarray, np.ndarray]:
-    """``(cx + rx sign(c) |c|^(2/n), cy + ry sign(s) |s|^(2/n))`` over a ring (products left to right)."""
-    unit = _UNIT_SUPERELLIPSES.get((len(ring[0]), n))
-    sc, pc, ss, ps = unit if unit is not None else _unit_superellipse(ring, n)
+def _superellipse(cx: float, cy: float, rx: float, ry: float, unit) -> tuple[np.ndarray, np.ndarray]:
+    """``(cx + rx sign(c) |c|^(2/n), cy + ry sign(s) |s|^(2/n))`` over the points of ``unit`` (see
+    :func:`_unit_superellipse`; products left to right)."""
+    sc, pc, ss, ps = unit
     return cx + rx * sc * pc, cy + ry * ss * ps
 
 
-def _hairline(f: FaceIdentity, xn: np.ndarray) -> np.ndarray:
+def _hairline(f: FaceIdentity) -> np.ndarray:
+    """The hairline's height at the positions ``xn`` of ``_HAIR_XS``."""
     p = f.hairline_param
     kind = HAIRLINES[f.hairline]
     base = f.hairline_v
+    xn, xn2 = _HAIR_XS, _HAIR_XS2
     if kind == "arc":
-        h = base + 8.0 * (1.0 + 0.5 * p) * xn**2
+        h = base + 8.0 * (1.0 + 0.5 * p) * xn2
     elif kind == "side":
-        h = base + 6.0 * xn**2 + 7.0 * p * xn
+        h = base + 6.0 * xn2 + 7.0 * p * xn
     elif kind == "peak":
-        h = base + 7.0 * xn**2 + (4.0 + 3.0 * p) * np.clip(1.0 - np.abs(xn) / 0.3, 0.0, 1.0)
+        h = base + 7.0 * xn2 + (4.0 + 3.0 * p) * _WIDOWS_PEAK
     elif kind == "receding":
-        h = base + 6.0 * xn**2 - (5.0 + 3.0 * p) * np.exp(-(((np.abs(xn) - 0.55) / 0.2) ** 2))
+        h = base + 6.0 * xn2 - (5.0 + 3.0 * p) * _RECESSION
     else:  # bangs: a low fringe with a ragged edge
-        h = base + 12.0 + 3.0 * p + 2.0 * (np.arange(len(xn)) % 2)
+        h = base + 12.0 + 3.0 * p + _FRINGE
     brow_top = f.eye_v - f.brow_gap - 0.5 * f.brow_thickness - 2.0
     return np.clip(h, -f.face_top + 5.0, brow_top)
 
@@ -408,6 +419,9 @@ def _draw_clutter(sk: _Sketch, rng: np.random.Generator, count: int, size: int) 
             sk.lines(colour, max(1, int(rng.uniform(0.01, 0.05) * size)), sk.pixels(p.reshape(2, 2)))
 
 
+_SHOULDERS = tuple(a[_RING24[1] <= 0.05] for a in _RING24)  # the upper part of a ring: the shoulders' line
+
+
 def _draw_body(sk: _Sketch, f: FaceIdentity, nz: Nuisance) -> None:
     w, hb = f.face_width, f.face_bottom
     skin = f.skin
@@ -415,10 +429,9 @@ def _draw_body(sk: _Sketch, f: FaceIdentity, nz: Nuisance) -> None:
     neck_u = np.array([-nw, nw, 1.12 * nw, -1.12 * nw])
     neck_v = np.array([0.35 * hb, 0.35 * hb, hb + 45.0, hb + 45.0])
     sk.fill(_col(skin, 0.84), sk.silhouette(neck_u, neck_v))
-    c, s = _RING24
-    top = s <= 0.05
-    u = 2.3 * w * c[top]
-    v = hb + 30.0 + 0.32 * w + 26.0 * s[top]
+    c, s = _SHOULDERS
+    u = 2.3 * w * c
+    v = hb + 30.0 + 0.32 * w + 26.0 * s
     u = np.concatenate([u, [-2.3 * w, 2.3 * w]])
     v = np.concatenate([v, [hb + 200.0, hb + 200.0]])
     sk.fill(_col(nz.shirt), sk.body(u, v))
@@ -444,7 +457,7 @@ def _draw_back_hair(sk: _Sketch, f: FaceIdentity) -> None:
     style = HAIR_STYLES[f.hair_style]
     colour = _col(f.hair, 0.8)
     if style == "bun":
-        sk.fill(colour, sk.silhouette(*_superellipse(0.0, -f.face_top - 6.0, 10.0, 8.5, 2.0, _RING24), -4.0))
+        sk.fill(colour, sk.silhouette(*_superellipse(0.0, -f.face_top - 6.0, 10.0, 8.5, _ROUND24), -4.0))
     if style not in ("medium", "long", "curly"):
         return
     grow = f.hair_volume + 1.0
@@ -459,12 +472,10 @@ def _draw_ears(sk: _Sketch, f: FaceIdentity) -> None:
     v0 = f.eye_v + 6.0 + f.ear_v
     for side in (-1.0, 1.0):
         u0 = side * (f.face_width - 1.0 + 0.5 * f.ear_out)
-        eu, ev = _superellipse(u0, v0, f.ear_width, f.ear_height, 2.0, _RING16)
+        eu, ev = _superellipse(u0, v0, f.ear_width, f.ear_height, _ROUND16)
         z = -0.12 * sk.cam.cz
         sk.fill(_col(f.skin, 0.93), sk.at(eu, ev, z))
-        iu, iv = _superellipse(u0 + side * 1.0, v0, 0.5 * f.ear_width, 0.6 * f.ear_height, 2.0, _RING16)
-        order = np.array([13, 14, 15, 0, 1, 2, 3]) if side > 0 else np.arange(5, 12)
-        iu, iv = iu[order], iv[order]
+        iu, iv = _superellipse(u0 + side * 1.0, v0, 0.5 * f.ear_width, 0.6 * f.ear_height, _EAR_FOLDS[side])
         sk.lines(_col(f.skin, 0.72), 1, sk.at(iu, iv, z))
 
 
@@ -473,7 +484,7 @@ def _draw_marks(sk: _Sketch, f: FaceIdentity) -> None:
     if f.blush > 0:
         colour = _mixc(f.skin, (236, 104, 112), 0.32 * f.blush)
         for side in (-1.0, 1.0):
-            bu, bv = _superellipse(side * (0.5 * f.eye_spacing + 1.5), f.eye_v + 15.0, 6.5, 3.8, 2.0, _RING16)
+            bu, bv = _superellipse(side * (0.5 * f.eye_spacing + 1.5), f.eye_v + 15.0, 6.5, 3.8, _ROUND16)
             sk.fill(colour, sk.surface(bu, bv))
     for k in range(f.forehead_lines):
         xs = _XS * 0.42 * f.face_width
@@ -517,11 +528,11 @@ def _eye_shape(f: FaceIdentity, nz: Nuisance) -> _Eye:
     xs, ys = [x, x[::-1]], [up, lo[::-1]]  # the white
     gx, gy = nz.gaze_x * 0.5 * ew, nz.gaze_y * hu
     c, s = _RING24
-    for radius in (f.iris_radius * ew, 0.5 * f.iris_radius * ew):  # iris, pupil
-        px = gx + radius * c
-        q = np.clip(1.0 - (px / ew) ** 2, 0.0, 1.0) ** p
-        xs.append(px)
-        ys.append(np.clip(gy + radius * s, -hu * q, hl * q))
+    radii = np.array([[f.iris_radius * ew], [0.5 * f.iris_radius * ew]])  # iris, pupil
+    px = gx + radii * c
+    q = np.clip(1.0 - (px / ew) ** 2, 0.0, 1.0) ** p
+    xs.append(px.ravel())
+    ys.append(np.clip(gy + radii * s, -hu * q, hl * q).ravel())
     r_iris = f.iris_radius * ew
     hx, hy = gx - 0.5 * r_iris, gy - 0.5 * r_iris
     highlight = bool(hy - 0.17 * r_iris > -hu * (1.0 - (hx / ew) ** 2) ** p)
@@ -592,12 +603,12 @@ def _draw_nose(sk: _Sketch, f: FaceIdentity) -> None:
                       f.eye_v + 4.0])
         sk.fill(_col(f.skin, 0.87), sk.surface(u, v, tip * t))
     elif style == "line":
-        t = np.linspace(0.0, 1.0, 6)
+        t = _T6
         u = side * np.array([2.0, 2.6, 3.4, 0.55 * nw, 0.6 * nw, 0.2 * nw])
         v = f.eye_v + 3.0 + (nv + 1.5 - f.eye_v - 3.0) * np.array([0.0, 0.3, 0.6, 0.85, 0.95, 1.0])
         sk.lines(shade, 1, sk.surface(u, v, tip * t))
     for s in (-1.0, 1.0):
-        nu, nvv = _superellipse(s * 0.5 * nw, nv + 1.4, 0.26 * nw, 1.1, 2.0, _RING16)
+        nu, nvv = _superellipse(s * 0.5 * nw, nv + 1.4, 0.26 * nw, 1.1, _ROUND16)
         sk.fill(_col(f.skin, 0.45), sk.surface(nu, nvv, 0.6 * tip))
     if style != "line":
         u = _XS * 0.85 * nw
@@ -678,7 +689,7 @@ def _draw_hair(sk: _Sketch, f: FaceIdentity) -> None:
         side_v, inset = temple, 0.0
     ou, ov = _hair_outer(f, grow, side_v)
     hu = _HAIR_XS * w
-    hv = _hairline(f, _HAIR_XS)
+    hv = _hairline(f)
     hv = hv * (1.0 - _TEMPLES) + temple * _TEMPLES
     iu = np.concatenate([[-(w - inset), -(w - inset)], hu, [w - inset, w - inset]])
     iv = np.concatenate([[side_v, temple], hv, [temple, side_v]])
@@ -690,7 +701,7 @@ def _glasses_rings(f: FaceIdentity, size: float, square: bool):
     for side in (-1.0, 1.0):
         cx = side * 0.5 * f.eye_spacing
         rw = f.eye_width * size
-        rings.append(_superellipse(cx, f.eye_v + 0.6, rw, 0.72 * rw, 5.0 if square else 2.0, _RING24))
+        rings.append(_superellipse(cx, f.eye_v + 0.6, rw, 0.72 * rw, _SQUARE24 if square else _ROUND24))
     return rings
 
 
