@@ -216,14 +216,14 @@ def _column(x, n: int) -> np.ndarray:
 class _Sketch:
     """The drawing steps of one render in order, their points not yet in the image.
 
-    ``surface``, ``at``, ``silhouette``, ``body`` (the :class:`_Camera` mappings) and ``pixels`` (points
-    already in the image) record points and return their rows; ``fill``, ``lines`` and ``dot`` (a filled
+    ``surface``, ``at``, ``silhouette``, ``body`` and ``pixels`` (the point kinds of
+    :meth:`_Camera.project`) record points and return their rows; ``fill``, ``lines`` and ``dot`` (a filled
     16-gon: cv2's anti-aliased circles are ragged below a few pixels) record a step on rows recorded one
-    after another. :meth:`draw` maps all points of one kind with one call of the camera's method, computes
-    the dots' corners from their mapped centres, rounds every point to the rasteriser's fixed point in one
-    call and then runs the steps in their recorded order, one cv2 call each. Every mapping and the rounding
-    are element-wise, so each point gets the same float64 operations on the same operands as when each
-    polygon is mapped and drawn on its own, and the image is the same to the byte."""
+    after another. :meth:`draw` maps all points with one call of :meth:`_Camera.project`, computes the
+    dots' corners from their mapped centres, rounds every point to the rasteriser's fixed point in one call
+    and then runs the steps in their recorded order, one cv2 call each. The mapping and the rounding are
+    element-wise, so each point gets the same float64 operations on the same operands as when each polygon
+    is mapped and drawn on its own, and the image is the same to the byte."""
 
     def __init__(self, cam: _Camera) -> None:
         self.cam = cam
