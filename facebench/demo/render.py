@@ -528,11 +528,11 @@ def _eye_shape(f: FaceIdentity, nz: Nuisance) -> _Eye:
     xs, ys = [x, x[::-1]], [up, lo[::-1]]  # the white
     gx, gy = nz.gaze_x * 0.5 * ew, nz.gaze_y * hu
     c, s = _RING24
-    radii = np.array([[f.iris_radius * ew], [0.5 * f.iris_radius * ew]])  # iris, pupil
-    px = gx + radii * c
-    q = np.clip(1.0 - (px / ew) ** 2, 0.0, 1.0) ** p
-    xs.append(px.ravel())
-    ys.append(np.clip(gy + radii * s, -hu * q, hl * q).ravel())
+    for radius in (f.iris_radius * ew, 0.5 * f.iris_radius * ew):  # iris, pupil
+        px = gx + radius * c
+        q = np.clip(1.0 - (px / ew) ** 2, 0.0, 1.0) ** p  # powers over the same 24 points as ever
+        xs.append(px)
+        ys.append(np.clip(gy + radius * s, -hu * q, hl * q))
     r_iris = f.iris_radius * ew
     hx, hy = gx - 0.5 * r_iris, gy - 0.5 * r_iris
     highlight = bool(hy - 0.17 * r_iris > -hu * (1.0 - (hx / ew) ** 2) ** p)
