@@ -316,6 +316,8 @@ class _Sketch:
 
 def _span(pieces: tuple[range, ...]) -> tuple[int, int]:
     """First and end row of ``pieces`` recorded one after another."""
+    if len(pieces) == 1:
+        return pieces[0].start, pieces[0].stop
     for a, b in zip(pieces, pieces[1:]):
         if a.stop != b.start:
             raise ValueError("the pieces of one polygon must be recorded one after another")
@@ -376,11 +378,12 @@ _EAR_FOLDS = {1.0: tuple(a[[13, 14, 15, 0, 1, 2, 3]] for a in _ROUND16), -1.0: t
 """The points of the inner ear's ring its fold is drawn through, on each side."""
 
 
-def _superellipse(cx: float, cy: float, rx: float, ry: float, unit) -> tuple[np.ndarray, np.ndarray]:
-    """``(cx + rx sign(c) |c|^(2/n), cy + ry sign(s) |s|^(2/n))`` over the points of ``unit`` (see
-    :func:`_unit_superellipse`; products left to right)."""
+def _superellipse(rx: float, ry: float, unit) -> tuple[np.ndarray, np.ndarray]:
+    """A superellipse's points relative to its centre, ``(rx sign(c) |c|^(2/n), ry sign(s) |s|^(2/n))`` over
+    the points of ``unit`` (see :func:`_unit_superellipse`; products left to right): the shape centred on
+    ``(cx, cy)`` is ``(cx + du, cy + dv)``."""
     sc, pc, ss, ps = unit
-    return cx + rx * sc * pc, cy + ry * ss * ps
+    return rx * sc * pc, ry * ss * ps
 
 
 def _hairline(f: FaceIdentity) -> np.ndarray:
@@ -457,7 +460,8 @@ def _draw_back_hair(sk: _Sketch, f: FaceIdentity) -> None:
     style = HAIR_STYLES[f.hair_style]
     colour = _col(f.hair, 0.8)
     if style == "bun":
-        sk.fill(colour, sk.silhouette(*_superellipse(0.0, -f.face_top - 6.0, 10.0, 8.5, _ROUND24), -4.0))
+        du, dv = _superellipse(10.0, 8.5, _ROUND24)
+        sk.fill(colour, sk.silhouette(0.0 + du, (-f.face_top - 6.0) + dv, -4.0))
     if style not in ("medium", "long", "curly"):
         return
     grow = f.hair_volume + 1.0
@@ -470,22 +474,24 @@ def _draw_back_hair(sk: _Sketch, f: FaceIdentity) -> None:
 
 def _draw_ears(sk: _Sketch, f: FaceIdentity) -> None:
     v0 = f.eye_v + 6.0 + f.ear_v
+    du, dv = _superellipse(f.ear_width, f.ear_height, _ROUND16)
+    ev = v0 + dv
+    z = -0.12 * sk.cam.cz
     for side in (-1.0, 1.0):
         u0 = side * (f.face_width - 1.0 + 0.5 * f.ear_out)
-        eu, ev = _superellipse(u0, v0, f.ear_width, f.ear_height, _ROUND16)
-        z = -0.12 * sk.cam.cz
-        sk.fill(_col(f.skin, 0.93), sk.at(eu, ev, z))
-        iu, iv = _superellipse(u0 + side * 1.0, v0, 0.5 * f.ear_width, 0.6 * f.ear_height, _EAR_FOLDS[side])
-        sk.lines(_col(f.skin, 0.72), 1, sk.at(iu, iv, z))
+        sk.fill(_col(f.skin, 0.93), sk.at(u0 + du, ev, z))
+        fu, fv = _superellipse(0.5 * f.ear_width, 0.6 * f.ear_height, _EAR_FOLDS[side])
+        sk.lines(_col(f.skin, 0.72), 1, sk.at((u0 + side * 1.0) + fu, v0 + fv, z))
 
 
 def _draw_marks(sk: _Sketch, f: FaceIdentity) -> None:
     cam = sk.cam
     if f.blush > 0:
         colour = _mixc(f.skin, (236, 104, 112), 0.32 * f.blush)
+        du, dv = _superellipse(6.5, 3.8, _ROUND16)
+        bv = (f.eye_v + 15.0) + dv
         for side in (-1.0, 1.0):
-            bu, bv = _superellipse(side * (0.5 * f.eye_spacing + 1.5), f.eye_v + 15.0, 6.5, 3.8, _ROUND16)
-            sk.fill(colour, sk.surface(bu, bv))
+            sk.fill(colour, sk.surface(side * (0.5 * f.eye_spacing + 1.5) + du, bv))
     for k in range(f.forehead_lines):
         xs = _XS * 0.42 * f.face_width
         v = f.eye_v - f.brow_gap - 7.0 - 3.4 * k - 1.5 * _XS_BULGE
@@ -607,9 +613,10 @@ def _draw_nose(sk: _Sketch, f: FaceIdentity) -> None:
         u = side * np.array([2.0, 2.6, 3.4, 0.55 * nw, 0.6 * nw, 0.2 * nw])
         v = f.eye_v + 3.0 + (nv + 1.5 - f.eye_v - 3.0) * np.array([0.0, 0.3, 0.6, 0.85, 0.95, 1.0])
         sk.lines(shade, 1, sk.surface(u, v, tip * t))
+    du, dv = _superellipse(0.26 * nw, 1.1, _ROUND16)
+    nostril_v = (nv + 1.4) + dv
     for s in (-1.0, 1.0):
-        nu, nvv = _superellipse(s * 0.5 * nw, nv + 1.4, 0.26 * nw, 1.1, _ROUND16)
-        sk.fill(_col(f.skin, 0.45), sk.surface(nu, nvv, 0.6 * tip))
+        sk.fill(_col(f.skin, 0.45), sk.surface(s * 0.5 * nw + du, nostril_v, 0.6 * tip))
     if style != "line":
         u = _XS * 0.85 * nw
         v = nv + 2.4 * _XS_BULGE - 0.8
@@ -697,12 +704,11 @@ def _draw_hair(sk: _Sketch, f: FaceIdentity) -> None:
 
 
 def _glasses_rings(f: FaceIdentity, size: float, square: bool):
-    rings = []
-    for side in (-1.0, 1.0):
-        cx = side * 0.5 * f.eye_spacing
-        rw = f.eye_width * size
-        rings.append(_superellipse(cx, f.eye_v + 0.6, rw, 0.72 * rw, _SQUARE24 if square else _ROUND24))
-    return rings
+    """The two rims ``[(u, v) left, (u, v) right]``."""
+    rw = f.eye_width * size
+    du, dv = _superellipse(rw, 0.72 * rw, _SQUARE24 if square else _ROUND24)
+    v = (f.eye_v + 0.6) + dv
+    return [(side * 0.5 * f.eye_spacing + du, v) for side in (-1.0, 1.0)]
 
 
 def _draw_glasses(sk: _Sketch, f: FaceIdentity, size: float, square: bool, colour, thickness: float,
