@@ -347,18 +347,22 @@ _HAIR_RING = _outline_ring(*_ARC[:2])
 _JAW_RING = _outline_ring(*(a[_RING48[1] > 0.02] for a in _RING48))  # the lower half, for beards and masks
 
 
-def _outline(f: FaceIdentity, ring: _OutlineRing, grow: float = 0.0):
-    """Face outline points ``(u, v, z)`` on ``ring``: with ``e = 2 / (chin_square if lower else
+def _outline(f: FaceIdentity, ring: _OutlineRing, grow: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Face outline points ``(u, v)`` on ``ring``: with ``e = 2 / (chin_square if lower else
     skull_square)``, ``u = (face_width + grow) sign(c) |c|^e (1 - jaw_taper clip(s, 0, 1)^jaw_power)``,
-    ``v = (face_bottom or face_top, + grow) sign(s) |s|^e``, ``z = 0.3 x 0.78 face_width clip(v /
-    face_bottom, 0, 1)^3``."""
+    ``v = (face_bottom or face_top, + grow) sign(s) |s|^e``."""
     n = np.where(ring.lower, f.chin_square, f.skull_square)
     e = 2.0 / n
     taper = 1.0 - f.jaw_taper * ring.below**f.jaw_power
     u = (f.face_width + grow) * ring.sign_c * ring.abs_c**e * taper
     v = np.where(ring.lower, f.face_bottom + grow, f.face_top + grow) * ring.sign_s * ring.abs_s**e
-    z = 0.3 * 0.78 * f.face_width * np.clip(v / f.face_bottom, 0.0, 1.0) ** 3
-    return u, v, z
+    return u, v
+
+
+def _outline_shift(f: FaceIdentity, v: np.ndarray) -> np.ndarray:
+    """How far outline points at height ``v`` move with the turn (the jaw's depth): ``0.3 x 0.78 face_width
+    clip(v / face_bottom, 0, 1)^3``."""
+    return 0.3 * 0.78 * f.face_width * np.clip(v / f.face_bottom, 0.0, 1.0) ** 3
 
 
 def _unit_superellipse(ring, n: float) -> tuple[np.ndarray, ...]:
@@ -445,7 +449,7 @@ def _draw_body(sk: _Sketch, f: FaceIdentity, nz: Nuisance) -> None:
 
 def _hair_outer(f: FaceIdentity, grow: float, side_v: float):
     """Hair's outer edge from the right side over the top to the left side, down to ``side_v``."""
-    u, v, _ = _outline(f, _HAIR_RING, grow)
+    u, v = _outline(f, _HAIR_RING, grow)
     v = v - 0.3 * grow
     if HAIR_STYLES[f.hair_style] == "curly":
         bump = 0.22 * f.hair_volume * _ARC[2]
@@ -670,7 +674,8 @@ def _draw_beard(sk: _Sketch, f: FaceIdentity, mouth, moustache: bool) -> None:
         v = yl.max() + 1.0 + (f.face_bottom - 3.0 - yl.max() - 1.0) * np.clip(s, 0.0, 1.0) + 0.6 * np.clip(-s, 0, 1)
         sk.fill(colour, sk.surface(u, v))
     elif kind == "full":
-        ou, ov, oz = _outline(f, _JAW_RING, 1.2)
+        ou, ov = _outline(f, _JAW_RING, 1.2)
+        oz = _outline_shift(f, ov)
         side = ov > f.nose_v + 2.0
         iu = np.array([-0.82 * f.face_width, -(mw + 3.0), -(mw + 2.0), 0.0, mw + 2.0, mw + 3.0, 0.82 * f.face_width])
         iv = np.array([f.nose_v + 3.0, f.mouth_v - 4.0, f.mouth_v + 4.0, yl.max() + 3.0, f.mouth_v + 4.0,
@@ -769,7 +774,8 @@ def _draw_occluder(sk: _Sketch, f: FaceIdentity, nz: Nuisance, rng: np.random.Ge
         _draw_glasses(sk, f, 1.7, bool(rng.random() < 0.5), colour, 1.6, lens=lens)
     elif kind == "mask":
         light = _mixc((240, 240, 240), colour, 0.35)
-        ou, ov, oz = _outline(f, _JAW_RING, 0.5)
+        ou, ov = _outline(f, _JAW_RING, 0.5)
+        oz = _outline_shift(f, ov)
         sel = ov > f.nose_v - 1.0
         top_u = np.linspace(-0.92, 0.92, 9) * f.face_width
         top_v = f.nose_v - 1.0 - 3.5 * (1.0 - (top_u / f.face_width) ** 2)
@@ -798,7 +804,7 @@ def _light(img: np.ndarray, nz: Nuisance, rng: np.random.Generator) -> np.ndarra
     image) multiplies it and luminance noise ``noise x N(0, 1)`` (one draw per pixel, shared by the
     channels) is added, rounded half up and clipped to 0..255. (``(k/255)^gamma`` is Python's ``math.pow``;
     each channel plane is looked up, ramped and noised on its own: the same float32 operations per pixel.)"""
-    levels = 255.0 * np.array(list(map(math.pow, _UNIT_LEVELS, (nz.gamma,) * 256)))
+    levels = 255.0 * np.fromiter(map(math.pow, _UNIT_LEVELS, (nz.gamma,) * 256), np.float64, 256)
     levels = np.clip((levels - 127.5) * nz.contrast + 127.5, 0.0, 255.0)
     gains = np.array([nz.brightness * c for c in nz.cast])
     table = np.floor(np.clip(levels[:, None] * gains[None, :], 0.0, 255.0) + 0.5).astype(np.uint8)
@@ -875,8 +881,8 @@ def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = 
     _draw_back_hair(sk, f)
     _draw_body(sk, f, nz)
     _draw_ears(sk, f)
-    fu, fv, fz = _outline(f, _FACE_RING)
-    sk.fill(_col(f.skin), sk.silhouette(fu, fv, fz))
+    fu, fv = _outline(f, _FACE_RING)
+    sk.fill(_col(f.skin), sk.silhouette(fu, fv, _outline_shift(f, fv)))
     _draw_marks(sk, f)
     eye, brow = _eye_shape(f, nz), _brow_shape(f, nz)
     for side in (-1.0, 1.0):
