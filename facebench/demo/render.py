@@ -416,7 +416,7 @@ _BOX_CORNERS = np.array([0, 1, 2, 1, 2, 3, 0, 3])
 def _draw_clutter(sk: _Sketch, rng: np.random.Generator, count: int, size: int) -> None:
     for _ in range(count):
         kind = int(rng.integers(3))
-        colour = _col(rng.uniform(0, 255, 3))
+        colour = _col(rng.uniform(0, 255, 3).tolist())
         p = rng.uniform(-0.1, 1.1, 4) * size
         if kind == 0:
             sk.fill(colour, sk.pixels(p[_BOX_CORNERS].reshape(4, 2)))  # (p0, p1), (p2, p1), (p2, p3), (p0, p3)
@@ -824,7 +824,7 @@ def _light(img: np.ndarray, nz: Nuisance, rng: np.random.Generator) -> np.ndarra
         shade = rng.standard_normal((size, size), dtype=np.float32)
         shade *= np.float32(nz.noise)
         shade += np.float32(0.5)
-    levels32 = table.T.astype(np.float32)  # the table's levels as float32 (exact), one row per channel
+    levels32 = table.T.astype(np.float32, order="C")  # the table's levels as float32 (exact), a row a channel
     out_planes = []
     for c, plane in enumerate(planes):  # one plane at a time: few, small temporary arrays
         out = cv2.LUT(plane, levels32[c])
