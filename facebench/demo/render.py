@@ -899,7 +899,8 @@ def render(identity: FaceIdentity, nuisance: Nuisance = Nuisance(), size: int = 
     _draw_occluder(sk, f, nz, rng)
     marks = _landmarks(sk, f, mouth)
     img = np.empty((size, size, 3), dtype=np.uint8)
-    img[:] = np.array(_col(nz.background) * size, np.uint8).reshape(size, 3)  # a row, copied down: fast
+    img[0] = _col(nz.background)
+    img[1:] = img[0]  # the first row copied down: far faster than spreading three values over the image
     points = sk.draw(img)
     if nz.downscale > 1.0:
         small = max(8, int(round(size / nz.downscale)))
