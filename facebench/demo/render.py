@@ -427,6 +427,8 @@ def _draw_clutter(sk: _Sketch, rng: np.random.Generator, count: int, size: int) 
 
 
 _SHOULDERS = tuple(a[_RING24[1] <= 0.05] for a in _RING24)  # the upper part of a ring: the shoulders' line
+for _a in (*_SHOULDERS, _BOX_CORNERS, *_EAR_FOLDS[1.0], *_EAR_FOLDS[-1.0]):
+    _a.flags.writeable = False
 
 
 def _draw_body(sk: _Sketch, f: FaceIdentity, nz: Nuisance) -> None:
