@@ -244,6 +244,8 @@ class _Sketch:
         self._u.append(u)
         self._v.append(_column(v, n))
         if isinstance(w, np.ndarray) and w.ndim:
+            if w.size != n:
+                raise ValueError(f"{w.size} depths or lifts for {n} points")
             self._w_points.append((start, np.asarray(w, np.float64).ravel()))
             w = 0.0
         self._w.append(float(w))
