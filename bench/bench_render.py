@@ -1,55 +1,118 @@
-"""Rendering throughput of the demo face renderer on one core.
+"""Demo-suite rendering on one core: the current renderer against the frozen reference, byte for byte.
 
-Prints images/s for raw renders and for aligned 112x112 crops at a few difficulties, and the ratio of
-each against the baseline measured in the same process: a bare ``cv2.warpAffine`` of a raw-sized image to
-112x112 (the cheapest thing an image pipeline does per image). Goal: >= 400 aligned crops/s at
-difficulty 1 (the demo renders ~3,000 images and must finish, evaluation included, in under 2 minutes).
+Renders a fixed sample of the demo suite's images (the first ``--per-part`` images of each part, as the
+suite draws them: aligned 112x112 crops of ``demo_verify``, raw 160x160 shots with landmarks of
+``demo_ijb``, aligned crops of the MegaFace probes and distractors) with the frozen copy of the renderer
+at commit 843f183 (``bench/_render_reference.py``, the baseline) and with ``facebench.demo.render``, in
+alternating rounds in this process; prints images/s of each (best round), their ratio (also without the
+time both spend aligning the crops, a call outside the renderer), and checks that
+every image and every landmark array is byte-identical (sha256) to the reference's. Identity and nuisance
+parameters are drawn once, outside the timing.
 
-    python bench/bench_render.py [--images N] [--size S]
+    python3 bench/bench_render.py [--per-part 60] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
+import sys
 import time
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
 
 import cv2
-import numpy as np
 
-from facebench.demo.render import DEFAULT_SIZE, identity_params, image_nuisance, render, render_aligned
+from facebench.demo import render as current
+from facebench.demo.params import FaceIdentity, Nuisance, identity_params, image_nuisance
+from facebench.demo.splits import split_identities
+from facebench.demo.suite import SuiteConfig, verification_pairs
+from facebench.extraction.images import align, arcface_chip
+
+REFERENCE = Path(__file__).resolve().parent / "_render_reference.py"
 
 
-def _rate(fn, items) -> float:
+def load_reference() -> ModuleType:
+    """The frozen renderer of commit 843f183, imported under its own name."""
+    spec = importlib.util.spec_from_file_location("facebench_render_reference", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def suite_sample(per_part: int, config: SuiteConfig = SuiteConfig()) -> list[tuple[bool, FaceIdentity, Nuisance]]:
+    """``(aligned, identity, nuisance)`` of the first ``per_part`` images of each demo part, in the suite's
+    job order (see ``facebench.demo.suite``: write_verify_pack, write_ijb_set, write_megaface_set)."""
+    pairs, _ = verification_pairs(split_identities("verify", 10 * (config.verify_pairs_per_fold // 2)),
+                                  config.verify_pairs_per_fold)
+    verify = [job for a, ia, b, ib in pairs for job in ((a, ia), (b, ib))]
+    per_subject = sum(config.ijb_gallery_media) + sum(config.ijb_probe_media)
+    ijb = [(int(s), k) for s in split_identities("ijb", config.ijb_subjects) for k in range(per_subject)]
+    probes = [(int(i), k) for i in split_identities("megaface_probe", config.megaface_identities)
+              for k in range(config.megaface_images_per_identity)]
+    distractors = [(int(i), 0) for i in split_identities("megaface_distractor", max(config.megaface_sizes))]
+    parts = ((True, verify, config.verify_difficulty), (False, ijb, config.ijb_difficulty),
+             (True, probes, config.megaface_difficulty), (True, distractors, config.megaface_difficulty))
+    return [(aligned, identity_params(config.seed, i), image_nuisance(config.seed, i, k, difficulty))
+            for aligned, jobs, difficulty in parts for i, k in jobs[:per_part]]
+
+
+def digests(module: ModuleType, sample) -> list[str]:
+    """sha256 of each sample image's bytes (and, for raw shots, its landmarks' bytes) under ``module``."""
+    out = []
+    for aligned, face, nz in sample:
+        h = hashlib.sha256()
+        if aligned:
+            h.update(module.render_aligned(face, nz).tobytes())
+        else:
+            image, points = module.render(face, nz)
+            h.update(image.tobytes())
+            h.update(points.tobytes())
+        out.append(h.hexdigest())
+    return out
+
+
+def align_seconds(sample) -> float:
+    """Seconds of ``facebench.extraction.images.align`` alone over the sample's aligned crops (the same
+    call, outside ``facebench/demo``, in both renderers' ``render_aligned``)."""
+    shots = [current.render(face, nz) for aligned, face, nz in sample if aligned]
+    chip = arcface_chip()
+    return _seconds(lambda: [align(image, points, chip) for image, points in shots])
+
+
+def _seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
-    for item in items:
-        fn(item)
-    return len(items) / (time.perf_counter() - start)
+    fn()
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=600)
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE)
+    parser.add_argument("--per-part", type=int, default=60, help="images of each of the 4 demo parts")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    n_ids = max(1, args.images // 6)
-    faces = [identity_params(0, i) for i in range(n_ids)]
-    image = np.zeros((args.size, args.size, 3), np.uint8)
-    matrix = np.array([[0.9, 0.05, 3.0], [-0.05, 0.9, 2.0]])
-    base = _rate(lambda _: cv2.warpAffine(image, matrix, (112, 112)), range(args.images))
-    print(f"baseline warpAffine {args.size}->112: {base:10.0f} images/s")
-    ident = _rate(lambda i: identity_params(1, i), range(args.images))
-    print(f"identity_params: {ident:10.0f} identities/s")
-    start = time.perf_counter()
-    jobs = {d: [(faces[k % n_ids], image_nuisance(0, k % n_ids, k, d)) for k in range(args.images)]
-            for d in (0.0, 0.5, 1.0)}
-    sample = (time.perf_counter() - start) / (3 * args.images)
-    print(f"image_nuisance: {1 / sample:10.0f} images/s")
-    for d, items in jobs.items():
-        raw = _rate(lambda it: render(it[0], it[1], args.size), items)
-        crop = _rate(lambda it: render_aligned(it[0], it[1], args.size), items)
-        print(f"difficulty {d:.1f}: render {raw:6.0f} images/s, render_aligned {crop:6.0f} images/s "
-              f"({crop / base:.3f} x baseline)")
+    reference = load_reference()
+    sample = suite_sample(args.per_part)
+    expected, got = digests(reference, sample), digests(current, sample)  # also the warm-up
+    differ = [k for k, (a, b) in enumerate(zip(expected, got)) if a != b]
+    best = {"reference": float("inf"), "current": float("inf")}
+    for _ in range(args.rounds):
+        best["reference"] = min(best["reference"], _seconds(lambda: digests(reference, sample)))
+        best["current"] = min(best["current"], _seconds(lambda: digests(current, sample)))
+    aligning = min(align_seconds(sample) for _ in range(args.rounds))
+    n = len(sample)
+    for name, seconds in best.items():
+        print(f"{name:9s} renderer: {n / seconds:7.1f} images/s ({seconds:.3f} s for {n} images, best of "
+              f"{args.rounds})")
+    print(f"ratio current / reference: {best['reference'] / best['current']:.2f}x; without the {aligning:.3f} s "
+          f"both spend in align(): {(best['reference'] - aligning) / (best['current'] - aligning):.2f}x")
+    print(f"byte-identical: {n - len(differ)}/{n} images (sha256 of image and landmark bytes)")
+    if differ:
+        raise SystemExit(f"images differ from the reference at sample positions {differ[:20]}")
 
 
 if __name__ == "__main__":
