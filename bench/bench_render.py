@@ -1,9 +1,9 @@
-"""Demo-suite rendering on one core: the current renderer against the frozen reference, byte for byte.
+"""Demo-suite rendering on one core: the current renderer against the one of commit 843f183, byte for byte.
 
 Renders a fixed sample of the demo suite's images (the first ``--per-part`` images of each part, as the
 suite draws them: aligned 112x112 crops of ``demo_verify``, raw 160x160 shots with landmarks of
-``demo_ijb``, aligned crops of the MegaFace probes and distractors) with the frozen copy of the renderer
-at commit 843f183 (``bench/_render_reference.py``, the baseline) and with ``facebench.demo.render``, in
+``demo_ijb``, aligned crops of the MegaFace probes and distractors) with the renderer of commit 843f183
+(the baseline, read from this checkout's git history: ``git show 843f183:facebench/demo/render.py``) and with ``facebench.demo.render``, in
 alternating rounds in this process; prints images/s of each (best round), their ratio (also without the
 time both spend aligning the crops, a call outside the renderer), and checks that
 every image and every landmark array is byte-identical (sha256) to the reference's. Identity and nuisance
@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -31,15 +33,26 @@ from facebench.demo.splits import split_identities
 from facebench.demo.suite import SuiteConfig, verification_pairs
 from facebench.extraction.images import align, arcface_chip
 
-REFERENCE = Path(__file__).resolve().parent / "_render_reference.py"
+BASELINE = "843f183"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_reference() -> ModuleType:
-    """The frozen renderer of commit 843f183, imported under its own name."""
-    spec = importlib.util.spec_from_file_location("facebench_render_reference", REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+def load_reference(commit: str = BASELINE) -> ModuleType:
+    """``facebench/demo/render.py`` as it was at ``commit``, imported under its own name (it imports
+    ``facebench.demo.params``, unchanged since)."""
+    try:
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:facebench/demo/render.py"],
+                                check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise SystemExit(f"bench_render needs the git history of {ROOT} down to commit {commit} "
+                         f"(a full clone, not a shallow one or a source archive): {err}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "render_843f183.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("facebench_render_reference", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
     return module
 
 

@@ -1,13 +1,15 @@
-"""The demo renderer draws byte for byte what the frozen reference renderer (commit 843f183,
-``bench/_render_reference.py``) draws: every demo image, the committed demo report and the golden digest of
-``test_demo_render.py`` rest on these pixels. The sample is drawn from the suite's own parameter streams
-and chosen to cover every drawing path (each occluder kind, glasses on and off, each beard, hair style,
-hairline and nose style, marks, clutter, downscale, blur, each branch of the light), at several sizes."""
+"""The demo renderer draws byte for byte what the renderer of commit 843f183 drew: every demo image, the
+committed demo report and the golden digest of ``test_demo_render.py`` rest on these pixels. The sample is
+drawn from the suite's own parameter streams and chosen to cover every drawing path (each occluder kind,
+glasses on and off, each beard, hair style, hairline and nose style, marks, clutter, downscale, blur, each
+branch of the light), at several sizes. ``data/render_identity.txt`` holds the sha256 of each sample image's
+bytes (and its landmarks' bytes) as commit 843f183's renderer drew them, one ``kind size position digest`` per
+line; if the pixels are meant to change, the demo report is regenerated and the file rewritten with
+``python3 tests/test_demo_render_identity.py --write``."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,17 +22,7 @@ from facebench.demo.params import BEARDS, GLASSES, HAIR_STYLES, HAIRLINES, NOSE_
 from facebench.demo.params import identity_params, image_nuisance
 from facebench.demo.suite import DEMO_SEED
 
-REFERENCE = Path(__file__).resolve().parents[1] / "bench" / "_render_reference.py"
-
-
-@pytest.fixture(scope="module")
-def reference():
-    spec = importlib.util.spec_from_file_location("facebench_render_reference_test", REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+PINNED = Path(__file__).resolve().parent / "data" / "render_identity.txt"
 
 
 def _paths(face, nz: Nuisance) -> set[str]:
@@ -94,17 +86,55 @@ def test_sample_covers_every_drawing_path():
     assert len(SAMPLE) < 150
 
 
-@pytest.mark.parametrize("size", [160, 112, 203])
-def test_render_is_byte_identical_to_the_reference(reference, size):
+def current_digests() -> dict[tuple[str, int, int], str]:
+    """``(kind, size, sample position) -> sha256`` of what the current renderer draws for the sample."""
+    out = {}
+    for size in SIZES:
+        for k, (face, nz) in enumerate(SAMPLE):
+            out[("render", size, k)] = _digest(*current.render(face, nz, size))
     for k, (face, nz) in enumerate(SAMPLE):
-        want = reference.render(face, nz, size)
-        got = current.render(face, nz, size)
-        assert got[0].dtype == want[0].dtype and got[0].shape == want[0].shape
-        assert got[1].dtype == want[1].dtype and got[1].shape == want[1].shape
-        assert _digest(*got) == _digest(*want), (k, size, _paths(face, nz))
+        if k % 3 == 0:
+            out[("aligned", 112, k)] = _digest(current.render_aligned(face, nz))
+            out[("landmarks", 0, k)] = _digest(current.landmarks(face, nz))
+    return out
 
 
-def test_aligned_crops_and_landmarks_are_byte_identical_to_the_reference(reference):
-    for face, nz in SAMPLE[::3]:
-        assert _digest(current.render_aligned(face, nz)) == _digest(reference.render_aligned(face, nz))
-        assert _digest(current.landmarks(face, nz)) == _digest(reference.landmarks(face, nz))
+def pinned_digests() -> dict[tuple[str, int, int], str]:
+    out = {}
+    for line in PINNED.read_text().splitlines():
+        kind, size, k, digest = line.split()
+        out[(kind, int(size), int(k))] = digest
+    return out
+
+
+SIZES = (160, 112, 203)
+
+
+@pytest.fixture(scope="module")
+def pinned():
+    return pinned_digests()
+
+
+def test_pinned_file_covers_the_whole_sample(pinned):
+    assert len(pinned) == len(SIZES) * len(SAMPLE) + 2 * len(SAMPLE[::3])
+    assert {k for kind, _, k in pinned if kind == "render"} == set(range(len(SAMPLE)))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_render_is_byte_identical_to_the_reference(pinned, size):
+    for k, (face, nz) in enumerate(SAMPLE):
+        image, points = current.render(face, nz, size)
+        assert image.dtype == np.uint8 and image.shape == (size, size, 3)
+        assert points.dtype == np.float32 and points.shape == (5, 2)
+        assert _digest(image, points) == pinned[("render", size, k)], (k, size, _paths(face, nz))
+
+
+def test_aligned_crops_and_landmarks_are_byte_identical_to_the_reference(pinned):
+    for k, (face, nz) in enumerate(SAMPLE):
+        if k % 3 == 0:
+            assert _digest(current.render_aligned(face, nz)) == pinned[("aligned", 112, k)], k
+            assert _digest(current.landmarks(face, nz)) == pinned[("landmarks", 0, k)], k
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    PINNED.write_text("".join(f"{kind} {size} {k} {d}\n" for (kind, size, k), d in current_digests().items()))

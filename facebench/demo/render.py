@@ -24,8 +24,8 @@ points still in the face frame; the sketch then maps all points in one camera ca
 call and fills or strokes the polygons in their recorded order, one cv2 call each. Every step of the
 mapping and the rounding is element-wise, so each point gets the same float64 operations on the same
 operands as when each polygon is mapped on its own, and the pixels are the same bytes
-(``tests/test_demo_render_identity.py`` compares them with the renderer before this scheme,
-``bench/_render_reference.py``; ``bench/bench_render.py`` measures both).
+(``tests/test_demo_render_identity.py`` compares them with the digests of what the renderer before this
+scheme, commit 843f183, drew; ``bench/bench_render.py`` measures both).
 """
 
 from __future__ import annotations
