@@ -13,9 +13,9 @@ Score of a template pair = ``f_a . f_b`` (cosine). Computed in float64 whatever 
 Speed: pooling is a single streamed pass over the feature rows (one weight per image; each block's
 weighted sums per template as one sparse-by-dense product), so a memory-mapped feature file is read once,
 in order. Scoring forms the dense product of the templates the pair list touches on each side (IJB-C:
-~19.6K x ~3.5K) in row blocks of 16 MiB (two reused buffers: one block's pairs are gathered while the next
-block is multiplied) and gathers each block's
-pairs from it, instead of gathering two feature rows per pair; when the pair list is sparse over that
+~19.6K x ~3.5K) in row blocks of 16 MiB, one block per thread at a time (each thread reuses its own buffer
+and multiplies with single-threaded BLAS), and gathers each block's pairs from it, instead of gathering two
+feature rows per pair; when the pair list is sparse over that
 rectangle it gathers rows in batches. Memory is kept to the scores plus small per-block arrays: on a
 fresh virtual machine every new page costs a host fault (~1.5-2.5 ms per MiB measured here), so memory
 not allocated is time saved.
