@@ -476,6 +476,39 @@ def _extraction_from_images(tmp_path) -> None:
     assert again.metrics == result.metrics
 
 
+@pytest.mark.parametrize("chunk_rows, workers", [(100, 1), (700, 3), (2048, 2)])
+def test_streamed_top_scores_equal_sorting_every_list(chunk_rows, workers) -> None:
+    """Lists that are not nested (the largest misses rows that smaller ones use, so it takes the block with
+    its other rows at -inf), excluded and zeroed distractors, blocks that are not whole groups."""
+    from facebench.evaluate.megaface import ArrayRows, Distractors, stream_top_scores
+
+    rng = np.random.default_rng(8)
+    n, dim = 5000, 8
+    probes = rng.standard_normal((30, dim)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    array = rng.standard_normal((n, dim)).astype(np.float32)
+    members = {4900: np.zeros(n, bool), 300: np.zeros(n, bool), 40: np.zeros(n, bool)}
+    for size, m in members.items():
+        m[rng.choice(n, size, replace=False)] = True
+    members[40][~members[4900]] = False
+    members[40][np.flatnonzero(~members[4900])[:3]] = True  # 3 rows outside the largest list
+    excluded = rng.random(n) < 0.03
+    zeroed = (rng.random(n) < 0.02) & ~excluded
+    d = Distractors(ArrayRows(array, "mem"), np.arange(n), [str(i) for i in range(n)], members)
+    overall = {4900: 500, 300: 60, 40: 12}
+    tops = stream_top_scores(probes, d, excluded, zeroed, 10, overall, chunk_rows=chunk_rows, workers=workers)
+    unit = array / np.linalg.norm(array, axis=1, keepdims=True)
+    unit[zeroed] = 0.0
+    for size, m in members.items():
+        scores = probes @ unit[m & ~excluded].T
+        expected = np.full((30, 10), -np.inf, dtype=np.float32)
+        expected[:, : min(10, scores.shape[1])] = -np.sort(-scores, axis=1)[:, :10]
+        np.testing.assert_allclose(tops[size].per_probe, expected, rtol=0, atol=2e-6)
+        overall_expected = np.sort(scores.ravel())[::-1][: overall[size]]
+        np.testing.assert_allclose(tops[size].overall, overall_expected, rtol=0, atol=2e-6)
+        assert tops[size].overall.size == min(overall[size], scores.size)
+
+
 def test_worker_threads_give_the_sequential_result_and_the_first_error() -> None:
     from facebench.evaluate.megaface import ArrayRows, Distractors, stream_top_scores
 

@@ -33,6 +33,63 @@ def test_top_scores_equal_a_full_sort(seed) -> None:
         np.testing.assert_array_equal(top.overall, np.asarray(finite[:m], dtype=np.float32))
 
 
+def _expected_tops(scores: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each probe's k largest and the m largest finite scores of a (probes, distractors) matrix, by sorting."""
+    per_probe = np.full((scores.shape[0], k), -np.inf, dtype=np.float32)
+    for p, row in enumerate(scores):
+        best = np.sort(row[np.isfinite(row)])[::-1][:k]
+        per_probe[p, : best.size] = best
+    finite = np.sort(scores[np.isfinite(scores)])[::-1][:m]
+    return per_probe, finite.astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_top_scores_over_long_streams_take_the_sparse_path_exactly(seed, monkeypatch) -> None:
+    """Thousands of distractors in blocks of uneven length (not multiples of the group), so the floors rise
+    and most blocks read only the (group, probe) cells whose maximum passes; ties on a coarse grid."""
+    rng = np.random.default_rng(100 + seed)
+    n_probes, n, k, m = 60, 6000, 10, 250
+    scores = (np.round(rng.standard_normal((n_probes, n)) * 40) / 40).astype(np.float32)
+    scores[:, rng.random(n) < 0.02] = -np.inf  # excluded distractors
+    folded = {"cells": 0, "dense": 0}
+    for name in folded:
+        method = getattr(mmf.TopScores, f"_fold_{name}")
+        monkeypatch.setattr(mmf.TopScores, f"_fold_{name}",
+                            lambda self, *a, _m=method, _n=name: (folded.__setitem__(_n, folded[_n] + 1), _m(self, *a))[1])
+    given, computed = mmf.TopScores(n_probes, k, m), mmf.TopScores(n_probes, k, m)
+    cuts = np.unique(np.concatenate([[0, n], rng.integers(0, n, 12)]))
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        block = np.ascontiguousarray(scores[:, a:b].T)
+        given.update(block, mmf.group_maxima(block))
+        computed.update(block)
+    per_probe, overall = _expected_tops(scores, k, m)
+    for top in (given, computed):
+        np.testing.assert_array_equal(top.per_probe, per_probe)
+        np.testing.assert_array_equal(top.overall, overall)
+    assert folded["cells"] > 0 and folded["dense"] > 0
+
+
+def test_group_maxima_and_their_upper_bounds() -> None:
+    rng = np.random.default_rng(4)
+    block = rng.standard_normal((100, 7)).astype(np.float32)  # groups of 32, 32, 32 and 4 rows
+    maxima = mmf.group_maxima(block)
+    assert maxima.shape == (4, 7)
+    for g, (a, b) in enumerate([(0, 32), (32, 64), (64, 96), (96, 100)]):
+        np.testing.assert_array_equal(maxima[g], block[a:b].max(axis=0))
+    assert mmf.group_maxima(block[:0]).shape == (0, 7)
+    block[[5, 40, 41, 97]] = -np.inf  # the maxima of before are upper bounds now: the result is the same
+    for k, m in ((3, 0), (3, 20), (1, 400)):
+        with_bounds, fresh = mmf.TopScores(7, k, m), mmf.TopScores(7, k, m)
+        with_bounds.update(block, maxima)
+        fresh.update(block)
+        per_probe, overall = _expected_tops(block.T, k, m)
+        for top in (with_bounds, fresh):
+            np.testing.assert_array_equal(top.per_probe, per_probe)
+            np.testing.assert_array_equal(top.overall, overall)
+    with pytest.raises(ValueError, match="group maxima"):
+        mmf.TopScores(7, 3).update(block, maxima[:3])
+
+
 def _brute_cmc(genuine, probe, scores, tie_rule, k):
     """Rank of each trial counted directly from every distractor score of its probe."""
     hits = np.zeros(k)

@@ -242,7 +242,7 @@ def stream_top_scores(
     zeroed: np.ndarray,
     k: int,
     overall: dict[int, int],
-    chunk_rows: int = 1024,
+    chunk_rows: int = 2048,
     workers: int = 0,
 ) -> dict[int, mmf.TopScores]:
     """Stream the probe x distractor scores once and keep, per list, each probe's ``k`` largest scores
@@ -292,18 +292,18 @@ def stream_top_scores(
         if x.any():
             scores[x] = -np.inf
         width = stop - start
+        maxima = mmf.group_maxima(scores)  # one pass, shared by the lists that take the whole block
         counts = {size: int(np.count_nonzero(m[start:stop])) for size, m in distractors.members.items()}
         order = sorted((c, size) for size, c in counts.items() if c)
         for i, (count, size) in enumerate(order):
             member = distractors.members[size][start:stop]
             if count == width:
-                block = scores
-            elif i == len(order) - 1:
-                scores[~member] = -np.inf  # the last list may take the block in place
-                block = scores
+                tops[size].update(scores, maxima)
+            elif i == len(order) - 1:  # the last list takes the block in place: its other rows are -inf
+                scores[~member] = -np.inf
+                tops[size].update(scores, maxima)  # (still upper bounds of the block's group maxima)
             else:
-                block = scores[member]
-            tops[size].update(block)
+                tops[size].update(scores[member])
         bar.update(width)
 
     bar = progress(int(rows.size), "megaface: distractors", "distractors")

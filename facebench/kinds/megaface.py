@@ -23,7 +23,7 @@ class MegafaceOptions:
 
     max_rank: int = 10
     roc_max_far: float = 1e-5
-    chunk_rows: int = 1024
+    chunk_rows: int = 2048
 
     def check(self, where: str) -> None:
         if self.max_rank < 1 or self.chunk_rows < 1 or not 0 < self.roc_max_far <= 1:

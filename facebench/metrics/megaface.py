@@ -119,6 +119,22 @@ def impostors_needed(n_impostors: int, far: float) -> int:
     return min(allowed_count(n_impostors, far) + 1, max(n_impostors, 0))
 
 
+GROUP_ROWS = 32
+"""Rows per group of a score block's column maxima (:func:`group_maxima`): the unit :class:`TopScores` searches
+for candidates in."""
+
+
+def group_maxima(block: np.ndarray) -> np.ndarray:
+    """Column maxima of a ``(b, n)`` score block over consecutive groups of :data:`GROUP_ROWS` rows (the last
+    group may be shorter): ``(ceil(b / GROUP_ROWS), n)``."""
+    b, n = block.shape
+    whole = b // GROUP_ROWS * GROUP_ROWS
+    parts = [block[:whole].reshape(-1, GROUP_ROWS, n).max(axis=1)] if whole else []
+    if whole < b:
+        parts.append(block[whole:].max(axis=0)[None])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, n), block.dtype)
+
+
 class TopScores:
     """Streaming accumulator: each probe's ``k`` largest distractor scores (``per_probe``, ``(n_probes, k)``,
     descending, ``-inf`` padded) and the ``m`` largest scores overall, from score blocks fed one after
@@ -141,13 +157,17 @@ class TopScores:
         """The ``m`` (or fewer, if fewer were seen) largest scores overall, descending."""
         return np.sort(self._overall)[::-1]
 
-    def update(self, block: np.ndarray) -> None:
+    def update(self, block: np.ndarray, maxima: np.ndarray | None = None) -> None:
         """Fold a block of scores ``(b, n_probes)`` (row i: distractor i against every probe) into the lists.
 
-        One pass compares every score with its probe's admission floor (the smaller of the probe's k-th
-        score and the m-th overall score) and lists the candidates above it (row-major positions); only they
-        are merged. The first blocks, where most scores are candidates, take each probe's k largest by
-        selection instead.
+        A score is a candidate when it exceeds its probe's admission floor (the smaller of the probe's k-th
+        score and the m-th overall score). Candidates are found from the block's :func:`group_maxima`
+        (``maxima``, computed when not given; upper bounds serve as well, such as the maxima of the block
+        before some of its rows were set to ``-inf``): only the (group, probe) cells whose maximum exceeds
+        the floor are read again, so a block costs one pass over its scores once the floors have risen. While more than
+        an eighth of the cells pass (the first blocks), the block is taken in pieces of 1, 1, 2, 4, ... groups,
+        each raising the floors for the next; a piece where most scores are candidates takes each probe's k
+        largest by selection.
         """
         if block.ndim != 2 or block.shape[1] != self.n_probes:
             raise ValueError(f"expected a (b, {self.n_probes}) score block, got {block.shape}")
@@ -155,20 +175,53 @@ class TopScores:
         if b == 0:
             return
         block = np.ascontiguousarray(block)
+        if maxima is None:
+            maxima = group_maxima(block)
+        elif maxima.shape != (-(-b // GROUP_ROWS), n):
+            raise ValueError(f"expected ({-(-b // GROUP_ROWS)}, {n}) group maxima, got {maxima.shape}")
+        done = 0  # groups folded in
+        while done < maxima.shape[0]:
+            floor = self._admission_floor()
+            rest = maxima[done:]
+            group, probe = np.nonzero(rest > floor)
+            if group.size == 0:
+                return
+            if 8 * group.size <= rest.size:  # sparse: read only the passing cells
+                self._fold_cells(block[done * GROUP_ROWS :], group, probe, floor)
+                return
+            piece = max(1, done)  # dense: 1, 1, 2, 4, ... groups at a time
+            self._fold_dense(block[done * GROUP_ROWS : (done + piece) * GROUP_ROWS], floor)
+            done += piece
+
+    def _admission_floor(self) -> np.ndarray:
         probe_floor = self.per_probe[:, -1]
-        floor = np.minimum(probe_floor, self._overall_floor) if self.m else probe_floor
+        return np.minimum(probe_floor, self._overall_floor) if self.m else probe_floor
+
+    def _fold_cells(self, block: np.ndarray, group: np.ndarray, probe: np.ndarray, floor: np.ndarray) -> None:
+        """Fold the scores above ``floor`` in the (group, probe) cells listed."""
+        b = block.shape[0]
+        rows = group[:, None] * GROUP_ROWS + np.arange(GROUP_ROWS)
+        values = block[np.minimum(rows, b - 1), probe[:, None]]
+        cell, offset = np.nonzero((rows < b) & (values > floor[probe][:, None]))
+        self._fold(values[cell, offset], probe[cell])
+
+    def _fold_dense(self, block: np.ndarray, floor: np.ndarray) -> None:
+        """Fold a piece where many scores may pass: all candidates, or each probe's k largest by selection."""
+        b, n = block.shape
         candidate = np.flatnonzero(block > floor)
-        if candidate.size == 0:
-            return
         if candidate.size > 4 * self.k * n and b > self.k:
-            # dense (the first blocks): each probe's k largest by selection, every candidate for overall
             self._merge_probes(np.arange(n), np.partition(block, b - self.k, axis=0)[-self.k :].T)
             if self.m:
                 self._merge_overall(block[block > self._overall_floor])
             return
-        values = block.ravel()[candidate]
-        owner = candidate % n
-        keep = values > probe_floor[owner]
+        self._fold(block.ravel()[candidate], candidate % n)
+
+    def _fold(self, values: np.ndarray, owner: np.ndarray) -> None:
+        """Merge candidate ``values`` of probes ``owner`` into the per-probe and overall lists."""
+        if values.size == 0:
+            return
+        n = self.n_probes
+        keep = values > self.per_probe[owner, -1]
         if keep.any():
             order = np.argsort(owner[keep], kind="stable")
             who, vals = owner[keep][order], values[keep][order]
