@@ -11,10 +11,12 @@ import argparse
 import gc
 import importlib
 import logging
+import os
 import sys
 from typing import NoReturn, Sequence
 
 from facebench import __version__
+from facebench.cpu import avoid_slow_avx512_sort
 from facebench.errors import FacebenchError
 from facebench.registry import Registry
 
@@ -52,10 +54,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def entry() -> NoReturn:
     """The ``facebench`` console script and ``python -m facebench``: :func:`main` on the command line, then
-    exit with its status. What is left at exit is frozen out of the interpreter's final garbage collection
-    (``gc.freeze``): Python promises no finalisers at exit anyway (every file facebench writes is closed
-    and renamed into place before), and collecting a run's object graph (numpy, scipy, matplotlib,
-    pyarrow) took 0.2 s of a 4.5 s IJB-C run."""
+    exit with its status. Before numpy is imported, numpy's AVX-512 sorts are turned off on AMD Zen 4, where
+    they are several times slower than the AVX2 ones (:mod:`facebench.cpu`). What is left at exit is frozen
+    out of the interpreter's final garbage collection (``gc.freeze``): Python promises no finalisers at exit
+    anyway (every file facebench writes is closed and renamed into place before), and collecting a run's
+    object graph (numpy, scipy, matplotlib, pyarrow) took 0.2 s of a 4.5 s IJB-C run."""
+    avoid_slow_avx512_sort(os.environ)
     status = main()
     gc.freeze()
     raise SystemExit(status)

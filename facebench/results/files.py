@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from importlib import metadata
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 from facebench import __version__
 from facebench.errors import FacebenchError
 from facebench.atomic import save_npz, write_json
+from facebench.cpu import NUMPY_VARIABLE
 from facebench.io.textdoc import parse_json
 from facebench.results.convert import SCHEMA_V1, check_members, upgrade_v1
 from facebench.results.jsonvalues import json_ready
@@ -22,12 +24,14 @@ from facebench.results.model import SCHEMA, RunResults
 
 
 def environment() -> dict[str, Any]:
-    """Versions of the interpreter and the numeric libraries, and the machine."""
+    """Versions of the interpreter and the numeric libraries, the machine, and the numpy code paths turned
+    off (``NPY_DISABLE_CPU_FEATURES``; :mod:`facebench.cpu`), if any."""
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
         "numpy": np.__version__,
+        "numpy_disabled_cpu_features": os.environ.get(NUMPY_VARIABLE) or None,
     }
     for key, dist in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("scipy", "scipy"),
                       ("cv2", "opencv-python-headless")):
