@@ -260,18 +260,22 @@ def stream_top_scores(
     n_chunks = -(-rows.size // chunk_rows)
     n_workers = max(1, min(workers or blas_threads(), n_chunks))
     probes_t = np.ascontiguousarray(np.asarray(probes, dtype=np.float32).T)  # C order: 2% less CPU than a transposed view
-    states: list[dict[int, mmf.TopScores]] = []
+    states: list[_WorkerTops] = []
     local = threading.local()
 
-    def own_state() -> dict[int, mmf.TopScores]:
+    def own_state() -> _WorkerTops:
         """This thread's top lists (created on its first block)."""
         if not hasattr(local, "tops"):
-            local.tops = {size: mmf.TopScores(probes.shape[0], k, overall.get(size, 0)) for size in distractors.members}
+            local.tops = _WorkerTops(
+                {size: mmf.TopScores(probes.shape[0], k, overall.get(size, 0)) for size in distractors.members},
+                chunk_rows,
+            )
             states.append(local.tops)
         return local.tops
 
     def process(chunk: int) -> None:
-        tops = own_state()
+        worker = own_state()
+        tops = worker.tops
         start = chunk * chunk_rows
         stop = min(start + chunk_rows, rows.size)
         raw = distractors.source.read(rows[start:stop])
@@ -302,8 +306,8 @@ def stream_top_scores(
             elif i == len(order) - 1:  # the last list takes the block in place: its other rows are -inf
                 scores[~member] = -np.inf
                 tops[size].update(scores, maxima)  # (still upper bounds of the block's group maxima)
-            else:
-                tops[size].update(scores[member])
+            else:  # a copy of its rows, folded in once a batch of them is held
+                worker.hold(size, scores[member])
         bar.update(width)
 
     bar = progress(int(rows.size), "megaface: distractors", "distractors")
@@ -317,11 +321,39 @@ def stream_top_scores(
     bar.close()
     if not states:
         own_state()
-    tops = states[0]
+    for worker in states:
+        worker.flush()
+    tops = states[0].tops
     for other in states[1:]:
         for size, top in tops.items():
-            top.merge(other[size])
+            top.merge(other.tops[size])
     return tops
+
+
+class _WorkerTops:
+    """One worker's top lists, and the rows of the lists that take only some rows of a block (a smaller list
+    of a union), held until ``batch_rows`` of them are folded in at once: such a list then pays the fixed
+    cost of :meth:`TopScores.update` once a batch instead of once a block (the result is the same: a top
+    list does not depend on the order or grouping of its scores)."""
+
+    def __init__(self, tops: dict[int, mmf.TopScores], batch_rows: int) -> None:
+        self.tops, self.batch_rows = tops, batch_rows
+        self.held: dict[int, list[np.ndarray]] = {size: [] for size in tops}
+        self.held_rows = dict.fromkeys(tops, 0)
+
+    def hold(self, size: int, rows: np.ndarray) -> None:
+        """Keep ``rows`` (score rows of list ``size``, a copy) for the next batch."""
+        self.held[size].append(rows)
+        self.held_rows[size] += rows.shape[0]
+        if self.held_rows[size] >= self.batch_rows:
+            self.flush(size)
+
+    def flush(self, size: int | None = None) -> None:
+        """Fold in the rows held for ``size`` (every list when None)."""
+        for s in self.tops if size is None else (size,):
+            if self.held[s]:
+                self.tops[s].update(np.concatenate(self.held[s]) if len(self.held[s]) > 1 else self.held[s][0])
+                self.held[s], self.held_rows[s] = [], 0
 
 
 # ------------------------------------------------------------------------------------------- run
