@@ -253,7 +253,9 @@ def stream_top_scores(
     ``chunk_rows`` distractors go to a ``concurrent.futures`` thread pool of ``workers`` threads (0: as many
     as the BLAS library has), each running single-threaded matrix products into its own top lists, which
     are merged at the end (exact): the bookkeeping then runs on every core instead of waiting between
-    multi-threaded products. An error is raised for the first failing block in stream order (the pool's
+    multi-threaded products. A block's group maxima (:func:`facebench.metrics.megaface.group_maxima`) are
+    taken once and serve every list that takes the whole block; a list that takes only some of its rows
+    holds a copy of them and folds them in batches of ``chunk_rows`` (:class:`_WorkerTops`). An error is raised for the first failing block in stream order (the pool's
     ``map`` yields in order and cancels the blocks not yet started).
     """
     rows = distractors.rows
