@@ -542,10 +542,18 @@ def test_the_list_to_row_mapping_is_kept_by_content(world, tmp_path, monkeypatch
     tables = cache / "tables"
     first = evaluate(world, tmp_path / "a", noise="insightface", sizes="10,100,10000", cache_dir=cache)
     assert len(list(tables.glob("*/*/manifest.json"))) == 1
+    import facebench.evaluate.common as common
+    import facebench.evaluate.megaface as em
+
+    hashed: list[Path] = []
+    sha256_file = em.sha256_file
     with monkeypatch.context() as m:  # read back: neither megaface.txt nor a list file is parsed
         for name in ("read_path_list", "read_distractor_list"):
             m.setattr(mfio, name, lambda *a, **k: pytest.fail("parsed although the mapping is cached"))
+        for module in (em, common):  # the table cache's key and the run's provenance
+            m.setattr(module, "sha256_file", lambda path: (hashed.append(Path(path)), sha256_file(path))[1])
         again = evaluate(world, tmp_path / "b", noise="insightface", sizes="10,100,10000", cache_dir=cache)
+    assert len(hashed) == len(set(hashed)) and len(hashed) >= 5  # each input read once for its sha256
     assert again.metrics == first.metrics and again.counts == first.counts
     np.testing.assert_array_equal(again.arrays["cmc"], first.arrays["cmc"])
     # a row's path is still named in an error (megaface.txt read when it is needed)

@@ -366,6 +366,13 @@ class _Inputs:
     probes: mfio.ProbeList
     list_files: dict[int, Path]
     paths: dict[str, Path]
+    digests: dict[Path, str] = field(default_factory=dict)
+
+    def sha256(self, path: Path) -> str:
+        """sha256 of an input file, read once per run (the provenance and the table cache's key share it)."""
+        if path not in self.digests:
+            self.digests[path] = sha256_file(path)
+        return self.digests[path]
 
     @functools.cached_property
     def lists(self) -> dict[int, list[str]]:
@@ -525,8 +532,8 @@ def _distractor_rows(
             "version": ROWS_CACHE_VERSION,
             "megaface_txt": sha256_file(txt),
             "npy_rows": len(feats.megaface),
-            "lists": {str(size): sha256_file(inputs.list_files[size]) for size in sizes},
-            "noise": sha256_file(noise_file) if noise_file is not None else None,
+            "lists": {str(size): inputs.sha256(inputs.list_files[size]) for size in sizes},
+            "noise": inputs.sha256(noise_file) if noise_file is not None else None,
         }
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
         stored = cache.load(digest, columns)
@@ -612,7 +619,10 @@ def run_benchmark(spec: Benchmark, ctx: RunContext) -> BenchmarkResult:
     warnings: list[str] = []
     inputs = read_inputs(spec, ctx, warnings)
     hashed = {role: p for role, p in inputs.paths.items() if p.is_file()}
-    inputs_sha = ctx.hash_inputs(spec, hashed, warnings)
+    known: dict[str, str] = {}
+    for path in hashed.values():
+        known.setdefault(path.name, inputs.sha256(path))
+    inputs_sha = ctx.hash_inputs(spec, hashed, warnings, known)
 
     # noise lists
     fs_noisy = np.zeros(len(inputs.probes), dtype=bool)

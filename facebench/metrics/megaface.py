@@ -129,10 +129,10 @@ def group_maxima(block: np.ndarray) -> np.ndarray:
     group may be shorter): ``(ceil(b / GROUP_ROWS), n)``."""
     b, n = block.shape
     whole = b // GROUP_ROWS * GROUP_ROWS
-    parts = [block[:whole].reshape(-1, GROUP_ROWS, n).max(axis=1)] if whole else []
-    if whole < b:
-        parts.append(block[whole:].max(axis=0)[None])
-    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, n), block.dtype)
+    full = block[:whole].reshape(-1, GROUP_ROWS, n).max(axis=1, initial=-np.inf)
+    if whole == b:
+        return full
+    return np.concatenate([full, block[whole:].max(axis=0)[None]])
 
 
 class TopScores:
